@@ -1,0 +1,32 @@
+# The two commands of README.md: `make demo` and `make test`. Both build .venv on first use
+# from the pinned spec in envs/ (no conda needed) and reuse it afterwards.
+
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+STAMP := $(VENV)/.debatch-installed
+
+.PHONY: demo test test-fast dry-run clean-results
+
+$(STAMP): envs/requirements.txt envs/dev-requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r envs/requirements.txt -r envs/dev-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES)
+	@echo "debatch demo finished. Report: $(CURDIR)/results/report/index.html"
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -v --durations=15
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+dry-run: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --dry-run
+
+clean-results:
+	rm -rf results resources/demo .snakemake

@@ -1,0 +1,28 @@
+# debatch: raw Cell Painting plates -> batch-robust profiles -> diagnostics report.
+# Stages and file contracts: README.md. Run: `make demo` or `snakemake --cores N`.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/manifest.smk"
+include: "workflow/rules/illum.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/crops.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/profiles.smk"
+include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/report/index.html",

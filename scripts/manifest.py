@@ -1,0 +1,17 @@
+"""Snakemake script: build one plate's manifest."""
+
+from debatch.io import write_parquet
+from debatch.manifest import build_manifest, read_platemap
+from debatch.runlog import setup_logging
+
+setup_logging(snakemake.log[0])
+manifest = build_manifest(
+    plate=snakemake.wildcards.plate,
+    batch=snakemake.params.batch,
+    images=snakemake.input.images,
+    pattern=snakemake.params.pattern,
+    platemap=read_platemap(snakemake.input.platemap),
+    channels=snakemake.params.channels,
+    patterns=snakemake.params.patterns,
+)
+write_parquet(manifest, snakemake.output[0])

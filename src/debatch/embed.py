@@ -1,0 +1,64 @@
+"""Embed every crop of a plate with a trained model (``model.pt`` written by debatch.train)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from debatch.models import CellResNet
+from debatch.train import to_input, resolve_device
+
+
+def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
+    """Rebuild the network from ``model.pt`` alone; returns (eval-mode model on device, metadata).
+
+    Metadata keys: arch (CellResNet arguments), params (training parameters), classes,
+    norm_mean, norm_std (per-channel input normalisation), crop_shape [C, S, S], epoch.
+    """
+    device = resolve_device(device)
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    model = CellResNet(**saved["arch"])
+    model.load_state_dict(saved.pop("state_dict"))
+    model = model.to(device, memory_format=torch.channels_last).eval()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model, saved
+
+
+def embed_plate(model_path, npy_path, parquet_path, batch_size=512, device="auto",
+                num_threads=1) -> pd.DataFrame:
+    """One row per crop, in file order: the parquet's Metadata_* columns, then emb_000... float32.
+
+    Streams the memmap in contiguous batches through ``forward_features`` in eval mode under
+    ``torch.inference_mode()`` with the training normalisation. Float32 also on GPU (no autocast),
+    so embeddings do not depend on the device's reduced-precision kernels.
+    """
+    model, meta = load_model(model_path, device)
+    device = next(model.parameters()).device
+    crops = np.load(npy_path, mmap_mode="r")
+    table = pd.read_parquet(parquet_path)
+    if crops.ndim != 4 or crops.shape[0] != len(table):
+        raise ValueError(f"{npy_path} has shape {crops.shape} but {parquet_path} has "
+                         f"{len(table)} rows; expected N x C x S x S with N rows")
+    if list(crops.shape[1:]) != meta["crop_shape"]:
+        raise ValueError(f"{npy_path} has crops of shape {list(crops.shape[1:])} but "
+                         f"{model_path} was trained on {meta['crop_shape']}")
+    mean = torch.tensor(meta["norm_mean"], device=device).view(1, -1, 1, 1)
+    std = torch.tensor(meta["norm_std"], device=device).view(1, -1, 1, 1)
+    out = np.empty((len(crops), meta["arch"]["embedding_dim"]), dtype=np.float32)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(crops), batch_size):
+                x = to_input(np.array(crops[start:start + batch_size]), mean, std,
+                             device)
+                out[start:start + len(x)] = model.forward_features(x).float().cpu().numpy()
+    finally:
+        torch.set_num_threads(previous_threads)
+    metadata = table[[c for c in table.columns if c.startswith("Metadata_")]]
+    width = max(3, len(str(out.shape[1] - 1)))
+    embedding = pd.DataFrame(out, columns=[f"emb_{i:0{width}d}" for i in range(out.shape[1])])
+    return pd.concat([metadata.reset_index(drop=True), embedding], axis=1)

@@ -1,0 +1,50 @@
+"""Reading raw images and applying illumination correction, shared by image stages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import tifffile
+
+
+class ImageError(ValueError):
+    """A raw image that cannot be used; the message names the file."""
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read one 2-D plane as float32, with a one-line error naming the file when unreadable."""
+    try:
+        image = tifffile.imread(path)
+    except FileNotFoundError:
+        raise ImageError(f"image file missing: {path}") from None
+    except Exception as exc:  # tifffile raises many types for truncated/corrupt files
+        raise ImageError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+    image = np.squeeze(image)
+    if image.ndim != 2:
+        raise ImageError(f"image {path} has shape {image.shape}; expected one 2-D plane")
+    return image.astype(np.float32, copy=False)
+
+
+def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
+              ) -> dict[str, np.ndarray]:
+    """Read every channel of one site (a manifest row) and divide by its illumination function.
+
+    Raises ImageError when channels disagree in shape, naming the site's files.
+    """
+    images = {}
+    for channel in channels:
+        image = read_image(row[f"Path_{channel}"])
+        if illum is not None:
+            function = illum[channel]
+            if function.shape != image.shape:
+                raise ImageError(
+                    f"image {row[f'Path_{channel}']} has shape {image.shape} but the plate's "
+                    f"illumination function for {channel} has shape {function.shape}")
+            image = image / function
+        images[channel] = image
+    shapes = {name: img.shape for name, img in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ImageError(f"channels of well {row.get('Metadata_Well')} site "
+                         f"{row.get('Metadata_Site')} differ in shape: {shapes}")
+    return images

@@ -1,0 +1,68 @@
+"""debatch.embed: one float32 embedding row per crop, rebuilt from model.pt alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_train import TINY, write_plates
+
+from debatch.embed import embed_plate, load_model
+from debatch.train import train_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained for one epoch, and the plates it was trained on."""
+    directory = tmp_path_factory.mktemp("embed")
+    plates = write_plates(directory)
+    train_model(plates, directory / "run", {**TINY, "epochs": 1}, log=lambda _: None)
+    return directory / "run" / "model.pt", plates
+
+
+def test_rows_columns_and_dtype(trained):
+    """Rows align with crops; Metadata_* carried in order, measurements dropped; finite float32."""
+    model_path, plates = trained
+    npy, parquet = plates[0]
+    table = pd.read_parquet(parquet)
+    out = embed_plate(model_path, npy, parquet)
+    metadata = [c for c in table.columns if c.startswith("Metadata_")]
+    embedding = [f"emb_{i:03d}" for i in range(TINY["embedding_dim"])]
+    assert list(out.columns) == metadata + embedding
+    assert len(out) == len(np.load(npy, mmap_mode="r"))
+    pd.testing.assert_frame_equal(out[metadata], table[metadata])
+    values = out[embedding].to_numpy()
+    assert (out[embedding].dtypes == np.float32).all() and np.isfinite(values).all()
+
+
+def test_embedding_does_not_depend_on_batch_size(trained):
+    """Eval mode (BN running stats): a crop's embedding must not depend on its batch mates."""
+    model_path, plates = trained
+    runs = [embed_plate(model_path, *plates[1], batch_size=bs).filter(like="emb_").to_numpy()
+            for bs in (1, 7, 512)]
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
+    np.testing.assert_allclose(runs[0], runs[2], atol=1e-5)
+
+
+def test_load_model_is_eval_and_embed_uses_training_normalisation(trained):
+    """Embeddings equal forward_features of crops standardised with the stored channel stats."""
+    model_path, plates = trained
+    model, meta = load_model(model_path, device="cpu")
+    assert not any(module.training for module in model.modules())
+    mean = torch.tensor(meta["norm_mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(meta["norm_std"]).view(1, -1, 1, 1)
+    assert not torch.allclose(mean, torch.zeros_like(mean))
+    crops = torch.from_numpy(np.load(plates[0][0])[:10].astype(np.float32))
+    with torch.inference_mode():
+        expected = model.forward_features((crops - mean) / std).numpy()
+    out = embed_plate(model_path, *plates[0]).filter(like="emb_").to_numpy()[:10]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_crop_shape_mismatch_is_an_error(trained, tmp_path):
+    """Crops of another size than the training crops would give meaningless embeddings."""
+    model_path, _ = trained
+    npy, parquet = write_plates(tmp_path, size=8, batches=("B1",))[0]
+    with pytest.raises(ValueError, match="trained on"):
+        embed_plate(model_path, npy, parquet)

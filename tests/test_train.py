@@ -1,0 +1,188 @@
+"""debatch.train: outputs, learning, held-out batches, resume, determinism, errors (tiny crops)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from debatch.train import augment_batch, train_model
+
+TINY = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "lr_schedule_epochs": 4, "width": 8,
+        "depth": 1, "embedding_dim": 16, "num_threads": 1}
+
+
+def write_plates(directory, n=80, size=16, batches=("B1", "B2", "B3"),
+                 treatments=("DMSO", "A", "B"), seed=0, nan_batch=None):
+    """One plate per batch; treatment k brightens channel 1 by 0.15 * k, so it is learnable.
+
+    Batches also shift every channel a little (a batch effect). ``nan_batch``'s crops are all NaN.
+    Returns [(npy path, parquet path), ...] as train_model expects.
+    """
+    rng = np.random.default_rng(seed)
+    plates = []
+    for b, batch in enumerate(batches):
+        treatment = np.array(treatments)[rng.integers(0, len(treatments), n)]
+        crops = rng.random((n, 5, size, size), dtype=np.float32) * 0.2 + 0.05 * b
+        crops[:, 1] += 0.15 * np.searchsorted(sorted(treatments), treatment)[:, None, None]
+        if batch == nan_batch:
+            crops[:] = np.nan
+        npy, parquet = directory / f"P{b}.npy", directory / f"P{b}.parquet"
+        np.save(npy, crops.astype(np.float16))
+        pd.DataFrame({
+            "Metadata_Plate": f"P{b}", "Metadata_Batch": batch, "Metadata_Well": "A01",
+            "Metadata_Site": 1, "Metadata_ObjectNumber": np.arange(1, n + 1),
+            "Metadata_Treatment": treatment,
+            "Metadata_Role": np.where(treatment == "DMSO", "negcon", "treatment"),
+            "Cells_AreaShape_Area": rng.random(n)}).to_parquet(parquet)
+        plates.append((str(npy), str(parquet)))
+    return plates
+
+
+def weights(out_dir) -> dict:
+    return torch.load(out_dir / "model.pt", weights_only=True)["state_dict"]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_writes_outputs_and_learns(tmp_path):
+    """The pipeline needs model.pt, a checkpoint and the log; accuracy must beat chance (1/3)."""
+    plates = write_plates(tmp_path)
+    summary = train_model(plates, tmp_path / "run",
+                          {**TINY, "epochs": 4, "holdout_batches": ["B3"]}, log=lambda _: None)
+    assert (tmp_path / "run" / "model.pt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
+    assert list(log.columns) == ["epoch", "loss", "train_acc", "holdout_acc", "crops_per_s",
+                                 "seconds"]
+    assert log["epoch"].tolist() == [1, 2, 3, 4]
+    assert summary["train_acc"] > 0.6 and summary["holdout_acc"] > 0.6
+    assert log["holdout_acc"].iloc[-1] == summary["holdout_acc"]
+    assert summary["n_train_cells"] == 160 and summary["n_holdout_cells"] == 80
+    assert summary["classes"] == ["A", "B", "DMSO"]
+
+
+def test_held_out_cells_never_enter_training(tmp_path):
+    """Held-out crops are NaN: any use in training (batches or normalisation) makes loss NaN."""
+    plates = write_plates(tmp_path, nan_batch="B2")
+    summary = train_model(plates, tmp_path / "run",
+                          {**TINY, "holdout_batches": ["B2"], "max_holdout_cells": 50},
+                          log=lambda _: None)
+    log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
+    assert np.isfinite(log["loss"]).all()
+    assert summary["n_holdout_cells"] == 50 and 0 <= summary["holdout_acc"] <= 1
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert all(math.isfinite(v) for v in saved["norm_mean"] + saved["norm_std"])
+
+
+def test_without_holdout_log_has_nan_holdout_acc(tmp_path):
+    """No held-out batch -> holdout_acc is NaN (not 0), so it cannot be mistaken for a score."""
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1},
+                          log=lambda _: None)
+    log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
+    assert math.isnan(summary["holdout_acc"]) and log["holdout_acc"].isna().all()
+
+
+def test_augment_applies_a_random_dihedral_transform_per_crop():
+    """Each crop must come out as one of its 8 flips/90-degree rotations, chosen per crop."""
+    crops = torch.rand(64, 2, 5, 5)
+    out = augment_batch(crops, np.random.default_rng(0))
+    seen = set()
+    for crop, result in zip(crops, out):
+        variants = [torch.rot90(c, k, (-2, -1)) for c in (crop, crop.flip(-1)) for k in range(4)]
+        matches = [i for i, v in enumerate(variants) if torch.equal(v, result)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 8
+
+
+def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_path):
+    """Raising epochs continues the checkpoint; a finished run only restores model.pt."""
+    plates, run = write_plates(tmp_path), tmp_path / "run"
+    train_model(plates, run, TINY, log=lambda _: None)
+    first_rows = pd.read_csv(run / "training_log.tsv", sep="\t")
+    messages = []
+    summary = train_model(plates, run, {**TINY, "epochs": 3}, log=messages.append)
+    assert summary["resumed_from"] == 2 and summary["epochs_run"] == 1
+    assert sum(m.startswith("epoch ") for m in messages) == 1
+    log = pd.read_csv(run / "training_log.tsv", sep="\t")
+    assert log["epoch"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(log.iloc[:2], first_rows)
+
+    final = weights(run)
+    (run / "model.pt").unlink()
+    summary = train_model(plates, run, {**TINY, "epochs": 3}, log=lambda _: None)
+    assert summary["epochs_run"] == 0 and summary["resumed_from"] == 3
+    assert same_weights(weights(run), final)
+
+
+def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path):
+    """Stopping after epoch 1 and resuming must give exactly the weights of one 2-epoch run."""
+    plates = write_plates(tmp_path)
+    train_model(plates, tmp_path / "a", {**TINY, "epochs": 1}, log=lambda _: None)
+    resumed = train_model(plates, tmp_path / "a", TINY, log=lambda _: None)
+    train_model(plates, tmp_path / "b", TINY, log=lambda _: None)
+    assert resumed["resumed_from"] == 1
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+
+
+def test_changed_params_start_fresh_and_say_why(tmp_path):
+    """A checkpoint trained with other params must not be continued silently."""
+    plates, run = write_plates(tmp_path), tmp_path / "run"
+    train_model(plates, run, {**TINY, "epochs": 1}, log=lambda _: None)
+    messages = []
+    summary = train_model(plates, run, {**TINY, "epochs": 1, "lr": 5e-3}, log=messages.append)
+    assert summary["resumed_from"] == 0 and summary["epochs_run"] == 1
+    assert any("starting fresh" in m and "lr" in m for m in messages)
+
+
+def test_unreadable_checkpoint_starts_fresh(tmp_path):
+    """A corrupt checkpoint (e.g. foreign file) must not crash the rule; it retrains and says so."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_text("not a checkpoint")
+    messages = []
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1},
+                          log=messages.append)
+    assert summary["resumed_from"] == 0 and any("unreadable checkpoint" in m for m in messages)
+
+
+def test_max_cells_per_epoch_caps_steps(tmp_path):
+    """64 of 240 cells per epoch at batch size 32 -> 2 optimiser steps per epoch."""
+    train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "max_cells_per_epoch": 64},
+                log=lambda _: None)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["scheduler"]["last_epoch"] == 2 * TINY["epochs"]
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path):
+    """Reproducibility on CPU: the seed alone determines the trained weights."""
+    plates = write_plates(tmp_path)
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_model(plates, tmp_path / name, {**TINY, "epochs": 1, "seed": seed},
+                    log=lambda _: None)
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"holdout_batches": ["B1", "B2", "B3"]}, "holdout_batches"),
+    ({"holdout_batches": ["B9"]}, "B9.*not found"),
+    ({"nonsense": 1}, "unknown training parameter"),
+])
+def test_clear_errors(tmp_path, params, match):
+    """Misconfiguration fails fast with a message naming the offending setting."""
+    with pytest.raises(ValueError, match=match):
+        train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, **params},
+                    log=lambda _: None)
+
+
+def test_single_treatment_is_an_error(tmp_path):
+    """One class cannot train a classifier."""
+    with pytest.raises(ValueError, match="at least 2 treatments"):
+        train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY,
+                    log=lambda _: None)

@@ -1,0 +1,94 @@
+"""End to end: the real Snakemake workflow on a tiny demo screen, through to the report."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debatch.synth import write_plate_sheet
+from workflow_helpers import scheduled_rules, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
+TINY = {
+    "demo": {"params": {"rows": 2, "cols": 4, "sites": 2, "image_size": 128, "cells_per_site": 14,
+                        "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
+    "train": {"methods": ["erm"], "holdout_batches": ["batch3"], "epochs": 2, "width": 8,
+              "embedding_dim": 16, "batch_size": 64},
+    "profiles": {"corrections": ["none", "sphering"]},
+    "report": {"title": "tiny demo"},
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    write_plate_sheet(workdir / "plates.tsv", PLATES, str(workdir / "demo"))
+    config = write_config(workdir, {**TINY, "results": str(workdir / "results"),
+                                    "plates": str(workdir / "plates.tsv"),
+                                    "demo": {**TINY["demo"], "root": str(workdir / "demo")}})
+    snakemake(workdir, config)
+    return workdir, config
+
+
+def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
+    workdir, _ = finished_run
+    results = workdir / "results"
+    for plate, batch in PLATES:
+        cells = pd.read_parquet(results / "cells" / f"{plate}.parquet")
+        crops = np.load(results / "crops" / f"{plate}.npy", mmap_mode="r")
+        table = pd.read_parquet(results / "crops" / f"{plate}.parquet")
+        embeddings = pd.read_parquet(results / "embeddings" / "erm" / f"{plate}.parquet")
+        assert len(cells) > 50
+        assert len(cells) == len(table) == crops.shape[0] == len(embeddings)
+        assert crops.shape[1:] == (5, 32, 32)
+        assert set(cells["Metadata_Batch"]) == {batch}
+        emb = embeddings.filter(like="emb_")
+        assert emb.shape[1] == 16 and np.isfinite(emb.to_numpy()).all()
+        np.testing.assert_array_equal(embeddings["Metadata_ObjectNumber"], cells["Metadata_ObjectNumber"])
+
+
+def test_every_platemap_well_has_a_finite_profile(finished_run):
+    workdir, _ = finished_run
+    for correction in ("none", "sphering"):
+        wells = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "wells.parquet")
+        for plate, _ in PLATES:
+            platemap = pd.read_csv(workdir / "demo" / plate / "platemap.tsv", sep="\t")
+            on_plate = wells[wells["Metadata_Plate"] == plate]
+            assert sorted(on_plate["Metadata_Well"]) == sorted(platemap["well"])
+        features = wells.filter(like="emb_").to_numpy()
+        assert np.isfinite(features).all()
+        assert (wells["Metadata_Count_Cells"] > 0).all()
+        consensus = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "consensus.parquet")
+        assert set(consensus["Metadata_Treatment"]) == set(wells["Metadata_Treatment"])
+
+
+def test_report_has_ranking_and_every_figure(finished_run):
+    workdir, _ = finished_run
+    html = (workdir / "results" / "report" / "index.html").read_text()
+    assert "<table id='ranking'>" in html and "<table id='training'>" in html
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 2 + len(PLATES)  # PCA per correction + illumination per plate
+    assert all(len(image) > 1000 for image in images)
+    for correction in ("none", "sphering"):
+        assert f"erm / {correction}" in html
+    training = pd.read_csv(workdir / "results" / "models" / "erm" / "training_log.tsv", sep="\t")
+    assert training["holdout_acc"].notna().all()  # batch3 held out and scored
+
+
+def test_nothing_to_do_after_a_finished_run(finished_run):
+    assert scheduled_rules(*finished_run) == {}
+
+
+def test_illum_change_reruns_illum_and_downstream_only(finished_run):
+    workdir, config = finished_run
+    text = config.read_text()
+    changed = workdir / "config_illum.yaml"
+    changed.write_text(text.replace("smoothing: 0.1", "smoothing: 0.2"))
+    assert changed.read_text() != text
+    jobs = scheduled_rules(workdir, changed)
+    assert jobs.get("illum") == len(PLATES)
+    assert jobs.get("segment") == len(PLATES) and jobs.get("report") == 1
+    assert "manifest" not in jobs and "demo_plate" not in jobs

@@ -1,0 +1,57 @@
+"""Running the real Snakemake workflow from tests, on configs derived from config/config.yaml."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def deep_update(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def write_config(tmp_path: Path, overrides: dict) -> Path:
+    """The default config with ``overrides`` applied, written next to the run."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(deep_update(config, overrides), sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(config), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def scheduled_rules(workdir: Path, config: Path, *args: str) -> dict[str, int]:
+    """Rule -> job count that a dry run would execute (empty when nothing to do)."""
+    result = snakemake(workdir, config, "--dry-run", "--quiet", "rules", *args)
+    counts = {}
+    lines = (result.stdout + result.stderr).splitlines()
+    for start, line in enumerate(lines):
+        if line.strip().startswith("job") and "count" in line:
+            for row in lines[start + 2:]:
+                parts = row.split()
+                if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+            break
+    return counts

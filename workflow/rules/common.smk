@@ -1,0 +1,120 @@
+"""Load and check config + plate sheet before anything runs; input functions and constraints.
+
+Every check here fails at start-up with one line naming the key, file or plate, so a typo
+never surfaces an hour into a run.
+"""
+
+import os
+import re
+
+import pandas as pd
+from snakemake.utils import validate
+
+from debatch import crops as crops_lib
+from debatch import diagnostics as diagnostics_lib
+from debatch import illum as illum_lib
+from debatch import profiles as profiles_lib
+from debatch import segment as segment_lib
+from debatch import synth as synth_lib
+from debatch import train as train_lib
+from debatch.manifest import ManifestError, read_platemap
+
+
+def fail(message):
+    raise WorkflowError(f"debatch config: {message}")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Per-stage blocks are checked against the library's own parameter lists (one source of truth).
+for _name, _check in [
+    ("illum", lambda: illum_lib.merge_params(config["illum"])),
+    ("segment.propagate", lambda: segment_lib.merge_params(config["segment"].get("propagate", {}))),
+    ("crops", lambda: crops_lib.merge_params(config["crops"])),
+    ("train", lambda: train_lib.merge_params({k: v for k, v in config["train"].items() if k != "methods"})),
+    ("profiles", lambda: profiles_lib.merge_params(config["profiles"])),
+    ("diagnostics", lambda: diagnostics_lib.merge_params(config["diagnostics"])),
+    ("demo.params", lambda: synth_lib.merge_params(config["demo"].get("params", {}))),
+]:
+    try:
+        _check()
+    except ValueError as _error:
+        fail(f"{_name}: {_error}")
+
+CHANNELS = [str(name) for name in config["channels"]]
+for _key in ("nuclei_channel", "cell_channel"):
+    if config[_key] not in CHANNELS:
+        fail(f"{_key} {config[_key]!r} is not one of the channels {CHANNELS}")
+
+RESULTS = config["results"].rstrip("/")
+DEMO_ROOT = os.path.normpath(config["demo"]["root"])
+
+
+def demo_plate_paths(plate):
+    """Paths the demo rule writes for a plate (the plate sheet must use exactly these)."""
+    return {"images": f"{DEMO_ROOT}/{plate}/images", "platemap": f"{DEMO_ROOT}/{plate}/platemap.tsv",
+            "truth": f"{DEMO_ROOT}/{plate}/truth"}
+
+
+def load_plate_sheet(path):
+    if not os.path.exists(path):
+        fail(f"plate sheet not found: {path} (key 'plates')")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    try:
+        validate(sheet, schema="../schemas/plates.schema.yaml")
+    except WorkflowError as error:
+        fail(f"plate sheet {path}: {str(error).splitlines()[0]}")
+    duplicated = sorted(sheet.loc[sheet["plate"].duplicated(), "plate"].unique())
+    if duplicated:
+        fail(f"plate sheet {path} lists plate(s) {duplicated} more than once")
+    for column in ("images", "platemap"):
+        sheet[column] = sheet[column].map(os.path.normpath)
+    sheet["is_demo"] = [
+        config["demo"]["enabled"] and row.images == demo_plate_paths(row.plate)["images"]
+        and row.platemap == demo_plate_paths(row.plate)["platemap"]
+        for row in sheet.itertuples()
+    ]
+    for row in sheet[~sheet["is_demo"]].itertuples():
+        if not os.path.isdir(row.images):
+            fail(f"plate {row.plate}: image folder not found: {row.images}")
+        if row.pattern.endswith(".csv") and not os.path.exists(row.pattern):
+            fail(f"plate {row.plate}: CSV manifest not found: {row.pattern}")
+        try:
+            platemap = read_platemap(row.platemap)
+        except ManifestError as error:
+            fail(f"plate {row.plate}: {error}")
+        validate(platemap, schema="../schemas/platemap.schema.yaml")
+    return sheet.set_index("plate", drop=False)
+
+
+PLATES = load_plate_sheet(config["plates"])
+PLATE_NAMES = PLATES["plate"].tolist()
+BATCHES = sorted(PLATES["batch"].unique())
+METHODS = config["train"]["methods"]
+CORRECTIONS = config["profiles"].get("corrections", profiles_lib.DEFAULTS["corrections"])
+_unknown_holdout = sorted(set(config["train"].get("holdout_batches", [])) - set(BATCHES))
+if _unknown_holdout:
+    fail(f"train.holdout_batches {_unknown_holdout} are not batches of the plate sheet ({BATCHES})")
+
+
+wildcard_constraints:
+    plate="|".join(re.escape(p) for p in PLATE_NAMES),
+    method="|".join(METHODS),
+    correction="|".join(CORRECTIONS),
+
+
+def plate_row(wildcards):
+    return PLATES.loc[wildcards.plate]
+
+
+def stage_params(section, drop=()):
+    """A rule's params: its config slice, minus keys that only fan out jobs (e.g. train.methods)."""
+    return {key: value for key, value in config[section].items() if key not in drop}
+
+
+def log_path(stage, name="{plate}"):
+    return f"{RESULTS}/logs/{stage}/{name}.log"
+
+
+def benchmark_path(stage, name="{plate}"):
+    return f"{RESULTS}/benchmarks/{stage}/{name}.tsv"
