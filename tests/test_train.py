@@ -172,7 +172,7 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path):
 @pytest.mark.parametrize("params, match", [
     ({"holdout_batches": ["B1", "B2", "B3"]}, "holdout_batches"),
     ({"holdout_batches": ["B9"]}, "B9.*not found"),
-    ({"nonsense": 1}, "unknown training parameter"),
+    ({"nonsense": 1}, "unknown train parameter"),
 ])
 def test_clear_errors(tmp_path, params, match):
     """Misconfiguration fails fast with a message naming the offending setting."""

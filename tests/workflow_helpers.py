@@ -24,11 +24,12 @@ def deep_update(base: dict, override: dict) -> dict:
     return merged
 
 
-def write_config(tmp_path: Path, overrides: dict) -> Path:
-    """The default config with ``overrides`` applied, written next to the run."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -> Path:
+    """The default config with ``overrides`` merged in and ``replace`` keys swapped whole."""
+    config = deep_update(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides)
+    config.update(replace or {})
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(deep_update(config, overrides), sort_keys=False))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

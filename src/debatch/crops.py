@@ -18,6 +18,7 @@ import pandas as pd
 
 from debatch.images import read_site
 from debatch.io import atomic_path
+from debatch.params import merge_params as check_params
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,7 @@ DEFAULTS = {
 
 
 def merge_params(params: dict | None) -> dict:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown crops parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **params}
+    return check_params("crops", DEFAULTS, params)
 
 
 def crop_site(images: np.ndarray, centers_yx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from debatch.params import merge_params as check_params
 from debatch.profiles import feature_columns
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,7 @@ DEFAULTS = {
 
 
 def merge_params(params: dict | None) -> dict:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown diagnostics parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **params}
+    return check_params("diagnostics", DEFAULTS, params)
 
 
 def pca(values: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:

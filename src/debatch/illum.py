@@ -16,6 +16,7 @@ from scipy import ndimage
 from skimage.transform import resize
 
 from debatch.images import read_image
+from debatch.params import merge_params as check_params
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,7 @@ DEFAULTS = {
 
 
 def merge_params(params: dict | None) -> dict:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown illum parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **params}
+    return check_params("illum", DEFAULTS, params)
 
 
 def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:

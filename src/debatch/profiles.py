@@ -11,6 +11,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from debatch.params import merge_params as check_params
+
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
@@ -27,11 +29,7 @@ MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of the standard devia
 
 
 def merge_params(params: dict | None) -> dict:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown profiles parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    merged = {**DEFAULTS, **params}
+    merged = check_params("profiles", DEFAULTS, params)
     bad = sorted(set(merged["corrections"]) - set(CORRECTIONS))
     if bad:
         raise ValueError(f"unknown correction(s) {bad}; known: {list(CORRECTIONS)}")

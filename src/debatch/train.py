@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from debatch.io import atomic_path, write_text
 from debatch.models import CellResNet
+from debatch.params import merge_params as check_params
 
 DEFAULTS: dict = {
     "method": "erm",            # training objective; only "erm" (cross-entropy, linear head) so far
@@ -119,11 +120,7 @@ class CropSet:
 
 
 def merge_params(params: dict) -> dict:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown training parameter(s) {sorted(unknown)}; "
-                         f"known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
+    p = check_params("train", DEFAULTS, params, nullable=("max_holdout_cells",))
     if p["method"] != "erm":
         raise ValueError(f"method {p['method']!r} is not implemented; only 'erm'")
     if isinstance(p["holdout_batches"], str):

@@ -34,7 +34,7 @@ for _name, _check in [
     ("train", lambda: train_lib.merge_params({k: v for k, v in config["train"].items() if k != "methods"})),
     ("profiles", lambda: profiles_lib.merge_params(config["profiles"])),
     ("diagnostics", lambda: diagnostics_lib.merge_params(config["diagnostics"])),
-    ("demo.params", lambda: synth_lib.merge_params(config["demo"].get("params", {}))),
+    ("demo.params", lambda: synth_lib.resolve_params(config["demo"].get("params", {}))),
 ]:
     try:
         _check()
@@ -60,10 +60,15 @@ def load_plate_sheet(path):
     if not os.path.exists(path):
         fail(f"plate sheet not found: {path} (key 'plates')")
     sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    allowed = ["plate", "batch", "images", "pattern", "platemap"]
+    unknown, missing = sorted(set(sheet.columns) - set(allowed)), sorted(set(allowed) - set(sheet.columns))
+    if unknown or missing:
+        fail(f"plate sheet {path}: unknown column(s) {unknown}, missing column(s) {missing}; "
+             f"columns must be {allowed}")
     try:
         validate(sheet, schema="../schemas/plates.schema.yaml")
     except WorkflowError as error:
-        fail(f"plate sheet {path}: {str(error).splitlines()[0]}")
+        fail(f"plate sheet {path}: " + " ".join(str(error).split()))
     duplicated = sorted(sheet.loc[sheet["plate"].duplicated(), "plate"].unique())
     if duplicated:
         fail(f"plate sheet {path} lists plate(s) {duplicated} more than once")

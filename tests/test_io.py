@@ -1,0 +1,27 @@
+"""Atomic writes: a failed write leaves neither a partial file nor a temporary one."""
+
+import os
+import stat
+
+import pytest
+
+from debatch.io import atomic_path, write_text
+
+
+def test_failure_keeps_previous_output_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "out.txt"
+    write_text("complete", target)
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "complete"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    write_text("x", tmp_path / "out.txt")
+    mode = stat.S_IMODE((tmp_path / "out.txt").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
