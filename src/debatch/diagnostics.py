@@ -27,6 +27,12 @@ DEFAULTS = {
 }
 
 
+# tab20 without its greys (reserved for negative controls), saturated colours first.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+           "#dbdb8d", "#9edae5"]
+
+
 def merge_params(params: dict | None) -> dict:
     return check_params("diagnostics", DEFAULTS, params)
 
@@ -103,12 +109,11 @@ def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, column in zip(axes, ["Metadata_Batch", "Metadata_Treatment"]):
         labels = wells[column].astype(str).to_numpy()
-        palette = plt.get_cmap("tab10" if len(np.unique(labels)) <= 10 else "tab20")
         for i, label in enumerate(np.unique(labels)):
             chosen = labels == label
             negcon = column == "Metadata_Treatment" and (wells.loc[chosen, "Metadata_Role"] == "negcon").all()
             ax.scatter(scores[chosen, 0], scores[chosen, 1], s=18, label=label,
-                       color="0.7" if negcon else palette(i % palette.N), edgecolors="none")
+                       color="0.75" if negcon else PALETTE[i % len(PALETTE)], edgecolors="none")
         ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
         ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
         ax.set_title(f"coloured by {column.removeprefix('Metadata_').lower()}")
