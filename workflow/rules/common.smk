@@ -112,6 +112,15 @@ def plate_row(wildcards):
     return PLATES.loc[wildcards.plate]
 
 
+def manifest_inputs(wildcards):
+    """Images folder + platemap (+ CSV manifest) of a plate; demo ones come from demo_plate."""
+    row = plate_row(wildcards)
+    inputs = {"images": row["images"], "platemap": row["platemap"]}
+    if row["pattern"].endswith(".csv"):
+        inputs["csv"] = row["pattern"]
+    return inputs
+
+
 def stage_params(section, drop=()):
     """A rule's params: its config slice, minus keys that only fan out jobs (e.g. train.methods)."""
     return {key: value for key, value in config[section].items() if key not in drop}

@@ -1,11 +1,3 @@
-def manifest_inputs(wildcards):
-    row = plate_row(wildcards)
-    inputs = {"images": row["images"], "platemap": row["platemap"]}
-    if row["pattern"].endswith(".csv"):
-        inputs["csv"] = row["pattern"]
-    return inputs
-
-
 rule manifest:
     """Find every image of a plate and join it to its well's platemap row."""
     input:
