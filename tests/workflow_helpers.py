@@ -33,8 +33,9 @@ def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -
     return path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir),
                "--configfile", str(config), "--cores", "2", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     if check and result.returncode != 0:
@@ -42,9 +43,10 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True) -> su
     return result
 
 
-def scheduled_rules(workdir: Path, config: Path, *args: str) -> dict[str, int]:
+def scheduled_rules(workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+                    ) -> dict[str, int]:
     """Rule -> job count that a dry run would execute (empty when nothing to do)."""
-    result = snakemake(workdir, config, "--dry-run", "--quiet", "rules", *args)
+    result = snakemake(workdir, config, "--dry-run", "--quiet", "rules", *args, snakefile=snakefile)
     counts = {}
     lines = (result.stdout + result.stderr).splitlines()
     for start, line in enumerate(lines):

@@ -71,12 +71,12 @@ def compute_plate_illum(manifest: pd.DataFrame, channels: list[str], params: dic
         paths = sites[f"Path_{channel}"].tolist()
         total = None
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            for image in pool.map(read_image, paths):
+            for path, image in zip(paths, pool.map(read_image, paths)):
                 if total is None:
                     total = np.zeros(image.shape, np.float64)
                 elif image.shape != total.shape:
-                    raise ValueError(f"channel {channel}: image shapes differ within the plate "
-                                     f"({image.shape} vs {total.shape})")
+                    raise ValueError(f"image {path} has shape {image.shape}, unlike the plate's "
+                                     f"other {channel} images {total.shape}")
                 total += image
         functions[channel] = illumination_function(total / len(paths), params)
         log.info("illum %s: %d sites, function range %.3f-%.3f", channel, len(paths),

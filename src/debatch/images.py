@@ -12,8 +12,8 @@ class ImageError(ValueError):
     """A raw image that cannot be used; the message names the file."""
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read one 2-D plane as float32, with a one-line error naming the file when unreadable."""
+def read_raw(path: str) -> np.ndarray:
+    """Read one 2-D plane in its stored dtype, with a one-line error naming the file."""
     try:
         image = tifffile.imread(path)
     except FileNotFoundError:
@@ -23,18 +23,26 @@ def read_image(path: str) -> np.ndarray:
     image = np.squeeze(image)
     if image.ndim != 2:
         raise ImageError(f"image {path} has shape {image.shape}; expected one 2-D plane")
-    return image.astype(np.float32, copy=False)
+    return image
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read one 2-D plane as float32 (see read_raw)."""
+    return read_raw(path).astype(np.float32, copy=False)
 
 
 def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
               ) -> dict[str, np.ndarray]:
     """Read every channel of one site (a manifest row) and divide by its illumination function.
 
-    Raises ImageError when channels disagree in shape, naming the site's files.
+    Raises ImageError when channels disagree in shape or dtype (a channel exported at another
+    bit depth would silently be scaled differently), naming the site.
     """
-    images = {}
+    images, dtypes = {}, {}
     for channel in channels:
-        image = read_image(row[f"Path_{channel}"])
+        raw = read_raw(row[f"Path_{channel}"])
+        dtypes[channel] = str(raw.dtype)
+        image = raw.astype(np.float32, copy=False)
         if illum is not None:
             function = illum[channel]
             if function.shape != image.shape:
@@ -43,8 +51,10 @@ def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray]
                     f"illumination function for {channel} has shape {function.shape}")
             image = image / function
         images[channel] = image
+    site = f"well {row.get('Metadata_Well')} site {row.get('Metadata_Site')}"
     shapes = {name: img.shape for name, img in images.items()}
     if len(set(shapes.values())) > 1:
-        raise ImageError(f"channels of well {row.get('Metadata_Well')} site "
-                         f"{row.get('Metadata_Site')} differ in shape: {shapes}")
+        raise ImageError(f"channels of {site} differ in shape: {shapes}")
+    if len(set(dtypes.values())) > 1:
+        raise ImageError(f"channels of {site} differ in pixel type: {dtypes}")
     return images

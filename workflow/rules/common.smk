@@ -6,6 +6,7 @@ never surfaces an hour into a run.
 
 import os
 import re
+import tempfile
 
 import pandas as pd
 from snakemake.utils import validate
@@ -47,6 +48,19 @@ for _key in ("nuclei_channel", "cell_channel"):
         fail(f"{_key} {config[_key]!r} is not one of the channels {CHANNELS}")
 
 RESULTS = config["results"].rstrip("/")
+
+
+def check_writable(folder):
+    """Fail at start-up, not hours later, when outputs cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        fail(f"results folder {folder} is not writable: {error.strerror} (key 'results')")
+
+
+check_writable(RESULTS)
 DEMO_ROOT = os.path.normpath(config["demo"]["root"])
 
 

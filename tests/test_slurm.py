@@ -1,0 +1,70 @@
+"""The tiny demo through a real single-node SLURM with profiles/slurm: jobs go through sbatch,
+the GPU rule asks for a GPU, and the profiles equal those of a local run.
+
+Needs root (to start munge/slurmctld/slurmd via .ci/start-slurm). Skipped with the reason
+outside CI when SLURM cannot start; in CI (CI=true) that is a failure instead.
+"""
+
+import os
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from debatch.synth import write_plate_sheet
+from workflow_helpers import snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+TINY = {"demo": {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 96, "cells_per_site": 10,
+                            "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
+        "train": {"methods": ["erm"], "holdout_batches": [], "epochs": 1, "width": 8, "embedding_dim": 8,
+                  "batch_size": 32},
+        "profiles": {"corrections": ["none"]}}
+SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
+              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+              "--seconds-between-status-checks", "2", "--slurm-keep-successful-logs"]
+
+
+def unavailable(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"SLURM test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    if os.geteuid() != 0:
+        unavailable("starting SLURM needs root")
+    started = subprocess.run(["bash", str(REPO / ".ci" / "start-slurm")], capture_output=True, text=True,
+                             timeout=300)
+    if started.returncode != 0:
+        unavailable(f"SLURM did not start: {started.stderr.strip()[-500:]}")
+
+
+def tiny_run(workdir):
+    write_plate_sheet(workdir / "plates.tsv", [("plate01", "batch1"), ("plate02", "batch2")], str(workdir / "demo"))
+    return write_config(workdir, {**TINY, "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
+                                  "demo": {**TINY["demo"], "root": str(workdir / "demo")}})
+
+
+def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
+    cluster, local = tmp_path / "cluster", tmp_path / "local"
+    cluster.mkdir(), local.mkdir()
+    result = snakemake(cluster, tiny_run(cluster), *SLURM_ARGS)
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", result.stdout + result.stderr)
+    assert len(submitted) == 17  # every job but the local `all`
+    for job_id, log in submitted:
+        assert os.path.exists(log), log
+    train_ids = [job_id for job_id, log in submitted if "/rule_train/" in log]
+    assert len(train_ids) == 1
+    info = subprocess.run(["scontrol", "show", "job", train_ids[0]], capture_output=True, text=True).stdout
+    assert "JobState=COMPLETED" in info and "gres:gpu:1" in info  # the GPU rule asked SLURM for a GPU
+
+    snakemake(local, tiny_run(local))
+    for name in ("wells.parquet", "consensus.parquet"):
+        on_cluster = pd.read_parquet(cluster / "results" / "profiles" / "erm" / "none" / name)
+        on_workstation = pd.read_parquet(local / "results" / "profiles" / "erm" / "none" / name)
+        pd.testing.assert_frame_equal(on_cluster, on_workstation)
