@@ -96,3 +96,14 @@ def test_nf1_nuclei_counts_match_cellprofiler(real_data):
         border = np.unique(np.concatenate([nuclei[0], nuclei[-1], nuclei[:, 0], nuclei[:, -1]]))
         found = len(set(np.unique(nuclei)) - set(border) - {0})
         assert abs(found - expected) <= 0.25 * expected, f"{name}: {found} nuclei vs CellProfiler {expected}"
+
+
+def test_site_without_cells_is_logged_and_the_plate_goes_on(tmp_path):
+    rows = []
+    for site, image in ((1, two_touching_nuclei()), (2, np.full((64, 64), 100.0, np.float32))):
+        tifffile.imwrite(tmp_path / f"dna{site}.tif", image.astype(np.uint16))
+        rows.append({"Metadata_Well": "A01", "Metadata_Site": site, "Path_DNA": str(tmp_path / f"dna{site}.tif")})
+    messages = []
+    cells, masks = segment_plate(pd.DataFrame(rows), ["DNA"], None, "DNA", "DNA", PARAMS, log=messages.append)
+    assert set(cells["Metadata_Site"]) == {1} and masks["A01_2_nuclei"].max() == 0
+    assert any("well A01 site 2: no cells found" in message for message in messages)
