@@ -1,0 +1,97 @@
+"""End to end: wall time and peak memory of the demo per rule, and peak memory as plates double.
+
+1. Runs the default demo config (into a temporary folder) on 2 cores and summarises Snakemake's
+   `benchmark:` tables per rule: jobs, total and max wall seconds, max peak RSS.
+2. Runs a small screen with 2, 4 and 8 plates (erm, 1 epoch) and prints the peak RSS of each
+   rule: per-plate rules must stay flat as plates double (the DAG never loads a whole screen).
+Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 256, "cells_per_site": 40}
+
+
+def run(workdir: Path, config: dict) -> float:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                             str(workdir), "--configfile", str(path), "--cores", "2", "--quiet"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"run failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def rule_table(results: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        rule = path.relative_to(results / "benchmarks").parts[0]
+        record = pd.read_csv(path, sep="\t").iloc[0]
+        rows.append({"rule": rule, "s": float(record["s"]), "max_rss": float(record["max_rss"])})
+    table = pd.DataFrame(rows)
+    return table.groupby("rule", sort=False).agg(jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"),
+                                                 max_rss_mb=("max_rss", "max"))
+
+
+def default_config(workdir: Path) -> dict:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["results"] = str(workdir / "results")
+    config["plates"] = str(REPO / "config" / "plates.tsv")
+    config["demo"]["root"] = "resources/demo"  # relative to the temporary working directory
+    return config
+
+
+def plates_sheet(workdir: Path, n_plates: int) -> str:
+    rows = ["plate\tbatch\timages\tpattern\tplatemap"]
+    for i in range(n_plates):
+        plate = f"plate{i + 1:02d}"
+        rows.append(f"{plate}\tbatch{i % 2 + 1}\tresources/demo/{plate}/images\topera_phenix\t"
+                    f"resources/demo/{plate}/platemap.tsv")
+    (workdir / "plates.tsv").write_text("\n".join(rows) + "\n")
+    return str(workdir / "plates.tsv")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        seconds = run(workdir, default_config(workdir))
+        table = rule_table(workdir / "results")
+    print(f"## The demo end to end (`make demo` config, 2 cores): {seconds:.0f} s wall\n")
+    print("| rule | jobs | total s | max s per job | max peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for rule, row in table.iterrows():
+        print(f"| {rule} | {row.jobs} | {row.total_s:.1f} | {row.max_s:.1f} | {row.max_rss_mb:.0f} |")
+
+    rss = {}
+    for n_plates in (2, 4, 8):
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            config = default_config(workdir)
+            config["plates"] = plates_sheet(workdir, n_plates)
+            config["demo"]["params"].update(SMALL_PLATE)
+            config["train"].update(methods=["erm"], holdout_batches=[], epochs=1, lr_schedule_epochs=1)
+            config["profiles"]["corrections"] = ["none"]
+            run(workdir, config)
+            rss[n_plates] = rule_table(workdir / "results")["max_rss_mb"]
+    frame = pd.DataFrame(rss)
+    print("\n## Peak RSS (MB) per rule as plates double (24 wells x 2 sites per plate)\n")
+    print("| rule | 2 plates | 4 plates | 8 plates | 8 / 2 |")
+    print("|---|---:|---:|---:|---:|")
+    for rule, row in frame.iterrows():
+        print(f"| {rule} | {row[2]:.0f} | {row[4]:.0f} | {row[8]:.0f} | {row[8] / row[2]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Illumination correction and crops against their I/O limit, on one generated demo plate.
+
+- illum: images/s for computing the plate's functions and applying them the way the pipeline
+  does (debatch.images.read_site: read + divide, done by segment and crops as they read) vs
+  plain tifffile read + write of the same images. Goal >= 0.5.
+- crops: cells/s of the crops stage vs reading the same images raw (cells / read time).
+  Goals >= 0.5 of the read limit and >= 20k cells/s per core.
+Both are measured with the files in the page cache (a warm-up read first), single-threaded, so
+the figures are per core. Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import tifffile
+
+from debatch.crops import write_plate_crops
+from debatch.illum import compute_plate_illum
+from debatch.images import read_site
+from debatch.manifest import build_manifest, read_platemap
+from debatch.segment import segment_plate
+from debatch.synth import CHANNELS, generate_plate
+
+PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 512, "cells_per_site": 160}
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def read_all(paths):
+    return [tifffile.imread(path) for path in paths]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        generate_plate(tmp / "plate", "P1", "b1", PLATE)
+        channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
+        manifest = build_manifest("P1", "b1", tmp / "plate" / "images", "opera_phenix",
+                                  read_platemap(tmp / "plate" / "platemap.tsv"), channels)
+        paths = [path for name in CHANNELS for path in manifest[f"Path_{name}"]]
+        read_all(paths)  # warm the page cache
+
+        def read_write():
+            for i, image in enumerate(read_all(paths)):
+                tifffile.imwrite(tmp / f"copy{i}.tif", image)
+
+        def compute_and_apply():
+            functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
+            for row in manifest.to_dict("records"):
+                read_site(row, list(CHANNELS), functions)
+
+        _, io_seconds = timed(read_write)
+        _, illum_seconds = timed(compute_and_apply)
+        n_images = len(paths)
+        print(f"## Illumination correction ({n_images} images of {PLATE['image_size']} px, 1 thread)\n")
+        print("| | images/s | ratio |")
+        print("|---|---:|---:|")
+        print(f"| tifffile read + write (I/O limit) | {n_images / io_seconds:.0f} | 1.00 |")
+        ratio = io_seconds / illum_seconds
+        print(f"| debatch compute + apply | {n_images / illum_seconds:.0f} | {ratio:.2f} |")
+        print(f"\nGoal >= 0.5 of the I/O limit: {'met' if ratio >= 0.5 else 'NOT met'}.\n")
+
+        functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
+        cells, _ = segment_plate(manifest, list(CHANNELS), functions, "DNA", "AGP", {}, threads=2)
+        _, read_seconds = timed(read_all, paths)
+        _, crop_seconds = timed(write_plate_crops, cells, manifest, list(CHANNELS), functions,
+                                tmp / "crops.npy", {"size": 32}, threads=1)
+        n_cells = len(cells)
+        print(f"## Crops ({n_cells} cells, {len(manifest)} sites x 5 channels, 32 px, 1 thread)\n")
+        print("| | cells/s | ratio |")
+        print("|---|---:|---:|")
+        print(f"| raw tifffile read of the same images (limit) | {n_cells / read_seconds:,.0f} | 1.00 |")
+        crop_ratio = read_seconds / crop_seconds
+        print(f"| debatch crops stage | {n_cells / crop_seconds:,.0f} | {crop_ratio:.2f} |")
+        per_core = n_cells / crop_seconds
+        print(f"\nGoals: >= 0.5 of the read limit: {'met' if crop_ratio >= 0.5 else 'NOT met'} "
+              f"({crop_ratio:.2f}); >= 20k cells/s per core: {'met' if per_core >= 20000 else 'NOT met'} "
+              f"({per_core:,.0f}).")
+
+
+if __name__ == "__main__":
+    main()
