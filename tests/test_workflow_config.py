@@ -12,8 +12,8 @@ def plate_sheet(path, rows):
     return str(path)
 
 
-def startup_error(tmp_path, overrides):
-    config = write_config(tmp_path, {"results": str(tmp_path / "results"), **overrides})
+def startup_error(tmp_path, overrides, results=None):
+    config = write_config(tmp_path, {"results": results or str(tmp_path / "results"), **overrides})
     result = snakemake(tmp_path, config, "--dry-run", check=False)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "debatch config:" in line]
@@ -60,3 +60,11 @@ def test_unknown_holdout_batch_is_named(tmp_path):
 @pytest.mark.parametrize("key, value", [("nuclei_channel", "Hoechst")])
 def test_segmentation_channel_must_exist(tmp_path, key, value):
     assert f"{key} 'Hoechst' is not one of the channels" in startup_error(tmp_path, {key: value})
+
+
+def test_unwritable_results_folder_is_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    line = startup_error(tmp_path, {"plates": str(REPO / "config" / "plates.tsv"), "train": {"holdout_batches": []}},
+                         results=str(blocker / "results"))
+    assert f"results folder {blocker / 'results'} is not writable" in line
