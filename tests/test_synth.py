@@ -1,115 +1,196 @@
-"""Demo screen generator: file contract, ground truth consistency, determinism, batch effects."""
+"""Tests of the synthetic Cell Painting screen (debatch.synth): the demo's ground truth."""
 
-import hashlib
+from __future__ import annotations
+
+import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from skimage.measure import label as connected_components
 
-from debatch.synth import (CHANNELS, batch_effects, generate_plate, plate_layout, resolve_params,
-                           treatment_effects, write_plate_sheet)
+from debatch import synth
 
-SMALL = {"rows": 2, "cols": 3, "sites": 2, "image_size": 96, "cells_per_site": 10,
+SMALL = {"rows": 2, "cols": 3, "sites": 2, "image_size": 128, "cells_per_site": 14,
          "n_treatments": 2, "replicates": 2, "n_inactive": 1}
+NO_BATCH = dict.fromkeys(synth.DEFAULTS["batch"], 0.0)
+
+
+def _image(plate_dir, well="A01", site=1, channel=1) -> np.ndarray:
+    row, col = "ABCDEFGHIJKLMNOP".index(well[0]) + 1, int(well[1:])
+    name = f"r{row:02d}c{col:02d}f{site:02d}p01-ch{channel}sk1fk1fl1.tiff"
+    return tifffile.imread(plate_dir / "images" / name)
+
+
+def _channel_means(plate_dir) -> np.ndarray:
+    """Mean intensity per channel over every image of a plate."""
+    files = sorted((plate_dir / "images").glob("*.tiff"))
+    return np.array([np.mean([tifffile.imread(f).mean() for f in files if f"-ch{k}sk" in f.name])
+                     for k in range(1, len(synth.CHANNELS) + 1)])
 
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
+    """One small plate generated once and shared by the read-only tests."""
     out = tmp_path_factory.mktemp("synth") / "P1"
-    generate_plate(out, "P1", "b1", SMALL)
+    synth.generate_plate(out, "P1", "B1", SMALL)
     return out
 
 
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def test_opera_files_for_every_well_site_channel(plate):
+def test_plate_files_names_and_types(plate):
+    """Downstream stages find images by Opera naming and read truth files by name."""
     names = sorted(p.name for p in (plate / "images").iterdir())
-    assert len(names) == 6 * 2 * len(CHANNELS)
-    assert "r02c03f02p01-ch5sk1fk1fl1.tiff" in names
-    image = tifffile.imread(plate / "images" / names[0])
-    assert image.dtype == np.uint16 and image.shape == (96, 96) and image.max() > 1000
+    assert len(names) == 2 * 3 * 2 * 5
+    assert all(re.fullmatch(r"r0[12]c0[1-3]f0[12]p01-ch[1-5]sk1fk1fl1\.tiff", n) for n in names)
+    image = _image(plate, "B03", 2, 5)
+    assert image.dtype == np.uint16 and image.shape == (128, 128)
+    assert 0 < image.min() and image.max() < 65535  # background above 0, nothing saturated
+    for name in ("platemap.tsv", "truth/masks.npz", "truth/cells.parquet",
+                 "truth/treatments.tsv", "truth/batch_effects.json"):
+        assert (plate / name).is_file(), name
+    assert not list(plate.parent.glob("P1.tmp-*")), "temporary folder left behind"
+    assert list(pd.read_csv(plate / "platemap.tsv", sep="\t").columns) == [
+        "well", "treatment", "role", "moa"]
+    pd.testing.assert_frame_equal(pd.read_csv(plate / "truth" / "treatments.tsv", sep="\t"),
+                                  synth.treatment_effects(SMALL))
+    assert json.loads((plate / "truth" / "batch_effects.json").read_text()) == \
+        synth.batch_effects("B1", SMALL)
 
 
-def test_platemap_has_negcon_and_replicated_treatments(plate):
-    platemap = pd.read_csv(plate / "platemap.tsv", sep="\t")
-    assert list(platemap.columns) == ["well", "treatment", "role", "moa"]
-    counts = platemap["treatment"].value_counts()
-    assert counts["cpd01"] == counts["cpd02"] == 2 and counts["DMSO"] == 2
-    assert set(platemap.loc[platemap["treatment"] == "DMSO", "role"]) == {"negcon"}
-    pd.testing.assert_frame_equal(platemap, plate_layout(SMALL))
+def test_platemap_has_negcon_and_replicated_treatments():
+    """The default layout is 8 compounds x 2 wells + 8 DMSO wells, the same on every call."""
+    layout = synth.plate_layout({})
+    assert len(layout) == 24 and layout["well"].is_unique
+    assert set(layout["well"]) == {f"{r}{c:02d}" for r in "ABCD" for c in range(1, 7)}
+    counts = layout["treatment"].value_counts()
+    assert counts["DMSO"] == 8
+    assert all(counts[f"cpd{i:02d}"] == 2 for i in range(1, 9))
+    assert (layout["role"] == np.where(layout["treatment"] == "DMSO", "negcon", "treatment")).all()
+    assert (layout.loc[layout["treatment"] == "DMSO", "moa"] == "negcon").all()
+    pd.testing.assert_frame_equal(layout, synth.plate_layout({}))
+    assert not layout.equals(synth.plate_layout({"seed": 1}))  # the seed shuffles the wells
 
 
-def test_truth_masks_pair_cells_with_nuclei(plate):
+def test_truth_masks_match_cells_table(plate):
+    """Segmentation scoring needs label i = cell of nucleus i, one connected piece each."""
     masks = np.load(plate / "truth" / "masks.npz")
-    truth = pd.read_parquet(plate / "truth" / "cells.parquet")
-    total = 0
-    for well in plate_layout(SMALL)["well"]:
-        for site in (1, 2):
-            nuclei, cells = masks[f"{well}_{site}_nuclei"], masks[f"{well}_{site}_cells"]
-            inside = nuclei > 0
-            np.testing.assert_array_equal(cells[inside], nuclei[inside])  # nucleus i inside cell i
-            assert set(np.unique(nuclei)) == set(np.unique(cells))
-            on_site = truth[(truth["Metadata_Well"] == well) & (truth["Metadata_Site"] == site)]
-            assert sorted(on_site["label"]) == sorted(set(np.unique(nuclei)) - {0})
-            total += nuclei.max()
-    assert len(truth) == total > 0
+    cells = pd.read_parquet(plate / "truth" / "cells.parquet")
+    assert {f"{w}_{s}_{kind}" for w in ("A01", "A02", "A03", "B01", "B02", "B03")
+            for s in (1, 2) for kind in ("nuclei", "cells")} == set(masks.files)
+    for (well, site), table in cells.groupby(["Metadata_Well", "Metadata_Site"]):
+        nuclei, cell = masks[f"{well}_{site}_nuclei"], masks[f"{well}_{site}_cells"]
+        assert nuclei.dtype == cell.dtype == np.int32
+        n = len(table)
+        assert n > 0 and sorted(table["label"]) == list(range(1, n + 1))
+        assert set(np.unique(nuclei)) == set(np.unique(cell)) == set(range(n + 1))
+        inside = nuclei > 0
+        assert (cell[inside] == nuclei[inside]).all(), "nucleus outside its own cell"
+        assert (np.bincount(cell.ravel(), minlength=n + 1)[1:] == table["cell_area"]).all()
+        assert (np.bincount(nuclei.ravel(), minlength=n + 1)[1:] == table["nucleus_area"]).all()
+        assert (table["cell_area"] > table["nucleus_area"]).all()
+        # one piece per label: 4-connected components of the label image = the labels
+        assert connected_components(cell, background=0, connectivity=1).max() == n
+    assert cells["Metadata_Site"].dtype.kind == "i"
+    assert (cells["Metadata_Plate"] == "P1").all() and (cells["Metadata_Batch"] == "B1").all()
 
 
-def test_same_params_same_bytes_other_plate_other_pixels(plate, tmp_path):
-    generate_plate(tmp_path / "again", "P1", "b1", SMALL)
-    generate_plate(tmp_path / "other", "P2", "b1", SMALL)
-    name = "r01c01f01p01-ch1sk1fk1fl1.tiff"
-    assert digest(tmp_path / "again" / "images" / name) == digest(plate / "images" / name)
-    assert digest(tmp_path / "other" / "images" / name) != digest(plate / "images" / name)
-    assert not list(tmp_path.glob("*.tmp-*"))
+def test_same_params_same_bytes_different_plate_differs(plate, tmp_path):
+    """Any process must regenerate a plate exactly; plates must not be copies of each other."""
+    synth.generate_plate(tmp_path / "again", "P1", "B1", SMALL)
+    assert (_image(plate).tobytes() == _image(tmp_path / "again").tobytes())
+    pd.testing.assert_frame_equal(pd.read_parquet(plate / "truth" / "cells.parquet"),
+                                  pd.read_parquet(tmp_path / "again" / "truth" / "cells.parquet"))
+    synth.generate_plate(tmp_path / "P2", "P2", "B1", SMALL)
+    assert not np.array_equal(_image(plate), _image(tmp_path / "P2"))
 
 
-def mean_intensity(folder, channel):
-    return np.mean([tifffile.imread(p).mean() for p in (folder / "images").glob(f"*-ch{channel}sk*")])
+def test_zero_strengths_give_no_batch_effect(tmp_path):
+    """With all batch strengths 0, a batch name alone must not change the images."""
+    params = {**SMALL, "batch": NO_BATCH}
+    one, two = synth.batch_effects("B1", params), synth.batch_effects("B2", params)
+    assert {**one, "batch": ""} == {**two, "batch": ""}
+    synth.generate_plate(tmp_path / "B1" / "P1", "P1", "B1", params)
+    synth.generate_plate(tmp_path / "B2" / "P1", "P1", "B2", params)
+    synth.generate_plate(tmp_path / "B2" / "P2", "P2", "B2", params)
+    assert _image(tmp_path / "B1" / "P1").tobytes() == _image(tmp_path / "B2" / "P1").tobytes()
+    # different plates of different batches: channel means agree up to sampling noise
+    np.testing.assert_allclose(_channel_means(tmp_path / "B1" / "P1"),
+                               _channel_means(tmp_path / "B2" / "P2"), rtol=0.1)
 
 
-def test_batch_gain_moves_channel_means_the_way_it_says(tmp_path):
-    params = {**SMALL, "batch": {"gain": 0.5, "offset": 0, "vignetting": 0, "blur": 0, "background": 0,
-                                 "noise": 0, "density": 0}}
-    gains = {b: batch_effects(b, params)["gain"]["DNA"] for b in ("b1", "b2")}
-    for b in gains:
-        generate_plate(tmp_path / b, "P1", b, params)  # same plate name: same cells, other batch
-    ratio = mean_intensity(tmp_path / "b2", 1) / mean_intensity(tmp_path / "b1", 1)
-    assert ratio == pytest.approx(gains["b2"] / gains["b1"], rel=0.1)
-    assert abs(np.log(ratio)) > 0.05
+def test_gain_changes_channel_means_in_its_direction(tmp_path):
+    """Batch gains must show up as channel brightness differences (what correction removes)."""
+    params = {**SMALL, "batch": {**NO_BATCH, "gain": 0.25}}
+    gains = [np.array([synth.batch_effects(b, params)["gain"][c] for c in synth.CHANNELS])
+             for b in ("B1", "B2")]
+    assert gains[0].tolist() == [synth.batch_effects("B1", params)["gain"][c]
+                                 for c in synth.CHANNELS]  # deterministic per batch name
+    gain_ratio = gains[1] / gains[0]
+    assert np.abs(np.log(gain_ratio)).max() > 0.1  # the batches really differ
+    synth.generate_plate(tmp_path / "a", "P1", "B1", params)
+    synth.generate_plate(tmp_path / "b", "P1", "B2", params)
+    mean_ratio = _channel_means(tmp_path / "b") / _channel_means(tmp_path / "a")
+    assert (np.sign(np.log(mean_ratio)) == np.sign(np.log(gain_ratio))).all()
+    np.testing.assert_allclose(mean_ratio, gain_ratio, rtol=0.02)
 
 
-def test_zero_strengths_mean_no_batch_effect():
-    zero = {"batch": dict.fromkeys(resolve_params({})["batch"], 0.0)}
-    effects = batch_effects("any", zero)
-    assert set(effects["gain"].values()) == {1.0} and effects["vignetting_amplitude"] == 0.0
-    assert effects["density"] == 1.0 and effects["blur_sigma"] == 0.0
+def test_nucleus_size_effect_and_inactive_treatments(tmp_path):
+    """Ground truth must be visible in the truth masks and absent for inactive compounds."""
+    seed = next(s for s in range(200)
+                if (synth.treatment_effects({**SMALL, "seed": s})["nucleus_size"] > 1).any())
+    params = {**SMALL, "seed": seed, "sites": 3}
+    effects = synth.treatment_effects(params).set_index("treatment")
+    knobs = effects[list(synth.KNOBS)]
+    assert (knobs[~effects["active"]] == 1).all(axis=None)
+    assert not effects.loc["DMSO", "active"]
+    changed = (knobs[effects["active"]] != 1).sum(axis=1)
+    assert changed.between(1, 2).all()
+    assert np.isclose(np.abs(knobs.to_numpy() - 1)[knobs.to_numpy() != 1], 0.35).all()
 
-
-def test_treatment_truth_inactive_are_identity_and_nucleus_size_acts(tmp_path):
-    # seed 1 gives cpd02 a larger nucleus (x1.35 area)
-    params = {**SMALL, "seed": 1, "n_treatments": 6, "n_inactive": 2, "rows": 4, "cols": 6, "replicates": 3}
-    effects = treatment_effects(params).set_index("treatment")
-    knobs = effects.drop(columns="active")
-    assert (knobs[~effects["active"]] == 1.0).all().all()
-    assert effects["active"].sum() == 4
-    assert knobs.loc["cpd02", "nucleus_size"] > 1
-    generate_plate(tmp_path / "P", "P", "b1", params)
-    truth = pd.read_parquet(tmp_path / "P" / "truth" / "cells.parquet")
-    by_treatment = truth.groupby("Metadata_Treatment")["nucleus_area"].mean()
-    assert by_treatment["cpd02"] > 1.15 * by_treatment["DMSO"]
+    synth.generate_plate(tmp_path / "P", "P", "B", params)
+    cells = pd.read_parquet(tmp_path / "P" / "truth" / "cells.parquet")
+    treated = knobs.index[knobs["nucleus_size"] > 1][0]
+    area = cells.groupby("Metadata_Treatment")["nucleus_area"].mean()
+    assert area[treated] > 1.15 * area["DMSO"]
+    untreated = cells["Metadata_Treatment"].isin(effects.index[~effects["active"]])
+    assert (cells.loc[untreated, list(synth.KNOBS)] == 1).all(axis=None)
 
 
 def test_unknown_parameter_is_named():
-    with pytest.raises(ValueError, match="cell_count"):
-        resolve_params({"cell_count": 3})
+    """A typo in the demo config must fail loudly instead of using a default."""
+    with pytest.raises(ValueError, match="colour"):
+        synth.plate_layout({"colour": 1})
+    with pytest.raises(ValueError, match="batch.gian"):
+        synth.generate_plate("unused", "P", "B", {"batch": {"gian": 0.1}})
 
 
-def test_plate_sheet_points_at_generated_plates(tmp_path):
-    write_plate_sheet(tmp_path / "plates.tsv", [("P1", "b1")], "res/demo")
+def test_regenerating_replaces_stale_plate_and_failure_keeps_old(tmp_path, monkeypatch):
+    """A rerun replaces a stale plate wholesale; a failing run leaves no half plate behind."""
+    out = tmp_path / "P1"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "stale.tiff").write_text("old")
+    synth.generate_plate(out, "P1", "B1", {**SMALL, "n_treatments": 1, "n_inactive": 0, "sites": 1})
+    assert not (out / "images" / "stale.tiff").exists()
+    before = sorted(p.name for p in (out / "images").iterdir())
+
+    def broken(path, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(synth.tifffile, "imwrite", broken)
+    with pytest.raises(OSError):
+        synth.generate_plate(out, "P1", "B1", SMALL)
+    assert sorted(p.name for p in (out / "images").iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P1"]
+
+
+def test_plate_sheet(tmp_path):
+    """The sheet must point the pipeline at each generated plate's images and platemap."""
+    synth.write_plate_sheet(tmp_path / "plates.tsv", [("P1", "B1"), ("P2", "B2")], "demo")
     sheet = pd.read_csv(tmp_path / "plates.tsv", sep="\t")
-    assert sheet.iloc[0].to_dict() == {"plate": "P1", "batch": "b1", "images": "res/demo/P1/images",
-                                       "pattern": "opera_phenix", "platemap": "res/demo/P1/platemap.tsv"}
+    assert sheet.to_dict("records") == [
+        {"plate": "P1", "batch": "B1", "images": "demo/P1/images", "pattern": "opera_phenix",
+         "platemap": "demo/P1/platemap.tsv"},
+        {"plate": "P2", "batch": "B2", "images": "demo/P2/images", "pattern": "opera_phenix",
+         "platemap": "demo/P2/platemap.tsv"}]

@@ -66,7 +66,6 @@ _SCALE = 20000.0            # float intensity 1.0 -> uint16 counts
 _BASE_BLUR = 0.7            # optical blur sigma (pixels)
 _BASE_NOISE = 0.01          # noise level without batch noise
 _BASE_BACKGROUND = 0.04     # autofluorescence in every channel, so thresholds are meaningful
-_SPOT_GAIN = 2 * math.pi    # impulse -> Gaussian spot (sigma 1) of peak ~1
 _ROW_LETTERS = "ABCDEFGHIJKLMNOP"
 
 
@@ -91,7 +90,8 @@ def resolve_params(params: dict | None = None) -> dict:
 
     def check(ok: bool, key: str, rule: str) -> None:
         if not ok:
-            raise ValueError(f"synth parameter {key}={p.get(key, p['batch'].get(key))!r}: {rule}")
+            value = p["batch"][key[6:]] if key.startswith("batch.") else p[key]
+            raise ValueError(f"synth parameter {key}={value!r}: {rule}")
 
     check(1 <= p["rows"] <= 16, "rows", "must be 1..16")
     check(1 <= p["cols"] <= 24, "cols", "must be 1..24")
@@ -108,7 +108,7 @@ def resolve_params(params: dict | None = None) -> dict:
     check(0 <= p["effect_size"] < 1, "effect_size", "must be in [0, 1)")
     check(p["cell_heterogeneity"] >= 0, "cell_heterogeneity", "must be >= 0")
     for key, value in p["batch"].items():
-        check(value >= 0, key, "batch strengths must be >= 0")
+        check(value >= 0, f"batch.{key}", "batch strengths must be >= 0")
     return p
 
 
@@ -290,7 +290,8 @@ def _render_site(rng, p: dict, fx: dict, effect: np.ndarray, vignette: np.ndarra
     r_cell = p["cell_radius"] * np.sqrt(k["cell_size"] * fx["cell_size"]) * lognormal(0.12)
     r_cell = np.maximum(r_cell, 1.4 * r_nuc)
     aspect_cell = np.maximum(1.0, 1.3 * lognormal(0.15) * k["cell_elongation"])
-    aspect_nuc = np.maximum(1.0, (1 + np.abs(rng.normal(0, 0.15, n))) * np.sqrt(k["cell_elongation"]))
+    aspect_nuc = np.maximum(1.0, (1 + np.abs(rng.normal(0, 0.15, n)))
+                            * np.sqrt(k["cell_elongation"]))
     theta = rng.uniform(0, np.pi, n)
     cell_amps, nuc_amps = rng.uniform(0, 0.08, (n, 3)), rng.uniform(0, 0.03, (n, 3))
     cell_phases, nuc_phases = rng.uniform(0, 2 * np.pi, (2, n, 3))
@@ -413,8 +414,9 @@ def _acquire(rng, signal: np.ndarray, channel: str, fx: dict, vignette: np.ndarr
                                                                          fx["blur_sigma"]))
     image = ((image + _BASE_BACKGROUND + fx["background"][channel]) * vignette
              * fx["gain"][channel] + fx["offset"][channel])
+    # shot-like noise: SD = level * sqrt(intensity + read-noise floor)
     noise = math.hypot(_BASE_NOISE, fx["noise"])
-    image += noise * np.sqrt(0.25 + image) * rng.standard_normal(image.shape, np.float32)
+    image += noise * np.sqrt(0.05 + image) * rng.standard_normal(image.shape, np.float32)
     return np.clip(np.rint(image * _SCALE), 0, 65535).astype(np.uint16)
 
 
