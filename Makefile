@@ -6,7 +6,7 @@ VENV ?= .venv
 CORES ?= 2
 STAMP := $(VENV)/.debatch-installed
 
-.PHONY: demo test test-fast dry-run clean-results
+.PHONY: demo test test-fast dry-run bench clean-results
 
 $(STAMP): envs/requirements.txt envs/dev-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -r envs/bench-requirements.txt
+	$(VENV)/bin/python benchmarks/run_all.py
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --dry-run

@@ -3,13 +3,13 @@
 import pandas as pd
 
 from debatch.io import write_parquet
-from debatch.profiles import consensus, correct
+from debatch.profiles import consensus, correct, merge_params
 from debatch.runlog import setup_logging
 
 log = setup_logging(snakemake.log[0])
-params = snakemake.params.profiles
+params = merge_params(snakemake.params.profiles)
 wells = correct(pd.read_parquet(snakemake.input[0]), snakemake.wildcards.correction, params)
 write_parquet(wells, snakemake.output.wells)
-write_parquet(consensus(wells, params.get("consensus", "median")), snakemake.output.consensus)
+write_parquet(consensus(wells, params["consensus"]), snakemake.output.consensus)
 log.info("%s: %d wells, %d treatments", snakemake.wildcards.correction, len(wells),
          wells["Metadata_Treatment"].nunique())

@@ -1,9 +1,9 @@
-"""Snakemake script: the self-contained HTML report."""
+"""Snakemake script: the self-contained HTML report and its ranking table."""
 
 import json
 
-from debatch.io import write_text
-from debatch.report import render
+from debatch.io import atomic_path, write_text
+from debatch.report import ranking_table, render
 from debatch.runlog import setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -13,9 +13,14 @@ for metrics_path, figure in zip(snakemake.input.metrics, snakemake.input.figures
         metrics = json.load(handle)
     entries.append({"method": metrics["method"], "correction": metrics["correction"],
                     "metrics": metrics, "figure": figure})
-qc = [(f"Illumination functions, {path.rsplit('/', 1)[-1].removesuffix('.png')}", path)
-      for path in snakemake.input.illum]
+qc = [("Cells per well on every plate (a QC value: density differs by batch).", snakemake.input.plate_qc)]
+qc += [(f"Illumination functions, {path.rsplit('/', 1)[-1].removesuffix('.png')}", path)
+       for path in snakemake.input.illum]
+methods = snakemake.params.methods
 html = render(entries, snakemake.params.report.get("title", "debatch report"), qc,
-              training_logs=dict(zip(snakemake.params.methods, snakemake.input.training_logs)))
-write_text(html, snakemake.output[0])
-log.info("report written: %s", snakemake.output[0])
+              training_logs=dict(zip(methods, snakemake.input.training_logs)),
+              method_figures=dict(zip(methods, snakemake.input.metric_bars)))
+with atomic_path(snakemake.output.ranking) as tmp:
+    ranking_table(entries).to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+write_text(html, snakemake.output.html)
+log.info("report written: %s", snakemake.output.html)

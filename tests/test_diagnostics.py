@@ -1,47 +1,110 @@
-"""Diagnostics: metrics move the right way between mixed and separated batches."""
+"""Diagnostics: on constructed profiles with a known answer every metric moves the right way."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from debatch.diagnostics import batch_classifier_accuracy, compute_metrics, pca, plot_pca
+from debatch import metrics
+from debatch.diagnostics import BATCH_METRICS, BIO_METRICS, compute_metrics, merge_params, truth_scores
+
+FAST = {"map_null_size": 2000}
 
 
-def wells_table(batch_shift, seed=0):
+def wells_table(batch_shift=0.0, effect=3.0, n_batches=3, seed=0):
+    """3 batches x (DMSO + 5 compounds) x 4 replicate wells; compound k moves feature k by
+    ``effect``, batch b moves feature 6 + b by ``batch_shift`` (its own direction, as cosine sees it)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for batch in range(3):
-        for treatment in range(4):
+    for batch in range(n_batches):
+        for treatment in range(6):
             for replicate in range(4):
-                values = rng.normal(size=8) * 0.3
-                values[treatment] += 3.0 * (treatment > 0)
-                values[7] += batch_shift * batch
-                rows.append({"Metadata_Batch": f"b{batch}", "Metadata_Treatment": f"t{treatment}",
+                values = rng.normal(size=9) * 0.3
+                values[treatment] += effect * (treatment > 0)
+                values[6 + batch] += batch_shift
+                rows.append({"Metadata_Plate": f"P{batch}", "Metadata_Batch": f"b{batch}",
+                             "Metadata_Well": f"A{treatment * 4 + replicate + 1:02d}",
+                             "Metadata_Treatment": "DMSO" if treatment == 0 else f"t{treatment}",
                              "Metadata_Role": "negcon" if treatment == 0 else "treatment",
                              **{f"emb_{i:03d}": v for i, v in enumerate(values)}})
     return pd.DataFrame(rows)
 
 
-def test_batch_metrics_detect_separated_batches():
-    mixed, separated = compute_metrics(wells_table(0.0)), compute_metrics(wells_table(6.0))
-    assert separated["batch_classifier"]["accuracy"] > 0.9
-    assert mixed["batch_classifier"]["accuracy"] < 0.6
-    assert mixed["batch_classifier"]["chance"] == separated["batch_classifier"]["chance"] == 1 / 3
-    assert separated["silhouette_batch"] > mixed["silhouette_batch"]
-    assert mixed["silhouette_treatment"] > separated["silhouette_treatment"]
+@pytest.fixture(scope="module")
+def known_cases():
+    return {name: compute_metrics(wells_table(**kwargs), FAST) for name, kwargs in {
+        "mixed": {"batch_shift": 0.0}, "separated": {"batch_shift": 6.0},
+        "no_biology": {"batch_shift": 0.0, "effect": 0.0}}.items()}
 
 
-def test_single_batch_says_why_instead_of_crashing():
-    result = batch_classifier_accuracy(np.zeros((6, 2)), np.array(["b"] * 6))
-    assert result["accuracy"] is None and "2 batches" in result["reason"]
+@pytest.mark.parametrize("name", BATCH_METRICS)
+def test_batch_metric_prefers_mixed_batches(known_cases, name):
+    mixed, separated = known_cases["mixed"]["batch"][name], known_cases["separated"]["batch"][name]
+    assert 0 <= separated["score"] < mixed["score"] <= 1
+    assert mixed["score"] - separated["score"] > 0.25
 
 
-def test_pca_explains_the_dominant_axis():
+@pytest.mark.parametrize("name", BIO_METRICS)
+def test_bio_metric_prefers_separated_treatments(known_cases, name):
+    biology, none = known_cases["mixed"]["bio"][name], known_cases["no_biology"]["bio"][name]
+    assert 0 <= none["score"] < biology["score"] <= 1
+    assert biology["score"] - none["score"] > 0.25
+
+
+def test_known_extremes(known_cases):
+    separated, mixed = known_cases["separated"], known_cases["mixed"]
+    assert separated["batch"]["batch_classifier"]["value"] == 1.0
+    assert separated["batch"]["batch_classifier"]["chance"] == pytest.approx(1 / 3)
+    assert separated["batch"]["ilisi"]["value"] == pytest.approx(1.0, abs=0.15)  # one batch around each well
+    assert separated["batch"]["graph_connectivity"]["value"] == pytest.approx(1 / 3)  # 3 islands per treatment
+    assert mixed["bio"]["fraction_retrieved"]["value"] == 1.0  # every compound differs from DMSO
+    assert known_cases["no_biology"]["bio"]["fraction_retrieved"]["value"] < 0.5
+
+
+def test_overall_is_weighted_mean_of_batch_and_bio(known_cases):
+    scores = known_cases["mixed"]["scores"]
+    batch = np.mean([known_cases["mixed"]["batch"][n]["score"] for n in BATCH_METRICS])
+    bio = np.mean([known_cases["mixed"]["bio"][n]["score"] for n in BIO_METRICS])
+    assert scores["batch"] == pytest.approx(batch) and scores["bio"] == pytest.approx(bio)
+    assert scores["overall"] == pytest.approx(0.4 * batch + 0.6 * bio)
+    assert known_cases["mixed"]["scores"]["overall"] > known_cases["separated"]["scores"]["overall"]
+
+
+def test_single_batch_reports_null_with_reason_instead_of_crashing():
+    result = compute_metrics(wells_table(n_batches=1), FAST, holdout_batches=["b0"])
+    for name in BATCH_METRICS:
+        assert result["batch"][name]["score"] is None and "2 batches" in result["batch"][name]["reason"]
+    assert result["bio"]["knn_lobo"]["score"] is None
+    assert result["bio"]["map"]["score"] > 0.5
+    assert result["scores"]["overall"] is None and "2 batches" in result["scores"]["reason"]
+    assert result["holdout"] == {"reason": "every batch is held out"}
+
+
+def test_held_out_batch_is_scored_from_the_other_batches():
+    result = compute_metrics(wells_table(batch_shift=0.0), FAST, holdout_batches=["b2"])
+    assert result["holdout"]["batches"] == ["b2"] and result["holdout"]["wells"] == 24
+    assert result["holdout"]["knn_accuracy"] > 0.8 and result["holdout"]["map"] > 0.8
+    assert "reason" in compute_metrics(wells_table(), FAST)["holdout"]
+
+
+def test_ground_truth_calls():
+    per_treatment = pd.DataFrame({"Metadata_Treatment": ["a", "b", "c", "d"],
+                                  "mean_average_precision": [0.9, 0.5, 0.7, 0.2],
+                                  "below_corrected_p": [True, False, True, False]})
+    truth = pd.DataFrame({"treatment": ["DMSO", "a", "b", "c", "d"], "active": [False, True, True, False, False]})
+    scores = truth_scores(per_treatment, truth)
+    assert scores["sensitivity"] == 0.5 and scores["specificity"] == 0.5
+    assert scores["auc"] == pytest.approx(3 / 4)  # a outranks c and d, b only d
+    assert scores["calls"]["c"] == {"active": False, "called_active": True, "map": 0.7}
+
+
+def test_pcr_batch_is_variance_weighted_r2():
     rng = np.random.default_rng(0)
-    values = np.column_stack([rng.normal(size=100) * 10, rng.normal(size=100)])
-    scores, explained = pca(values)
-    assert explained[0] > 0.95 and scores.shape == (100, 2)
+    batches = np.repeat(["x", "y"], 50)
+    values = np.column_stack([np.where(batches == "x", -1.0, 1.0), rng.normal(size=100) * 0.1])
+    result = metrics.pcr_batch(values, batches)  # PC1 is the batch (R² 1), carrying ~99 % of variance
+    assert result["value"] == pytest.approx(0.99, abs=0.01)
 
 
-def test_pca_plot_writes_png(tmp_path):
-    plot_pca(wells_table(1.0), "title", tmp_path / "pca.png")
-    assert (tmp_path / "pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_bad_parameter_is_named():
+    with pytest.raises(ValueError, match="diagnostics.map_threshold"):
+        merge_params({"map_threshold": 1.5})

@@ -1,11 +1,11 @@
-"""Profiles: aggregation, per-plate negcon normalisation, sphering and consensus."""
+"""Profiles: per-plate negcon normalisation, sphering, Harmony, consensus, plate files end to end."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.profiles import (COUNT_COLUMN, aggregate_wells, build_profiles, consensus, correct,
-                              normalise_plates)
+from debatch.aggregate import aggregate_wells
+from debatch.profiles import build_profiles, consensus, correct, merge_params, normalise_plates
 
 
 def cells_table(plate="P1", batch="b1", shift=0.0, seed=0):
@@ -22,22 +22,20 @@ def cells_table(plate="P1", batch="b1", shift=0.0, seed=0):
     return pd.DataFrame(rows)
 
 
-def test_median_aggregation_keeps_well_metadata_and_counts():
-    cells = cells_table()
-    wells = aggregate_wells(cells)
-    assert len(wells) == 3
-    assert "Metadata_Site" not in wells and "Metadata_ObjectNumber" not in wells
-    assert wells[COUNT_COLUMN].tolist() == [5, 4, 6]
-    a03 = cells[cells["Metadata_Well"] == "A03"]
-    assert wells.loc[2, "emb_000"] == pytest.approx(a03["emb_000"].median(), rel=1e-6)
-    assert wells.loc[2, "Metadata_Treatment"] == "cpd"
-
-
-def test_nan_features_are_rejected_naming_the_well():
-    cells = cells_table()
-    cells.loc[7, "emb_001"] = np.nan
-    with pytest.raises(ValueError, match="NaN/inf features.*A02"):
-        aggregate_wells(cells)
+def wells_table(n_batches=3, batch_shift=4.0, seed=0):
+    """Normalised-looking wells: 3 treatments x 4 replicates per batch, a shift per batch."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch in range(n_batches):
+        for treatment, role in [("DMSO", "negcon"), ("a", "treatment"), ("b", "treatment")]:
+            for replicate in range(4):
+                values = rng.normal(size=6) * 0.3
+                values[0] += {"DMSO": 0.0, "a": 3.0, "b": -3.0}[treatment]
+                values[1:3] += batch_shift * batch
+                rows.append({"Metadata_Plate": f"P{batch}", "Metadata_Batch": f"b{batch}",
+                             "Metadata_Well": f"A{replicate + 1:02d}", "Metadata_Treatment": treatment,
+                             "Metadata_Role": role, **{f"emb_{i:03d}": v for i, v in enumerate(values)}})
+    return pd.DataFrame(rows)
 
 
 def test_normalisation_removes_plate_shift_but_keeps_treatment_effect():
@@ -69,8 +67,44 @@ def test_sphering_whitens_negcon_wells():
     np.testing.assert_array_equal(correct(wells, "none")[["emb_000"]], wells[["emb_000"]])
 
 
-def test_consensus_one_row_per_treatment():
-    wells = build_profiles([cells_table("P1"), cells_table("P2", seed=1)])
+def batch_spread(wells):
+    """Distance between batch centres relative to the treatment effect (a vs b)."""
+    features = wells.filter(regex="^(emb|harmony)").to_numpy()
+    batches = wells["Metadata_Batch"].to_numpy()
+    centres = np.array([features[batches == b].mean(axis=0) for b in np.unique(batches)])
+    treatment = wells["Metadata_Treatment"].to_numpy()
+    effect = np.linalg.norm(features[treatment == "a"].mean(axis=0) - features[treatment == "b"].mean(axis=0))
+    return np.linalg.norm(centres - centres.mean(axis=0), axis=1).mean() / effect
+
+
+def test_harmony_removes_batch_shift_and_keeps_treatments():
+    wells = wells_table()
+    corrected = correct(wells, "harmony", {"harmony_components": 4})
+    assert [c for c in corrected if not c.startswith("Metadata_")] == [f"harmony_pc_{i:03d}" for i in range(4)]
+    assert batch_spread(wells) > 0.5
+    assert batch_spread(corrected) < 0.25 * batch_spread(wells)
+    pd.testing.assert_frame_equal(corrected, correct(wells, "harmony", {"harmony_components": 4}))  # seeded
+
+
+def test_harmony_on_a_single_batch_leaves_profiles_unchanged():
+    wells = wells_table(n_batches=1)
+    pd.testing.assert_frame_equal(correct(wells, "harmony"), wells)
+
+
+def test_unknown_correction_and_bad_values_are_named():
+    with pytest.raises(ValueError, match=r"unknown correction\(s\) \['combat'\]"):
+        merge_params({"corrections": ["none", "combat"]})
+    with pytest.raises(ValueError, match="profiles.aggregate must be one of"):
+        merge_params({"aggregate": "max"})
+
+
+def test_plate_files_to_consensus(tmp_path):
+    paths = []
+    for plate, seed in [("P1", 0), ("P2", 1)]:
+        paths.append(tmp_path / f"{plate}.parquet")
+        cells_table(plate, seed=seed).to_parquet(paths[-1], index=False)
+    wells = build_profiles(paths)
+    assert len(wells) == 6 and wells["Metadata_Count_Cells"].tolist() == [5, 4, 6] * 2
     result = consensus(wells)
     assert result["Metadata_Treatment"].tolist() == ["DMSO", "cpd"]
     assert result["Metadata_Count_Wells"].tolist() == [4, 2]

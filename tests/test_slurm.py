@@ -55,7 +55,7 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
     cluster.mkdir(), local.mkdir()
     result = snakemake(cluster, tiny_run(cluster), *SLURM_ARGS)
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", result.stdout + result.stderr)
-    assert len(submitted) == 17  # every job but the local `all`
+    assert len(submitted) == 19  # every job but the local `all`
     for job_id, log in submitted:
         assert os.path.exists(log), log
     train_ids = [job_id for job_id, log in submitted if "/rule_train/" in log]

@@ -1,6 +1,8 @@
 """End to end: the real Snakemake workflow on a tiny demo screen, through to the report."""
 
+import json
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ TINY = {
                         "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
     "train": {"methods": ["erm"], "holdout_batches": ["batch3"], "epochs": 2, "width": 8,
               "embedding_dim": 16, "batch_size": 64},
-    "profiles": {"corrections": ["none", "sphering"]},
+    "profiles": {"corrections": ["none", "sphering", "harmony"]},
     "report": {"title": "tiny demo"},
 }
 
@@ -52,13 +54,13 @@ def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
 
 def test_every_platemap_well_has_a_finite_profile(finished_run):
     workdir, _ = finished_run
-    for correction in ("none", "sphering"):
+    for correction in TINY["profiles"]["corrections"]:
         wells = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "wells.parquet")
         for plate, _ in PLATES:
             platemap = pd.read_csv(workdir / "demo" / plate / "platemap.tsv", sep="\t")
             on_plate = wells[wells["Metadata_Plate"] == plate]
             assert sorted(on_plate["Metadata_Well"]) == sorted(platemap["well"])
-        features = wells.filter(like="emb_").to_numpy()
+        features = wells.filter(regex="^(emb|harmony_pc)_").to_numpy()
         assert np.isfinite(features).all()
         assert (wells["Metadata_Count_Cells"] > 0).all()
         consensus = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "consensus.parquet")
@@ -70,12 +72,43 @@ def test_report_has_ranking_and_every_figure(finished_run):
     html = (workdir / "results" / "report" / "index.html").read_text()
     assert "<table id='ranking'>" in html and "<table id='training'>" in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 2 + len(PLATES)  # PCA per correction + illumination per plate
+    corrections = TINY["profiles"]["corrections"]
+    # PCA per correction + metric bars + cells-per-well heatmaps + illumination per plate
+    assert len(images) == len(corrections) + 2 + len(PLATES)
     assert all(len(image) > 1000 for image in images)
-    for correction in ("none", "sphering"):
+    for correction in corrections:
         assert f"erm / {correction}" in html
+    ranking = pd.read_csv(workdir / "results" / "report" / "ranking.tsv", sep="\t")
+    assert sorted(ranking["correction"]) == sorted(corrections)
+    assert ranking["overall"].is_monotonic_decreasing
     training = pd.read_csv(workdir / "results" / "models" / "erm" / "training_log.tsv", sep="\t")
     assert training["holdout_acc"].notna().all()  # batch3 held out and scored
+
+
+def test_demo_metrics_score_against_ground_truth(finished_run):
+    workdir, _ = finished_run
+    truth = pd.read_csv(workdir / "demo" / "plate01" / "truth" / "treatments.tsv", sep="\t")
+    compounds = truth[truth["treatment"] != "DMSO"]
+    for correction in TINY["profiles"]["corrections"]:
+        path = workdir / "results" / "diagnostics" / "erm" / correction / "metrics.json"
+        metrics = json.loads(path.read_text())
+        for entry in [*metrics["batch"].values(), *metrics["bio"].values()]:
+            assert entry["score"] is None and entry["reason"] or 0 <= entry["score"] <= 1
+        assert metrics["n_batches"] == 3 and 0 <= metrics["scores"]["overall"] <= 1
+        assert metrics["truth"]["n_active"] == compounds["active"].sum()
+        assert metrics["truth"]["n_inactive"] == (~compounds["active"]).sum()
+        assert set(metrics["truth"]["calls"]) == set(compounds["treatment"])
+        assert metrics["holdout"]["batches"] == ["batch3"]
+
+
+def test_snakemake_report_zip_has_the_key_figures(finished_run, tmp_path):
+    workdir, config = finished_run
+    snakemake(workdir, config, "--report", str(tmp_path / "report.zip"))
+    archive = zipfile.ZipFile(tmp_path / "report.zip")
+    for figure in ("pca.png", "metric_bars.png", "plate_qc.png", "ranking.tsv", "index.html"):
+        assert any(name.endswith(figure) for name in archive.namelist()), figure
+    page = archive.read("report/report.html").decode()
+    assert "Cells per well on every plate" in page and "0.4 x batch + 0.6 x bio" in page  # captions
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):

@@ -39,7 +39,7 @@ def nf1_run(tmp_path_factory):
     config = write_config(workdir, {
         "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
         "nuclei_channel": "DNA", "cell_channel": "RFP",
-        "demo": {"enabled": False}, "segment": {"propagate": {"nucleus_diameter": 50.0}},
+        "demo": {"enabled": False}, "segment": {"propagate": {"nucleus_diameter": 50.0, "max_cell_distance": 4.0}},
         "crops": {"size": 96}, "train": {"holdout_batches": []},
     }, replace={"channels": {"DNA": "1", "GFP": "2", "RFP": "3"}})
     snakemake(workdir, config, str(workdir / "results" / "crops" / "Plate_2.npy"))

@@ -1,7 +1,8 @@
 """Batch-effect diagnostics on well profiles: how much batch is left, how much biology survives.
 
 Every metric is computed on the same well-profile table the user analyses, so a method x
-correction pair is judged on what it actually delivers.
+correction pair is judged on what it actually delivers. The overall score is
+0.4 x batch + 0.6 x bio (Arevalo et al. 2024), each the mean of its metrics' [0, 1] scores.
 """
 
 from __future__ import annotations
@@ -10,115 +11,137 @@ import logging
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import silhouette_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from debatch import metrics as m
+from debatch.aggregate import feature_columns
 from debatch.params import merge_params as check_params
-from debatch.profiles import feature_columns
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "seed": 0,       # fold assignment of the batch classifier
-    "max_folds": 5,  # cross-validation folds (fewer when a batch has fewer wells)
+    "seed": 0,                # batch-classifier folds and the mAP permutation null
+    "max_folds": 5,           # batch-classifier cross-validation folds (fewer if a batch is small)
+    "lisi_perplexity": 30.0,  # LISI neighbourhood (lowered automatically on small screens)
+    "neighbours": 15,         # kNN graph of graph connectivity
+    "knn_neighbours": 5,      # kNN treatment classifier (leave-one-batch-out, held-out batches)
+    "pcr_components": 50,     # principal components of the batch PC regression
+    "map_null_size": 10000,   # permutations of the mAP p-value null
+    "map_threshold": 0.05,    # corrected p below which a treatment counts as retrieved / active
 }
-
-
-# tab20 without its greys (reserved for negative controls), saturated colours first.
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-           "#dbdb8d", "#9edae5"]
+BATCH_METRICS = ("batch_classifier", "silhouette_batch", "ilisi", "pcr_batch", "graph_connectivity")
+BIO_METRICS = ("map", "fraction_retrieved", "clisi", "silhouette_treatment", "knn_lobo")
+BATCH_WEIGHT, BIO_WEIGHT = 0.4, 0.6
 
 
 def merge_params(params: dict | None) -> dict:
-    return check_params("diagnostics", DEFAULTS, params)
+    merged = check_params("diagnostics", DEFAULTS, params)
+    for key in ("max_folds", "neighbours", "knn_neighbours", "pcr_components", "map_null_size"):
+        if merged[key] < 1:
+            raise ValueError(f"diagnostics.{key} must be >= 1, not {merged[key]}")
+    if not 0 < merged["map_threshold"] < 1:
+        raise ValueError(f"diagnostics.map_threshold must be in (0, 1), not {merged['map_threshold']}")
+    return merged
 
 
-def pca(values: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and explained-variance ratios of the first components (SVD of centred data)."""
-    centred = values - values.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    n_components = min(n_components, len(singular))
-    variance = singular**2
-    return centred @ components[:n_components].T, variance[:n_components] / variance.sum()
+def read_truth(paths) -> pd.DataFrame:
+    """Ground-truth activity per treatment from the demo's truth/treatments.tsv files."""
+    tables = [pd.read_csv(path, sep="\t")[["treatment", "active"]] for path in paths]
+    truth = pd.concat(tables).drop_duplicates()
+    if truth["treatment"].duplicated().any():
+        raise ValueError(f"ground truth files disagree on treatment activity: {list(paths)}")
+    return truth
 
 
-def batch_classifier_accuracy(values: np.ndarray, batches: np.ndarray, seed: int = 0,
-                              max_folds: int = 5) -> dict:
-    """Cross-validated accuracy of predicting the batch from a profile, with the chance level.
+def truth_scores(per_treatment: pd.DataFrame | None, truth: pd.DataFrame) -> dict:
+    """Calls (retrieved by mAP = active) against the demo's ground truth.
 
-    Accuracy near chance means the batch is no longer readable from the profiles.
+    Sensitivity: truly active treatments called active; specificity: truly inactive ones
+    called inactive; ``auc``: how well the mAP ranks active above inactive (threshold-free).
     """
-    labels, counts = np.unique(batches, return_counts=True)
-    if len(labels) < 2:
-        return {"accuracy": None, "chance": None, "reason": "needs at least 2 batches"}
-    folds = int(min(max_folds, counts.min()))
-    if folds < 2:
-        return {"accuracy": None, "chance": float(counts.max() / counts.sum()),
-                "reason": "a batch has fewer than 2 wells"}
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(model, values, batches, cv=splitter)
-    return {"accuracy": float(scores.mean()), "chance": float(counts.max() / counts.sum()),
-            "folds": folds}
+    if per_treatment is None or per_treatment.empty:
+        return {"reason": "no treatment could be scored by mAP"}
+    calls = per_treatment.merge(truth, left_on=m.TREATMENT, right_on="treatment", how="inner")
+    active, called = calls["active"].astype(bool).to_numpy(), calls["below_corrected_p"].to_numpy(bool)
+    sensitivity = float(called[active].mean()) if active.any() else None
+    specificity = float((~called[~active]).mean()) if (~active).any() else None
+    auc = None
+    if active.any() and (~active).any():
+        scores = calls["mean_average_precision"].to_numpy()
+        pairs = scores[active][:, None] - scores[~active][None, :]
+        auc = float(((pairs > 0) + 0.5 * (pairs == 0)).mean())
+    balanced = None if None in (sensitivity, specificity) else (sensitivity + specificity) / 2
+    return {"sensitivity": sensitivity, "specificity": specificity, "balanced_accuracy": balanced,
+            "auc": auc, "n_active": int(active.sum()), "n_inactive": int((~active).sum()),
+            "calls": {row[m.TREATMENT]: {"active": bool(row["active"]),
+                                         "called_active": bool(row["below_corrected_p"]),
+                                         "map": float(row["mean_average_precision"])}
+                      for _, row in calls.iterrows()}}
 
 
-def silhouette(values: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean silhouette (cosine) of wells grouped by ``labels``; None when undefined."""
-    n_labels = len(np.unique(labels))
-    if n_labels < 2 or n_labels >= len(labels):
-        return None
-    return float(silhouette_score(values, labels, metric="cosine"))
+def holdout_scores(wells: pd.DataFrame, values: np.ndarray, holdout_batches, params: dict) -> dict:
+    """Biology on batches never seen in training: kNN treatment accuracy from the training
+    batches' wells, and mAP computed within the held-out wells alone."""
+    batches = wells["Metadata_Batch"].astype(str).to_numpy()
+    test = np.isin(batches, [str(b) for b in holdout_batches])
+    if not test.any():
+        return {"reason": "no held-out batch configured (train.holdout_batches)"}
+    if test.all():
+        return {"reason": "every batch is held out"}
+    labels = wells[m.TREATMENT].astype(str).to_numpy()
+    accuracy = m.knn_accuracy(values, labels, ~test, test, params["knn_neighbours"])
+    mean_ap, _, _ = m.map_activity(wells[test].reset_index(drop=True), values[test],
+                                   params["map_null_size"], params["map_threshold"], params["seed"])
+    return {"batches": sorted(set(batches[test])), "wells": int(test.sum()),
+            "knn_accuracy": accuracy, "map": mean_ap["value"]}
 
 
-def compute_metrics(wells: pd.DataFrame, params: dict | None = None) -> dict:
-    """Metrics of one method x correction's well profiles (JSON-ready)."""
+def summary_scores(batch: dict, bio: dict) -> dict:
+    """Batch, bio and overall (0.4 batch + 0.6 bio) scores: means of the available [0, 1] scores."""
+    def mean(entries):
+        scores = [entry["score"] for entry in entries.values() if entry["score"] is not None]
+        return float(np.mean(scores)) if scores else None
+
+    batch_score, bio_score = mean(batch), mean(bio)
+    overall = None if None in (batch_score, bio_score) else BATCH_WEIGHT * batch_score + BIO_WEIGHT * bio_score
+    summary = {"batch": batch_score, "bio": bio_score, "overall": overall}
+    if overall is None:
+        summary["reason"] = "batch score needs at least 2 batches" if batch_score is None else "no bio metric"
+    return summary
+
+
+def compute_metrics(wells: pd.DataFrame, params: dict | None = None, holdout_batches=(),
+                    truth: pd.DataFrame | None = None) -> dict:
+    """Every metric of one method x correction's well profiles (JSON-ready)."""
     params = merge_params(params)
-    features = feature_columns(wells)
-    values = wells[features].to_numpy(np.float64)
-    batches = wells["Metadata_Batch"].to_numpy()
-    treated = (wells["Metadata_Role"] != "negcon").to_numpy()
-    _, explained = pca(values)
-    metrics = {
-        "n_wells": len(wells),
-        "n_batches": int(len(np.unique(batches))),
-        "n_features": len(features),
-        "pca_explained_variance": explained.tolist(),
-        "batch_classifier": batch_classifier_accuracy(values, batches, params["seed"], params["max_folds"]),
-        "silhouette_batch": silhouette(values, batches),
-        "silhouette_treatment": silhouette(values[treated], wells["Metadata_Treatment"].to_numpy()[treated]),
+    values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
+    batches = wells["Metadata_Batch"].astype(str).to_numpy()
+    labels = wells[m.TREATMENT].astype(str).to_numpy()
+    batch = {
+        "batch_classifier": m.batch_classifier(values, batches, params["seed"], params["max_folds"]),
+        "silhouette_batch": m.silhouette_batch(values, batches, labels),
+        "ilisi": m.ilisi(values, batches, params["lisi_perplexity"]),
+        "pcr_batch": m.pcr_batch(values, batches, params["pcr_components"]),
+        "graph_connectivity": m.graph_connectivity(values, labels, batches, params["neighbours"]),
     }
-    log.info("diagnostics: batch classifier %s, silhouette batch %s / treatment %s",
-             metrics["batch_classifier"], metrics["silhouette_batch"], metrics["silhouette_treatment"])
+    mean_ap, retrieved, per_treatment = m.map_activity(
+        wells.reset_index(drop=True), values, params["map_null_size"], params["map_threshold"], params["seed"])
+    bio = {
+        "map": mean_ap,
+        "fraction_retrieved": retrieved,
+        "clisi": m.clisi(values, labels, params["lisi_perplexity"]),
+        "silhouette_treatment": m.silhouette_treatment(values, labels),
+        "knn_lobo": m.knn_leave_one_batch_out(values, labels, batches, params["knn_neighbours"]),
+    }
+    _, explained = m.pca(values)
+    metrics = {
+        "n_wells": len(wells), "n_batches": int(len(np.unique(batches))),
+        "n_treatments": int(len(np.unique(labels))), "n_features": values.shape[1],
+        "pca_explained_variance": explained.tolist(),
+        "batch": batch, "bio": bio, "scores": summary_scores(batch, bio),
+        "per_treatment": [] if per_treatment is None else per_treatment.to_dict(orient="records"),
+        "holdout": holdout_scores(wells, values, holdout_batches, params),
+    }
+    if truth is not None:
+        metrics["truth"] = truth_scores(per_treatment, truth)
+    log.info("diagnostics: scores %s", metrics["scores"])
     return metrics
-
-
-def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
-    """PCA of well profiles coloured by batch (left) and by treatment (right, negcon grey)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scores, explained = pca(wells[feature_columns(wells)].to_numpy(np.float64))
-    if scores.shape[1] < 2:
-        scores = np.column_stack([scores, np.zeros(len(scores))])
-        explained = np.append(explained, 0.0)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, column in zip(axes, ["Metadata_Batch", "Metadata_Treatment"]):
-        labels = wells[column].astype(str).to_numpy()
-        for i, label in enumerate(np.unique(labels)):
-            chosen = labels == label
-            negcon = column == "Metadata_Treatment" and (wells.loc[chosen, "Metadata_Role"] == "negcon").all()
-            ax.scatter(scores[chosen, 0], scores[chosen, 1], s=18, label=label,
-                       color="0.75" if negcon else PALETTE[i % len(PALETTE)], edgecolors="none")
-        ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
-        ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
-        ax.set_title(f"coloured by {column.removeprefix('Metadata_').lower()}")
-        ax.legend(fontsize=7, markerscale=0.8, loc="best", ncol=1 + len(np.unique(labels)) // 12)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

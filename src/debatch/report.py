@@ -13,12 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from debatch.diagnostics import BATCH_METRICS, BIO_METRICS
+
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}
-figure{margin:1em 0}figcaption{color:#555;font-size:90%}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em;
+box-sizing:border-box}table{border-collapse:collapse;margin:1em 0;font-size:85%}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+th{background:#f0f0f0}td.text{text-align:left}img{max-width:100%}
+figure{margin:1em 0}figcaption{color:#555;font-size:90%}p.note{color:#444;font-size:92%}
 """
+LABELS = {"batch_classifier": "batch classifier", "silhouette_batch": "silhouette batch",
+          "ilisi": "iLISI", "pcr_batch": "PCR batch", "graph_connectivity": "graph conn.",
+          "map": "mAP", "fraction_retrieved": "retrieved", "clisi": "cLISI",
+          "silhouette_treatment": "silhouette trt", "knn_lobo": "kNN LOBO"}
 
 
 def embed_png(path) -> str:
@@ -27,27 +34,59 @@ def embed_png(path) -> str:
 
 
 def _fmt(value) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
         return "n/a"
     if isinstance(value, float):
         return f"{value:.3f}"
     return html.escape(str(value))
 
 
-def metrics_table(entries: list[dict]) -> pd.DataFrame:
-    """One row per method x correction with the headline numbers, best batch removal first."""
+def ranking_table(entries: list[dict]) -> pd.DataFrame:
+    """One row per method x correction: overall, batch and bio scores, then every metric's [0, 1]
+    score; best overall first (bio breaks ties and ranks single-batch screens)."""
     rows = []
     for entry in entries:
         metrics = entry["metrics"]
-        classifier = metrics["batch_classifier"]
+        scores = metrics["scores"]
+        row = {"method": entry["method"], "correction": entry["correction"], "overall": scores["overall"],
+               "batch": scores["batch"], "bio": scores["bio"]}
+        for section, names in (("batch", BATCH_METRICS), ("bio", BIO_METRICS)):
+            row.update({LABELS[name]: metrics[section][name]["score"] for name in names})
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(["overall", "bio", "method", "correction"],
+                                           ascending=[False, False, True, True], na_position="last")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def values_table(entries: list[dict]) -> pd.DataFrame:
+    """The raw numbers behind the scores."""
+    rows = []
+    for entry in entries:
+        batch, bio = entry["metrics"]["batch"], entry["metrics"]["bio"]
         rows.append({
             "method": entry["method"], "correction": entry["correction"],
-            "batch classifier acc": classifier["accuracy"], "chance": classifier["chance"],
-            "silhouette batch": metrics["silhouette_batch"],
-            "silhouette treatment": metrics["silhouette_treatment"], "wells": metrics["n_wells"],
+            "batch acc": batch["batch_classifier"]["value"], "chance": batch["batch_classifier"].get("chance"),
+            "silhouette batch (global)": batch["silhouette_batch"].get("global_silhouette"),
+            "iLISI": batch["ilisi"]["value"], "PCR R²": batch["pcr_batch"]["value"],
+            "mAP": bio["map"]["value"], "retrieved": bio["fraction_retrieved"]["value"],
+            "cLISI": bio["clisi"]["value"], "silhouette trt": bio["silhouette_treatment"]["value"],
+            "kNN LOBO acc": bio["knn_lobo"]["value"],
         })
-    table = pd.DataFrame(rows)
-    return table.sort_values(["batch classifier acc", "method"], na_position="last").reset_index(drop=True)
+    return pd.DataFrame(rows)
+
+
+def generalisation_table(entries: list[dict]) -> pd.DataFrame:
+    """Held-out batches (never trained on) and, on the demo, calls against the ground truth;
+    columns that no entry has are dropped."""
+    rows = []
+    for entry in entries:
+        holdout, truth = entry["metrics"].get("holdout", {}), entry["metrics"].get("truth", {})
+        rows.append({"method": entry["method"], "correction": entry["correction"],
+                     "held-out kNN acc": holdout.get("knn_accuracy"), "held-out mAP": holdout.get("map"),
+                     "truth sensitivity": truth.get("sensitivity"), "truth specificity": truth.get("specificity"),
+                     "truth AUC": truth.get("auc")})
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
 def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
@@ -62,40 +101,71 @@ def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
 
 
 def html_table(table: pd.DataFrame, table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
-                   for row in table.itertuples(index=False))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    def cell(value):
+        return f"<td class='text'>{_fmt(value)}</td>" if isinstance(value, str) else f"<td>{_fmt(value)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False))
     return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
 
 
+def _figure(path, caption: str) -> str:
+    return f"<figure>{embed_png(path)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+RANKING_NOTE = (
+    "Overall = 0.4 x batch + 0.6 x bio (Arevalo et al. 2024, Nat Commun); batch and bio are the "
+    "means of their metrics' scores, each scaled to [0, 1] with 1 best: batch classifier "
+    "1 - (acc - chance)/(1 - chance); silhouette batch = scib's 1 - |s| within treatments; "
+    "iLISI (median - 1)/(batches - 1); PCR batch 1 - variance-weighted R² of PCs on batch; "
+    "graph connectivity as is; mAP (replicates vs negcon, copairs) as is; retrieved = fraction of "
+    "treatments with corrected p < threshold; cLISI (treatments - median)/(treatments - 1); "
+    "silhouette treatment (s + 1)/2; kNN LOBO (acc - chance)/(1 - chance). n/a: not computable "
+    "(e.g. one batch), left out of the means.")
+
+
 def render(entries: list[dict], title: str, qc_figures: list[tuple[str, str]] = (),
-           training_logs: dict[str, str] | None = None) -> str:
+           training_logs: dict[str, str] | None = None, method_figures: dict[str, str] | None = None) -> str:
     """HTML text of the report.
 
     ``entries``: dicts with method, correction, metrics (dict), figure (PCA PNG path).
-    ``qc_figures``: (caption, PNG path) pairs shown after the comparison (illumination, ...).
+    ``qc_figures``: (caption, PNG path) pairs shown last (cell counts, illumination, ...).
     ``training_logs``: method -> training_log.tsv, summarised as a table.
+    ``method_figures``: method -> metric-bars PNG, shown at the top of the method's section.
     """
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<h2>Method x correction</h2>",
-             "<p>Batch classifier: cross-validated accuracy of predicting the batch from a well "
-             "profile (lower is better; chance = majority-batch fraction). Silhouettes use cosine "
-             "distance: by batch lower is better, by treatment (non-control wells) higher is better.</p>",
-             html_table(metrics_table(entries), "ranking")]
+             "<h2>Ranking: method x correction</h2>", f"<p class='note'>{html.escape(RANKING_NOTE)}</p>",
+             html_table(ranking_table(entries), "ranking"),
+             "<h3>Raw values</h3><p class='note'>Batch acc: cross-validated accuracy of predicting "
+             "the batch (lower is better); LISI values are effective numbers of batches / treatments "
+             "around a well.</p>", html_table(values_table(entries), "values")]
+    generalisation = generalisation_table(entries)
+    if generalisation.shape[1] > 2:
+        parts += ["<h3>Held-out batches and ground truth</h3><p class='note'>Held-out: wells of "
+                  "batches never seen in training, predicted (kNN) from the other batches' wells, and "
+                  "their own replicate mAP. Truth (demo only): sensitivity = truly active treatments "
+                  "called active (retrieved by mAP), specificity = truly inactive ones called inactive, "
+                  "AUC = mAP ranks active above inactive. Not part of the overall score.</p>",
+                  html_table(generalisation, "generalisation")]
     if training_logs:
-        parts += ["<h2>Training</h2><p>Cell-level treatment accuracy at the last epoch; held-out "
-                  "batches were never seen in training.</p>",
+        parts += ["<h2>Training</h2><p class='note'>Cell-level treatment accuracy at the last epoch; "
+                  "held-out batches were never seen in training.</p>",
                   html_table(training_table(training_logs), "training")]
-    for entry in entries:
-        name = f"{entry['method']} / {entry['correction']}"
-        parts.append(f"<h2>{html.escape(name)}</h2><figure>{embed_png(entry['figure'])}"
-                     f"<figcaption>PCA of well profiles ({html.escape(name)}).</figcaption></figure>")
-        parts.append(f"<details><summary>metrics.json</summary><pre>"
-                     f"{html.escape(json.dumps(entry['metrics'], indent=2))}</pre></details>")
+    methods = list(dict.fromkeys(entry["method"] for entry in entries))
+    for method in methods:
+        parts.append(f"<h2>Method {html.escape(method)}</h2>")
+        if method_figures and method in method_figures:
+            parts.append(_figure(method_figures[method], f"Metric scores of {method} per correction (1 = best)."))
+        for entry in (e for e in entries if e["method"] == method):
+            name = f"{method} / {entry['correction']}"
+            parts.append(f"<h3>{html.escape(name)}</h3>")
+            parts.append(_figure(entry["figure"], f"PCA of well profiles ({name}), coloured by batch "
+                                                  "and by treatment (negcon grey)."))
+            parts.append(f"<details><summary>metrics.json</summary><pre>"
+                         f"{html.escape(json.dumps(entry['metrics'], indent=2))}</pre></details>")
     if qc_figures:
         parts.append("<h2>Quality control</h2>")
-        for caption, path in qc_figures:
-            parts.append(f"<figure>{embed_png(path)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts += [_figure(path, caption) for caption, path in qc_figures]
     parts.append("</body></html>")
     return "\n".join(parts)

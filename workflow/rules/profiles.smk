@@ -1,3 +1,15 @@
+def aggregation_params():
+    """The profiles keys that shape the plate-normalised wells (shared by every correction)."""
+    return {key: value for key, value in config["profiles"].items()
+            if key in ("aggregate", "aggregate_columns", "normalise")}
+
+
+def correction_params(wildcards):
+    """Only this correction's keys (+ consensus), so tuning Harmony never reruns sphering."""
+    return {key: value for key, value in config["profiles"].items()
+            if key == "consensus" or key.startswith(f"{wildcards.correction}_")}
+
+
 rule well_profiles:
     """Cells -> wells (aggregate), normalised per plate against negcon; shared by all corrections."""
     input:
@@ -5,7 +17,7 @@ rule well_profiles:
     output:
         f"{RESULTS}/profiles/{{method}}/wells_normalised.parquet",
     params:
-        profiles=stage_params("profiles", drop=("corrections",)),
+        profiles=aggregation_params(),
     log:
         log_path("well_profiles", "{method}"),
     benchmark:
@@ -17,14 +29,14 @@ rule well_profiles:
 
 
 rule correct_profiles:
-    """Post-hoc batch correction of well profiles, then per-treatment consensus."""
+    """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus."""
     input:
         f"{RESULTS}/profiles/{{method}}/wells_normalised.parquet",
     output:
         wells=f"{RESULTS}/profiles/{{method}}/{{correction}}/wells.parquet",
         consensus=f"{RESULTS}/profiles/{{method}}/{{correction}}/consensus.parquet",
     params:
-        profiles=stage_params("profiles", drop=("corrections",)),
+        profiles=correction_params,
     log:
         log_path("correct_profiles", "{method}/{correction}"),
     benchmark:
