@@ -14,6 +14,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/illum.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/qc.smk"
 include: "workflow/rules/crops.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
@@ -26,3 +27,4 @@ rule all:
     default_target: True
     input:
         f"{RESULTS}/report/index.html",
+        expand(f"{RESULTS}/qc/{{kind}}/{{plate}}.png", kind=["overlays", "heatmaps"], plate=PLATE_NAMES),

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from debatch.crops import crop_site, merge_params, write_plate_crops
+from debatch.crops import crop_site, merge_params, select_cells, write_plate_crops
 
 
 def test_crop_is_centred_on_the_nucleus():
@@ -52,3 +52,19 @@ def test_plate_crops_are_aligned_scaled_and_illumination_corrected(tmp_path):
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match=r"\['sizes'\]"):
         merge_params({"sizes": 3})
+
+
+def test_cells_of_failed_sites_and_border_cells_are_left_out_and_counted():
+    cells = pd.DataFrame({"Metadata_Well": ["A01", "A01", "A01", "B02", "B02"], "Metadata_Site": [1, 1, 2, 1, 1],
+                          "Metadata_ObjectNumber": [1, 2, 1, 1, 2],
+                          "Cells_Touching_Border": [False, True, False, False, True]})
+    qc = pd.DataFrame({"Metadata_Well": ["A01", "A01", "B02"], "Metadata_Site": [1, 2, 1],
+                       "QC_Pass": [True, False, True]})
+    kept, counts = select_cells(cells, qc)
+    assert kept[["Metadata_Well", "Metadata_Site", "Metadata_ObjectNumber"]].values.tolist() == \
+        [["A01", 1, 1], ["A01", 1, 2], ["B02", 1, 1], ["B02", 1, 2]]
+    assert counts == {"cells": 5, "failed_qc": 1, "border": 0}
+    kept, counts = select_cells(cells, qc, {"drop_border_cells": True})
+    assert kept["Metadata_ObjectNumber"].tolist() == [1, 1] and counts["border"] == 2
+    with pytest.raises(ValueError, match="QC table has no row for well B02 site 1"):
+        select_cells(cells, qc.iloc[:2])

@@ -8,7 +8,9 @@ import pytest
 import torch
 from test_train import TINY, write_plates
 
+from debatch.cropdata import plate_channel_stats
 from debatch.embed import embed_plate, load_model
+from debatch.methods import METHOD_NAMES
 from debatch.train import train_model
 
 
@@ -66,3 +68,46 @@ def test_crop_shape_mismatch_is_an_error(trained, tmp_path):
     npy, parquet = write_plates(tmp_path, size=8, batches=("B1",))[0]
     with pytest.raises(ValueError, match="trained on"):
         embed_plate(model_path, npy, parquet)
+
+
+@pytest.fixture(scope="module")
+def trained_methods(tmp_path_factory):
+    """One tiny model per method (1 epoch), and the plates they were trained on."""
+    directory = tmp_path_factory.mktemp("embed_methods")
+    plates = write_plates(directory)
+    for method in METHOD_NAMES:
+        train_model(plates, directory / method, {**TINY, "method": method, "epochs": 1},
+                    log=lambda _: None)
+    return directory, plates
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_rebuilds_from_model_pt_and_embeds_deterministically(trained_methods,
+                                                                         method):
+    """load_model needs model.pt only (augmentation modules, margin heads); augmentations are
+    off at embedding time, so repeated and differently batched runs agree."""
+    directory, plates = trained_methods
+    model, meta = load_model(directory / method / "model.pt", device="cpu")
+    assert meta["params"]["method"] == method and not model.training
+    runs = [embed_plate(directory / method / "model.pt", *plates[2], batch_size=bs)
+            .filter(like="emb_").to_numpy() for bs in (512, 512, 5)]
+    assert np.isfinite(runs[0]).all()
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_allclose(runs[0], runs[2], atol=1e-5)
+
+
+def test_deepnoise_embeds_with_the_plates_own_statistics(trained_methods):
+    """Per-plate scaling: a plate is standardised with its own crops' channel mean/std."""
+    directory, plates = trained_methods
+    model_path = directory / "deepnoise" / "model.pt"
+    model, meta = load_model(model_path, device="cpu")
+    assert meta["input_scaling"] == "plate" and meta["norm_mean"] is None
+    for npy, parquet in plates:
+        crops = np.load(npy)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
+                     for v in plate_channel_stats(crops))
+        with torch.inference_mode():
+            expected = model.forward_features(
+                (torch.from_numpy(crops[:10].astype(np.float32)) - mean) / std).numpy()
+        out = embed_plate(model_path, npy, parquet).filter(like="emb_").to_numpy()[:10]
+        np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -1,4 +1,5 @@
-"""debatch.train: outputs, learning, held-out batches, resume, determinism, errors (tiny crops)."""
+"""debatch.train: outputs, learning, held-out batches, resume, determinism, errors (tiny crops),
+for every method; plus all methods through the real Snakemake workflow (slow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from debatch.train import augment_batch, train_model
+from debatch.cropdata import augment_batch
+from debatch.methods import METHOD_NAMES
+from debatch.synth import write_plate_sheet
+from debatch.train import train_model
+from workflow_helpers import scheduled_rules, snakemake, write_config
 
 TINY = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "lr_schedule_epochs": 4, "width": 8,
         "depth": 1, "embedding_dim": 16, "num_threads": 1}
@@ -17,7 +22,8 @@ TINY = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "lr_schedule_epochs": 4, "wid
 
 def write_plates(directory, n=80, size=16, batches=("B1", "B2", "B3"),
                  treatments=("DMSO", "A", "B"), seed=0, nan_batch=None):
-    """One plate per batch; treatment k brightens channel 1 by 0.15 * k, so it is learnable.
+    """One plate per batch, one well per treatment; treatment k brightens channel 1 by 0.15 * k,
+    so it is learnable.
 
     Batches also shift every channel a little (a batch effect). ``nan_batch``'s crops are all NaN.
     Returns [(npy path, parquet path), ...] as train_model expects.
@@ -33,7 +39,8 @@ def write_plates(directory, n=80, size=16, batches=("B1", "B2", "B3"),
         npy, parquet = directory / f"P{b}.npy", directory / f"P{b}.parquet"
         np.save(npy, crops.astype(np.float16))
         pd.DataFrame({
-            "Metadata_Plate": f"P{b}", "Metadata_Batch": batch, "Metadata_Well": "A01",
+            "Metadata_Plate": f"P{b}", "Metadata_Batch": batch,
+            "Metadata_Well": [f"A{sorted(treatments).index(t) + 1:02d}" for t in treatment],
             "Metadata_Site": 1, "Metadata_ObjectNumber": np.arange(1, n + 1),
             "Metadata_Treatment": treatment,
             "Metadata_Role": np.where(treatment == "DMSO", "negcon", "treatment"),
@@ -50,34 +57,48 @@ def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_training_writes_outputs_and_learns(tmp_path):
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_training_writes_outputs_and_learns(tmp_path, method):
     """The pipeline needs model.pt, a checkpoint and the log; accuracy must beat chance (1/3)."""
     plates = write_plates(tmp_path)
     summary = train_model(plates, tmp_path / "run",
-                          {**TINY, "epochs": 4, "holdout_batches": ["B3"]}, log=lambda _: None)
+                          {**TINY, "method": method, "epochs": 4, "holdout_batches": ["B3"]},
+                          log=lambda _: None)
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
-    assert list(log.columns) == ["epoch", "loss", "train_acc", "holdout_acc", "crops_per_s",
+    assert list(log.columns) == ["epoch", "loss", "loss_ce", "loss_adv", "loss_align",
+                                 "train_acc", "holdout_acc", "holdout_well_acc", "crops_per_s",
                                  "seconds"]
     assert log["epoch"].tolist() == [1, 2, 3, 4]
     assert summary["train_acc"] > 0.6 and summary["holdout_acc"] > 0.6
+    assert summary["holdout_well_acc"] * 3 in (2, 3)  # 3 wells scored by their mean softmax
     assert log["holdout_acc"].iloc[-1] == summary["holdout_acc"]
     assert summary["n_train_cells"] == 160 and summary["n_holdout_cells"] == 80
     assert summary["classes"] == ["A", "B", "DMSO"]
+    if method == "abra":
+        assert np.isfinite(log[["loss_adv", "loss_align"]]).all().all()
+        assert np.allclose(log["loss"], log["loss_ce"] + log["loss_adv"] + log["loss_align"])
+    else:
+        assert log[["loss_adv", "loss_align"]].isna().all().all()
+        assert np.allclose(log["loss"], log["loss_ce"])
 
 
-def test_held_out_cells_never_enter_training(tmp_path):
-    """Held-out crops are NaN: any use in training (batches or normalisation) makes loss NaN."""
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_held_out_cells_never_enter_training(tmp_path, method):
+    """Held-out crops are NaN: any use in training (batches, normalisation, ABRA's group
+    statistics) makes the loss NaN. DeepNoise's per-plate statistics of the held-out plate are
+    NaN too, but only held-out inputs use them."""
     plates = write_plates(tmp_path, nan_batch="B2")
     summary = train_model(plates, tmp_path / "run",
-                          {**TINY, "holdout_batches": ["B2"], "max_holdout_cells": 50},
-                          log=lambda _: None)
+                          {**TINY, "method": method, "holdout_batches": ["B2"],
+                           "max_holdout_cells": 50}, log=lambda _: None)
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
     assert np.isfinite(log["loss"]).all()
     assert summary["n_holdout_cells"] == 50 and 0 <= summary["holdout_acc"] <= 1
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
-    assert all(math.isfinite(v) for v in saved["norm_mean"] + saved["norm_std"])
+    if saved["input_scaling"] == "global":
+        assert all(math.isfinite(v) for v in saved["norm_mean"] + saved["norm_std"])
 
 
 def test_without_holdout_log_has_nan_holdout_acc(tmp_path):
@@ -121,14 +142,27 @@ def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_pa
     assert same_weights(weights(run), final)
 
 
-def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path):
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path, method):
     """Stopping after epoch 1 and resuming must give exactly the weights of one 2-epoch run."""
-    plates = write_plates(tmp_path)
-    train_model(plates, tmp_path / "a", {**TINY, "epochs": 1}, log=lambda _: None)
-    resumed = train_model(plates, tmp_path / "a", TINY, log=lambda _: None)
-    train_model(plates, tmp_path / "b", TINY, log=lambda _: None)
+    plates, params = write_plates(tmp_path), {**TINY, "method": method}
+    train_model(plates, tmp_path / "a", {**params, "epochs": 1}, log=lambda _: None)
+    resumed = train_model(plates, tmp_path / "a", params, log=lambda _: None)
+    train_model(plates, tmp_path / "b", params, log=lambda _: None)
     assert resumed["resumed_from"] == 1
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+
+
+def test_other_methods_settings_do_not_invalidate_a_checkpoint(tmp_path):
+    """Only the active method's block defines a run: tuning abra must not restart erm."""
+    plates, run = write_plates(tmp_path), tmp_path / "run"
+    train_model(plates, run, {**TINY, "epochs": 1}, log=lambda _: None)
+    summary = train_model(plates, run, {**TINY, "abra": {"steps": 3}}, log=lambda _: None)
+    assert summary["resumed_from"] == 1 and summary["epochs_run"] == 1
+    messages = []
+    train_model(plates, run, {**TINY, "epochs": 3, "erm": {"head": "cosface"}},
+                log=messages.append)
+    assert any("starting fresh" in m and "erm" in m for m in messages)
 
 
 def test_changed_params_start_fresh_and_say_why(tmp_path):
@@ -159,12 +193,14 @@ def test_max_cells_per_epoch_caps_steps(tmp_path):
     assert checkpoint["scheduler"]["last_epoch"] == 2 * TINY["epochs"]
 
 
-def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path):
-    """Reproducibility on CPU: the seed alone determines the trained weights."""
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, method):
+    """Reproducibility on CPU: the seed alone determines the trained weights (the random
+    augmentations included)."""
     plates = write_plates(tmp_path)
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train_model(plates, tmp_path / name, {**TINY, "epochs": 1, "seed": seed},
-                    log=lambda _: None)
+        train_model(plates, tmp_path / name,
+                    {**TINY, "method": method, "epochs": 1, "seed": seed}, log=lambda _: None)
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
     assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
@@ -173,6 +209,10 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path):
     ({"holdout_batches": ["B1", "B2", "B3"]}, "holdout_batches"),
     ({"holdout_batches": ["B9"]}, "B9.*not found"),
     ({"nonsense": 1}, "unknown train parameter"),
+    ({"method": "adabn"}, "train.method 'adabn' is not one of"),
+    ({"dsu": {"p": 2.0}}, "train.dsu.p"),
+    ({"method": "dsu", "dsu": {"levels": [7]}}, "level 7 is outside"),
+    ({"method": "abra", "abra": {"level": 9}}, "train.abra.level 9"),
 ])
 def test_clear_errors(tmp_path, params, match):
     """Misconfiguration fails fast with a message naming the offending setting."""
@@ -186,3 +226,39 @@ def test_single_treatment_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="at least 2 treatments"):
         train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY,
                     log=lambda _: None)
+
+
+WORKFLOW_PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
+WORKFLOW_TINY = {
+    "demo": {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 128, "cells_per_site": 14,
+                        "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
+    "train": {"methods": list(METHOD_NAMES), "holdout_batches": ["batch3"], "epochs": 1,
+              "width": 8, "embedding_dim": 16, "batch_size": 32},
+    "profiles": {"corrections": ["none"]},
+}
+
+
+@pytest.mark.slow
+def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
+    """train.methods -> one model, log and embeddings per method; tuning one method's block
+    reruns that method's training only."""
+    write_plate_sheet(tmp_path / "plates.tsv", WORKFLOW_PLATES, str(tmp_path / "demo"))
+    paths = {"results": str(tmp_path / "results"), "plates": str(tmp_path / "plates.tsv"),
+             "demo": {**WORKFLOW_TINY["demo"], "root": str(tmp_path / "demo")}}
+    results = tmp_path / "results"
+    config = write_config(tmp_path, {**WORKFLOW_TINY, **paths})
+    snakemake(tmp_path, config, *[str(results / "embeddings" / method / "plate03.parquet")
+                                  for method in METHOD_NAMES])
+    for method in METHOD_NAMES:
+        saved = torch.load(results / "models" / method / "model.pt", weights_only=True)
+        assert saved["params"]["method"] == method and method in saved["params"]
+        log = pd.read_csv(results / "models" / method / "training_log.tsv", sep="\t")
+        assert log["holdout_acc"].notna().all()
+        embeddings = pd.read_parquet(results / "embeddings" / method / "plate03.parquet")
+        assert len(embeddings) > 0 and np.isfinite(embeddings.filter(like="emb_").to_numpy()).all()
+
+    changed = write_config(tmp_path, {**WORKFLOW_TINY, **paths,
+                                      "train": {**WORKFLOW_TINY["train"], "abra": {"steps": 2}}})
+    models = {method: str(results / "models" / method / "model.pt") for method in METHOD_NAMES}
+    assert scheduled_rules(tmp_path, changed, models.pop("abra")) == {"train": 1}
+    assert scheduled_rules(tmp_path, changed, *models.values()) == {}

@@ -5,6 +5,11 @@ Intensity scaling: ``corrected_intensity / scale`` with ``scale`` = 65535 by def
 fraction of the 16-bit range. Nothing per plate or per batch is normalised here on purpose:
 batch effects stay in the crops so training methods are compared on the same input.
 Cells whose crop reaches past the image edge are kept, zero-padded, and flagged.
+
+Which cells get a crop is decided here (select_cells): cells of sites that failed image QC are
+left out, and so, when ``drop_border_cells`` is set, are cells cut by the image border. The
+crops table is the index of every later stage, so nothing upstream is rewritten; each drop is
+counted in the job's log.
 """
 
 from __future__ import annotations
@@ -23,13 +28,41 @@ from debatch.params import merge_params as check_params
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "size": 32,        # crop side in pixels, centred on the nucleus centroid
-    "scale": 65535.0,  # stored value = corrected intensity / scale
+    "size": 32,                  # crop side in pixels, centred on the nucleus centroid
+    "scale": 65535.0,            # stored value = corrected intensity / scale
+    "drop_border_cells": False,  # leave out cells whose mask touches the image border (partial cells)
 }
 
 
 def merge_params(params: dict | None) -> dict:
     return check_params("crops", DEFAULTS, params)
+
+
+def select_cells(cells: pd.DataFrame, qc: pd.DataFrame | None, params: dict | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The cells that get crops, in table order, and how many were left out and why.
+
+    ``qc`` is the plate's QC table (one row per site with ``QC_Pass``); sites missing from it
+    are an error rather than silently passed.
+    """
+    params = merge_params(params)
+    keep = pd.Series(True, index=cells.index)
+    counts = {"cells": len(cells), "failed_qc": 0, "border": 0}
+    if qc is not None:
+        site = ["Metadata_Well", "Metadata_Site"]
+        verdict = cells[site].merge(qc[site + ["QC_Pass"]], on=site, how="left")["QC_Pass"]
+        if verdict.isna().any():
+            first = cells.loc[verdict.isna().to_numpy(), site].iloc[0]
+            raise ValueError(f"QC table has no row for well {first['Metadata_Well']} site "
+                             f"{first['Metadata_Site']}, which has cells")
+        passed = verdict.astype(bool).to_numpy()
+        counts["failed_qc"] = int((~passed).sum())
+        keep &= passed
+    if params["drop_border_cells"]:
+        border = cells["Cells_Touching_Border"].astype(bool) & keep
+        counts["border"] = int(border.sum())
+        keep &= ~border
+    return cells[keep.to_numpy()].reset_index(drop=True), counts
 
 
 def crop_site(images: np.ndarray, centers_yx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

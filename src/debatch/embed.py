@@ -1,4 +1,10 @@
-"""Embed every crop of a plate with a trained model (``model.pt`` written by debatch.train)."""
+"""Embed every crop of a plate with a trained model (``model.pt`` written by debatch.train).
+
+Inputs are scaled as in training: with the training crops' channel mean/std stored in
+``model.pt``, or, for models trained with per-plate scaling (deepnoise), with the mean/std of
+the embedded plate's own crops (debatch.cropdata.plate_channel_stats, no jitter). Training-time
+augmentations (flips, DSU, MixStyle, ABRA, jitter) are all off: the model is in eval mode.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,17 @@ import pandas as pd
 import torch
 from torch import nn
 
+from debatch.cropdata import plate_channel_stats, to_input
 from debatch.models import CellResNet
-from debatch.train import to_input, resolve_device
+from debatch.train import resolve_device
 
 
 def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
     """Rebuild the network from ``model.pt`` alone; returns (eval-mode model on device, metadata).
 
-    Metadata keys: arch (CellResNet arguments), params (training parameters), classes,
-    norm_mean, norm_std (per-channel input normalisation), crop_shape [C, S, S], epoch.
+    Metadata keys: arch (CellResNet arguments), params (training settings), classes,
+    input_scaling ("global" or "plate"), norm_mean, norm_std (global per-channel scaling; None
+    for "plate"), crop_shape [C, S, S], epoch.
     """
     device = resolve_device(device)
     saved = torch.load(model_path, map_location="cpu", weights_only=True)
@@ -32,8 +40,9 @@ def embed_plate(model_path, npy_path, parquet_path, batch_size=512, device="auto
     """One row per crop, in file order: the parquet's Metadata_* columns, then emb_000... float32.
 
     Streams the memmap in contiguous batches through ``forward_features`` in eval mode under
-    ``torch.inference_mode()`` with the training normalisation. Float32 also on GPU (no autocast),
-    so embeddings do not depend on the device's reduced-precision kernels.
+    ``torch.inference_mode()`` with the training input scaling (see the module docstring).
+    Float32 also on GPU (no autocast), so embeddings do not depend on the device's
+    reduced-precision kernels.
     """
     model, meta = load_model(model_path, device)
     device = next(model.parameters()).device
@@ -45,8 +54,10 @@ def embed_plate(model_path, npy_path, parquet_path, batch_size=512, device="auto
     if list(crops.shape[1:]) != meta["crop_shape"]:
         raise ValueError(f"{npy_path} has crops of shape {list(crops.shape[1:])} but "
                          f"{model_path} was trained on {meta['crop_shape']}")
-    mean = torch.tensor(meta["norm_mean"], device=device).view(1, -1, 1, 1)
-    std = torch.tensor(meta["norm_std"], device=device).view(1, -1, 1, 1)
+    stats = ((meta["norm_mean"], meta["norm_std"]) if meta["input_scaling"] == "global"
+             else plate_channel_stats(crops))
+    mean, std = (torch.tensor(np.asarray(v), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+                 for v in stats)
     out = np.empty((len(crops), meta["arch"]["embedding_dim"]), dtype=np.float32)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)

@@ -31,18 +31,29 @@ def read_image(path: str) -> np.ndarray:
     return read_raw(path).astype(np.float32, copy=False)
 
 
-def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
-              ) -> dict[str, np.ndarray]:
-    """Read every channel of one site (a manifest row) and divide by its illumination function.
+def read_raw_site(row: Mapping, channels: list[str]) -> dict[str, np.ndarray]:
+    """Every channel of one site (a manifest row) in its stored dtype.
 
     Raises ImageError when channels disagree in shape or dtype (a channel exported at another
     bit depth would silently be scaled differently), naming the site.
     """
-    images, dtypes = {}, {}
-    for channel in channels:
-        raw = read_raw(row[f"Path_{channel}"])
-        dtypes[channel] = str(raw.dtype)
-        image = raw.astype(np.float32, copy=False)
+    images = {channel: read_raw(row[f"Path_{channel}"]) for channel in channels}
+    site = f"well {row.get('Metadata_Well')} site {row.get('Metadata_Site')}"
+    shapes = {name: image.shape for name, image in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ImageError(f"channels of {site} differ in shape: {shapes}")
+    dtypes = {name: str(image.dtype) for name, image in images.items()}
+    if len(set(dtypes.values())) > 1:
+        raise ImageError(f"channels of {site} differ in pixel type: {dtypes}")
+    return images
+
+
+def correct_site(raw: Mapping[str, np.ndarray], row: Mapping, illum: Mapping[str, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """float32 images of one site divided by the plate's illumination functions (if any)."""
+    images = {}
+    for channel, image in raw.items():
+        image = image.astype(np.float32, copy=False)
         if illum is not None:
             function = illum[channel]
             if function.shape != image.shape:
@@ -51,10 +62,10 @@ def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray]
                     f"illumination function for {channel} has shape {function.shape}")
             image = image / function
         images[channel] = image
-    site = f"well {row.get('Metadata_Well')} site {row.get('Metadata_Site')}"
-    shapes = {name: img.shape for name, img in images.items()}
-    if len(set(shapes.values())) > 1:
-        raise ImageError(f"channels of {site} differ in shape: {shapes}")
-    if len(set(dtypes.values())) > 1:
-        raise ImageError(f"channels of {site} differ in pixel type: {dtypes}")
     return images
+
+
+def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
+              ) -> dict[str, np.ndarray]:
+    """Every channel of one site as float32, illumination-corrected (see read_raw_site)."""
+    return correct_site(read_raw_site(row, channels), row, illum)

@@ -1,15 +1,17 @@
-"""Train the crop CNN (ERM: cross-entropy on Metadata_Treatment) with resumable checkpoints.
+"""Train the crop CNN for one method (debatch.methods) with resumable checkpoints.
 
-Inputs are the crops stage's per-plate pairs ``crops/{plate}.npy`` (N x C x S x S, opened as a
-memmap) and ``crops/{plate}.parquet`` (N aligned metadata rows). Minibatches are gathered
-straight from the memmaps, so memory holds only a batch (plus the OS page cache).
+Labels are Metadata_Treatment. Inputs are the crops stage's per-plate pairs ``crops/{plate}.npy``
+(N x C x S x S, opened as a memmap) and ``crops/{plate}.parquet`` (N aligned metadata rows).
+Minibatches are gathered straight from the memmaps (debatch.cropdata), so memory holds only a
+batch (plus the OS page cache). Cells of ``holdout_batches`` never enter training (nor the global
+input statistics); a fixed subset of them is scored every epoch, per cell and per well.
 
 Reproducibility: the model is initialised from ``seed``; every epoch draws its data order,
-augmentations and the global torch RNG (for stochastic modules such as DSU/MixStyle) from a
-generator seeded by ``(seed, epoch)``. A resumed run therefore continues exactly like an
-uninterrupted one without storing RNG states, and on CPU the same seed gives bit-identical
-weights. The learning-rate schedule depends only on ``lr_schedule_epochs``, not on ``epochs``,
-so raising ``epochs`` later extends the same trajectory instead of invalidating it.
+augmentations and the global torch RNG (DSU, MixStyle, ABRA) from a generator seeded by
+``(seed, epoch)``. A resumed run therefore continues exactly like an uninterrupted one without
+storing RNG states, and on CPU the same seed gives bit-identical weights. The learning-rate
+schedule depends only on ``lr_schedule_epochs``, not on ``epochs``, so raising ``epochs`` later
+extends the same trajectory instead of invalidating it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from debatch import methods
+from debatch.cropdata import CropSet, augment_batch, jitter_stats, plate_channel_stats, \
+    to_input, training_channel_stats
 from debatch.io import atomic_path, write_text
 from debatch.models import CellResNet
 from debatch.params import merge_params as check_params
 
 DEFAULTS: dict = {
-    "method": "erm",            # training objective; only "erm" (cross-entropy, linear head) so far
+    "method": "erm",            # training method: erm | dsu | mixstyle | abra | deepnoise
     "epochs": 30,               # epochs to reach; a finished run called with more epochs resumes
     "batch_size": 256,          # crops per optimiser step (last partial batch of an epoch dropped)
     "lr": 1e-3,                 # AdamW peak learning rate
@@ -43,19 +47,23 @@ DEFAULTS: dict = {
     "max_holdout_cells": 20000,  # fixed random subset of held-out cells scored; None = all
     "augment": True,            # random flips and 90-degree rotations of every crop
     "max_cells_per_epoch": None,  # cap on crops drawn (without replacement) per epoch; None = all
-    "normalise": True,          # standardise each channel with mean/std of training crops
+    "normalise": True,          # standardise channels (training-crop stats; deepnoise: per plate)
     "num_threads": 1,           # torch CPU threads
     "device": "auto",           # "auto" (cuda if available), "cpu" or "cuda"
     "amp": True,                # mixed precision (bf16, or fp16 + loss scaling); only on cuda
+    # One block per method (debatch.methods.METHOD_DEFAULTS); only `method`'s block is used.
+    **{name: dict(block) for name, block in methods.METHOD_DEFAULTS.items()},
 }
 
+METHOD_NAMES = methods.METHOD_NAMES  # values of train.methods / the {method} wildcard
 # Parameters that change how fast a run goes, not where it ends: a checkpoint that differs from
 # the current call only in these is resumed.
 RESUMABLE_DIFFERENCES = ("epochs", "num_threads", "device", "amp")
-NORM_SAMPLE_CELLS = 20000  # training crops sampled (seeded) to estimate channel mean/std
 LR_FLOOR = 0.01            # final fraction of lr reached by the cosine schedule
-LOG_COLUMNS = ["epoch", "loss", "train_acc", "holdout_acc", "crops_per_s", "seconds"]
-CHECKPOINT_FORMAT = 1
+LOSS_PARTS = ["loss_ce", "loss_adv", "loss_align"]  # NaN where a method has no such part
+LOG_COLUMNS = ["epoch", "loss", *LOSS_PARTS, "train_acc", "holdout_acc", "holdout_well_acc",
+               "crops_per_s", "seconds"]
+CHECKPOINT_FORMAT = 2
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,53 +84,12 @@ def amp_settings(device: torch.device, amp: bool) -> tuple[bool, torch.dtype]:
     return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-class CropSet:
-    """All plates' crops as one indexable set; global index = plate offset + row."""
-
-    def __init__(self, plates: list[tuple[str, str]]):
-        if not plates:
-            raise ValueError("no plates given")
-        self.memmaps, frames, shapes = [], [], set()
-        for npy_path, parquet_path in plates:
-            crops = np.load(npy_path, mmap_mode="r")
-            meta = pd.read_parquet(parquet_path)
-            if crops.ndim != 4 or crops.shape[0] != len(meta):
-                raise ValueError(f"{npy_path} has shape {crops.shape} but {parquet_path} has "
-                                 f"{len(meta)} rows; expected N x C x S x S with N rows")
-            missing = {"Metadata_Batch", "Metadata_Treatment"} - set(meta.columns)
-            if missing:
-                raise ValueError(f"{parquet_path} lacks column(s) {sorted(missing)}")
-            if meta["Metadata_Treatment"].isna().any():
-                raise ValueError(f"{parquet_path} has cells with missing Metadata_Treatment")
-            self.memmaps.append(crops)
-            frames.append(meta[["Metadata_Batch", "Metadata_Treatment"]])
-            shapes.add(crops.shape[1:])
-        if len(shapes) > 1:
-            raise ValueError(f"plates have different crop shapes {sorted(shapes)}")
-        self.crop_shape = shapes.pop()
-        self.dtype = np.result_type(*(m.dtype for m in self.memmaps))
-        self.offsets = np.cumsum([0] + [len(m) for m in self.memmaps])
-        meta = pd.concat(frames, ignore_index=True)
-        self.batch = meta["Metadata_Batch"].astype(str).to_numpy()
-        self.treatment = meta["Metadata_Treatment"].astype(str).to_numpy()
-        self.sizes = [len(m) for m in self.memmaps]
-
-    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted indices and their crops, read plate by plate in row order (memmap locality)."""
-        idx = np.sort(idx)
-        out = np.empty((len(idx), *self.crop_shape), dtype=self.dtype)
-        bounds = np.searchsorted(idx, self.offsets)
-        for plate, crops in enumerate(self.memmaps):
-            lo, hi = bounds[plate], bounds[plate + 1]
-            if hi > lo:
-                np.take(crops, idx[lo:hi] - self.offsets[plate], axis=0, out=out[lo:hi])
-        return idx, out
-
-
 def merge_params(params: dict) -> dict:
     p = check_params("train", DEFAULTS, params, nullable=("max_holdout_cells",))
-    if p["method"] != "erm":
-        raise ValueError(f"method {p['method']!r} is not implemented; only 'erm'")
+    if p["method"] not in METHOD_NAMES:
+        raise ValueError(f"train.method {p['method']!r} is not one of {list(METHOD_NAMES)}")
+    for name in METHOD_NAMES:
+        p[name] = methods.check_method_settings(name, p[name])
     if isinstance(p["holdout_batches"], str):
         raise ValueError("holdout_batches must be a list of Metadata_Batch values, not a string")
     p["holdout_batches"] = sorted(str(b) for b in p["holdout_batches"])
@@ -134,61 +101,79 @@ def merge_params(params: dict) -> dict:
     return p
 
 
-def _channel_stats(data: CropSet, train_idx: np.ndarray, seed: int, normalise: bool
-                   ) -> tuple[list[float], list[float]]:
-    """Per-channel mean/std over (a seeded sample of) training crops; identity if not normalise."""
-    channels = data.crop_shape[0]
-    if not normalise:
-        return [0.0] * channels, [1.0] * channels
-    rng = np.random.default_rng([seed, 1 << 30])
-    sample = train_idx
-    if len(sample) > NORM_SAMPLE_CELLS:
-        sample = rng.choice(train_idx, NORM_SAMPLE_CELLS, replace=False)
-    total = np.zeros(channels)
-    total_sq = np.zeros(channels)
-    for start in range(0, len(sample), 4096):
-        _, crops = data.gather(sample[start:start + 4096])
-        crops = crops.astype(np.float64)
-        total += crops.sum(axis=(0, 2, 3))
-        total_sq += np.square(crops).sum(axis=(0, 2, 3))
-    count = len(sample) * data.crop_shape[1] * data.crop_shape[2]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
-    std[std < 1e-8] = 1.0  # a constant channel carries no information; avoid dividing by 0
-    return mean.tolist(), std.tolist()
+def run_settings(p: dict) -> dict:
+    """The params that define a run: shared keys plus the active method's block only."""
+    return {k: v for k, v in p.items() if k not in METHOD_NAMES or k == p["method"]}
 
 
-def to_input(crops: np.ndarray, mean: torch.Tensor, std: torch.Tensor,
-             device: torch.device) -> torch.Tensor:
-    """float16 numpy batch -> normalised float32 tensor on device (converted after transfer)."""
-    x = torch.from_numpy(crops).to(device, non_blocking=True).float()
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+class InputScaling:
+    """Per-crop channel mean/std for the network input: one global pair (from training crops),
+    or each crop's plate's own pair (deepnoise), optionally jittered (debatch.cropdata)."""
+
+    def __init__(self, data: CropSet, train_idx: np.ndarray, p: dict, device: torch.device,
+                 stats: tuple[list[float], list[float]] | None = None):
+        channels = data.crop_shape[0]
+        self.per_plate = methods.plate_scaling(p["method"]) and p["normalise"]
+        self.plate = torch.from_numpy(data.plate)
+        if self.per_plate:
+            pairs = [plate_channel_stats(crops) for crops in data.memmaps]
+            self.global_stats = None
+            mean, std = (np.stack([pair[i] for pair in pairs]) for i in (0, 1))
+        else:
+            if stats is None:
+                stats = (training_channel_stats(data, train_idx, p["seed"]) if p["normalise"]
+                         else ([0.0] * channels, [1.0] * channels))
+            self.global_stats = stats
+            mean, std = np.array([stats[0]]), np.array([stats[1]])
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device)[:, :, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32, device=device)[:, :, None, None]
+        self.jitter = p["deepnoise"]["jitter"] if self.per_plate else 0.0
+
+    def __call__(self, rows: np.ndarray, crops: np.ndarray, device: torch.device,
+                 rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Scaled input tensor of ``crops`` (global rows ``rows``); jittered when ``rng`` given."""
+        if not self.per_plate:
+            return to_input(crops, self.mean, self.std, device)
+        index = self.plate[torch.from_numpy(rows)].to(device)
+        mean, std = self.mean[index], self.std[index]
+        if rng is not None and self.jitter > 0:
+            mean, std = jitter_stats(mean, std, self.jitter, rng)
+        return to_input(crops, mean, std, device)
 
 
-def augment_batch(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Uniform random element of the dihedral group D4 per (square) crop.
+def group_codes(data: CropSet, p: dict) -> tuple[np.ndarray, int]:
+    """Per-crop group index for ABRA's batch-wise statistics (plate, batch or one group)."""
+    group_by = p["abra"]["group_by"] if p["method"] == "abra" else "none"
+    if group_by == "plate":
+        return data.plate, len(data.memmaps)
+    if group_by == "batch":
+        names, codes = np.unique(data.batch, return_inverse=True)
+        return codes, len(names)
+    return np.zeros(len(data.plate), dtype=np.int64), 1
 
-    Three coins: flip W, flip H (together the 4 flips/180-degree rotation), then transpose;
-    the 8 outcomes are the 8 distinct flips and 90-degree rotations.
-    """
-    coins = torch.from_numpy(rng.random((3, x.shape[0])) < 0.5).to(x.device).view(3, -1, 1, 1, 1)
-    x = torch.where(coins[0], x.flip(-1), x)
-    x = torch.where(coins[1], x.flip(-2), x)
-    return torch.where(coins[2], x.transpose(-1, -2), x)
 
-
-def _holdout_accuracy(model, data, idx, labels, mean, std, device, batch_size, autocast) -> float:
+def _holdout_scores(model, data, idx, labels, scaling, device, batch_size, autocast
+                    ) -> tuple[float, float]:
+    """Held-out accuracy per cell (argmax) and per well (argmax of the mean softmax of the
+    well's scored cells); NaN without held-out cells."""
     if len(idx) == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     model.eval()
-    correct = 0
+    rows_seen, probabilities = [], []
     with torch.inference_mode(), autocast():
         for start in range(0, len(idx), batch_size):
             rows, crops = data.gather(idx[start:start + batch_size])
-            logits = model(to_input(crops, mean, std, device))
-            target = torch.from_numpy(labels[rows]).to(device)
-            correct += int((logits.argmax(1) == target).sum())
-    return correct / len(idx)
+            logits = model(scaling(rows, crops, device))
+            probabilities.append(torch.softmax(logits.float(), 1).cpu().numpy())
+            rows_seen.append(rows)
+    rows, probabilities = np.concatenate(rows_seen), np.concatenate(probabilities)
+    cell_acc = float((probabilities.argmax(1) == labels[rows]).mean())
+    wells, well_index = np.unique(data.well[rows], return_inverse=True)
+    well_prob = np.zeros((len(wells), probabilities.shape[1]))
+    np.add.at(well_prob, well_index, probabilities)
+    well_label = np.zeros(len(wells), dtype=np.int64)
+    well_label[well_index] = labels[rows]  # one treatment per well
+    return cell_acc, float((well_prob.argmax(1) == well_label).mean())
 
 
 def _write_log(history: list[dict], path: Path) -> None:
@@ -202,7 +187,7 @@ def _save(obj: dict, path: Path) -> None:
 
 
 def _resume_problem(checkpoint: dict, params: dict, data_key: dict) -> str | None:
-    """Why ``checkpoint`` cannot be continued with these params and data (None if it can)."""
+    """Why ``checkpoint`` cannot be continued with these run settings and data (None if it can)."""
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         return f"checkpoint format {checkpoint.get('format')} != {CHECKPOINT_FORMAT}"
     old = checkpoint["params"]
@@ -220,12 +205,15 @@ def _resume_problem(checkpoint: dict, params: dict, data_key: dict) -> str | Non
 def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print) -> dict:
     """Train on non-held-out cells; write model.pt, checkpoints/last.pt and training_log.tsv.
 
-    Resumes from ``out_dir/checkpoints/last.pt`` when its params (apart from RESUMABLE_DIFFERENCES)
-    and input plates match, otherwise starts fresh and logs why. Returns a summary dict:
-    train_acc, holdout_acc (last epoch), epochs_run (in this call), resumed_from (epochs already
-    done by the checkpoint, 0 for a fresh start), epochs, n_train_cells, n_holdout_cells, classes.
+    Resumes from ``out_dir/checkpoints/last.pt`` when its settings (apart from
+    RESUMABLE_DIFFERENCES) and input plates match, otherwise starts fresh and logs why. Returns a
+    summary dict: train_acc, holdout_acc, holdout_well_acc (last epoch), epochs_run (in this
+    call), resumed_from (epochs already done by the checkpoint, 0 for a fresh start), epochs,
+    n_train_cells, n_holdout_cells, classes.
     """
     p = merge_params(params)
+    settings = run_settings(p)
+    method, method_settings = p["method"], p[p["method"]]
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoints" / "last.pt"
     data = CropSet(plates)
@@ -251,6 +239,7 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
     if (held & ~known).any():
         log(f"{int((held & ~known).sum())} held-out cells have treatments absent from training "
             f"and are not scored")
+    groups, n_groups = group_codes(data, p)
     data_key = {"plate_sizes": data.sizes, "crop_shape": list(data.crop_shape),
                 "classes": classes, "n_train": int(len(train_idx))}
 
@@ -270,10 +259,12 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         torch.manual_seed(p["seed"])
-        arch = {"in_channels": data.crop_shape[0], "n_classes": len(classes),
-                "width": p["width"], "depth": p["depth"], "stages": p["stages"],
-                "embedding_dim": p["embedding_dim"], "head": "linear"}
+        arch = methods.model_arch(
+            method, method_settings, in_channels=data.crop_shape[0], n_classes=len(classes),
+            width=p["width"], depth=p["depth"], stages=p["stages"],
+            embedding_dim=p["embedding_dim"])
         model = CellResNet(**arch).to(device, memory_format=torch.channels_last)
+        step_loss = methods.step_loss(method, method_settings, n_groups)
         optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"],
                                       weight_decay=p["weight_decay"])
         n_epoch = len(train_idx) if p["max_cells_per_epoch"] is None else min(
@@ -292,7 +283,7 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
         if checkpoint_path.exists():
             try:
                 checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-                problem = _resume_problem(checkpoint, p, data_key)
+                problem = _resume_problem(checkpoint, settings, data_key)
             except Exception as exc:  # truncated or foreign file: never fatal, just retrain
                 problem = f"unreadable checkpoint ({type(exc).__name__}: {exc})"
             if problem:
@@ -303,14 +294,11 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
                 scheduler.load_state_dict(checkpoint["scheduler"])
                 scaler.load_state_dict(checkpoint["scaler"])
                 start_epoch, history = checkpoint["epoch"], checkpoint["history"]
-                stats = checkpoint["norm_mean"], checkpoint["norm_std"]
+                stats = checkpoint["norm_stats"]
                 log(f"resuming from {checkpoint_path} after epoch {start_epoch}"
                     + (" (training already finished)" if start_epoch == p["epochs"] else ""))
-        if stats is None:
-            stats = _channel_stats(data, train_idx, p["seed"], p["normalise"])
-        mean = torch.tensor(stats[0], device=device).view(1, -1, 1, 1)
-        std = torch.tensor(stats[1], device=device).view(1, -1, 1, 1)
-        log(f"training {len(train_idx)} cells ({len(classes)} classes), "
+        scaling = InputScaling(data, train_idx, p, device, stats)
+        log(f"training {method} on {len(train_idx)} cells ({len(classes)} classes), "
             f"{len(holdout_idx)} held-out cells scored, on {device}")
 
         for epoch in range(start_epoch + 1, p["epochs"] + 1):
@@ -321,51 +309,59 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
             if n_epoch >= p["batch_size"]:  # drop the partial last batch; tiny sets: one batch
                 order = order[:steps_per_epoch * p["batch_size"]]
             model.train()
-            loss_sum = torch.zeros((), device=device)
+            sums = torch.zeros(len(LOSS_PARTS) + 1, device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen = 0
+            seen, parts_seen = 0, set()
             for step in range(steps_per_epoch):
                 batch = order[step * p["batch_size"]:(step + 1) * p["batch_size"]]
                 rows, crops = data.gather(batch)
-                x = to_input(crops, mean, std, device)
+                x = scaling(rows, crops, device, rng)
                 if p["augment"]:
                     x = augment_batch(x, rng)
                 target = torch.from_numpy(labels[rows]).to(device, non_blocking=True)
+                batch_groups = torch.from_numpy(groups[rows]).to(device, non_blocking=True)
                 with autocast():
-                    logits = model(x, target)
-                    loss = F.cross_entropy(logits.float(), target)
+                    loss, logits, parts = step_loss(model, x, target, batch_groups)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
-                loss_sum += loss.detach() * len(rows)
+                parts_seen.update(parts)
+                values = [loss] + [parts.get(name, loss.new_zeros(())) for name in LOSS_PARTS]
+                sums += torch.stack([v.detach().float() for v in values]) * len(rows)
                 correct += (logits.argmax(1) == target).sum()
                 seen += len(rows)
             train_seconds = time.perf_counter() - started
-            loss_value = float(loss_sum) / seen
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"training loss is {loss_value} in epoch {epoch}; "
+            means = (sums / seen).tolist()
+            if not math.isfinite(means[0]):
+                raise FloatingPointError(f"training loss is {means[0]} in epoch {epoch}; "
                                          "check training crops for NaN/inf")
-            holdout_acc = _holdout_accuracy(model, data, holdout_idx, labels, mean, std, device,
-                                            2 * p["batch_size"], autocast)
-            row = {"epoch": epoch, "loss": loss_value, "train_acc": int(correct) / seen,
-                   "holdout_acc": holdout_acc, "crops_per_s": seen / train_seconds,
+            holdout_acc, holdout_well_acc = _holdout_scores(
+                model, data, holdout_idx, labels, scaling, device, 2 * p["batch_size"], autocast)
+            row = {"epoch": epoch, "loss": means[0],
+                   **{name: value if name in parts_seen else float("nan")
+                      for name, value in zip(LOSS_PARTS, means[1:])},
+                   "train_acc": int(correct) / seen, "holdout_acc": holdout_acc,
+                   "holdout_well_acc": holdout_well_acc, "crops_per_s": seen / train_seconds,
                    "seconds": time.perf_counter() - started}
             history.append(row)
-            _save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "params": p,
+            _save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "params": settings,
                    "data_key": data_key, "model": model.state_dict(),
                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "scaler": scaler.state_dict(), "history": history,
-                   "norm_mean": stats[0], "norm_std": stats[1]}, checkpoint_path)
+                   "norm_stats": scaling.global_stats}, checkpoint_path)
             _write_log(history, out_dir / "training_log.tsv")
             log(f"epoch {epoch}/{p['epochs']} loss {row['loss']:.4f} "
                 f"train_acc {row['train_acc']:.3f} holdout_acc {holdout_acc:.3f} "
-                f"{row['crops_per_s']:.0f} crops/s {row['seconds']:.1f} s")
+                f"(wells {holdout_well_acc:.3f}) {row['crops_per_s']:.0f} crops/s "
+                f"{row['seconds']:.1f} s")
 
         _write_log(history, out_dir / "training_log.tsv")
-        _save({"format": CHECKPOINT_FORMAT, "arch": arch, "params": p, "classes": classes,
-               "norm_mean": stats[0], "norm_std": stats[1],
+        norm = scaling.global_stats or (None, None)
+        _save({"format": CHECKPOINT_FORMAT, "arch": arch, "params": settings, "classes": classes,
+               "input_scaling": "plate" if scaling.per_plate else "global",
+               "norm_mean": norm[0], "norm_std": norm[1],
                "crop_shape": list(data.crop_shape), "epoch": p["epochs"],
                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
               out_dir / "model.pt")
@@ -376,6 +372,7 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict, log=print)
 
     last = history[-1]
     return {"train_acc": last["train_acc"], "holdout_acc": last["holdout_acc"],
+            "holdout_well_acc": last["holdout_well_acc"],
             "epochs_run": p["epochs"] - start_epoch, "resumed_from": start_epoch,
             "epochs": p["epochs"], "n_train_cells": int(len(train_idx)),
             "n_holdout_cells": int(len(holdout_idx)), "classes": classes}

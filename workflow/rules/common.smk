@@ -11,10 +11,12 @@ import tempfile
 import pandas as pd
 from snakemake.utils import validate
 
+from debatch import cellpose_seg as cellpose_lib
 from debatch import crops as crops_lib
 from debatch import diagnostics as diagnostics_lib
 from debatch import illum as illum_lib
 from debatch import profiles as profiles_lib
+from debatch import qc as qc_lib
 from debatch import segment as segment_lib
 from debatch import synth as synth_lib
 from debatch import train as train_lib
@@ -31,6 +33,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 for _name, _check in [
     ("illum", lambda: illum_lib.merge_params(config["illum"])),
     ("segment.propagate", lambda: segment_lib.merge_params(config["segment"].get("propagate", {}))),
+    ("segment.cellpose", lambda: cellpose_lib.merge_params(config["segment"].get("cellpose", {}))),
+    ("qc", lambda: qc_lib.merge_params(config["qc"])),
     ("crops", lambda: crops_lib.merge_params(config["crops"])),
     ("train", lambda: train_lib.merge_params({k: v for k, v in config["train"].items() if k != "methods"})),
     ("profiles", lambda: profiles_lib.merge_params(config["profiles"])),
@@ -120,6 +124,7 @@ wildcard_constraints:
     plate="|".join(re.escape(p) for p in PLATE_NAMES),
     method="|".join(METHODS),
     correction="|".join(CORRECTIONS),
+    shard=r"\d+",
 
 
 def plate_row(wildcards):

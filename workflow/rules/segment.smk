@@ -1,22 +1,63 @@
+SHARDS = list(range(config["segment"].get("shards", 1)))
+
+
+def segment_settings():
+    """The segment block without the settings of the method not in use (changing those must
+    not rerun segmentation); the shard count lives in params.shards."""
+    block = {key: value for key, value in config["segment"].items() if key not in ("cellpose", "shards")}
+    if block["method"] == "cellpose":
+        block["cellpose"] = config["segment"].get("cellpose", {})
+    return block
+
+
+def segment_gpu():
+    """cellpose on a GPU node when one may be used (SLURM maps gpu=1 to --gpus=1)."""
+    cellpose = config["segment"].get("cellpose", {})
+    return int(config["segment"]["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
+
+
 rule segment:
-    """Nuclei + cells of every site of a plate: per-cell table and label images."""
+    """Nuclei + cells of one shard of a plate's sites: cell table, per-site QC measures, label images."""
     input:
         manifest=f"{RESULTS}/manifest/{{plate}}.parquet",
         illum=f"{RESULTS}/illum/{{plate}}.npz",
     output:
-        cells=f"{RESULTS}/cells/{{plate}}.parquet",
-        masks=f"{RESULTS}/masks/{{plate}}.npz",
+        cells=temp(f"{RESULTS}/cells/{{plate}}/shard{{shard}}.parquet"),
+        sites=temp(f"{RESULTS}/sites/{{plate}}/shard{{shard}}.parquet"),
+        masks=temp(f"{RESULTS}/masks/{{plate}}/shard{{shard}}.npz"),
     params:
-        segment=stage_params("segment"),
+        segment=segment_settings(),
+        shards=len(SHARDS),
         channels=CHANNELS,
         nuclei_channel=config["nuclei_channel"],
         cell_channel=config["cell_channel"],
     threads: config["threads"]["images"]
     log:
-        log_path("segment"),
+        log_path("segment", "{plate}/shard{shard}"),
     benchmark:
-        benchmark_path("segment")
+        benchmark_path("segment", "{plate}/shard{shard}")
     resources:
         mem_mb=4000,
+        gpu=segment_gpu(),
     script:
         "../../scripts/segment.py"
+
+
+rule gather_segment:
+    """The plate's cells/{plate}.parquet, sites/{plate}.parquet and masks/{plate}.npz from its shards."""
+    input:
+        cells=expand(f"{RESULTS}/cells/{{{{plate}}}}/shard{{shard}}.parquet", shard=SHARDS),
+        sites=expand(f"{RESULTS}/sites/{{{{plate}}}}/shard{{shard}}.parquet", shard=SHARDS),
+        masks=expand(f"{RESULTS}/masks/{{{{plate}}}}/shard{{shard}}.npz", shard=SHARDS),
+    output:
+        cells=f"{RESULTS}/cells/{{plate}}.parquet",
+        sites=f"{RESULTS}/sites/{{plate}}.parquet",
+        masks=f"{RESULTS}/masks/{{plate}}.npz",
+    log:
+        log_path("segment"),
+    benchmark:
+        benchmark_path("gather_segment")
+    resources:
+        mem_mb=2000,
+    script:
+        "../../scripts/gather_segment.py"

@@ -1,3 +1,11 @@
+def train_params(wildcards):
+    """This method's settings: the shared train keys plus only its own block (e.g. train.abra),
+    so tuning one method, or adding one to train.methods, never retrains the others."""
+    shared = stage_params("train", drop=("methods", *train_lib.METHOD_NAMES))
+    own = config["train"].get(wildcards.method)
+    return {**shared, "method": wildcards.method, **({wildcards.method: own} if own else {})}
+
+
 rule train:
     """Train one CNN per method on every plate's crops (held-out batches only evaluated)."""
     input:
@@ -7,7 +15,7 @@ rule train:
         model=f"{RESULTS}/models/{{method}}/model.pt",
         log_table=f"{RESULTS}/models/{{method}}/training_log.tsv",
     params:
-        train=lambda wildcards: {**stage_params("train", drop=("methods",)), "method": wildcards.method},
+        train=train_params,
         out_dir=lambda wildcards: f"{RESULTS}/models/{wildcards.method}",
     threads: config["threads"]["train"]
     log:

@@ -1,0 +1,185 @@
+"""Training methods: each one's settings, network (head, augmentation slots) and step loss.
+
+- ``erm``: cross-entropy; linear head by default (``head`` can name an angular-margin head to
+  separate the head's effect from augmentation's).
+- ``dsu``: DSU modules (debatch.augment.DSU) at ``levels``; linear head.
+- ``mixstyle``: MixStyle modules at ``levels``; linear head.
+- ``abra``: adversarial batch-wise perturbation of the feature statistics at ``level`` (see
+  ``ABRA`` below and README "Training methods"); angular-margin head.
+- ``deepnoise``: per-plate channel standardisation of the input with jittered statistics
+  (debatch.cropdata) and an ArcFace head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from debatch.augment import adversarial_deltas, alignment_loss, group_statistics, \
+    perturb_statistics
+from debatch.params import merge_params as check_params
+
+METHOD_DEFAULTS: dict = {
+    "erm": {
+        "head": "linear",       # linear | cosface | arcface
+        "head_s": 30.0,         # scale s of a margin head
+        "head_m": 0.1,          # margin m of a margin head
+    },
+    "dsu": {
+        "levels": [0, 1, 2, 3],  # feature levels (0 = stem, i = after stage i) with a DSU module
+        "p": 0.5,               # probability that a module acts in a forward pass
+    },
+    "mixstyle": {
+        "levels": [1, 2],       # feature levels with a MixStyle module
+        "p": 0.5,               # probability that a module acts in a forward pass
+        "alpha": 0.1,           # mixing weight lambda ~ Beta(alpha, alpha)
+    },
+    "abra": {
+        "level": 1,             # feature level whose channel statistics are perturbed
+        "group_by": "plate",    # plate | batch | none: groups sharing one statistics shift
+        "steps": 1,             # K gradient-ascent steps of the inner maximisation
+        "bound": 2.0,           # |shift| <= bound x the group's spread of the statistic
+        "step_size": 1.0,       # ascent step, x the spread (signed gradient)
+        "adv_fraction": 0.5,    # share of each mini-batch trained on perturbed features
+        "adv_weight": 1.0,      # weight of the perturbed images' loss
+        "align_weight": 1.0,    # weight of the clean/perturbed embedding alignment term
+        "head": "arcface",      # arcface | cosface | linear
+        "head_s": 30.0,         # scale s of the margin head
+        "head_m": 0.1,          # margin m of the margin head
+    },
+    "deepnoise": {
+        "jitter": 0.1,          # per-plate channel mean/std each x U(1 - jitter, 1 + jitter)
+        "head_s": 30.0,         # ArcFace scale s
+        "head_m": 0.1,          # ArcFace margin m
+    },
+}
+METHOD_NAMES = tuple(METHOD_DEFAULTS)
+GROUPINGS = ("plate", "batch", "none")
+HEAD_NAMES = ("linear", "cosface", "arcface")
+
+
+def check_method_settings(method: str, settings: dict | None) -> dict:
+    """One method's block over its defaults, with ranges checked (ValueError naming the key)."""
+    s = check_params(f"train.{method}", METHOD_DEFAULTS[method], settings)
+    name = f"train.{method}"
+    if "head" in s and s["head"] not in HEAD_NAMES:
+        raise ValueError(f"{name}.head must be one of {list(HEAD_NAMES)}, not {s['head']!r}")
+    if "levels" in s and not all(isinstance(v, int) and v >= 0 for v in s["levels"]):
+        raise ValueError(f"{name}.levels must be a list of feature levels >= 0, not "
+                         f"{s['levels']!r}")
+    for key in ("p", "adv_fraction"):
+        if key in s and not 0 <= s[key] <= 1:
+            raise ValueError(f"{name}.{key} must be between 0 and 1, not {s[key]}")
+    if method == "abra":
+        if s["group_by"] not in GROUPINGS:
+            raise ValueError(f"{name}.group_by must be one of {list(GROUPINGS)}, "
+                             f"not {s['group_by']!r}")
+        for key in ("steps", "level", "bound", "step_size"):
+            if s[key] < 0:
+                raise ValueError(f"{name}.{key} must be >= 0, not {s[key]}")
+    if method == "deepnoise" and not 0 <= s["jitter"] < 1:
+        raise ValueError(f"{name}.jitter must be in [0, 1), not {s['jitter']}")
+    return s
+
+
+def model_arch(method: str, settings: dict, **backbone) -> dict:
+    """CellResNet arguments for a method (``backbone``: in_channels, n_classes, width, ...)."""
+    arch = {**backbone, "head": settings.get("head", "arcface" if method == "deepnoise"
+                                             else "linear")}
+    if arch["head"] != "linear":
+        arch.update(head_s=settings["head_s"], head_m=settings["head_m"])
+    if method == "dsu":
+        arch["feature_augment"] = {"kind": "dsu", "levels": settings["levels"],
+                                   "p": settings["p"]}
+    elif method == "mixstyle":
+        arch["feature_augment"] = {"kind": "mixstyle", "levels": settings["levels"],
+                                   "p": settings["p"], "alpha": settings["alpha"]}
+    return arch
+
+
+def plate_scaling(method: str) -> bool:
+    """Whether the method standardises inputs per plate (else with global training stats)."""
+    return method == "deepnoise"
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                  groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """ERM / DSU / MixStyle / DeepNoise step loss: cross-entropy of the (margin) head.
+
+    Returns (loss, logits without margin, for accuracy; loss parts).
+    """
+    embedding = model.forward_features(x)
+    loss = F.cross_entropy(model.head(embedding, target).float(), target)
+    return loss, model.head(embedding).detach(), {"loss_ce": loss}
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_stats(model: nn.Module):
+    """BatchNorm still normalises with batch statistics but leaves its running stats alone
+    (momentum 0), so the inner maximisation's extra passes do not leak into eval-mode BN."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
+class ABRA:
+    """ABRA step loss (adversarial batch representation augmentation).
+
+    1. Features h at ``level``; batch-wise statistics of each group (plate, batch, or the whole
+       mini-batch) and their spread across the group's images (debatch.augment.group_statistics).
+    2. A random ``adv_fraction`` of the images is chosen; starting from a Gaussian draw, K
+       signed gradient-ascent steps find per-group shifts of the channel mean/std, within
+       ``bound`` x spread, that maximise the task loss on those images (network weights fixed,
+       BN running statistics untouched).
+    3. Outer loss on the mini-batch with the chosen images' features shifted:
+       CE(clean) + adv_weight * CE(perturbed) + align_weight * alignment(clean, perturbed
+       embeddings), with the angular-margin head.
+    """
+
+    def __init__(self, settings: dict, n_groups: int):
+        self.s, self.n_groups = settings, n_groups
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                 groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        s, level = self.s, self.s["level"]
+        if level >= model.levels:
+            raise ValueError(f"train.abra.level {level} is outside the network's levels "
+                             f"0..{model.levels - 1}")
+        h = model.features_upto(x, level)
+        stats = group_statistics(h, groups, self.n_groups)
+        n_adv = min(max(1, round(s["adv_fraction"] * len(x))), len(x) - 1)
+        adv = torch.zeros(len(x), dtype=torch.bool)
+        adv[torch.randperm(len(x))[:n_adv]] = True
+        adv = adv.to(x.device)
+        target_adv = target[adv]
+
+        def task_loss(perturbed: torch.Tensor) -> torch.Tensor:
+            logits = model.head(model.features_from(perturbed, level), target_adv)
+            return F.cross_entropy(logits.float(), target_adv)
+
+        with frozen_batchnorm_stats(model):
+            delta_mean, delta_std = adversarial_deltas(
+                h[adv], groups[adv], stats, task_loss, s["steps"], s["bound"], s["step_size"])
+        shifted = perturb_statistics(h, groups, stats, delta_mean, delta_std)
+        embedding = model.features_from(torch.where(adv[:, None, None, None], shifted, h), level)
+        logits = model.head(embedding, target).float()
+        ce_clean = F.cross_entropy(logits[~adv], target[~adv])
+        ce_adv = F.cross_entropy(logits[adv], target_adv)
+        align = alignment_loss(embedding[~adv], embedding[adv])
+        loss = ce_clean + s["adv_weight"] * ce_adv + s["align_weight"] * align
+        parts = {"loss_ce": ce_clean, "loss_adv": ce_adv, "loss_align": align}
+        return loss, model.head(embedding).detach(), parts
+
+
+def step_loss(method: str, settings: dict, n_groups: int):
+    """The callable (model, x, target, groups) -> (loss, logits without margin, loss parts)."""
+    return ABRA(settings, n_groups) if method == "abra" else cross_entropy

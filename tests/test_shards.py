@@ -1,0 +1,98 @@
+"""Shards: a plate's sites split into contiguous blocks and gathered back to the same files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debatch.illum import compute_plate_illum
+from debatch.manifest import build_manifest, read_platemap
+from debatch.shards import (NpzWriter, gather_cells, gather_npy, gather_npz, gather_tables, segment_shard,
+                            shard_sites)
+from debatch.synth import CHANNELS, generate_plate
+
+SETTINGS = {"method": "propagate", "save_masks": True, "propagate": {"nucleus_diameter": 12.0}}
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plate")
+    generate_plate(root / "P1", "P1", "b1", {"rows": 2, "cols": 3, "sites": 2, "image_size": 96,
+                                              "cells_per_site": 10, "n_treatments": 2, "replicates": 1,
+                                              "n_inactive": 1})
+    channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
+    manifest = build_manifest("P1", "b1", root / "P1" / "images", "opera_phenix",
+                              read_platemap(root / "P1" / "platemap.tsv"), channels)
+    return manifest.sample(frac=1, random_state=0), compute_plate_illum(manifest, list(CHANNELS))
+
+
+def test_shards_partition_the_sorted_sites_into_contiguous_blocks(plate):
+    manifest, _ = plate
+    ordered = manifest.sort_values(["Metadata_Well", "Metadata_Site"])
+    blocks = [shard_sites(manifest, 5, k) for k in range(5)]
+    assert [len(b) for b in blocks] == [3, 3, 2, 2, 2]
+    together = pd.concat(blocks)
+    assert together[["Metadata_Well", "Metadata_Site"]].values.tolist() == \
+        ordered[["Metadata_Well", "Metadata_Site"]].values.tolist()
+    assert [len(shard_sites(manifest, 20, k)) for k in range(20)].count(0) == 8
+    with pytest.raises(ValueError, match="shard 3 does not exist: segment.shards is 3"):
+        shard_sites(manifest, 3, 3)
+
+
+def run_shards(manifest, illum, shards, folder):
+    cells, sites, masks = [], [], []
+    for shard in range(shards):
+        table, site_table = segment_shard(manifest, shards, shard, list(CHANNELS), illum, "DNA", "AGP",
+                                          SETTINGS, folder / f"masks{shard}.npz")
+        for frames, frame, name in ((cells, table, "cells"), (sites, site_table, "sites")):
+            frame.to_parquet(folder / f"{name}{shard}.parquet")
+            frames.append(folder / f"{name}{shard}.parquet")
+        masks.append(folder / f"masks{shard}.npz")
+    gather_npz(masks, folder / "masks.npz")
+    return gather_cells(cells, 12), gather_tables(sites), np.load(folder / "masks.npz")
+
+
+def test_results_are_identical_whatever_the_shard_count(plate, tmp_path):
+    manifest, illum = plate
+    (tmp_path / "one").mkdir()
+    (tmp_path / "four").mkdir()
+    cells_1, sites_1, masks_1 = run_shards(manifest, illum, 1, tmp_path / "one")
+    cells_4, sites_4, masks_4 = run_shards(manifest, illum, 4, tmp_path / "four")
+    pd.testing.assert_frame_equal(cells_1, cells_4)
+    pd.testing.assert_frame_equal(sites_1, sites_4)
+    assert len(cells_1) > 30 and len(sites_1) == 12 and sites_1["Count_Cells"].sum() == len(cells_1)
+    assert sorted(masks_1.files) == sorted(masks_4.files) and len(masks_1.files) == 24
+    for name in masks_1.files:
+        np.testing.assert_array_equal(masks_1[name], masks_4[name])
+    assert list(sites_1.filter(like="ImageQuality_PowerLogLogSlope_").columns) == \
+        [f"ImageQuality_PowerLogLogSlope_{c}" for c in CHANNELS]
+
+
+def test_gathering_npy_and_npz_keeps_order_and_content(tmp_path):
+    parts = [np.arange(k * 24, (k + n) * 24, dtype=np.float16).reshape(n, 2, 3, 4) for k, n in ((0, 3), (3, 0), (3, 5))]
+    paths = []
+    for i, part in enumerate(parts):
+        np.save(tmp_path / f"p{i}.npy", part)
+        paths.append(tmp_path / f"p{i}.npy")
+    assert gather_npy(paths, tmp_path / "all.npy", rows_per_copy=2) == (8, 2, 3, 4)
+    np.testing.assert_array_equal(np.load(tmp_path / "all.npy"), np.concatenate(parts))
+    assert gather_npy(paths[:1], tmp_path / "one.npy") == (3, 2, 3, 4)  # one shard: linked, not copied
+    for i in range(2):
+        with NpzWriter(tmp_path / f"m{i}.npz") as writer:
+            writer.add(f"A0{i}_1_nuclei", np.full((4, 4), i, np.uint16))
+    assert gather_npz([tmp_path / "m0.npz", tmp_path / "m1.npz"], tmp_path / "m.npz") == 2
+    with np.load(tmp_path / "m.npz") as merged:
+        assert merged["A01_1_nuclei"].max() == 1 and merged["A00_1_nuclei"].dtype == np.uint16
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_a_failed_writer_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError), NpzWriter(tmp_path / "m.npz") as writer:
+        writer.add("a", np.zeros(3))
+        raise RuntimeError("killed half-way")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_plate_without_cells_is_an_error(tmp_path):
+    pd.DataFrame().to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="no cells found on any of the 7 sites"):
+        gather_cells([tmp_path / "empty.parquet"] * 2, 7)
