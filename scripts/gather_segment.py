@@ -13,9 +13,9 @@ arrays = gather_npz(snakemake.input.masks, snakemake.output.masks)
 write_parquet(sites, snakemake.output.sites)
 write_parquet(cells, snakemake.output.cells)
 counts = sites["Count_Cells"]
-log.info("plate %s: %d shard(s), %d sites, %d cells (per site min %d, median %g, max %d), %d label images",
-         snakemake.wildcards.plate, len(snakemake.input.cells), len(sites), len(cells), counts.min(),
-         np.median(counts), counts.max(), arrays)
+log.info("plate %s: %d shard(s), %d sites, %d cells (per site min %d, median %g, max %d), "
+         "%d label images", snakemake.wildcards.plate, len(snakemake.input.cells), len(sites),
+         len(cells), counts.min(), np.median(counts), counts.max(), arrays)
 unpaired = sites[["Count_UnpairedNuclei", "Count_UnpairedCells"]].sum()
 if unpaired.any():
     log.info("cellpose objects left out for want of a partner: %d nuclei, %d cells",

@@ -12,8 +12,9 @@ params = snakemake.params
 manifest = pd.read_parquet(snakemake.input.manifest)
 with np.load(snakemake.input.illum) as stored:
     illum = {channel: stored[channel] for channel in params.channels}
-cells, sites = segment_shard(manifest, params.shards, int(snakemake.wildcards.shard), params.channels, illum,
-                             params.nuclei_channel, params.cell_channel, params.segment,
-                             snakemake.output.masks, threads=snakemake.threads, log=log.info)
+cells, sites = segment_shard(manifest, params.shards, int(snakemake.wildcards.shard),
+                             params.channels, illum, params.nuclei_channel, params.cell_channel,
+                             params.segment, snakemake.output.masks, threads=snakemake.threads,
+                             log=log.info)
 write_parquet(cells, snakemake.output.cells)
 write_parquet(sites, snakemake.output.sites)

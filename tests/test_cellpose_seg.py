@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from debatch import cellpose_seg
-from debatch.cellpose_seg import (CellposeError, CellposeSegmenter, merge_params, pair_objects, reachable,
-                                  resolve_model, train_model)
+from debatch.cellpose_seg import (CellposeError, CellposeSegmenter, merge_params, pair_objects,
+                                  reachable, resolve_model, train_model)
 from debatch.images import read_site
 from debatch.manifest import build_manifest, read_platemap
 from debatch.segment import measure_site
@@ -163,3 +163,13 @@ def test_pipeline_stops_with_one_line_when_weights_are_missing(tmp_path, monkeyp
     assert len(errors) == 1 and "Traceback" not in log, log
     assert "cellpose model 'nuclei' (nuclei_model): weights not found at" in errors[0]
     assert str(tmp_path / "no_models" / "nucleitorch_0") in errors[0]
+
+
+def test_a_file_that_is_no_model_is_named(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(CellposeError, match=f"segment.cellpose.cell_model: cannot load {bad} as a cellpose 3 model"):
+        cellpose_seg.load_model(str(bad), "cell_model", device="cpu", timeout=0)
+    torch.save({"weight": torch.zeros(3)}, bad)
+    with pytest.raises(CellposeError, match="holds no cellpose 3 network weights"):
+        cellpose_seg.load_model(str(bad), "cell_model", device="cpu", timeout=0)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from debatch.qc import (COUNT, FOCUS, SATURATION, flag_sites, image_quality, merge_params, percent_maximal,
-                        power_log_log_slope, summary)
+from debatch.qc import (COUNT, FOCUS, SATURATION, flag_sites, image_quality, merge_params,
+                        percent_maximal, power_log_log_slope, summary)
 
 
 def blobs(seed=0, size=256, n=40):
@@ -78,3 +78,16 @@ def test_bad_settings_are_named():
         merge_params({"min_focus": "low"})
     with pytest.raises(ValueError, match="no ImageQuality_PowerLogLogSlope_Hoechst"):
         flag_sites(sites_table(), "Hoechst")
+
+
+def test_overlays_show_failed_sites_first_then_the_range_of_cell_counts(tmp_path):
+    from debatch.qc_figures import overlay_sites, plot_heatmaps
+
+    flagged = flag_sites(sites_table(), "DNA")
+    flagged[COUNT] = range(len(flagged))
+    chosen = overlay_sites(flagged, "DNA", 5)
+    picked = chosen.index.tolist()  # failed sites, worst focus first; then fewest and most cells
+    assert picked[0] == 1 and set(picked[:3]) == {1, 2, 3} and picked[3:] == [0, 19]
+    assert len(overlay_sites(flagged, "DNA", 2)) == 2 and len(overlay_sites(flagged, "DNA", 0)) == 0
+    plot_heatmaps(flagged[flagged["Metadata_Plate"] == "P1"], "DNA", "plate P1", tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 5000

@@ -6,8 +6,8 @@ import pytest
 
 from debatch.illum import compute_plate_illum
 from debatch.manifest import build_manifest, read_platemap
-from debatch.shards import (NpzWriter, gather_cells, gather_npy, gather_npz, gather_tables, segment_shard,
-                            shard_sites)
+from debatch.shards import (NpzWriter, gather_cells, gather_npy, gather_npz, gather_tables,
+                            segment_shard, shard_sites)
 from debatch.synth import CHANNELS, generate_plate
 
 SETTINGS = {"method": "propagate", "save_masks": True, "propagate": {"nucleus_diameter": 12.0}}

@@ -18,6 +18,7 @@ import logging
 import shutil
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,17 +31,20 @@ from debatch.segment import segment_cells
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "nuclei_model": "nuclei",     # built-in name (cellpose 3: nuclei, cyto3, ...; 4: cpsam) or path of a trained model
-    "cell_model": "cyto3",        # same for whole cells; null = grow cells from the nuclei (segment.propagate)
-    "nucleus_diameter": None,     # px; null = the model's own (a trained model keeps its training size; nuclei: 17)
+    # Built-in model name (cellpose 3: nuclei, cyto3, ...; cellpose 4: cpsam) or the path of a
+    # trained model file, for nuclei and for whole cells. cell_model null: cells grow from the
+    # nuclei by the classical propagation (segment.propagate).
+    "nuclei_model": "nuclei",
+    "cell_model": "cyto3",
+    "nucleus_diameter": None,     # px; null = the model's own (trained: training size; nuclei: 17)
     "cell_diameter": None,        # px; null = the model's own (cyto3: 30)
-    "flow_threshold": 0.4,        # largest flow error of a kept mask (cellpose's default; 0 keeps all)
-    "cellprob_threshold": 0.0,    # cell-probability logit above which pixels join masks (lower: more, larger)
+    "flow_threshold": 0.4,        # largest flow error of a kept mask (cellpose default; 0: all)
+    "cellprob_threshold": 0.0,    # cell-probability logit threshold (lower: more, larger masks)
     "min_size": 15,               # masks smaller than this many px are dropped
     "batch_size": 8,              # network tiles per forward pass (raise on a GPU)
     "sites_per_call": 8,          # sites evaluated together (their tiles share forward passes)
     "device": "auto",             # auto (cuda when available) | cpu | cuda
-    "download_timeout": 10.0,     # s to reach cellpose's server when built-in weights are missing; 0 = never
+    "download_timeout": 10.0,     # s to reach cellpose's server for missing weights; 0 = never
 }
 _NULLABLE = ("cell_model", "nucleus_diameter", "cell_diameter")
 # Base widths of cellpose 3's standard CPnet; trained models may be narrower (see train_model).
@@ -55,7 +59,8 @@ def merge_params(params: dict | None) -> dict:
     p = check_params("segment.cellpose", DEFAULTS, params, nullable=_NULLABLE)
     for key in ("nucleus_diameter", "cell_diameter"):
         value = p[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and value > 0):
             raise ValueError(f"segment.cellpose.{key} must be a number > 0 or null, not {value!r}")
     if p["device"] not in ("auto", "cpu", "cuda"):
         raise ValueError(f"segment.cellpose.device must be auto, cpu or cuda, not {p['device']!r}")
@@ -70,13 +75,14 @@ def _cellpose():
     try:
         from cellpose import models, version
     except ImportError as error:
-        raise CellposeError(f"segment.method is cellpose but cellpose cannot be imported ({error}); "
-                            f"install envs/cellpose-requirements.txt") from None
+        raise CellposeError(f"segment.method is cellpose but cellpose cannot be imported "
+                            f"({error}); pip install --no-deps -r envs/cellpose-requirements.txt"
+                            ) from None
     return models, int(str(version).split(".")[0])
 
 
 def builtin_weights(name: str) -> tuple[Path, str] | None:
-    """(expected weight file, download URL) of a built-in model of the installed cellpose, or None."""
+    """(expected weight file, download URL) of a built-in model of the installed cellpose."""
     models, major = _cellpose()
     if name not in models.MODEL_NAMES:
         return None
@@ -105,13 +111,14 @@ def resolve_model(spec: str, key: str, timeout: float) -> str:
     models, major = _cellpose()
     found = builtin_weights(spec)
     if found is None:
-        raise CellposeError(f"segment.cellpose.{key} {spec!r} is neither a model file nor a built-in "
-                            f"model of cellpose {major} (built-in: {', '.join(models.MODEL_NAMES)})")
+        raise CellposeError(f"segment.cellpose.{key} {spec!r} is neither a model file nor a "
+                            f"built-in model of cellpose {major} "
+                            f"(built-in: {', '.join(models.MODEL_NAMES)})")
     weights, url = found
     if not weights.is_file() and not reachable(url, timeout):
-        raise CellposeError(f"cellpose model {spec!r} ({key}): weights not found at {weights} and {url} "
-                            f"is unreachable (offline?); copy the file there or set segment.cellpose.{key} "
-                            f"to the path of a trained model")
+        raise CellposeError(f"cellpose model {spec!r} ({key}): weights not found at {weights} and "
+                            f"{url} is unreachable (offline?); copy the file there or set "
+                            f"segment.cellpose.{key} to the path of a trained model")
     return spec
 
 
@@ -128,11 +135,33 @@ def _widths(path: str) -> list[int]:
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=True)
-    convs = sorted((k for k in state if k.startswith("downsample.down.res_down_") and k.endswith("conv_0.2.weight")),
+    convs = sorted((k for k in state
+                    if k.startswith("downsample.down.res_down_") and k.endswith("conv_0.2.weight")),
                    key=lambda k: int(k.split("res_down_")[1].split(".")[0]))
     if not convs:
         raise CellposeError(f"cellpose model file {path} holds no cellpose 3 network weights")
     return [int(state[convs[0]].shape[1])] + [int(state[k].shape[0]) for k in convs]
+
+
+def _load_file(models, major: int, path: str, torch_device):
+    gpu = torch_device.type == "cuda"
+    if major >= 4:
+        return models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=path)
+    widths = _widths(path)
+    if widths[1:] == _STANDARD_WIDTHS:
+        return models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=path,
+                                    nchan=widths[0])
+    # A narrower CPnet (train_model's small models): cellpose 3 fixes the widths, so swap the net.
+    from cellpose.resnet_torch import CPnet
+
+    model = models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=False,
+                                 nchan=widths[0])
+    net = CPnet(widths, 3, sz=3, mkldnn=False, max_pool=True).to(torch_device)
+    net.load_model(path, device=torch_device)
+    model.net, model.pretrained_model = net, path
+    model.diam_mean = float(net.diam_mean.item())
+    model.diam_labels = float(net.diam_labels.item())
+    return model
 
 
 def load_model(spec: str, key: str, device: str = "auto", timeout: float = 10.0):
@@ -140,32 +169,27 @@ def load_model(spec: str, key: str, device: str = "auto", timeout: float = 10.0)
     models, major = _cellpose()
     torch_device = _device(device)
     resolved = resolve_model(spec, key, timeout)
-    gpu = torch_device.type == "cuda"
-    if major >= 4:
-        return models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=resolved)
     if not Path(resolved).is_file():
-        return models.CellposeModel(gpu=gpu, device=torch_device, model_type=resolved)
-    widths = _widths(resolved)
-    if widths[1:] == _STANDARD_WIDTHS:
-        return models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=resolved, nchan=widths[0])
-    # A narrower CPnet (train_model's small models): cellpose 3 fixes the widths, so swap the net.
-    from cellpose.resnet_torch import CPnet
-
-    model = models.CellposeModel(gpu=gpu, device=torch_device, pretrained_model=False, nchan=widths[0])
-    net = CPnet(widths, 3, sz=3, mkldnn=model.mkldnn, max_pool=True).to(torch_device)
-    net.load_model(resolved, device=torch_device)
-    model.net, model.pretrained_model = net, resolved
-    model.diam_mean = float(net.diam_mean.item())
-    model.diam_labels = float(net.diam_labels.item())
-    return model
+        name = {"pretrained_model": resolved} if major >= 4 else {"model_type": resolved}
+        return models.CellposeModel(gpu=torch_device.type == "cuda", device=torch_device, **name)
+    try:
+        return _load_file(models, major, resolved, torch_device)
+    except CellposeError:
+        raise
+    except Exception as error:  # unpickling, shape or key mismatches: a file that is no such model
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CellposeError(f"segment.cellpose.{key}: cannot load {resolved} as a cellpose {major} "
+                            f"model ({type(error).__name__}: {first_line})") from None
 
 
-def run_model(model, stacks: list[np.ndarray], diameter: float | None, p: dict) -> list[np.ndarray]:
+def run_model(model, stacks: list[np.ndarray], diameter: float | None, p: dict
+              ) -> list[np.ndarray]:
     """Label images (int32) of same-shaped (Y, X, C) stacks, evaluated in one cellpose call."""
     _, major = _cellpose()
     batch = np.stack(stacks).astype(np.float32)
-    options = dict(diameter=diameter, flow_threshold=p["flow_threshold"], batch_size=p["batch_size"],
-                   cellprob_threshold=p["cellprob_threshold"], min_size=p["min_size"])
+    options = dict(diameter=diameter, flow_threshold=p["flow_threshold"],
+                   batch_size=p["batch_size"], cellprob_threshold=p["cellprob_threshold"],
+                   min_size=p["min_size"])
     if len(batch) == 1:
         masks = [model.eval(batch[0], channel_axis=2, **options)[0]]
     else:
@@ -186,7 +210,8 @@ def _keep_nucleus_piece(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     return kept
 
 
-def pair_objects(nuclei: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+def pair_objects(nuclei: np.ndarray, cells: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Pair independently segmented nuclei and cells one-to-one.
 
     Each nucleus goes to the cell it overlaps most; a cell claimed by several nuclei keeps the
@@ -230,13 +255,18 @@ class CellposeSegmenter:
         self.propagate = propagate
         torch.set_num_threads(max(1, threads))
         timeout = self.p["download_timeout"]
-        self.nuclei_model = load_model(self.p["nuclei_model"], "nuclei_model", self.p["device"], timeout)
+        device = self.p["device"]
+        self.nuclei_model = load_model(self.p["nuclei_model"], "nuclei_model", device, timeout)
         self.cell_model = (None if self.p["cell_model"] is None else
-                           load_model(self.p["cell_model"], "cell_model", self.p["device"], timeout))
-        for name in ("cellpose", "cellpose.models", "cellpose.core", "cellpose.dynamics", "cellpose.transforms"):
-            logging.getLogger(name).setLevel(logging.WARNING)  # per-image chatter would flood the job log
-        log.info("cellpose on %s: nuclei %s, cells %s", self.nuclei_model.device, self.p["nuclei_model"],
-                 self.p["cell_model"] or "propagated from the nuclei")
+                           load_model(self.p["cell_model"], "cell_model", device, timeout))
+        # cellpose logs per image (and warns that a batch of sites "is a 3D stack"): keep the
+        # job log to debatch's own per-site lines
+        for name in ("cellpose", "cellpose.models", "cellpose.core", "cellpose.dynamics",
+                     "cellpose.transforms"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
+        log.info("cellpose on %s: nuclei %s, cells %s", self.nuclei_model.device,
+                 self.p["nuclei_model"], self.p["cell_model"] or "propagated from the nuclei")
 
     def __call__(self, sites: list[dict[str, np.ndarray]], nuclei_channel: str, cell_channel: str
                  ) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
@@ -249,25 +279,26 @@ class CellposeSegmenter:
                 by_shape.setdefault(sites[index][nuclei_channel].shape, []).append(index)
             for indices in by_shape.values():
                 group = [sites[index] for index in indices]
-                for index, result in zip(indices, self._segment(group, nuclei_channel, cell_channel)):
+                segmented = self._segment(group, nuclei_channel, cell_channel)
+                for index, result in zip(indices, segmented):
                     results[index] = result
         return results
 
     def _segment(self, group, nuclei_channel, cell_channel):
         zeros = np.zeros(group[0][nuclei_channel].shape, np.float32)
-        nuclei = run_model(self.nuclei_model, [np.dstack([s[nuclei_channel], zeros]) for s in group],
-                           self.p["nucleus_diameter"], self.p)
+        stacks = [np.dstack([site[nuclei_channel], zeros]) for site in group]
+        nuclei = run_model(self.nuclei_model, stacks, self.p["nucleus_diameter"], self.p)
         if self.cell_model is None:
             return [(n, segment_cells(n, site[cell_channel], self.propagate), 0, 0)
                     for site, n in zip(group, nuclei)]
-        cells = run_model(self.cell_model, [np.dstack([s[cell_channel], s[nuclei_channel]]) for s in group],
-                          self.p["cell_diameter"], self.p)
+        stacks = [np.dstack([site[cell_channel], site[nuclei_channel]]) for site in group]
+        cells = run_model(self.cell_model, stacks, self.p["cell_diameter"], self.p)
         return [pair_objects(n, c) for n, c in zip(nuclei, cells)]
 
 
-def train_model(images: list[np.ndarray], masks: list[np.ndarray], path: str | Path, *, width: int = 32,
-                epochs: int = 100, learning_rate: float = 0.02, crop: int = 224, images_per_epoch: int | None = None,
-                seed: int = 0) -> Path:
+def train_model(images: list[np.ndarray], masks: list[np.ndarray], path: str | Path, *,
+                width: int = 32, epochs: int = 100, learning_rate: float = 0.02, crop: int = 224,
+                images_per_epoch: int | None = None, seed: int = 0) -> Path:
     """Train a cellpose 3 network from scratch on (C=2, Y, X) images and their label images.
 
     ``width`` 32 is cellpose's standard CPnet (loadable by cellpose itself); smaller widths give
@@ -281,17 +312,19 @@ def train_model(images: list[np.ndarray], masks: list[np.ndarray], path: str | P
 
     _, major = _cellpose()
     if major >= 4:
-        raise CellposeError("train_model trains cellpose 3 networks; cellpose 4 fine-tunes cpsam instead")
+        raise CellposeError("train_model trains cellpose 3 networks; cellpose 4 fine-tunes cpsam")
     # diam_mean = the training objects' mean diameter (as cellpose measures it), so evaluating
     # with diameter null runs at scale 1 and a given diameter rescales relative to the training.
     size = float(np.mean([diameters(m)[0] for m in masks]))
     torch.manual_seed(seed)
-    net = CPnet([images[0].shape[0], width, 2 * width, 4 * width, 256], 3, sz=3, max_pool=True, diam_mean=size)
+    net = CPnet([images[0].shape[0], width, 2 * width, 4 * width, 256], 3, sz=3, max_pool=True,
+                diam_mean=size)
     with tempfile.TemporaryDirectory() as folder:
         trained, _, _ = cellpose_train.train_seg(
             net, train_data=list(images), train_labels=list(masks), channel_axis=0, batch_size=8,
             n_epochs=epochs, learning_rate=learning_rate, weight_decay=1e-4, save_path=folder,
-            model_name="model", bsize=crop, min_train_masks=1, rescale=False, nimg_per_epoch=images_per_epoch)
+            model_name="model", bsize=crop, min_train_masks=1, rescale=False,
+            nimg_per_epoch=images_per_epoch)
         with atomic_path(path) as tmp:
             shutil.copyfile(trained, tmp)
     return Path(path)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "size": 32,                  # crop side in pixels, centred on the nucleus centroid
     "scale": 65535.0,            # stored value = corrected intensity / scale
-    "drop_border_cells": False,  # leave out cells whose mask touches the image border (partial cells)
+    "drop_border_cells": False,  # leave out cells whose mask touches the image border (cut cells)
 }
 
 

@@ -90,13 +90,13 @@ def plot_functions(functions: dict[str, np.ndarray], title: str, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(functions), figsize=(3 * len(functions), 3), squeeze=False)
+    fig, axes = plt.subplots(1, len(functions), figsize=(max(3 * len(functions), 4.5), 3), squeeze=False)
     for ax, (channel, function) in zip(axes[0], functions.items()):
         shown = ax.imshow(function, cmap="magma")
         ax.set_title(channel)
         ax.axis("off")
         fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -48,8 +48,8 @@ def read_raw_site(row: Mapping, channels: list[str]) -> dict[str, np.ndarray]:
     return images
 
 
-def correct_site(raw: Mapping[str, np.ndarray], row: Mapping, illum: Mapping[str, np.ndarray] | None = None
-                 ) -> dict[str, np.ndarray]:
+def correct_site(raw: Mapping[str, np.ndarray], row: Mapping,
+                 illum: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """float32 images of one site divided by the plate's illumination functions (if any)."""
     images = {}
     for channel, image in raw.items():

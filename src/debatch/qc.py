@@ -27,11 +27,11 @@ from debatch.params import merge_params as check_params
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
-    "focus_mad": 5.0,              # fail below plate median - this x robust SD of the focus slope (null = off)
-    "min_focus": None,             # fail below this absolute power-spectrum slope (null = off)
-    "max_saturated_percent": 1.0,  # fail when any channel has more % of pixels at its maximum (null = off)
-    "min_cells": 1,                # fail sites with fewer cells (0 = off)
-    "max_cells": None,             # fail sites with more cells, e.g. debris read as cells (null = off)
+    "focus_mad": 5.0,              # fail below plate median - this x robust SD of focus (null: off)
+    "min_focus": None,             # fail below this absolute power-spectrum slope (null: off)
+    "max_saturated_percent": 1.0,  # fail when a channel has more % of pixels at its max (null: off)
+    "min_cells": 1,                # fail sites with fewer cells (0: off)
+    "max_cells": None,             # fail sites with more cells, e.g. debris as cells (null: off)
     "overlay_sites": 4,            # sites drawn in the segmentation overlay figure of each plate
 }
 _NULLABLE = ("focus_mad", "max_saturated_percent")
@@ -46,7 +46,8 @@ COUNT = "Count_Cells"
 def merge_params(params: dict | None) -> dict:
     p = check_params("qc", DEFAULTS, params, nullable=_NULLABLE)
     for key in ("min_focus", "max_cells"):
-        if p[key] is not None and (isinstance(p[key], bool) or not isinstance(p[key], (int, float))):
+        number = isinstance(p[key], (int, float)) and not isinstance(p[key], bool)
+        if p[key] is not None and not number:
             raise ValueError(f"qc.{key} must be a number or null, not {p[key]!r}")
     if p["overlay_sites"] < 0 or p["min_cells"] < 0:
         raise ValueError("qc.overlay_sites and qc.min_cells must be >= 0")
@@ -101,7 +102,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     failed = pd.DataFrame(False, index=sites.index, columns=["focus", "saturation", "cell count"])
     focus = sites[focus_column]
     if p["focus_mad"] is not None:
-        plates = sites["Metadata_Plate"] if "Metadata_Plate" in sites else pd.Series("", index=sites.index)
+        plates = (sites["Metadata_Plate"] if "Metadata_Plate" in sites
+                  else pd.Series("", index=sites.index))
         median = focus.groupby(plates).transform("median")
         spread = (focus - median).abs().groupby(plates).transform("median") * 1.4826
         failed["focus"] |= focus < median - p["focus_mad"] * spread.clip(lower=MIN_FOCUS_SPREAD)
@@ -115,7 +117,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
         failed["cell count"] |= sites[COUNT] > p["max_cells"]
     flagged = sites.copy()
     flagged["QC_Pass"] = ~failed.any(axis=1)
-    flagged["QC_Failed"] = [";".join(name for name, bad in row.items() if bad) for _, row in failed.iterrows()]
+    flagged["QC_Failed"] = [";".join(name for name, bad in row.items() if bad)
+                            for _, row in failed.iterrows()]
     return flagged
 
 

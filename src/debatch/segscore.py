@@ -17,7 +17,8 @@ import pandas as pd
 THRESHOLDS = (0.5, 0.75)
 
 
-def iou_pairs(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def iou_pairs(truth: np.ndarray, predicted: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(truth label, predicted label, IoU) for every overlapping pair of objects."""
     if truth.shape != predicted.shape:
         raise ValueError(f"label images differ in shape: {truth.shape} vs {predicted.shape}")
@@ -31,7 +32,8 @@ def iou_pairs(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.
     return t, p, overlap / (truth_area[t] + predicted_area[p] - overlap)
 
 
-def score_site(truth: np.ndarray, predicted: np.ndarray, thresholds: Iterable[float] = THRESHOLDS) -> dict:
+def score_site(truth: np.ndarray, predicted: np.ndarray,
+               thresholds: Iterable[float] = THRESHOLDS) -> dict:
     """Object counts and true positives at each IoU threshold (>= 0.5) for one site."""
     n_true = len(np.setdiff1d(np.unique(truth), [0]))
     n_predicted = len(np.setdiff1d(np.unique(predicted), [0]))

@@ -43,7 +43,8 @@ class NpzWriter:
 
     def __init__(self, path: str | os.PathLike):
         self._atomic = atomic_path(path)
-        self._zip = zipfile.ZipFile(self._atomic.__enter__(), "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        self._zip = zipfile.ZipFile(self._atomic.__enter__(), "w", zipfile.ZIP_DEFLATED,
+                                    allowZip64=True)
 
     def add(self, name: str, array: np.ndarray) -> None:
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -57,7 +58,8 @@ class NpzWriter:
         self._atomic.__exit__(kind, error, traceback)
 
 
-def _ordered_map(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahead: int) -> Iterator:
+def _ordered_map(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahead: int
+                 ) -> Iterator:
     """pool.map that keeps at most ``ahead`` results in flight (bounded read-ahead)."""
     pending: deque = deque()
     for item in items:
@@ -96,7 +98,8 @@ def _segmented(rows: list[dict], channels, illum, nuclei_channel, cell_channel, 
             results = segmenter([images for _, images in chunk], nuclei_channel, cell_channel)
             for row, (quality, images), (nuclei, cells, lost_nuclei, lost_cells) in zip(
                     rows[start:start + step], chunk, results):
-                yield row, quality, nuclei, cells, measure_site(nuclei, cells, images), lost_nuclei, lost_cells
+                table = measure_site(nuclei, cells, images)
+                yield row, quality, nuclei, cells, table, lost_nuclei, lost_cells
 
 
 def segment_shard(manifest: pd.DataFrame, shards: int, shard: int, channels: list[str],
@@ -119,16 +122,18 @@ def segment_shard(manifest: pd.DataFrame, shards: int, shard: int, channels: lis
     tables, site_rows = [], []
     step = max(1, round(len(rows) / 10))
     with NpzWriter(masks_path) as masks:
-        for done, (row, quality, nuclei, cells, table, lost_nuclei, lost_cells) in enumerate(_segmented(
-                rows, channels, illum, nuclei_channel, cell_channel, {"method": "propagate", **settings},
-                threads), start=1):
+        segmented = _segmented(rows, channels, illum, nuclei_channel, cell_channel,
+                               {"method": "propagate", **settings}, threads)
+        for done, (row, quality, nuclei, cells, table, lost_nuclei, lost_cells) in enumerate(
+                segmented, start=1):
             key = f"{row['Metadata_Well']}_{row['Metadata_Site']}"
             if settings.get("save_masks", True):
                 dtype = np.uint16 if nuclei.max() < 2**16 else np.int32
                 masks.add(f"{key}_nuclei", nuclei.astype(dtype))
                 masks.add(f"{key}_cells", cells.astype(dtype))
             site_rows.append({**{c: row[c] for c in metadata}, **quality, COUNT: len(table),
-                              "Count_UnpairedNuclei": lost_nuclei, "Count_UnpairedCells": lost_cells})
+                              "Count_UnpairedNuclei": lost_nuclei,
+                              "Count_UnpairedCells": lost_cells})
             if len(table):
                 position = sites.index[done - 1]
                 prefix = sites.loc[[position] * len(table), metadata].reset_index(drop=True)
@@ -136,8 +141,9 @@ def segment_shard(manifest: pd.DataFrame, shards: int, shard: int, channels: lis
             else:
                 say(f"well {row['Metadata_Well']} site {row['Metadata_Site']}: no cells found")
             if lost_nuclei or lost_cells:
-                say(f"well {row['Metadata_Well']} site {row['Metadata_Site']}: {lost_nuclei} nuclei without "
-                    f"a cell of their own and {lost_cells} cells without a nucleus left out")
+                say(f"well {row['Metadata_Well']} site {row['Metadata_Site']}: {lost_nuclei} "
+                    f"nuclei without a cell of their own and {lost_cells} cells without a "
+                    f"nucleus left out")
             if done % step == 0 or done == len(rows):
                 say(f"shard {shard + 1}/{shards}: segmented {done}/{len(rows)} sites, "
                     f"{sum(len(t) for t in tables)} cells")
@@ -162,7 +168,7 @@ def gather_cells(paths: list[str | os.PathLike], n_sites: int) -> pd.DataFrame:
 
 
 def _link_or_copy(source: str | os.PathLike, target: Path) -> None:
-    """One shard: the plate file is the shard file (a hard link costs no I/O), copied across devices."""
+    """One shard: the plate file is the shard file (a hard link: no I/O; a copy across devices)."""
     target.unlink(missing_ok=True)
     try:
         os.link(source, target)
@@ -187,7 +193,8 @@ def gather_npz(paths: list[str | os.PathLike], out: str | os.PathLike) -> int:
     return count
 
 
-def gather_npy(paths: list[str | os.PathLike], out: str | os.PathLike, rows_per_copy: int = 4096) -> tuple:
+def gather_npy(paths: list[str | os.PathLike], out: str | os.PathLike, rows_per_copy: int = 4096
+               ) -> tuple:
     """Concatenate shard .npy arrays (same trailing shape) into ``out``; returns its shape."""
     if len(paths) == 1:
         with atomic_path(out) as tmp:
