@@ -14,8 +14,11 @@ for metrics_path, figure in zip(snakemake.input.metrics, snakemake.input.figures
     entries.append({"method": metrics["method"], "correction": metrics["correction"],
                     "metrics": metrics, "figure": figure})
 qc = [("Cells per well on every plate (a QC value: density differs by batch).", snakemake.input.plate_qc)]
-qc += [(f"Illumination functions, {path.rsplit('/', 1)[-1].removesuffix('.png')}", path)
-       for path in snakemake.input.illum]
+for plate, heatmap, overlay, illum in zip(snakemake.params.plates, snakemake.input.qc_heatmaps,
+                                         snakemake.input.qc_overlays, snakemake.input.illum):
+    qc += [(f"{plate}: cell count and focus per site (failed QC sites marked).", heatmap),
+           (f"{plate}: segmentation overlays (nuclei and cell outlines).", overlay),
+           (f"{plate}: illumination functions.", illum)]
 methods = snakemake.params.methods
 html = render(entries, snakemake.params.report.get("title", "debatch report"), qc,
               training_logs=dict(zip(methods, snakemake.input.training_logs)),

@@ -72,7 +72,7 @@ def reference(tmp_path_factory):
 def test_killed_three_times_then_finishes_identically_and_training_resumes(reference, tmp_path):
     config = tiny_config(tmp_path)
     results = tmp_path / "results"
-    points = [results / "logs" / "segment" / "plate01.log",            # during segmentation
+    points = [results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
               results / "models" / "erm" / "checkpoints" / "last.pt",  # mid-training
               results / "logs" / "well_profiles" / "erm.log"]           # during profiles
     for marker in points:

@@ -22,7 +22,8 @@ TINY = {"demo": {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 96, 
                             "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
         "train": {"methods": ["erm"], "holdout_batches": [], "epochs": 1, "width": 8, "embedding_dim": 8,
                   "batch_size": 32},
-        "profiles": {"corrections": ["none"]}}
+        "profiles": {"corrections": ["none"]},
+        "threads": {"images": 1, "train": 1}}  # one-CPU jobs: two run at once on the 2-core node
 SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
               "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
               "--seconds-between-status-checks", "2", "--slurm-keep-successful-logs"]
@@ -42,6 +43,11 @@ def slurm():
                              timeout=300)
     if started.returncode != 0:
         unavailable(f"SLURM did not start: {started.stderr.strip()[-500:]}")
+    yield
+    # A failed or timed-out run leaves jobs queued; they would block the next run's jobs.
+    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    if queued:
+        subprocess.run(["scancel", *queued], check=False)
 
 
 def tiny_run(workdir):

@@ -73,8 +73,11 @@ def test_report_has_ranking_and_every_figure(finished_run):
     assert "<table id='ranking'>" in html and "<table id='training'>" in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     corrections = TINY["profiles"]["corrections"]
-    # PCA per correction + metric bars + cells-per-well heatmaps + illumination per plate
-    assert len(images) == len(corrections) + 2 + len(PLATES)
+    # PCA per correction + metric bars + cells-per-well heatmaps, and per plate: QC heatmap,
+    # segmentation overlays, illumination functions
+    assert len(images) == len(corrections) + 2 + 3 * len(PLATES)
+    for plate, _ in PLATES:
+        assert f"{plate}: segmentation overlays" in html and f"{plate}: cell count and focus" in html
     assert all(len(image) > 1000 for image in images)
     for correction in corrections:
         assert f"erm / {correction}" in html

@@ -46,7 +46,8 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
 def scheduled_rules(workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
                     ) -> dict[str, int]:
     """Rule -> job count that a dry run would execute (empty when nothing to do)."""
-    result = snakemake(workdir, config, "--dry-run", "--quiet", "rules", *args, snakefile=snakefile)
+    # `--quiet rules` last: argparse would read a target after it as another --quiet choice.
+    result = snakemake(workdir, config, *args, "--dry-run", "--quiet", "rules", snakefile=snakefile)
     counts = {}
     lines = (result.stdout + result.stderr).splitlines()
     for start, line in enumerate(lines):
