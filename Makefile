@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
+SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
 .PHONY: demo test test-fast dry-run bench clean-results
@@ -17,8 +18,8 @@ $(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirem
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES)
-	@echo "debatch demo finished. Report: $(CURDIR)/results/report/index.html"
+	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	@echo "debatch demo finished. Report: report/index.html in the config's results folder (default $(CURDIR)/results/)"
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -v --durations=15

@@ -6,4 +6,4 @@ from debatch.runlog import setup_logging
 
 setup_logging(snakemake.log[0])
 # build_profiles reads one plate (and a block of feature columns) at a time
-write_parquet(build_profiles(snakemake.input, snakemake.params.profiles), snakemake.output[0])
+write_parquet(build_profiles(snakemake.input, snakemake.params.profiles, snakemake.threads), snakemake.output[0])

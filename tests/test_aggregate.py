@@ -52,3 +52,57 @@ def test_nan_cell_is_rejected_naming_file_and_well(tmp_path):
     cells.to_parquet(tmp_path / "plate.parquet", index=False)
     with pytest.raises(ValueError, match=r"plate.parquet: 1 cell\(s\) have NaN/inf features \(wells \['B03'\]\)"):
         aggregate_parquet(tmp_path / "plate.parquet")
+
+
+def pandas_reference(cells, method):
+    features = [c for c in cells.columns if not c.startswith("Metadata_")]
+    return getattr(cells.groupby(["Metadata_Plate", "Metadata_Well"])[features], method)()
+
+
+@pytest.mark.parametrize("method", ["median", "mean"])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_threads_odd_even_and_single_cell_wells_equal_pandas(tmp_path, method, threads, shuffle):
+    # wells of 1, 2 (even), 3 (odd), 4 and 50 cells, ties included; 7 columns over passes of 2
+    rng = np.random.default_rng(3)
+    sizes = {"A01": 1, "A02": 2, "A03": 3, "A04": 4, "B01": 50}
+    wells = np.repeat(list(sizes), list(sizes.values()))
+    cells = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": wells,
+                          **{f"f{i}": rng.normal(size=len(wells)).astype(np.float32) for i in range(6)}})
+    cells["f6"] = np.round(rng.normal(size=len(wells)), 1).astype(np.float32)  # ties
+    if shuffle:
+        cells = cells.sample(frac=1, random_state=0).reset_index(drop=True)
+    expected = pandas_reference(cells, method)
+    cells.to_parquet(tmp_path / "cells.parquet", index=False)
+    for wells_out in (aggregate_wells(cells, method, columns_per_pass=2, threads=threads),
+                      aggregate_parquet(tmp_path / "cells.parquet", method, columns_per_pass=2, threads=threads)):
+        assert wells_out["Metadata_Well"].tolist() == list(sizes)
+        assert wells_out[COUNT_COLUMN].tolist() == list(sizes.values())
+        np.testing.assert_allclose(wells_out[expected.columns].to_numpy(np.float64), expected.to_numpy(),
+                                   rtol=1e-6, atol=1e-7)
+    if method == "median":  # odd counts: exactly a cell's value
+        assert wells_out.loc[0, "f0"] == cells.loc[cells["Metadata_Well"] == "A01", "f0"].iloc[0]
+
+
+def test_streamed_wells_sort_by_name_whatever_the_dictionary_order(tmp_path):
+    # Parquet string columns are read dictionary-encoded; their order of appearance must not leak
+    cells = random_cells(seed=2, n_cells=300).sort_values(["Metadata_Plate", "Metadata_Well"], ascending=False)
+    assert cells["Metadata_Plate"].iloc[0] == "P2" and cells["Metadata_Well"].iloc[0] == "B03"
+    cells.to_parquet(tmp_path / "cells.parquet", index=False)
+    streamed = aggregate_parquet(tmp_path / "cells.parquet", threads=2)
+    expected = pandas_reference(cells.drop(columns=["Metadata_Site", "Metadata_Treatment"]), "median")
+    assert streamed[["Metadata_Plate", "Metadata_Well"]].values.tolist() == [list(k) for k in expected.index]
+    np.testing.assert_allclose(streamed[expected.columns].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6)
+    assert streamed["Metadata_Treatment"].tolist() == ["DMSO", "x", "y", "DMSO"] * 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nan_cells_counted_over_every_pass_in_any_order(threads):
+    cells = random_cells(seed=4).sample(frac=1, random_state=1).reset_index(drop=True)
+    a01 = cells.index[(cells["Metadata_Well"] == "A01")]
+    b01 = cells.index[(cells["Metadata_Well"] == "B01")]
+    cells.loc[a01[0], "f0"] = np.nan   # first pass
+    cells.loc[b01[0], "f4"] = -np.inf  # last pass
+    cells.loc[b01[0], "f3"] = np.nan   # same cell again: counted once
+    with pytest.raises(ValueError, match=r"2 cell\(s\) have NaN/inf features \(wells \['A01', 'B01'\]\)"):
+        aggregate_wells(cells, columns_per_pass=2, threads=threads)

@@ -157,12 +157,13 @@ def consensus(wells: pd.DataFrame, method: str = "median") -> pd.DataFrame:
     return out.reset_index()
 
 
-def build_profiles(plate_paths, params: dict | None = None) -> pd.DataFrame:
-    """Aggregate and normalise each plate's per-cell Parquet table, one plate at a time."""
+def build_profiles(plate_paths, params: dict | None = None, threads: int = 1) -> pd.DataFrame:
+    """Aggregate and normalise each plate's per-cell Parquet table, one plate at a time
+    (``threads`` aggregate blocks of feature columns in parallel)."""
     params = merge_params(params)
     wells = []
     for path in plate_paths:
-        plate_wells = aggregate_parquet(path, params["aggregate"], params["aggregate_columns"])
+        plate_wells = aggregate_parquet(path, params["aggregate"], params["aggregate_columns"], threads)
         try:
             wells.append(normalise_plates(plate_wells, params["normalise"]))
         except ValueError as error:

@@ -18,6 +18,7 @@ rule well_profiles:
         f"{RESULTS}/profiles/{{method}}/wells_normalised.parquet",
     params:
         profiles=aggregation_params(),
+    threads: config["threads"]["images"]
     log:
         log_path("well_profiles", "{method}"),
     benchmark:
