@@ -1,21 +1,22 @@
 """Training-step throughput of every method on the same batch and backbone, against ERM.
 
-    .venv/bin/python benchmarks/train_step.py [--batch-size 256] [--steps 8] [--repeats 3]
+    .venv/bin/python benchmarks/train_step.py [--batch-size 256] [--steps 1] [--repeats 15]
                                                [--threads 2] [--device auto]
 
 One step = input scaling of a float16 batch + forward + loss + backward + AdamW step, exactly as
 debatch.train runs it (DeepNoise with per-crop jittered plate statistics, ABRA with its inner
 maximisation). Default backbone and crops of the demo: 5 x 32 x 32, width 32, depth 2, 3 stages,
 9 classes, 4 plates in the batch. On CUDA, AMP and cuDNN autotune as in the training rule; on
-CPU, ``--threads`` torch threads. Methods are timed in interleaved rounds and the median round
-is kept, so a machine shared with other jobs slows every method alike. Prints crops/s per method
-and the step-time ratio to ERM; the goal for ABRA is <= 1.5.
+CPU, ``--threads`` torch threads. Methods are timed in interleaved rounds and each method's
+fastest round is kept: on a machine shared with other jobs, contention only ever adds time, so the
+fastest round is the closest to the method's own cost. DeepNoise does the same network work as ERM
+(ArcFace head, jittered input scaling), so its ratio to ERM shows how much noise is left. Prints
+crops/s per method and the step-time ratio to ERM; the goal for ABRA is <= 1.5.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -41,8 +42,8 @@ def build(method: str, device: torch.device):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per round")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -91,7 +92,7 @@ def main() -> None:
                 torch.cuda.synchronize()
             seconds[method].append((time.perf_counter() - started) / args.steps)
 
-    per_step = {method: statistics.median(times) for method, times in seconds.items()}
+    per_step = {method: min(times) for method, times in seconds.items()}
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu, {args.threads} threads"
     print(f"train step, batch {args.batch_size} x {CROP_SHAPE}, {name}, "
           f"amp {'on (' + str(amp_dtype).removeprefix('torch.') + ')' if use_amp else 'off'}")
@@ -100,7 +101,8 @@ def main() -> None:
         print(f"{method:<10} {value * 1000:>8.1f} {args.batch_size / value:>8.0f} "
               f"{value / per_step['erm']:>12.2f}")
     ratio = per_step["abra"] / per_step["erm"]
-    print(f"abra/erm step-time ratio {ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'})")
+    verdict = "met" if ratio <= 1.5 else "MISSED"
+    print(f"abra/erm step-time ratio {ratio:.2f} (goal <= 1.5: {verdict})")
 
 
 if __name__ == "__main__":

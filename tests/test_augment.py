@@ -194,9 +194,54 @@ def test_abra_step_trains_on_clean_and_perturbed_images(group_by_groups):
     assert logits.shape == (32, 4) and set(parts) == {"loss_ce", "loss_adv", "loss_align"}
     expected = parts["loss_ce"] + parts["loss_adv"] + parts["loss_align"]
     torch.testing.assert_close(loss, expected)
-    assert all(math.isfinite(float(v)) for v in parts.values()) and float(parts["loss_align"]) > 0
+    values = [float(v.detach()) for v in parts.values()]
+    assert all(math.isfinite(v) for v in values) and float(parts["loss_align"].detach()) > 0
     loss.backward()
     assert model.stem[0].weight.grad.abs().sum() > 0 and model.head.weight.grad.abs().sum() > 0
+
+
+def trained_abra_net(settings: dict) -> tuple[CellResNet, torch.Tensor, torch.Tensor]:
+    """A tiny ABRA network after a few plain steps on learnable data (so the loss is not flat)."""
+    torch.manual_seed(0)
+    model = CellResNet(**methods.model_arch("abra", settings, in_channels=3, n_classes=4,
+                                            width=8, depth=1, stages=2, embedding_dim=16)).train()
+    g = torch.Generator().manual_seed(1)
+    target = torch.randint(0, 4, (64,), generator=g)
+    x = torch.randn(64, 3, 16, 16, generator=g) + 0.3 * target[:, None, None, None]
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-2)
+    for _ in range(10):
+        loss = F.cross_entropy(model(x, target), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, x, target
+
+
+@pytest.mark.parametrize("n_groups", [1, 4])
+def test_abra_inner_ascent_raises_the_loss_the_outer_step_trains_on(n_groups):
+    """In training mode (batch-statistics BN, margin head), K ascent steps from the same random
+    start (same seed: same perturbed rows) must raise the perturbed rows' outer cross-entropy,
+    with plate groups and with a single group (no batch labels)."""
+    settings = methods.check_method_settings("abra", {"level": 1})
+    model, x, target = trained_abra_net(settings)
+    groups = torch.arange(len(x)) % n_groups
+    loss_adv = {}
+    for steps in (0, 2):
+        torch.manual_seed(3)
+        step = methods.ABRA({**settings, "steps": steps}, n_groups)
+        loss_adv[steps] = float(step(model, x, target, groups)[2]["loss_adv"].detach())
+    assert loss_adv[2] > 1.5 * loss_adv[0]
+
+
+def test_abra_inner_steps_see_the_whole_mini_batch():
+    """Train-mode BN normalises with the batch's statistics: the ascent must run the same rows
+    (clean + perturbed) as the outer step, or BN cancels a shift shared by the perturbed rows."""
+    settings = methods.check_method_settings("abra", {"level": 1, "steps": 2})
+    model, x, target = trained_abra_net(settings)
+    rows = []
+    model.stages[1].register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    methods.ABRA(settings, 1)(model, x, target, torch.zeros(len(x), dtype=torch.long))
+    assert rows == [len(x)] * 3  # two ascent steps, then the outer step
 
 
 def test_alignment_loss_is_zero_only_for_matching_distributions():

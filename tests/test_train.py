@@ -3,7 +3,10 @@ for every method; plus all methods through the real Snakemake workflow (slow).""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -150,6 +153,38 @@ def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path, method):
     resumed = train_model(plates, tmp_path / "a", params, log=lambda _: None)
     train_model(plates, tmp_path / "b", params, log=lambda _: None)
     assert resumed["resumed_from"] == 1
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+
+
+KILLED_AFTER_EPOCH_1 = """
+import json, sys, time
+from debatch.train import train_model
+
+def log(message):
+    if message.startswith("epoch 1/"):
+        print("checkpointed", flush=True)
+        time.sleep(600)  # killed here, in the middle of the run
+
+train_model(json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), log=log)
+"""
+
+
+def test_run_killed_with_sigkill_resumes_after_its_last_epoch(tmp_path):
+    """kill -9 after epoch 1's checkpoint; rerunning the same settings resumes after epoch 1 and
+    ends bit-identical to an uninterrupted run (ABRA: the most random state per step)."""
+    plates, params = write_plates(tmp_path), {**TINY, "method": "abra", "epochs": 3}
+    with subprocess.Popen([sys.executable, "-c", KILLED_AFTER_EPOCH_1, json.dumps(plates),
+                           str(tmp_path / "a"), json.dumps(params)],
+                          stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout.readline().strip() == "checkpointed"
+        finally:
+            child.kill()  # SIGKILL
+    assert child.returncode == -9
+    assert not (tmp_path / "a" / "model.pt").exists()
+    resumed = train_model(plates, tmp_path / "a", params, log=lambda _: None)
+    train_model(plates, tmp_path / "b", params, log=lambda _: None)
+    assert resumed["resumed_from"] == 1 and resumed["epochs_run"] == 2
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
 
 

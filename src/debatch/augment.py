@@ -19,21 +19,22 @@ MIN_GROUP = 8  # ABRA: groups with fewer images in the mini-batch use the whole 
 
 
 def channel_moments(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image, per-channel mean and std over the pixels, each (N, C, 1, 1).
+    """Per-image, per-channel mean and std over the pixels, each (N, C, 1, 1), in float32.
 
     std = sqrt(E[x^2] - E[x]^2 + eps): two plain means, much cheaper than ``var`` (forward and
-    backward) on channels-last feature maps.
+    backward) on channels-last feature maps. The means accumulate and return float32 because under
+    AMP that difference would cancel catastrophically in bf16/fp16.
     """
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    square = x.square().mean(dim=(2, 3), keepdim=True)
+    mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+    square = x.square().mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
     return mean, (square - mean.square()).clamp_min(0).add(eps).sqrt()
 
 
 def restyle(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, new_mean: torch.Tensor,
             new_std: torch.Tensor) -> torch.Tensor:
-    """(x - mean) / std * new_std + new_mean, as one per-channel affine map of x."""
+    """(x - mean) / std * new_std + new_mean, as one per-channel affine map of x (in x's dtype)."""
     scale = new_std / std
-    return x * scale + (new_mean - mean * scale)
+    return x * scale.to(x.dtype) + (new_mean - mean * scale).to(x.dtype)
 
 
 class DSU(nn.Module):
@@ -80,7 +81,7 @@ class MixStyle(nn.Module):
         mean, std = channel_moments(x, self.eps)
         mean, std = mean.detach(), std.detach()
         lam = torch.distributions.Beta(self.alpha, self.alpha).sample((x.shape[0], 1, 1, 1))
-        lam = lam.to(x.device, x.dtype)
+        lam = lam.to(x.device)
         perm = torch.randperm(x.shape[0]).to(x.device)
         mixed_mean = lam * mean + (1 - lam) * mean[perm]
         mixed_std = lam * std + (1 - lam) * std[perm]

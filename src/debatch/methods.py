@@ -138,11 +138,16 @@ class ABRA:
        mini-batch) and their spread across the group's images (debatch.augment.group_statistics).
     2. A random ``adv_fraction`` of the images is chosen; starting from a Gaussian draw, K
        signed gradient-ascent steps find per-group shifts of the channel mean/std, within
-       ``bound`` x spread, that maximise the task loss on those images (network weights fixed,
+       ``bound`` x spread, that maximise the chosen images' task loss (network weights fixed,
        BN running statistics untouched).
     3. Outer loss on the mini-batch with the chosen images' features shifted:
        CE(clean) + adv_weight * CE(perturbed) + align_weight * alignment(clean, perturbed
        embeddings), with the angular-margin head.
+
+    The inner steps run the whole mini-batch (clean rows included, without gradient to them),
+    exactly as the outer step does: train-mode BatchNorm normalises with the batch's own
+    statistics, so on the perturbed rows alone it would cancel most of a shift shared by all of
+    them (one group) and the ascent would climb a loss the outer step never sees.
     """
 
     def __init__(self, settings: dict, n_groups: int):
@@ -162,15 +167,21 @@ class ABRA:
         adv = adv.to(x.device)
         target_adv = target[adv]
 
-        def task_loss(perturbed: torch.Tensor) -> torch.Tensor:
-            logits = model.head(model.features_from(perturbed, level), target_adv)
-            return F.cross_entropy(logits.float(), target_adv)
+        def embed_mixed(shifted: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+            """Embeddings of the batch with the chosen rows shifted, the others clean."""
+            return model.features_from(torch.where(adv[:, None, None, None], shifted, clean),
+                                       level)
+
+        def adversarial_ce(shifted: torch.Tensor) -> torch.Tensor:
+            # Summed: the ascent uses only the gradient's sign, and a sum keeps fp16 (AMP)
+            # gradients from underflowing where a mean over the rows could.
+            logits = model.head(embed_mixed(shifted, h.detach())[adv], target_adv)
+            return F.cross_entropy(logits.float(), target_adv, reduction="sum")
 
         with frozen_batchnorm_stats(model):
             delta_mean, delta_std = adversarial_deltas(
-                h[adv], groups[adv], stats, task_loss, s["steps"], s["bound"], s["step_size"])
-        shifted = perturb_statistics(h, groups, stats, delta_mean, delta_std)
-        embedding = model.features_from(torch.where(adv[:, None, None, None], shifted, h), level)
+                h, groups, stats, adversarial_ce, s["steps"], s["bound"], s["step_size"])
+        embedding = embed_mixed(perturb_statistics(h, groups, stats, delta_mean, delta_std), h)
         logits = model.head(embedding, target).float()
         ce_clean = F.cross_entropy(logits[~adv], target[~adv])
         ce_adv = F.cross_entropy(logits[adv], target_adv)
