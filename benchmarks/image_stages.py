@@ -6,7 +6,9 @@
 - crops: cells/s of the crops stage vs reading the same images raw (cells / read time).
   Goals >= 0.5 of the read limit and >= 20k cells/s per core.
 Both are measured with the files in the page cache (a warm-up read first), single-threaded, so
-the figures are per core. Prints markdown tables.
+the figures are per core; the crops figures are the best of 3 runs (fresh output file each) and
+the per-core figure divides by the process CPU time (reader thread included), not wall time.
+Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from debatch.segment import segment_plate
 from debatch.synth import CHANNELS, generate_plate
 
 PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 512, "cells_per_site": 160}
+REPEATS = 3
 
 
 def timed(function, *args, **kwargs):
@@ -69,17 +72,22 @@ def main() -> None:
 
         functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
         cells, _ = segment_plate(manifest, list(CHANNELS), functions, "DNA", "AGP", {}, threads=2)
-        _, read_seconds = timed(read_all, paths)
-        _, crop_seconds = timed(write_plate_crops, cells, manifest, list(CHANNELS), functions,
-                                tmp / "crops.npy", {"size": 32}, threads=1)
+        read_seconds = min(timed(read_all, paths)[1] for _ in range(REPEATS))
+        crop_seconds = crop_cpu = float("inf")
+        for i in range(REPEATS):
+            cpu = time.process_time()
+            _, seconds = timed(write_plate_crops, cells, manifest, list(CHANNELS), functions,
+                               tmp / f"crops{i}.npy", {"size": 32}, threads=1)
+            crop_seconds, crop_cpu = min(crop_seconds, seconds), min(crop_cpu, time.process_time() - cpu)
+            (tmp / f"crops{i}.npy").unlink()
         n_cells = len(cells)
-        print(f"## Crops ({n_cells} cells, {len(manifest)} sites x 5 channels, 32 px, 1 thread)\n")
-        print("| | cells/s | ratio |")
-        print("|---|---:|---:|")
-        print(f"| raw tifffile read of the same images (limit) | {n_cells / read_seconds:,.0f} | 1.00 |")
+        print(f"## Crops ({n_cells} cells, {len(manifest)} sites x 5 channels, 32 px, 1 thread, best of {REPEATS})\n")
+        print("| | cells/s | cells per CPU-s | ratio |")
+        print("|---|---:|---:|---:|")
+        print(f"| raw tifffile read of the same images (limit) | {n_cells / read_seconds:,.0f} | | 1.00 |")
         crop_ratio = read_seconds / crop_seconds
-        print(f"| debatch crops stage | {n_cells / crop_seconds:,.0f} | {crop_ratio:.2f} |")
-        per_core = n_cells / crop_seconds
+        per_core = n_cells / crop_cpu
+        print(f"| debatch crops stage | {n_cells / crop_seconds:,.0f} | {per_core:,.0f} | {crop_ratio:.2f} |")
         print(f"\nGoals: >= 0.5 of the read limit: {'met' if crop_ratio >= 0.5 else 'NOT met'} "
               f"({crop_ratio:.2f}); >= 20k cells/s per core: {'met' if per_core >= 20000 else 'NOT met'} "
               f"({per_core:,.0f}).")

@@ -44,3 +44,11 @@ def test_illumination_function_is_applied(tmp_path):
     illum = {"DNA": np.full((4, 4), 2.0, np.float32), "AGP": np.full((4, 4), 0.5, np.float32)}
     images = read_site(row, ["DNA", "AGP"], illum)
     assert images["DNA"][0, 0] == 50.0 and images["AGP"][0, 0] == 100.0
+
+
+def test_illumination_function_of_another_shape_names_the_file(tmp_path):
+    row = site(tmp_path, np.ones((8, 8), np.uint16), np.ones((8, 8), np.uint16))
+    illum = {"DNA": np.ones((8, 8), np.float32), "AGP": np.ones((4, 4), np.float32)}
+    with pytest.raises(ImageError, match=r"agp.tif has shape \(8, 8\) but the plate's illumination "
+                                         r"function for AGP has shape \(4, 4\)"):
+        read_site(row, ["DNA", "AGP"], illum)

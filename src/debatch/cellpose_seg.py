@@ -41,7 +41,7 @@ DEFAULTS = {
     "flow_threshold": 0.4,        # largest flow error of a kept mask (cellpose default; 0: all)
     "cellprob_threshold": 0.0,    # cell-probability logit threshold (lower: more, larger masks)
     "min_size": 15,               # masks smaller than this many px are dropped
-    "batch_size": 8,              # network tiles per forward pass (raise on a GPU)
+    "batch_size": 4,              # tiles per forward pass (fastest per tile on one CPU thread; 32+ on a GPU)
     "sites_per_call": 8,          # sites evaluated together (their tiles share forward passes)
     "device": "auto",             # auto (cuda when available) | cpu | cuda
     "download_timeout": 10.0,     # s to reach cellpose's server for missing weights; 0 = never

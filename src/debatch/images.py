@@ -51,18 +51,27 @@ def read_raw_site(row: Mapping, channels: list[str]) -> dict[str, np.ndarray]:
 def correct_site(raw: Mapping[str, np.ndarray], row: Mapping,
                  illum: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """float32 images of one site divided by the plate's illumination functions (if any)."""
+    check_illum(raw, row, illum)
     images = {}
     for channel, image in raw.items():
         image = image.astype(np.float32, copy=False)
         if illum is not None:
-            function = illum[channel]
-            if function.shape != image.shape:
-                raise ImageError(
-                    f"image {row[f'Path_{channel}']} has shape {image.shape} but the plate's "
-                    f"illumination function for {channel} has shape {function.shape}")
-            image = image / function
+            image = image / illum[channel]
         images[channel] = image
     return images
+
+
+def check_illum(raw: Mapping[str, np.ndarray], row: Mapping,
+                illum: Mapping[str, np.ndarray] | None) -> None:
+    """Raise ImageError, naming the file, when an illumination function does not fit its image."""
+    if illum is None:
+        return
+    for channel, image in raw.items():
+        function = illum[channel]
+        if function.shape != image.shape:
+            raise ImageError(
+                f"image {row[f'Path_{channel}']} has shape {image.shape} but the plate's "
+                f"illumination function for {channel} has shape {function.shape}")
 
 
 def read_site(row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
