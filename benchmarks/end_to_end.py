@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+UNSAMPLED_MB = 20  # a Python job's RSS is never this small: Snakemake's sampler missed the job
 SMALL_PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 256, "cells_per_site": 40}
 
 
@@ -43,6 +44,10 @@ def rule_table(results: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     return table.groupby("rule", sort=False).agg(jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"),
                                                  max_rss_mb=("max_rss", "max"))
+
+
+def rss_mb(value: float) -> str:
+    return f"{value:.0f}" if value >= UNSAMPLED_MB else "n/s"
 
 
 def default_config(workdir: Path) -> dict:
@@ -72,7 +77,7 @@ def main() -> None:
     print("| rule | jobs | total s | max s per job | max peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for rule, row in table.iterrows():
-        print(f"| {rule} | {row.jobs} | {row.total_s:.1f} | {row.max_s:.1f} | {row.max_rss_mb:.0f} |")
+        print(f"| {rule} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} | {rss_mb(row.max_rss_mb)} |")
 
     rss = {}
     for n_plates in (2, 4, 8):
@@ -90,7 +95,9 @@ def main() -> None:
     print("| rule | 2 plates | 4 plates | 8 plates | 8 / 2 |")
     print("|---|---:|---:|---:|---:|")
     for rule, row in frame.iterrows():
-        print(f"| {rule} | {row[2]:.0f} | {row[4]:.0f} | {row[8]:.0f} | {row[8] / row[2]:.2f} |")
+        ratio = f"{row[8] / row[2]:.2f}" if min(row[2], row[8]) >= UNSAMPLED_MB else "n/s"
+        print(f"| {rule} | {rss_mb(row[2])} | {rss_mb(row[4])} | {rss_mb(row[8])} | {ratio} |")
+    print(f"\nn/s: not sampled (a job that ends within Snakemake's first memory sample reports a few MB).")
 
 
 if __name__ == "__main__":
