@@ -11,7 +11,8 @@ CPU, ``--threads`` torch threads. Methods are timed in interleaved rounds and ea
 fastest round is kept: on a machine shared with other jobs, contention only ever adds time, so the
 fastest round is the closest to the method's own cost. DeepNoise does the same network work as ERM
 (ArcFace head, jittered input scaling), so its ratio to ERM shows how much noise is left. Prints
-crops/s per method and the step-time ratio to ERM; the goal for ABRA is <= 1.5.
+crops/s per method and the step-time ratio to ERM (the goal for ABRA is <= 1.5), then the
+embedding throughput (eval-mode forward, the embed rule's path).
 """
 
 from __future__ import annotations
@@ -103,6 +104,22 @@ def main() -> None:
     ratio = per_step["abra"] / per_step["erm"]
     verdict = "met" if ratio <= 1.5 else "MISSED"
     print(f"abra/erm step-time ratio {ratio:.2f} (goal <= 1.5: {verdict})")
+    print(f"embedding (eval-mode forward as the embed rule runs it; the same network for every "
+          f"method): {embed_crops_per_s(runs['erm'][1], crops, mean, std, device, args.repeats):.0f} crops/s")
+
+
+def embed_crops_per_s(model, crops, mean, std, device, repeats: int) -> float:
+    """Fastest of ``repeats`` inference passes over the batch (float32, no autocast, as embed)."""
+    model.eval()
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first pass is a warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            model.forward_features(to_input(crops, mean, std, device)).float().cpu()
+            best = min(best, time.perf_counter() - started)
+    return len(crops) / best
 
 
 if __name__ == "__main__":
