@@ -173,7 +173,7 @@ def _copy_into(row: np.ndarray, values: np.ndarray, order: np.ndarray | None) ->
         np.take(values, order, out=row)
 
 
-def aggregate_wells(cells: pd.DataFrame, method: str = "median", columns_per_pass: int = 16,
+def aggregate_wells(cells: pd.DataFrame, method: str = "median", columns_per_pass: int = 32,
                     threads: int | None = None) -> pd.DataFrame:
     """One row per (plate, well) of an in-memory cell table: metadata, cell count, features.
 
@@ -192,7 +192,7 @@ def aggregate_wells(cells: pd.DataFrame, method: str = "median", columns_per_pas
     return _aggregate(read_block, metadata, features, method, columns_per_pass, threads)
 
 
-def aggregate_parquet(path, method: str = "median", columns_per_pass: int = 16,
+def aggregate_parquet(path, method: str = "median", columns_per_pass: int = 32,
                       threads: int | None = None) -> pd.DataFrame:
     """Like :func:`aggregate_wells`, reading ``columns_per_pass`` feature columns at a time.
 

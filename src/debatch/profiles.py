@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "aggregate": "median",        # cells -> well: median (robust to segmentation debris) or mean
-    "aggregate_columns": 16,      # feature columns aggregated per pass (memory ~ cells x this x 8 B)
+    "aggregate_columns": 32,      # feature columns per pass and thread (memory ~ cells x this x 5 B each)
     "normalise": "mad_robustize",  # per plate against negcon wells: mad_robustize or standardize
     "corrections": ["none"],      # post-hoc corrections, one output folder each: none, sphering, harmony
     "sphering_epsilon": 1e-2,     # ridge added to the negcon covariance's eigenvalues (relative)
