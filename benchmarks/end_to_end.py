@@ -97,7 +97,7 @@ def main() -> None:
     for rule, row in frame.iterrows():
         ratio = f"{row[8] / row[2]:.2f}" if min(row[2], row[8]) >= UNSAMPLED_MB else "n/s"
         print(f"| {rule} | {rss_mb(row[2])} | {rss_mb(row[4])} | {rss_mb(row[8])} | {ratio} |")
-    print(f"\nn/s: not sampled (a job that ends within Snakemake's first memory sample reports a few MB).")
+    print("\nn/s: not sampled (a job that ends within Snakemake's first memory sample reports a few MB).")
 
 
 if __name__ == "__main__":
