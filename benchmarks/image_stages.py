@@ -58,9 +58,10 @@ def main() -> None:
             functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
             for row in manifest.to_dict("records"):
                 read_site(row, list(CHANNELS), functions)
+            return functions
 
         _, io_seconds = timed(read_write)
-        _, illum_seconds = timed(compute_and_apply)
+        functions, illum_seconds = timed(compute_and_apply)
         n_images = len(paths)
         print(f"## Illumination correction ({n_images} images of {PLATE['image_size']} px, 1 thread)\n")
         print("| | images/s | ratio |")
@@ -70,7 +71,6 @@ def main() -> None:
         print(f"| debatch compute + apply | {n_images / illum_seconds:.0f} | {ratio:.2f} |")
         print(f"\nGoal >= 0.5 of the I/O limit: {'met' if ratio >= 0.5 else 'NOT met'}.\n")
 
-        functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
         cells, _ = segment_plate(manifest, list(CHANNELS), functions, "DNA", "AGP", {}, threads=2)
         read_seconds = min(timed(read_all, paths)[1] for _ in range(REPEATS))
         crop_seconds = crop_cpu = float("inf")

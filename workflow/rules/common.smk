@@ -151,3 +151,49 @@ def log_path(stage, name="{plate}"):
 
 def benchmark_path(stage, name="{plate}"):
     return f"{RESULTS}/benchmarks/{stage}/{name}.tsv"
+
+
+# --- segment rules' parameters ---
+
+SHARDS = list(range(config["segment"].get("shards", 1)))
+
+
+def segment_settings():
+    """The segment block without the settings of the method not in use (changing those must
+    not rerun segmentation); the shard count lives in params.shards."""
+    block = {key: value for key, value in config["segment"].items() if key not in ("cellpose", "shards")}
+    if block["method"] == "cellpose":
+        block["cellpose"] = config["segment"].get("cellpose", {})
+    return block
+
+
+def segment_gpu():
+    """cellpose on a GPU node when one may be used (SLURM maps gpu=1 to --gpus=1)."""
+    cellpose = config["segment"].get("cellpose", {})
+    return int(config["segment"]["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
+
+
+# --- train rules' parameters ---
+
+
+def train_params(wildcards):
+    """This method's settings: the shared train keys plus only its own block (e.g. train.abra),
+    so tuning one method, or adding one to train.methods, never retrains the others."""
+    shared = stage_params("train", drop=("methods", *train_lib.METHOD_NAMES))
+    own = config["train"].get(wildcards.method)
+    return {**shared, "method": wildcards.method, **({wildcards.method: own} if own else {})}
+
+
+# --- profiles rules' parameters ---
+
+
+def aggregation_params():
+    """The profiles keys that shape the plate-normalised wells (shared by every correction)."""
+    return {key: value for key, value in config["profiles"].items()
+            if key in ("aggregate", "aggregate_columns", "normalise")}
+
+
+def correction_params(wildcards):
+    """Only this correction's keys (+ consensus), so tuning Harmony never reruns sphering."""
+    return {key: value for key, value in config["profiles"].items()
+            if key == "consensus" or key.startswith(f"{wildcards.correction}_")}

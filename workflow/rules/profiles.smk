@@ -1,15 +1,3 @@
-def aggregation_params():
-    """The profiles keys that shape the plate-normalised wells (shared by every correction)."""
-    return {key: value for key, value in config["profiles"].items()
-            if key in ("aggregate", "aggregate_columns", "normalise")}
-
-
-def correction_params(wildcards):
-    """Only this correction's keys (+ consensus), so tuning Harmony never reruns sphering."""
-    return {key: value for key, value in config["profiles"].items()
-            if key == "consensus" or key.startswith(f"{wildcards.correction}_")}
-
-
 rule well_profiles:
     """Cells -> wells (aggregate), normalised per plate against negcon; shared by all corrections."""
     input:

@@ -1,21 +1,3 @@
-SHARDS = list(range(config["segment"].get("shards", 1)))
-
-
-def segment_settings():
-    """The segment block without the settings of the method not in use (changing those must
-    not rerun segmentation); the shard count lives in params.shards."""
-    block = {key: value for key, value in config["segment"].items() if key not in ("cellpose", "shards")}
-    if block["method"] == "cellpose":
-        block["cellpose"] = config["segment"].get("cellpose", {})
-    return block
-
-
-def segment_gpu():
-    """cellpose on a GPU node when one may be used (SLURM maps gpu=1 to --gpus=1)."""
-    cellpose = config["segment"].get("cellpose", {})
-    return int(config["segment"]["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
-
-
 rule segment:
     """Nuclei + cells of one shard of a plate's sites: cell table, per-site QC measures, label images."""
     input:

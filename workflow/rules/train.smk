@@ -1,11 +1,3 @@
-def train_params(wildcards):
-    """This method's settings: the shared train keys plus only its own block (e.g. train.abra),
-    so tuning one method, or adding one to train.methods, never retrains the others."""
-    shared = stage_params("train", drop=("methods", *train_lib.METHOD_NAMES))
-    own = config["train"].get(wildcards.method)
-    return {**shared, "method": wildcards.method, **({wildcards.method: own} if own else {})}
-
-
 rule train:
     """Train one CNN per method on every plate's crops (held-out batches only evaluated)."""
     input:
