@@ -7,7 +7,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
-.PHONY: demo test test-fast dry-run bench clean-results
+.PHONY: demo demo-figures test test-fast lint docs docs-check dry-run bench clean-results
 
 $(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,31 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
+# Python style and errors (ruff), Snakemake formatting (snakefmt) and Snakemake's own lint.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakemake --lint
+
+# Figures quoted in README.md and docs/ are copied from files a command regenerates
+# (benchmarks/README.md by `make bench`, docs/demo/ by `make demo-figures`): `make docs`
+# refreshes the copies, `make docs-check` (also a test) fails when one is stale.
+docs: $(STAMP)
+	$(VENV)/bin/python tools/docs.py sync
+
+docs-check: $(STAMP)
+	$(VENV)/bin/python tools/docs.py check
+
+# The demo's own figures for the docs: run the demo, then tabulate its report into docs/demo/.
+demo-figures: demo
+	$(VENV)/bin/python tools/docs.py demo results
+	$(VENV)/bin/python tools/docs.py sync
+
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -r envs/bench-requirements.txt
 	$(VENV)/bin/python benchmarks/run_all.py
+	$(VENV)/bin/python tools/docs.py sync
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --dry-run

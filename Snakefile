@@ -1,5 +1,5 @@
 # debatch: raw Cell Painting plates -> batch-robust profiles -> diagnostics report.
-# Stages and file contracts: README.md. Run: `make demo` or `snakemake --cores N`.
+# Stages and file contracts: docs/architecture.md. Run: `make demo` or `snakemake --cores N`.
 
 from snakemake.utils import min_version
 
@@ -26,5 +26,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/report/index.html",
-        expand(f"{RESULTS}/qc/{{kind}}/{{plate}}.png", kind=["overlays", "heatmaps"], plate=PLATE_NAMES),
+        res("report/index.html"),
+        expand(res("qc/{kind}/{plate}.png"), kind=["overlays", "heatmaps"], plate=PLATE_NAMES),

@@ -10,7 +10,7 @@ own, ``--repeats`` times (best time kept, every contender alike):
 
 - pycytominer: ``pd.read_parquet`` -> ``pycytominer.aggregate`` (median, object counts) ->
   ``DataFrame.to_parquet``;
-- debatch DataFrame: the same read and write around ``debatch.aggregate.aggregate_wells``;
+- debatch DataFrame: the same read and write around ``debatch.profiles.aggregate.aggregate_wells``;
 - debatch streamed: ``aggregate_parquet`` -> ``to_parquet``, what the well_profiles rule runs
   (reads a block of feature columns at a time, never the whole table).
 
@@ -24,9 +24,9 @@ thread option). Two ratios:
   sees, reported beside the goal with the same 10x yardstick.
 
 Goals (issue 5): >= 10x faster than ``pycytominer.aggregate`` on the same table; debatch
-streamed peak memory <= 1.5x the cell table's in-memory size. Also checks that every well profile equals pycytominer's (float
-tolerance) and that the cell counts agree. Prints markdown; needs envs/bench-requirements.txt
-(``make bench`` installs it).
+streamed peak memory <= 1.5x the cell table's in-memory size. Also checks that every well
+profile equals pycytominer's (float tolerance) and that the cell counts agree. Prints markdown;
+needs envs/bench-requirements.txt (``make bench`` installs it).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from debatch.core.parallel import usable_cores
+
 STRATA = ["Metadata_Plate", "Metadata_Well"]
 GOAL_SPEEDUP = 10.0
 GOAL_MEMORY = 1.5  # x the cell table's in-memory size
@@ -61,7 +63,9 @@ def write_table(path: Path, cells: int, features: int, shuffle: bool, seed: int 
         rng.shuffle(well_of_cell)
     all_wells = range(4 * len(wells))
     columns = {
-        "Metadata_Plate": pa.array([f"plate{i // len(wells) + 1}" for i in all_wells]).take(well_of_cell),
+        "Metadata_Plate": pa.array([f"plate{i // len(wells) + 1}" for i in all_wells]).take(
+            well_of_cell
+        ),
         "Metadata_Well": pa.array(wells * 4).take(well_of_cell),
         "Metadata_Treatment": pa.array([f"cpd{i % 40:02d}" for i in all_wells]).take(well_of_cell),
         "Metadata_Site": pa.array(rng.integers(1, 10, cells)),
@@ -75,14 +79,15 @@ def write_table(path: Path, cells: int, features: int, shuffle: bool, seed: int 
 
 
 def run_contender(name: str, threads: int, table: Path, out: Path) -> dict:
-    """One contender in this (fresh) process: phase times, peak RSS; its well profiles go to ``out``.
+    """One contender in this (fresh) process: phase times, peak RSS; its well profiles go to
+    ``out``.
 
     Each imports only its own library, before the clock starts.
     """
     if name == "pycytominer":
         from pycytominer import aggregate
     else:
-        from debatch.aggregate import aggregate_parquet, aggregate_wells
+        from debatch.profiles.aggregate import aggregate_parquet, aggregate_wells
     start, cpu = time.perf_counter(), time.process_time()
     if name == "debatch streamed":
         wells = aggregate_parquet(table, threads=threads)
@@ -92,15 +97,26 @@ def run_contender(name: str, threads: int, table: Path, out: Path) -> dict:
         read = time.perf_counter() - start
         if name == "pycytominer":
             features = [c for c in cells.columns if not c.startswith("Metadata_")]
-            wells = aggregate(cells, strata=STRATA, features=features, operation="median",
-                              compute_object_count=True, object_feature="Metadata_ObjectNumber")
+            wells = aggregate(
+                cells,
+                strata=STRATA,
+                features=features,
+                operation="median",
+                compute_object_count=True,
+                object_feature="Metadata_ObjectNumber",
+            )
         else:
             wells = aggregate_wells(cells, threads=threads)
         compute = time.perf_counter() - start - read
     wells.to_parquet(out, index=False)
     stage = time.perf_counter() - start
-    return {"read_s": read, "compute_s": compute, "stage_s": stage, "stage_cpu_s": time.process_time() - cpu,
-            "peak_mb": peak_memory_mb()}
+    return {
+        "read_s": read,
+        "compute_s": compute,
+        "stage_s": stage,
+        "stage_cpu_s": time.process_time() - cpu,
+        "peak_mb": peak_memory_mb(),
+    }
 
 
 def peak_memory_mb() -> float:
@@ -114,97 +130,182 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def seconds(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=256)
-    parser.add_argument("--shuffle", action="store_true", help="cells in random order, not well order")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per contender; the fastest is kept")
+    parser.add_argument(
+        "--shuffle", action="store_true", help="cells in random order, not well order"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs per contender; the fastest is kept"
+    )
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.contender:
-        print(json.dumps(run_contender(args.contender, args.threads, Path(args.table), Path(args.out))))
-        return
+    return parser.parse_args()
 
-    cores, load = usable_cores(), os.getloadavg()[0]
-    contenders = [("pycytominer", 1), ("debatch DataFrame", 1), ("debatch streamed", 1)]
+
+def contenders(cores: int) -> list[tuple[str, int]]:
+    """(name, threads) of every run: all on 1 thread, debatch also on every usable core."""
+    runs = [("pycytominer", 1), ("debatch DataFrame", 1), ("debatch streamed", 1)]
     if cores > 1:
-        contenders += [("debatch DataFrame", cores), ("debatch streamed", cores)]
+        runs += [("debatch DataFrame", cores), ("debatch streamed", cores)]
+    return runs
+
+
+def best_of_fresh_processes(name: str, threads: int, table: Path, out: Path, repeats: int) -> dict:
+    """``repeats`` runs of one contender, each in a fresh process: the fastest run's times, with
+    the highest peak memory of them all."""
+    runs = []
+    for _ in range(max(1, repeats)):
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--contender",
+                name,
+                "--threads",
+                str(threads),
+                "--table",
+                str(table),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda run: run["stage_s"])
+    best["peak_mb"] = max(run["peak_mb"] for run in runs)
+    return best
+
+
+def measure(args: argparse.Namespace, cores: int) -> tuple[dict, dict, float]:
+    """Every contender on one synthetic table: (results, well profiles sorted by well, table MB),
+    both dicts keyed by (name, threads)."""
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "cells.parquet"
         table_bytes = write_table(table, args.cells, args.features, args.shuffle)
-        table_mb = table_bytes / 2**20
         results, profiles = {}, {}
-        for name, threads in contenders:
+        for name, threads in contenders(cores):
             out = Path(tmp) / f"{name.replace(' ', '_')}_{threads}.parquet"
-            runs = []
-            for _ in range(max(1, args.repeats)):
-                done = subprocess.run([sys.executable, __file__, "--contender", name, "--threads", str(threads),
-                                       "--table", str(table), "--out", str(out)],
-                                      capture_output=True, text=True, check=True)
-                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            best = min(runs, key=lambda run: run["stage_s"])
-            best["peak_mb"] = max(run["peak_mb"] for run in runs)
-            results[name, threads] = best
-            profiles[name, threads] = pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+            results[name, threads] = best_of_fresh_processes(
+                name, threads, table, out, args.repeats
+            )
+            profiles[name, threads] = (
+                pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+            )
+    return results, profiles, table_bytes / 2**20
 
-    reference = profiles["pycytominer", 1]
+
+def print_header(args: argparse.Namespace, table_mb: float, cores: int, load: float) -> None:
+    order = "shuffled" if args.shuffle else "well order"
+    print(
+        f"## Well aggregation: {args.cells:,} cells x {args.features} float32 features, "
+        f"4 plates x 384 wells, {order} (median)\n"
+    )
+    print(
+        f"Cell table in memory: {table_mb:,.0f} MB. Best of {max(1, args.repeats)} run(s) per "
+        f"contender, each in a fresh process; {cores} usable core(s), "
+        f"load average {load:.1f} at the start (other work on the machine slows "
+        "multi-threaded runs most).\n"
+    )
+
+
+def compare_to_reference(name: str, got: pd.DataFrame, reference: pd.DataFrame):
+    """(max |difference| of the feature medians, whether wells and cell counts agree)."""
     features = [c for c in reference.columns if c.startswith("emb_")]
     expected = reference[features].to_numpy(np.float64)
-    py = results["pycytominer", 1]
-    print(f"## Well aggregation: {args.cells:,} cells x {args.features} float32 features, 4 plates x 384 wells, "
-          f"{'shuffled' if args.shuffle else 'well order'} (median)\n")
-    print(f"Cell table in memory: {table_mb:,.0f} MB. Best of {max(1, args.repeats)} run(s) per contender, "
-          f"each in a fresh process; {cores} usable core(s), "
-          f"load average {load:.1f} at the start (other work on the machine slows "
-          "multi-threaded runs most).\n")
-    print("| contender | threads | read s | compute s | stage s (read+compute+write) | stage speed-up | "
-          "compute speed-up | stage CPU s (all threads) | peak memory MB | peak / table | max \\|diff\\| to pycytominer |")
+    difference = np.abs(got[features].to_numpy(np.float64) - expected).max()
+    count_column = "Metadata_Object_Count" if name == "pycytominer" else "Metadata_Count_Cells"
+    counts_ok = (
+        got[STRATA].equals(reference[STRATA])
+        and (got[count_column].to_numpy() == reference["Metadata_Object_Count"].to_numpy()).all()
+    )
+    return difference, counts_ok
+
+
+def print_contenders(results: dict, profiles: dict, table_mb: float) -> bool:
+    """The table of every contender; returns whether all their well profiles agree."""
+    print(
+        "| contender | threads | read s | compute s | stage s (read+compute+write) | "
+        "stage speed-up | compute speed-up | stage CPU s (all threads) | peak memory MB | "
+        "peak / table | max \\|diff\\| to pycytominer |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    py = results["pycytominer", 1]
     agree = True
     for (name, threads), r in results.items():
-        got = profiles[name, threads]
-        difference = np.abs(got[features].to_numpy(np.float64) - expected).max()
-        count_column = "Metadata_Object_Count" if name == "pycytominer" else "Metadata_Count_Cells"
-        counts_ok = (got[STRATA].equals(reference[STRATA])
-                     and (got[count_column].to_numpy() == reference["Metadata_Object_Count"].to_numpy()).all())
+        difference, counts_ok = compare_to_reference(
+            name, profiles[name, threads], profiles["pycytominer", 1]
+        )
         agree &= bool(difference <= TOLERANCE and counts_ok)
-        compute_ratio = "—" if r["compute_s"] is None else f"{py['compute_s'] / r['compute_s']:.1f}x"
-        print(f"| {name} | {threads} | {seconds(r['read_s'])} | {seconds(r['compute_s'])} | {r['stage_s']:.2f} | "
-              f"{py['stage_s'] / r['stage_s']:.1f}x | {compute_ratio} | {r['stage_cpu_s']:.2f} | {r['peak_mb']:,.0f} | "
-              f"{r['peak_mb'] / table_mb:.2f} | {difference:.1e}{'' if counts_ok else ' (counts differ!)'} |")
+        compute_ratio = (
+            "—" if r["compute_s"] is None else f"{py['compute_s'] / r['compute_s']:.1f}x"
+        )
+        print(
+            f"| {name} | {threads} | {seconds(r['read_s'])} | {seconds(r['compute_s'])} | "
+            f"{r['stage_s']:.2f} | {py['stage_s'] / r['stage_s']:.1f}x | {compute_ratio} | "
+            f"{r['stage_cpu_s']:.2f} | {r['peak_mb']:,.0f} | {r['peak_mb'] / table_mb:.2f} | "
+            f"{difference:.1e}{'' if counts_ok else ' (counts differ!)'} |"
+        )
+    return agree
 
+
+def print_goals(results: dict, table_mb: float, cores: int, agree: bool) -> None:
+    py = results["pycytominer", 1]
     streamed = results["debatch streamed", cores]
     frame = results["debatch DataFrame", cores]
     stage_ratio = py["stage_s"] / streamed["stage_s"]
     compute_ratio = py["compute_s"] / frame["compute_s"]
     memory_ratio = streamed["peak_mb"] / table_mb
-    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    print(f"\nGoal (aggregation of the same DataFrame, as pycytominer.aggregate does, {cores} thread(s)): "
-          f">= {GOAL_SPEEDUP:.0f}x faster: {compute_ratio:.1f}x, {verdict(compute_ratio >= GOAL_SPEEDUP)}.")
-    print(f"Whole stage (Parquet -> Parquet, debatch streamed as the pipeline runs it, {cores} thread(s)): "
-          f"{stage_ratio:.1f}x ({verdict(stage_ratio >= GOAL_SPEEDUP)} against the same 10x); 1 thread: "
-          f"compute {py['compute_s'] / results['debatch DataFrame', 1]['compute_s']:.1f}x, "
-          f"stage {py['stage_s'] / results['debatch streamed', 1]['stage_s']:.1f}x.")
-    print(f"Goal peak memory <= {GOAL_MEMORY}x the cell table ({table_mb:,.0f} MB): debatch streamed "
-          f"{streamed['peak_mb']:,.0f} MB = {memory_ratio:.2f}x, {verdict(memory_ratio <= GOAL_MEMORY)} "
-          f"(pycytominer {py['peak_mb'] / table_mb:.1f}x).")
-    print(f"Well profiles equal pycytominer's (|diff| <= {TOLERANCE:g}) with the same cell counts: "
-          f"{'yes' if agree else 'NO'}.")
+    print(
+        "\nGoal (aggregation of the same DataFrame, as pycytominer.aggregate does, "
+        f"{cores} thread(s)): >= {GOAL_SPEEDUP:.0f}x faster: {compute_ratio:.1f}x, "
+        f"{verdict(compute_ratio >= GOAL_SPEEDUP)}."
+    )
+    print(
+        "Whole stage (Parquet -> Parquet, debatch streamed as the pipeline runs it, "
+        f"{cores} thread(s)): {stage_ratio:.1f}x ({verdict(stage_ratio >= GOAL_SPEEDUP)} "
+        "against the same 10x); 1 thread: "
+        f"compute {py['compute_s'] / results['debatch DataFrame', 1]['compute_s']:.1f}x, "
+        f"stage {py['stage_s'] / results['debatch streamed', 1]['stage_s']:.1f}x."
+    )
+    print(
+        f"Goal peak memory <= {GOAL_MEMORY}x the cell table ({table_mb:,.0f} MB): debatch streamed "
+        f"{streamed['peak_mb']:,.0f} MB = {memory_ratio:.2f}x, "
+        f"{verdict(memory_ratio <= GOAL_MEMORY)} (pycytominer {py['peak_mb'] / table_mb:.1f}x)."
+    )
+    print(
+        f"Well profiles equal pycytominer's (|diff| <= {TOLERANCE:g}) with the same cell counts: "
+        f"{'yes' if agree else 'NO'}."
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.contender:
+        result = run_contender(args.contender, args.threads, Path(args.table), Path(args.out))
+        print(json.dumps(result))
+        return
+    cores, load = usable_cores(), os.getloadavg()[0]
+    results, profiles, table_mb = measure(args, cores)
+    print_header(args, table_mb, cores, load)
+    agree = print_contenders(results, profiles, table_mb)
+    print_goals(results, table_mb, cores, agree)
     if not agree:
         raise SystemExit("debatch's well profiles differ from pycytominer's")
 

@@ -27,9 +27,24 @@ def run(workdir: Path, config: dict) -> float:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-                             str(workdir), "--configfile", str(path), "--cores", "2", "--quiet"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(path),
+            "--cores",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"run failed:\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -42,8 +57,9 @@ def rule_table(results: Path) -> pd.DataFrame:
         record = pd.read_csv(path, sep="\t").iloc[0]
         rows.append({"rule": rule, "s": float(record["s"]), "max_rss": float(record["max_rss"])})
     table = pd.DataFrame(rows)
-    return table.groupby("rule", sort=False).agg(jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"),
-                                                 max_rss_mb=("max_rss", "max"))
+    return table.groupby("rule", sort=False).agg(
+        jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"), max_rss_mb=("max_rss", "max")
+    )
 
 
 def rss_mb(value: float) -> str:
@@ -62,8 +78,10 @@ def plates_sheet(workdir: Path, n_plates: int) -> str:
     rows = ["plate\tbatch\timages\tpattern\tplatemap"]
     for i in range(n_plates):
         plate = f"plate{i + 1:02d}"
-        rows.append(f"{plate}\tbatch{i % 2 + 1}\tresources/demo/{plate}/images\topera_phenix\t"
-                    f"resources/demo/{plate}/platemap.tsv")
+        rows.append(
+            f"{plate}\tbatch{i % 2 + 1}\tresources/demo/{plate}/images\topera_phenix\t"
+            f"resources/demo/{plate}/platemap.tsv"
+        )
     (workdir / "plates.tsv").write_text("\n".join(rows) + "\n")
     return str(workdir / "plates.tsv")
 
@@ -77,7 +95,10 @@ def main() -> None:
     print("| rule | jobs | total s | max s per job | max peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for rule, row in table.iterrows():
-        print(f"| {rule} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} | {rss_mb(row.max_rss_mb)} |")
+        print(
+            f"| {rule} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} | "
+            f"{rss_mb(row.max_rss_mb)} |"
+        )
 
     rss = {}
     for n_plates in (2, 4, 8):
@@ -86,7 +107,9 @@ def main() -> None:
             config = default_config(workdir)
             config["plates"] = plates_sheet(workdir, n_plates)
             config["demo"]["params"].update(SMALL_PLATE)
-            config["train"].update(methods=["erm"], holdout_batches=[], epochs=1, lr_schedule_epochs=1)
+            config["train"].update(
+                methods=["erm"], holdout_batches=[], epochs=1, lr_schedule_epochs=1
+            )
             config["profiles"]["corrections"] = ["none"]
             run(workdir, config)
             rss[n_plates] = rule_table(workdir / "results")["max_rss_mb"]
@@ -97,7 +120,10 @@ def main() -> None:
     for rule, row in frame.iterrows():
         ratio = f"{row[8] / row[2]:.2f}" if min(row[2], row[8]) >= UNSAMPLED_MB else "n/s"
         print(f"| {rule} | {rss_mb(row[2])} | {rss_mb(row[4])} | {rss_mb(row[8])} | {ratio} |")
-    print("\nn/s: not sampled (a job that ends within Snakemake's first memory sample reports a few MB).")
+    print(
+        "\nn/s: not sampled (a job that ends within Snakemake's first memory sample reports a "
+        "few MB)."
+    )
 
 
 if __name__ == "__main__":

@@ -15,40 +15,94 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["image_stages.py", "segmentation_accuracy.py", "segmentation_speed.py", "aggregate.py",
-         "train_step.py", "dag_scaling.py", "end_to_end.py"]
+ORDER = [
+    "image_stages.py",
+    "segmentation_accuracy.py",
+    "segmentation_speed.py",
+    "aggregate.py",
+    "train_step.py",
+    "dag_scaling.py",
+    "end_to_end.py",
+]
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GiB RAM, {platform.platform()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory_gb:.0f} GiB RAM, {platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run(script: Path) -> tuple[str, bool]:
+    """A benchmark's markdown (its stdout), framed with its name and duration; and whether it
+    succeeded (a failure's section shows the end of its stderr)."""
+    print(f"running {script.name} ...", flush=True)
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        body = f"**failed** (exit {result.returncode}):\n\n```\n{result.stderr[-2000:]}\n```"
+    else:
+        body = result.stdout.strip()
+    print(body, flush=True)
+    section = (
+        f"<!-- {script.name}: {seconds:.0f} s -->\n{body}\n\n_`{script.name}`, {seconds:.0f} s._"
+    )
+    return section, result.returncode == 0
+
+
+def goals_table(sections: dict[str, str]) -> str:
+    """Every goal line the benchmarks printed ("Goal ...: met / NOT met ..."), one row each,
+    so the summary is regenerated with the figures instead of typed beside them."""
+    rows = [
+        f"| `{name}` | {line.strip()} |"
+        for name, section in sections.items()
+        for line in section.splitlines()
+        if line.startswith("Goal")
+    ]
+    return "\n".join(
+        [
+            "## Goals: where each stands",
+            "",
+            "| benchmark | goal and latest figure |",
+            "|---|---|",
+            *rows,
+            "",
+        ]
+    )
 
 
 def main() -> None:
     scripts = [HERE / name for name in ORDER if (HERE / name).exists()]
-    scripts += sorted(p for p in HERE.glob("*.py") if p.name not in ORDER and p.name != Path(__file__).name)
-    sections, failures = [], []
+    scripts += sorted(
+        p for p in HERE.glob("*.py") if p.name not in ORDER and p.name != Path(__file__).name
+    )
+    sections, failures = {}, []
     for script in scripts:
-        print(f"running {script.name} ...", flush=True)
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if result.returncode != 0:
+        sections[script.name], succeeded = run(script)
+        if not succeeded:
             failures.append(script.name)
-            body = f"**failed** (exit {result.returncode}):\n\n```\n{result.stderr[-2000:]}\n```"
-        else:
-            body = result.stdout.strip()
-        sections.append(f"<!-- {script.name}: {seconds:.0f} s -->\n{body}\n\n_`{script.name}`, {seconds:.0f} s._")
-        print(body, flush=True)
     notes = HERE / "notes.md"
-    text = ["# Benchmarks", "",
-            f"Latest figures from `make bench` on {datetime.date.today()}: {machine()}.",
-            "Every table compares debatch with a reference measured in the same run, so ratios",
-            "carry over between machines better than absolute numbers. Rerun: `make bench`",
-            "(installs the bench-only references from envs/bench-requirements.txt).", "",
-            *[section + "\n" for section in sections]]
+    text = [
+        "# Benchmarks",
+        "",
+        f"Latest figures from `make bench` on {datetime.date.today()}: {machine()}.",
+        "Every table compares debatch with a reference measured in the same run, so ratios",
+        "carry over between machines better than absolute numbers. Rerun: `make bench`",
+        "(installs the bench-only references from envs/bench-requirements.txt).",
+        "",
+        *[section + "\n" for section in sections.values()],
+        goals_table(sections),
+    ]
     if notes.exists():
         text.append(notes.read_text())
     (HERE / "README.md").write_text("\n".join(text))

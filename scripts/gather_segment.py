@@ -1,10 +1,8 @@
 """Snakemake script: a plate's cells, sites and masks from its segmentation shards."""
 
-import numpy as np
-
-from debatch.io import write_parquet
-from debatch.runlog import setup_logging
-from debatch.shards import gather_cells, gather_npz, gather_tables
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.segment.shards import gather_cells, gather_npz, gather_tables, plate_summary
 
 log = setup_logging(snakemake.log[0])
 sites = gather_tables(snakemake.input.sites)
@@ -12,11 +10,17 @@ cells = gather_cells(snakemake.input.cells, len(sites))
 arrays = gather_npz(snakemake.input.masks, snakemake.output.masks)
 write_parquet(sites, snakemake.output.sites)
 write_parquet(cells, snakemake.output.cells)
-counts = sites["Count_Cells"]
-log.info("plate %s: %d shard(s), %d sites, %d cells (per site min %d, median %g, max %d), "
-         "%d label images", snakemake.wildcards.plate, len(snakemake.input.cells), len(sites),
-         len(cells), counts.min(), np.median(counts), counts.max(), arrays)
+log.info(
+    "plate %s, %d shard(s): %s; %d label images",
+    snakemake.wildcards.plate,
+    len(snakemake.input.cells),
+    plate_summary(sites),
+    arrays,
+)
 unpaired = sites[["Count_UnpairedNuclei", "Count_UnpairedCells"]].sum()
 if unpaired.any():
-    log.info("cellpose objects left out for want of a partner: %d nuclei, %d cells",
-             unpaired["Count_UnpairedNuclei"], unpaired["Count_UnpairedCells"])
+    log.info(
+        "cellpose objects left out for want of a partner: %d nuclei, %d cells",
+        unpaired["Count_UnpairedNuclei"],
+        unpaired["Count_UnpairedCells"],
+    )

@@ -2,14 +2,16 @@
 
 import pandas as pd
 
-from debatch.illum import compute_plate_illum, plot_functions
-from debatch.io import atomic_path, save_npz
-from debatch.runlog import setup_logging
+from debatch.core.io import atomic_path, save_npz
+from debatch.core.logs import setup_logging
+from debatch.illum.estimate import compute_plate_illum
+from debatch.illum.figures import plot_functions
 
 setup_logging(snakemake.log[0])
 manifest = pd.read_parquet(snakemake.input[0])
-functions = compute_plate_illum(manifest, snakemake.params.channels, snakemake.params.illum,
-                                threads=snakemake.threads)
+functions = compute_plate_illum(
+    manifest, snakemake.params.channels, snakemake.params.illum, threads=snakemake.threads
+)
 save_npz(snakemake.output.functions, **functions)
 with atomic_path(snakemake.output.figure) as tmp:
     plot_functions(functions, f"illumination, plate {snakemake.wildcards.plate}", tmp)

@@ -1,8 +1,8 @@
 """Snakemake script: build one plate's manifest."""
 
-from debatch.io import write_parquet
-from debatch.manifest import build_manifest, read_platemap
-from debatch.runlog import setup_logging
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.ingest.manifest import build_manifest, read_platemap
 
 setup_logging(snakemake.log[0])
 manifest = build_manifest(

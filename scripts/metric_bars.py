@@ -2,9 +2,9 @@
 
 import json
 
-from debatch.figures import plot_metric_bars
-from debatch.io import atomic_path
-from debatch.runlog import setup_logging
+from debatch.core.io import atomic_path
+from debatch.core.logs import setup_logging
+from debatch.report.figures import plot_metric_bars
 
 setup_logging(snakemake.log[0])
 entries = []

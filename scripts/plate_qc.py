@@ -1,13 +1,16 @@
-"""Snakemake script: per-plate heatmaps of cells per well (from the well profiles' cell counts)."""
+"""Snakemake script: cells per well of every plate, from the crops tables (the cells analysed)."""
 
 import pandas as pd
 
-from debatch.figures import plot_plate_heatmaps
-from debatch.io import atomic_path
-from debatch.runlog import setup_logging
+from debatch.core.io import atomic_path
+from debatch.core.logs import setup_logging
+from debatch.report.figures import plot_cells_per_well
+from debatch.settings import BATCH, PLATE, WELL
 
 setup_logging(snakemake.log[0])
-wells = pd.read_parquet(snakemake.input[0], columns=["Metadata_Plate", "Metadata_Batch", "Metadata_Well",
-                                                     "Metadata_Count_Cells"])
+cells = pd.concat(
+    [pd.read_parquet(path, columns=[PLATE, BATCH, WELL]) for path in snakemake.input],
+    ignore_index=True,
+)
 with atomic_path(snakemake.output[0]) as tmp:
-    plot_plate_heatmaps(wells, tmp)
+    plot_cells_per_well(cells, tmp)

@@ -2,15 +2,21 @@
 
 import pandas as pd
 
-from debatch.io import write_parquet
-from debatch.qc import flag_sites, summary
-from debatch.runlog import setup_logging
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.segment.qc import flag_sites, summary
 
 log = setup_logging(snakemake.log[0])
-flagged = flag_sites(pd.read_parquet(snakemake.input[0]), snakemake.params.focus_channel,
-                     snakemake.params.qc)
+flagged = flag_sites(
+    pd.read_parquet(snakemake.input[0]), snakemake.params.focus_channel, snakemake.params.qc
+)
 write_parquet(flagged, snakemake.output[0])
 log.info("plate %s %s", snakemake.wildcards.plate, summary(flagged))
 for row in flagged[~flagged["QC_Pass"]].itertuples():
-    log.info("failed QC: well %s site %s (%s), %d cells", row.Metadata_Well, row.Metadata_Site,
-             row.QC_Failed, row.Count_Cells)
+    log.info(
+        "failed QC: well %s site %s (%s), %d cells",
+        row.Metadata_Well,
+        row.Metadata_Site,
+        row.QC_Failed,
+        row.Count_Cells,
+    )

@@ -2,27 +2,48 @@
 
 import json
 
-from debatch.io import atomic_path, write_text
-from debatch.report import ranking_table, render
-from debatch.runlog import setup_logging
+from debatch.core.io import atomic_path, write_text
+from debatch.core.logs import setup_logging
+from debatch.report.html import ranking_table, render
 
 log = setup_logging(snakemake.log[0])
 entries = []
 for metrics_path, figure in zip(snakemake.input.metrics, snakemake.input.figures):
     with open(metrics_path) as handle:
         metrics = json.load(handle)
-    entries.append({"method": metrics["method"], "correction": metrics["correction"],
-                    "metrics": metrics, "figure": figure})
-qc = [("Cells per well on every plate (a QC value: density differs by batch).", snakemake.input.plate_qc)]
-for plate, heatmap, overlay, illum in zip(snakemake.params.plates, snakemake.input.qc_heatmaps,
-                                         snakemake.input.qc_overlays, snakemake.input.illum):
-    qc += [(f"{plate}: cell count and focus per site (failed QC sites marked).", heatmap),
-           (f"{plate}: segmentation overlays (nuclei and cell outlines).", overlay),
-           (f"{plate}: illumination functions.", illum)]
+    entries.append(
+        {
+            "method": metrics["method"],
+            "correction": metrics["correction"],
+            "metrics": metrics,
+            "figure": figure,
+        }
+    )
+qc = [
+    (
+        "Cells per well on every plate (a QC value: density differs by batch).",
+        snakemake.input.cells_per_well,
+    )
+]
+for plate, heatmap, overlay, illum in zip(
+    snakemake.params.plates,
+    snakemake.input.qc_heatmaps,
+    snakemake.input.qc_overlays,
+    snakemake.input.illum,
+):
+    qc += [
+        (f"{plate}: cell count and focus per site (failed QC sites marked).", heatmap),
+        (f"{plate}: segmentation overlays (nuclei and cell outlines).", overlay),
+        (f"{plate}: illumination functions.", illum),
+    ]
 methods = snakemake.params.methods
-html = render(entries, snakemake.params.report.get("title", "debatch report"), qc,
-              training_logs=dict(zip(methods, snakemake.input.training_logs)),
-              method_figures=dict(zip(methods, snakemake.input.metric_bars)))
+html = render(
+    entries,
+    snakemake.params.report.get("title", "debatch report"),
+    qc,
+    training_logs=dict(zip(methods, snakemake.input.training_logs)),
+    method_figures=dict(zip(methods, snakemake.input.metric_bars)),
+)
 with atomic_path(snakemake.output.ranking) as tmp:
     ranking_table(entries).to_csv(tmp, sep="\t", index=False, float_format="%.4f")
 write_text(html, snakemake.output.html)

@@ -1,9 +1,12 @@
-"""Snakemake script: per-plate well aggregation + negcon normalisation of one method's embeddings."""
+"""Snakemake script: well aggregation + per-plate negcon normalisation of one method's cells."""
 
-from debatch.io import write_parquet
-from debatch.profiles import build_profiles
-from debatch.runlog import setup_logging
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.profiles.wells import well_profiles
 
 setup_logging(snakemake.log[0])
-# build_profiles reads one plate (and a block of feature columns) at a time
-write_parquet(build_profiles(snakemake.input, snakemake.params.profiles, snakemake.threads), snakemake.output[0])
+# well_profiles reads one plate (and a block of feature columns) at a time
+write_parquet(
+    well_profiles(snakemake.input, snakemake.params.profiles, snakemake.threads),
+    snakemake.output[0],
+)

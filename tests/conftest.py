@@ -13,3 +13,13 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real images not found at {REAL_DATA}")
     return REAL_DATA
+
+
+def docs_tool():
+    """tools/docs.py as a module (it is a script, not part of the library)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_tool", REPO / "tools" / "docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,34 +1,46 @@
-"""Well aggregation: exact pandas median/mean, any row order, streamed from Parquet, bad cells named."""
+"""Well aggregation: exact pandas median/mean, any row order, streamed from Parquet, bad cells
+named."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.aggregate import COUNT_COLUMN, aggregate_parquet, aggregate_wells
+from debatch.profiles.aggregate import aggregate_parquet, aggregate_wells
+from debatch.settings import COUNT_CELLS as COUNT_COLUMN
 
 
 def random_cells(seed=0, n_cells=400, n_features=5):
     rng = np.random.default_rng(seed)
     wells = np.array(["A01", "A02", "B01", "B03"])
     plates = np.array(["P2", "P1"])
-    cells = pd.DataFrame({
-        "Metadata_Plate": plates[rng.integers(0, 2, n_cells)],
-        "Metadata_Well": wells[rng.integers(0, 4, n_cells)],
-        "Metadata_Site": rng.integers(1, 4, n_cells),
-        **{f"f{i}": rng.normal(size=n_cells).astype(np.float32) for i in range(n_features)},
-    })
-    cells["Metadata_Treatment"] = cells["Metadata_Well"].map({"A01": "DMSO", "A02": "x", "B01": "y", "B03": "DMSO"})
+    cells = pd.DataFrame(
+        {
+            "Metadata_Plate": plates[rng.integers(0, 2, n_cells)],
+            "Metadata_Well": wells[rng.integers(0, 4, n_cells)],
+            "Metadata_Site": rng.integers(1, 4, n_cells),
+            **{f"f{i}": rng.normal(size=n_cells).astype(np.float32) for i in range(n_features)},
+        }
+    )
+    cells["Metadata_Treatment"] = cells["Metadata_Well"].map(
+        {"A01": "DMSO", "A02": "x", "B01": "y", "B03": "DMSO"}
+    )
     return cells
 
 
 @pytest.mark.parametrize("method", ["median", "mean"])
 def test_matches_pandas_groupby_in_any_row_order(method):
     cells = random_cells()
-    expected = getattr(cells.groupby(["Metadata_Plate", "Metadata_Well"])[[f"f{i}" for i in range(5)]], method)()
+    expected = getattr(
+        cells.groupby(["Metadata_Plate", "Metadata_Well"])[[f"f{i}" for i in range(5)]], method
+    )()
     for table in (cells, cells.sort_values(["Metadata_Plate", "Metadata_Well"])):
         wells = aggregate_wells(table, method, columns_per_pass=2)
-        assert wells[["Metadata_Plate", "Metadata_Well"]].values.tolist() == [list(k) for k in expected.index]
-        np.testing.assert_allclose(wells[expected.columns].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6)
+        assert wells[["Metadata_Plate", "Metadata_Well"]].values.tolist() == [
+            list(k) for k in expected.index
+        ]
+        np.testing.assert_allclose(
+            wells[expected.columns].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6
+        )
         counts = table.groupby(["Metadata_Plate", "Metadata_Well"]).size().to_numpy()
         np.testing.assert_array_equal(wells[COUNT_COLUMN], counts)
 
@@ -50,7 +62,9 @@ def test_nan_cell_is_rejected_naming_file_and_well(tmp_path):
     cells = random_cells()
     cells.loc[cells.index[cells["Metadata_Well"] == "B03"][0], "f3"] = np.inf
     cells.to_parquet(tmp_path / "plate.parquet", index=False)
-    with pytest.raises(ValueError, match=r"plate.parquet: 1 cell\(s\) have NaN/inf features \(wells \['B03'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"plate.parquet: 1 cell\(s\) have NaN/inf features \(wells \['B03'\]\)"
+    ):
         aggregate_parquet(tmp_path / "plate.parquet")
 
 
@@ -67,32 +81,51 @@ def test_threads_odd_even_and_single_cell_wells_equal_pandas(tmp_path, method, t
     rng = np.random.default_rng(3)
     sizes = {"A01": 1, "A02": 2, "A03": 3, "A04": 4, "B01": 50}
     wells = np.repeat(list(sizes), list(sizes.values()))
-    cells = pd.DataFrame({"Metadata_Plate": "P1", "Metadata_Well": wells,
-                          **{f"f{i}": rng.normal(size=len(wells)).astype(np.float32) for i in range(6)}})
+    cells = pd.DataFrame(
+        {
+            "Metadata_Plate": "P1",
+            "Metadata_Well": wells,
+            **{f"f{i}": rng.normal(size=len(wells)).astype(np.float32) for i in range(6)},
+        }
+    )
     cells["f6"] = np.round(rng.normal(size=len(wells)), 1).astype(np.float32)  # ties
     if shuffle:
         cells = cells.sample(frac=1, random_state=0).reset_index(drop=True)
     expected = pandas_reference(cells, method)
     cells.to_parquet(tmp_path / "cells.parquet", index=False)
-    for wells_out in (aggregate_wells(cells, method, columns_per_pass=2, threads=threads),
-                      aggregate_parquet(tmp_path / "cells.parquet", method, columns_per_pass=2, threads=threads)):
+    for wells_out in (
+        aggregate_wells(cells, method, columns_per_pass=2, threads=threads),
+        aggregate_parquet(tmp_path / "cells.parquet", method, columns_per_pass=2, threads=threads),
+    ):
         assert wells_out["Metadata_Well"].tolist() == list(sizes)
         assert wells_out[COUNT_COLUMN].tolist() == list(sizes.values())
-        np.testing.assert_allclose(wells_out[expected.columns].to_numpy(np.float64), expected.to_numpy(),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            wells_out[expected.columns].to_numpy(np.float64),
+            expected.to_numpy(),
+            rtol=1e-6,
+            atol=1e-7,
+        )
     if method == "median":  # odd counts: exactly a cell's value
         assert wells_out.loc[0, "f0"] == cells.loc[cells["Metadata_Well"] == "A01", "f0"].iloc[0]
 
 
 def test_streamed_wells_sort_by_name_whatever_the_dictionary_order(tmp_path):
     # Parquet string columns are read dictionary-encoded; their order of appearance must not leak
-    cells = random_cells(seed=2, n_cells=300).sort_values(["Metadata_Plate", "Metadata_Well"], ascending=False)
+    cells = random_cells(seed=2, n_cells=300).sort_values(
+        ["Metadata_Plate", "Metadata_Well"], ascending=False
+    )
     assert cells["Metadata_Plate"].iloc[0] == "P2" and cells["Metadata_Well"].iloc[0] == "B03"
     cells.to_parquet(tmp_path / "cells.parquet", index=False)
     streamed = aggregate_parquet(tmp_path / "cells.parquet", threads=2)
-    expected = pandas_reference(cells.drop(columns=["Metadata_Site", "Metadata_Treatment"]), "median")
-    assert streamed[["Metadata_Plate", "Metadata_Well"]].values.tolist() == [list(k) for k in expected.index]
-    np.testing.assert_allclose(streamed[expected.columns].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6)
+    expected = pandas_reference(
+        cells.drop(columns=["Metadata_Site", "Metadata_Treatment"]), "median"
+    )
+    assert streamed[["Metadata_Plate", "Metadata_Well"]].values.tolist() == [
+        list(k) for k in expected.index
+    ]
+    np.testing.assert_allclose(
+        streamed[expected.columns].to_numpy(), expected.to_numpy(), rtol=1e-6, atol=1e-6
+    )
     assert streamed["Metadata_Treatment"].tolist() == ["DMSO", "x", "y", "DMSO"] * 2
 
 
@@ -101,8 +134,10 @@ def test_nan_cells_counted_over_every_pass_in_any_order(threads):
     cells = random_cells(seed=4).sample(frac=1, random_state=1).reset_index(drop=True)
     a01 = cells.index[(cells["Metadata_Well"] == "A01")]
     b01 = cells.index[(cells["Metadata_Well"] == "B01")]
-    cells.loc[a01[0], "f0"] = np.nan   # first pass
+    cells.loc[a01[0], "f0"] = np.nan  # first pass
     cells.loc[b01[0], "f4"] = -np.inf  # last pass
-    cells.loc[b01[0], "f3"] = np.nan   # same cell again: counted once
-    with pytest.raises(ValueError, match=r"2 cell\(s\) have NaN/inf features \(wells \['A01', 'B01'\]\)"):
+    cells.loc[b01[0], "f3"] = np.nan  # same cell again: counted once
+    with pytest.raises(
+        ValueError, match=r"2 cell\(s\) have NaN/inf features \(wells \['A01', 'B01'\]\)"
+    ):
         aggregate_wells(cells, columns_per_pass=2, threads=threads)

@@ -9,11 +9,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from debatch import methods
-from debatch.augment import DSU, MIN_GROUP, MixStyle, adversarial_deltas, alignment_loss, \
-    channel_moments, group_statistics, perturb_statistics
-from debatch.cropdata import jitter_stats, plate_channel_stats
-from debatch.models import ArcFaceHead, CellResNet, CosFaceHead
+from debatch.cnn import methods
+from debatch.cnn.augment import (
+    DSU,
+    MIN_GROUP,
+    MixStyle,
+    adversarial_deltas,
+    alignment_loss,
+    channel_moments,
+    group_statistics,
+    perturb_statistics,
+)
+from debatch.cnn.data import jitter_stats, plate_channel_stats
+from debatch.cnn.models import ArcFaceHead, CellResNet, CosFaceHead
+from debatch.settings import METHOD_BLOCKS, TRAIN_METHODS
 
 
 def styled_features(n=64, channels=6, size=8, seed=0) -> torch.Tensor:
@@ -84,9 +93,9 @@ def test_mixstyle_mixes_each_image_with_one_partner():
                 continue
             lam = (out_mean[i] - in_mean[j]) / (in_mean[i] - in_mean[j])
             lam_value = float(lam.median())
-            if (torch.allclose(lam, torch.full_like(lam, lam_value), atol=1e-3)
-                    and torch.allclose(out_std[i], lam_value * in_std[i]
-                                       + (1 - lam_value) * in_std[j], atol=1e-3)):
+            if torch.allclose(lam, torch.full_like(lam, lam_value), atol=1e-3) and torch.allclose(
+                out_std[i], lam_value * in_std[i] + (1 - lam_value) * in_std[j], atol=1e-3
+            ):
                 found = lam_value
                 break
         if found is None:  # lam == 1 (or partner == itself): the image keeps its own statistics
@@ -107,13 +116,15 @@ def test_group_statistics_pool_within_groups_and_fall_back_for_small_groups():
     for g in (0, 1):
         members = x[groups == g]
         torch.testing.assert_close(stats["mean"][g], members.mean((0, 2, 3)), atol=1e-4, rtol=0)
-        torch.testing.assert_close(stats["std"][g], members.std((0, 2, 3), unbiased=False),
-                                   atol=1e-3, rtol=0)
-        torch.testing.assert_close(stats["spread_mean"][g],
-                                   img_mean[groups == g].std(0, unbiased=False),
-                                   atol=1e-3, rtol=0)
-        torch.testing.assert_close(stats["spread_std"][g],
-                                   img_std[groups == g].std(0, unbiased=False), atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            stats["std"][g], members.std((0, 2, 3), unbiased=False), atol=1e-3, rtol=0
+        )
+        torch.testing.assert_close(
+            stats["spread_mean"][g], img_mean[groups == g].std(0, unbiased=False), atol=1e-3, rtol=0
+        )
+        torch.testing.assert_close(
+            stats["spread_std"][g], img_std[groups == g].std(0, unbiased=False), atol=1e-3, rtol=0
+        )
     whole = img_mean.std(0, unbiased=False)
     torch.testing.assert_close(stats["spread_mean"][2], whole, atol=1e-3, rtol=0)
 
@@ -123,22 +134,29 @@ def test_perturbation_moves_each_groups_statistics_by_delta():
     groups = torch.arange(24) % 3
     stats = group_statistics(x, groups, 3)
     zero = torch.zeros_like(stats["mean"])
-    torch.testing.assert_close(perturb_statistics(x, groups, stats, zero, zero), x,
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        perturb_statistics(x, groups, stats, zero, zero), x, atol=1e-4, rtol=0
+    )
     delta_mean, delta_std = torch.randn_like(zero), torch.rand_like(zero) * 0.5
     out = perturb_statistics(x, groups, stats, delta_mean, delta_std)
     for g in range(3):
         members = out[groups == g]
-        torch.testing.assert_close(members.mean((0, 2, 3)), stats["mean"][g] + delta_mean[g],
-                                   atol=1e-3, rtol=0)
-        torch.testing.assert_close(members.std((0, 2, 3), unbiased=False),
-                                   stats["std"][g] + delta_std[g], atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(
+            members.mean((0, 2, 3)), stats["mean"][g] + delta_mean[g], atol=1e-3, rtol=0
+        )
+        torch.testing.assert_close(
+            members.std((0, 2, 3), unbiased=False),
+            stats["std"][g] + delta_std[g],
+            atol=1e-3,
+            rtol=1e-3,
+        )
 
 
 def tiny_net(**arch) -> CellResNet:
     torch.manual_seed(0)
-    return CellResNet(in_channels=3, n_classes=4, width=8, depth=1, stages=2,
-                      embedding_dim=16, **arch)
+    return CellResNet(
+        in_channels=3, n_classes=4, width=8, depth=1, stages=2, embedding_dim=16, **arch
+    )
 
 
 def test_gradient_ascent_increases_the_task_loss_within_the_bound():
@@ -183,9 +201,19 @@ def test_frozen_batchnorm_stats_leave_running_statistics_alone():
 def test_abra_step_trains_on_clean_and_perturbed_images(group_by_groups):
     """Loss = CE(clean) + CE(perturbed) + alignment; gradients reach every layer; works with
     plate groups and without any grouping (no batch labels)."""
-    settings = methods.check_method_settings("abra", {"level": 1, "steps": 2})
-    model = CellResNet(**methods.model_arch("abra", settings, in_channels=3, n_classes=4,
-                                            width=8, depth=1, stages=2, embedding_dim=16))
+    settings = METHOD_BLOCKS["abra"].merge({"level": 1, "steps": 2})
+    model = CellResNet(
+        **methods.model_arch(
+            "abra",
+            settings,
+            in_channels=3,
+            n_classes=4,
+            width=8,
+            depth=1,
+            stages=2,
+            embedding_dim=16,
+        )
+    )
     model.train()
     torch.manual_seed(0)
     x, target = torch.randn(32, 3, 16, 16), torch.randint(0, 4, (32,))
@@ -203,8 +231,18 @@ def test_abra_step_trains_on_clean_and_perturbed_images(group_by_groups):
 def trained_abra_net(settings: dict) -> tuple[CellResNet, torch.Tensor, torch.Tensor]:
     """A tiny ABRA network after a few plain steps on learnable data (so the loss is not flat)."""
     torch.manual_seed(0)
-    model = CellResNet(**methods.model_arch("abra", settings, in_channels=3, n_classes=4,
-                                            width=8, depth=1, stages=2, embedding_dim=16)).train()
+    model = CellResNet(
+        **methods.model_arch(
+            "abra",
+            settings,
+            in_channels=3,
+            n_classes=4,
+            width=8,
+            depth=1,
+            stages=2,
+            embedding_dim=16,
+        )
+    ).train()
     g = torch.Generator().manual_seed(1)
     target = torch.randint(0, 4, (64,), generator=g)
     x = torch.randn(64, 3, 16, 16, generator=g) + 0.3 * target[:, None, None, None]
@@ -222,7 +260,7 @@ def test_abra_inner_ascent_raises_the_loss_the_outer_step_trains_on(n_groups):
     """In training mode (batch-statistics BN, margin head), K ascent steps from the same random
     start (same seed: same perturbed rows) must raise the perturbed rows' outer cross-entropy,
     with plate groups and with a single group (no batch labels)."""
-    settings = methods.check_method_settings("abra", {"level": 1})
+    settings = METHOD_BLOCKS["abra"].merge({"level": 1})
     model, x, target = trained_abra_net(settings)
     groups = torch.arange(len(x)) % n_groups
     loss_adv = {}
@@ -236,7 +274,7 @@ def test_abra_inner_ascent_raises_the_loss_the_outer_step_trains_on(n_groups):
 def test_abra_inner_steps_see_the_whole_mini_batch():
     """Train-mode BN normalises with the batch's statistics: the ascent must run the same rows
     (clean + perturbed) as the outer step, or BN cancels a shift shared by the perturbed rows."""
-    settings = methods.check_method_settings("abra", {"level": 1, "steps": 2})
+    settings = METHOD_BLOCKS["abra"].merge({"level": 1, "steps": 2})
     model, x, target = trained_abra_net(settings)
     rows = []
     model.stages[1].register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
@@ -251,12 +289,13 @@ def test_alignment_loss_is_zero_only_for_matching_distributions():
     assert float(alignment_loss(a, a + torch.tensor([3.0] + [0.0] * 7))) > 0.01
 
 
-@pytest.mark.parametrize("method", methods.METHOD_NAMES)
+@pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_every_method_is_identity_at_eval_time(method):
     """In eval mode a method's network equals the same weights with no augmentation modules."""
-    settings = methods.check_method_settings(method, {})
-    arch = methods.model_arch(method, settings, in_channels=3, n_classes=4, width=8, depth=1,
-                              stages=3, embedding_dim=16)
+    settings = METHOD_BLOCKS[method].merge({})
+    arch = methods.model_arch(
+        method, settings, in_channels=3, n_classes=4, width=8, depth=1, stages=3, embedding_dim=16
+    )
     torch.manual_seed(0)
     model = CellResNet(**arch)
     plain = CellResNet(**{k: v for k, v in arch.items() if k != "feature_augment"})
@@ -281,9 +320,13 @@ def test_margin_heads_apply_their_margin_only_in_training_with_labels():
         target = F.one_hot(labels, 5).bool()
         torch.testing.assert_close(logits[~target], 30 * cosine[~target])
         theta = torch.acos(cosine[target])
-        expected = (cosine[target] - 0.3 if head_type is CosFaceHead
-                    else torch.where(theta + 0.3 < math.pi, torch.cos(theta + 0.3),
-                                     cosine[target] - 0.3 * math.sin(0.3)))
+        expected = (
+            cosine[target] - 0.3
+            if head_type is CosFaceHead
+            else torch.where(
+                theta + 0.3 < math.pi, torch.cos(theta + 0.3), cosine[target] - 0.3 * math.sin(0.3)
+            )
+        )
         torch.testing.assert_close(logits[target], 30 * expected, atol=1e-4, rtol=0)
 
 
@@ -302,12 +345,15 @@ def test_deepnoise_jitter_and_plate_statistics():
     np.testing.assert_allclose(plate_std, crops.astype(np.float64).std(axis=(0, 2, 3)))
 
 
-@pytest.mark.parametrize("block, match", [
-    ({"stepz": 1}, "unknown train.abra parameter"),
-    ({"group_by": "well"}, "group_by"),
-    ({"adv_fraction": 1.5}, "adv_fraction"),
-    ({"head": "softmax"}, "head"),
-])
+@pytest.mark.parametrize(
+    "block, match",
+    [
+        ({"stepz": 1}, "unknown train.abra parameter"),
+        ({"group_by": "well"}, "group_by"),
+        ({"adv_fraction": 1.5}, "adv_fraction"),
+        ({"head": "softmax"}, "head"),
+    ],
+)
 def test_bad_abra_settings_are_named(block, match):
     with pytest.raises(ValueError, match=match):
-        methods.check_method_settings("abra", block)
+        METHOD_BLOCKS["abra"].merge(block)

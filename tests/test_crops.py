@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 import tifffile
 
-from debatch.crops import crop_site, merge_params, select_cells, write_plate_crops
+from debatch.crops.cut import crop_site, write_plate_crops
+from debatch.crops.select import select_cells
+from debatch.settings import CROPS
 
 
 def test_crop_is_centred_on_the_nucleus():
@@ -33,14 +35,33 @@ def test_plate_crops_are_aligned_scaled_and_illumination_corrected(tmp_path):
         for channel in ("DNA", "AGP"):
             image = rng.integers(0, 60000, size=(40, 40)).astype(np.uint16)
             tifffile.imwrite(tmp_path / f"s{site}_{channel}.tif", image)
-        rows.append({"Metadata_Well": "A01", "Metadata_Site": site,
-                     "Path_DNA": str(tmp_path / f"s{site}_DNA.tif"), "Path_AGP": str(tmp_path / f"s{site}_AGP.tif")})
+        rows.append(
+            {
+                "Metadata_Well": "A01",
+                "Metadata_Site": site,
+                "Path_DNA": str(tmp_path / f"s{site}_DNA.tif"),
+                "Path_AGP": str(tmp_path / f"s{site}_AGP.tif"),
+            }
+        )
         for y, x in [(10, 12), (25, 30)]:
-            cells.append({"Metadata_Well": "A01", "Metadata_Site": site,
-                          "Nuclei_Location_Center_Y": y, "Nuclei_Location_Center_X": x})
+            cells.append(
+                {
+                    "Metadata_Well": "A01",
+                    "Metadata_Site": site,
+                    "Nuclei_Location_Center_Y": y,
+                    "Nuclei_Location_Center_X": x,
+                }
+            )
     illum = {"DNA": np.full((40, 40), 2.0, np.float32), "AGP": np.ones((40, 40), np.float32)}
-    table = write_plate_crops(pd.DataFrame(cells), pd.DataFrame(rows), ["DNA", "AGP"], illum,
-                              tmp_path / "crops.npy", {"size": 8}, threads=2)
+    table = write_plate_crops(
+        pd.DataFrame(cells),
+        pd.DataFrame(rows),
+        ["DNA", "AGP"],
+        illum,
+        tmp_path / "crops.npy",
+        {"size": 8},
+        threads=2,
+    )
     crops = np.load(tmp_path / "crops.npy", mmap_mode="r")
     assert crops.shape == (4, 2, 8, 8) and crops.dtype == np.float16 and len(table) == 4
     raw = tifffile.imread(tmp_path / "s2_DNA.tif").astype(np.float32)
@@ -51,18 +72,32 @@ def test_plate_crops_are_aligned_scaled_and_illumination_corrected(tmp_path):
 
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match=r"\['sizes'\]"):
-        merge_params({"sizes": 3})
+        CROPS.merge({"sizes": 3})
 
 
 def test_cells_of_failed_sites_and_border_cells_are_left_out_and_counted():
-    cells = pd.DataFrame({"Metadata_Well": ["A01", "A01", "A01", "B02", "B02"], "Metadata_Site": [1, 1, 2, 1, 1],
-                          "Metadata_ObjectNumber": [1, 2, 1, 1, 2],
-                          "Cells_Touching_Border": [False, True, False, False, True]})
-    qc = pd.DataFrame({"Metadata_Well": ["A01", "A01", "B02"], "Metadata_Site": [1, 2, 1],
-                       "QC_Pass": [True, False, True]})
+    cells = pd.DataFrame(
+        {
+            "Metadata_Well": ["A01", "A01", "A01", "B02", "B02"],
+            "Metadata_Site": [1, 1, 2, 1, 1],
+            "Metadata_ObjectNumber": [1, 2, 1, 1, 2],
+            "Cells_Touching_Border": [False, True, False, False, True],
+        }
+    )
+    qc = pd.DataFrame(
+        {
+            "Metadata_Well": ["A01", "A01", "B02"],
+            "Metadata_Site": [1, 2, 1],
+            "QC_Pass": [True, False, True],
+        }
+    )
     kept, counts = select_cells(cells, qc)
-    assert kept[["Metadata_Well", "Metadata_Site", "Metadata_ObjectNumber"]].values.tolist() == \
-        [["A01", 1, 1], ["A01", 1, 2], ["B02", 1, 1], ["B02", 1, 2]]
+    assert kept[["Metadata_Well", "Metadata_Site", "Metadata_ObjectNumber"]].values.tolist() == [
+        ["A01", 1, 1],
+        ["A01", 1, 2],
+        ["B02", 1, 1],
+        ["B02", 1, 2],
+    ]
     assert counts == {"cells": 5, "failed_qc": 1, "border": 0}
     kept, counts = select_cells(cells, qc, {"drop_border_cells": True})
     assert kept["Metadata_ObjectNumber"].tolist() == [1, 1] and counts["border"] == 2
@@ -78,18 +113,38 @@ def reference_crops(raw, illum, centers, size, scale=65535.0):
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
     top = np.rint(centers[:, 0]).astype(int) - size // 2 + pad
     left = np.rint(centers[:, 1]).astype(int) - size // 2 + pad
-    return np.stack([padded[:, y:y + size, x:x + size] for y, x in zip(top, left)]).astype(np.float16)
+    return np.stack([padded[:, y : y + size, x : x + size] for y, x in zip(top, left)]).astype(
+        np.float16
+    )
 
 
 # centres at every edge and corner, partly and wholly outside, and clear of the edges
-EDGE_CENTERS = np.array([[0, 0], [0, 20.4], [0, 49], [15, 0], [15, 49], [39, 0], [39, 25], [39, 49],
-                         [2.6, 47.5], [-3, 10], [12, 55], [45, 30], [20, 25], [10.5, 9.5], [30, 40],
-                         [-20, -20], [20, 10]])
+EDGE_CENTERS = np.array(
+    [
+        [0, 0],
+        [0, 20.4],
+        [0, 49],
+        [15, 0],
+        [15, 49],
+        [39, 0],
+        [39, 25],
+        [39, 49],
+        [2.6, 47.5],
+        [-3, 10],
+        [12, 55],
+        [45, 30],
+        [20, 25],
+        [10.5, 9.5],
+        [30, 40],
+        [-20, -20],
+        [20, 10],
+    ]
+)
 
 
 @pytest.mark.parametrize("size", [8, 9])
 def test_fast_crops_equal_pad_then_crop_reference_at_every_edge(size):
-    from debatch.crops import corrected_crops
+    from debatch.crops.cut import corrected_crops
 
     rng = np.random.default_rng(size)
     raw = [rng.integers(0, 65535, size=(40, 50)).astype(np.uint16) for _ in range(3)]
@@ -101,8 +156,10 @@ def test_fast_crops_equal_pad_then_crop_reference_at_every_edge(size):
     assert edge.tolist() == [True] * 12 + [False, False, False, True, False]
     no_illum, _ = corrected_crops(raw, None, EDGE_CENTERS, size, 1000.0)
     ones = [np.ones((40, 50), np.float32)] * 3
-    np.testing.assert_array_equal(no_illum.view(np.uint16),
-                                  reference_crops(raw, ones, EDGE_CENTERS, size, 1000.0).view(np.uint16))
+    np.testing.assert_array_equal(
+        no_illum.view(np.uint16),
+        reference_crops(raw, ones, EDGE_CENTERS, size, 1000.0).view(np.uint16),
+    )
 
 
 def test_crop_site_on_image_smaller_than_the_crop_and_with_a_fill():
@@ -116,12 +173,17 @@ def test_crop_site_on_image_smaller_than_the_crop_and_with_a_fill():
 
 
 def test_float16_conversion_matches_numpy_bit_for_bit():
-    from debatch.crops import to_float16
+    from debatch.crops.cut import to_float16
 
     rng = np.random.default_rng(0)
-    values = np.concatenate([rng.uniform(0, 2, 5000), rng.uniform(0, 1e-4, 5000),  # normal, subnormal
-                             [0.0, -0.0, 1e-8, 2.98e-8, 3e-8, 65504, 65519, 65520, 1e6, np.inf, -np.inf],
-                             1 + np.arange(-64, 64) * 2.0**-11])  # float16 rounding ties
+    values = np.concatenate(
+        [
+            rng.uniform(0, 2, 5000),
+            rng.uniform(0, 1e-4, 5000),  # normal, subnormal
+            [0.0, -0.0, 1e-8, 2.98e-8, 3e-8, 65504, 65519, 65520, 1e6, np.inf, -np.inf],
+            1 + np.arange(-64, 64) * 2.0**-11,
+        ]
+    )  # float16 rounding ties
     values = values.astype(np.float32).reshape(1, -1)
     with np.errstate(over="ignore"):
         expected = values.astype(np.float16)
@@ -135,33 +197,76 @@ def test_plate_crops_match_the_reference_with_edge_cells_and_interleaved_sites(t
         raw[site] = [rng.integers(0, 65535, size=(40, 50)).astype(np.uint16) for _ in range(2)]
         for channel, image in zip(("DNA", "AGP"), raw[site]):
             tifffile.imwrite(tmp_path / f"s{site}_{channel}.tif", image)
-        rows.append({"Metadata_Well": "A01", "Metadata_Site": site,
-                     "Path_DNA": str(tmp_path / f"s{site}_DNA.tif"), "Path_AGP": str(tmp_path / f"s{site}_AGP.tif")})
+        rows.append(
+            {
+                "Metadata_Well": "A01",
+                "Metadata_Site": site,
+                "Path_DNA": str(tmp_path / f"s{site}_DNA.tif"),
+                "Path_AGP": str(tmp_path / f"s{site}_AGP.tif"),
+            }
+        )
     for i, (y, x) in enumerate(EDGE_CENTERS):  # sites interleaved: a site's rows are not adjacent
-        cells.append({"Metadata_Well": "A01", "Metadata_Site": 1 + i % 3,
-                      "Nuclei_Location_Center_Y": y, "Nuclei_Location_Center_X": x})
+        cells.append(
+            {
+                "Metadata_Well": "A01",
+                "Metadata_Site": 1 + i % 3,
+                "Nuclei_Location_Center_Y": y,
+                "Nuclei_Location_Center_X": x,
+            }
+        )
     cells = pd.DataFrame(cells)
-    illum = {"DNA": rng.uniform(0.5, 2, (40, 50)).astype(np.float32),
-             "AGP": rng.uniform(0.5, 2, (40, 50)).astype(np.float32)}
+    illum = {
+        "DNA": rng.uniform(0.5, 2, (40, 50)).astype(np.float32),
+        "AGP": rng.uniform(0.5, 2, (40, 50)).astype(np.float32),
+    }
     for threads in (1, 2):
-        table = write_plate_crops(cells, pd.DataFrame(rows), ["DNA", "AGP"], illum,
-                                  tmp_path / "crops.npy", {"size": 10}, threads=threads)
+        table = write_plate_crops(
+            cells,
+            pd.DataFrame(rows),
+            ["DNA", "AGP"],
+            illum,
+            tmp_path / "crops.npy",
+            {"size": 10},
+            threads=threads,
+        )
         crops = np.load(tmp_path / "crops.npy")
         for site in (1, 2, 3):
             mine = (cells["Metadata_Site"] == site).to_numpy()
-            expected = reference_crops(raw[site], [illum["DNA"], illum["AGP"]], EDGE_CENTERS[mine], 10)
+            expected = reference_crops(
+                raw[site], [illum["DNA"], illum["AGP"]], EDGE_CENTERS[mine], 10
+            )
             np.testing.assert_array_equal(crops[mine].view(np.uint16), expected.view(np.uint16))
-        assert table["Crops_TouchingEdge"].tolist() == [True] * 12 + [False, False, False, True, False]
+        assert table["Crops_TouchingEdge"].tolist() == [True] * 12 + [
+            False,
+            False,
+            False,
+            True,
+            False,
+        ]
 
 
 def test_illumination_function_of_another_shape_stops_the_crops(tmp_path):
-    from debatch.images import ImageError
+    from debatch.core.images import ImageError
 
     tifffile.imwrite(tmp_path / "dna.tif", np.ones((20, 20), np.uint16))
-    manifest = pd.DataFrame([{"Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(tmp_path / "dna.tif")}])
-    cells = pd.DataFrame({"Metadata_Well": ["A01"], "Metadata_Site": [1],
-                          "Nuclei_Location_Center_Y": [10.0], "Nuclei_Location_Center_X": [10.0]})
+    manifest = pd.DataFrame(
+        [{"Metadata_Well": "A01", "Metadata_Site": 1, "Path_DNA": str(tmp_path / "dna.tif")}]
+    )
+    cells = pd.DataFrame(
+        {
+            "Metadata_Well": ["A01"],
+            "Metadata_Site": [1],
+            "Nuclei_Location_Center_Y": [10.0],
+            "Nuclei_Location_Center_X": [10.0],
+        }
+    )
     with pytest.raises(ImageError, match="dna.tif has shape .* illumination function for DNA"):
-        write_plate_crops(cells, manifest, ["DNA"], {"DNA": np.ones((10, 10), np.float32)},
-                          tmp_path / "crops.npy", {"size": 4})
+        write_plate_crops(
+            cells,
+            manifest,
+            ["DNA"],
+            {"DNA": np.ones((10, 10), np.float32)},
+            tmp_path / "crops.npy",
+            {"size": 4},
+        )
     assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*tmp*"))

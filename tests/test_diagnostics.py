@@ -4,15 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debatch import metrics
-from debatch.diagnostics import BATCH_METRICS, BIO_METRICS, compute_metrics, merge_params, truth_scores
+from debatch.evaluate import metrics
+from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS, compute_metrics, truth_scores
+from debatch.settings import DIAGNOSTICS
 
 FAST = {"map_null_size": 2000}
 
 
 def wells_table(batch_shift=0.0, effect=3.0, n_batches=3, seed=0):
     """3 batches x (DMSO + 5 compounds) x 4 replicate wells; compound k moves feature k by
-    ``effect``, batch b moves feature 6 + b by ``batch_shift`` (its own direction, as cosine sees it)."""
+    ``effect``, batch b moves feature 6 + b by ``batch_shift`` (its own direction, as cosine sees
+    it)."""
     rng = np.random.default_rng(seed)
     rows = []
     for batch in range(n_batches):
@@ -21,19 +23,29 @@ def wells_table(batch_shift=0.0, effect=3.0, n_batches=3, seed=0):
                 values = rng.normal(size=9) * 0.3
                 values[treatment] += effect * (treatment > 0)
                 values[6 + batch] += batch_shift
-                rows.append({"Metadata_Plate": f"P{batch}", "Metadata_Batch": f"b{batch}",
-                             "Metadata_Well": f"A{treatment * 4 + replicate + 1:02d}",
-                             "Metadata_Treatment": "DMSO" if treatment == 0 else f"t{treatment}",
-                             "Metadata_Role": "negcon" if treatment == 0 else "treatment",
-                             **{f"emb_{i:03d}": v for i, v in enumerate(values)}})
+                rows.append(
+                    {
+                        "Metadata_Plate": f"P{batch}",
+                        "Metadata_Batch": f"b{batch}",
+                        "Metadata_Well": f"A{treatment * 4 + replicate + 1:02d}",
+                        "Metadata_Treatment": "DMSO" if treatment == 0 else f"t{treatment}",
+                        "Metadata_Role": "negcon" if treatment == 0 else "treatment",
+                        **{f"emb_{i:03d}": v for i, v in enumerate(values)},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
 def known_cases():
-    return {name: compute_metrics(wells_table(**kwargs), FAST) for name, kwargs in {
-        "mixed": {"batch_shift": 0.0}, "separated": {"batch_shift": 6.0},
-        "no_biology": {"batch_shift": 0.0, "effect": 0.0}}.items()}
+    return {
+        name: compute_metrics(wells_table(**kwargs), FAST)
+        for name, kwargs in {
+            "mixed": {"batch_shift": 0.0},
+            "separated": {"batch_shift": 6.0},
+            "no_biology": {"batch_shift": 0.0, "effect": 0.0},
+        }.items()
+    }
 
 
 @pytest.mark.parametrize("name", BATCH_METRICS)
@@ -54,8 +66,12 @@ def test_known_extremes(known_cases):
     separated, mixed = known_cases["separated"], known_cases["mixed"]
     assert separated["batch"]["batch_classifier"]["value"] == 1.0
     assert separated["batch"]["batch_classifier"]["chance"] == pytest.approx(1 / 3)
-    assert separated["batch"]["ilisi"]["value"] == pytest.approx(1.0, abs=0.15)  # one batch around each well
-    assert separated["batch"]["graph_connectivity"]["value"] == pytest.approx(1 / 3)  # 3 islands per treatment
+    assert separated["batch"]["ilisi"]["value"] == pytest.approx(
+        1.0, abs=0.15
+    )  # one batch around each well
+    assert separated["batch"]["graph_connectivity"]["value"] == pytest.approx(
+        1 / 3
+    )  # 3 islands per treatment
     assert mixed["bio"]["fraction_retrieved"]["value"] == 1.0  # every compound differs from DMSO
     assert known_cases["no_biology"]["bio"]["fraction_retrieved"]["value"] < 0.5
 
@@ -72,7 +88,10 @@ def test_overall_is_weighted_mean_of_batch_and_bio(known_cases):
 def test_single_batch_reports_null_with_reason_instead_of_crashing():
     result = compute_metrics(wells_table(n_batches=1), FAST, holdout_batches=["b0"])
     for name in BATCH_METRICS:
-        assert result["batch"][name]["score"] is None and "2 batches" in result["batch"][name]["reason"]
+        assert (
+            result["batch"][name]["score"] is None
+            and "2 batches" in result["batch"][name]["reason"]
+        )
     assert result["bio"]["knn_lobo"]["score"] is None
     assert result["bio"]["map"]["score"] > 0.5
     assert result["scores"]["overall"] is None and "2 batches" in result["scores"]["reason"]
@@ -87,10 +106,16 @@ def test_held_out_batch_is_scored_from_the_other_batches():
 
 
 def test_ground_truth_calls():
-    per_treatment = pd.DataFrame({"Metadata_Treatment": ["a", "b", "c", "d"],
-                                  "mean_average_precision": [0.9, 0.5, 0.7, 0.2],
-                                  "below_corrected_p": [True, False, True, False]})
-    truth = pd.DataFrame({"treatment": ["DMSO", "a", "b", "c", "d"], "active": [False, True, True, False, False]})
+    per_treatment = pd.DataFrame(
+        {
+            "Metadata_Treatment": ["a", "b", "c", "d"],
+            "mean_average_precision": [0.9, 0.5, 0.7, 0.2],
+            "below_corrected_p": [True, False, True, False],
+        }
+    )
+    truth = pd.DataFrame(
+        {"treatment": ["DMSO", "a", "b", "c", "d"], "active": [False, True, True, False, False]}
+    )
     scores = truth_scores(per_treatment, truth)
     assert scores["sensitivity"] == 0.5 and scores["specificity"] == 0.5
     assert scores["auc"] == pytest.approx(3 / 4)  # a outranks c and d, b only d
@@ -101,10 +126,12 @@ def test_pcr_batch_is_variance_weighted_r2():
     rng = np.random.default_rng(0)
     batches = np.repeat(["x", "y"], 50)
     values = np.column_stack([np.where(batches == "x", -1.0, 1.0), rng.normal(size=100) * 0.1])
-    result = metrics.pcr_batch(values, batches)  # PC1 is the batch (R² 1), carrying ~99 % of variance
+    result = metrics.pcr_batch(
+        values, batches
+    )  # PC1 is the batch (R² 1), carrying ~99 % of variance
     assert result["value"] == pytest.approx(0.99, abs=0.01)
 
 
 def test_bad_parameter_is_named():
     with pytest.raises(ValueError, match="diagnostics.map_threshold"):
-        merge_params({"map_threshold": 1.5})
+        DIAGNOSTICS.merge({"map_threshold": 1.5})

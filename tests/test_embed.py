@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train import TINY, write_plates
 
-from debatch.cropdata import plate_channel_stats
-from debatch.embed import embed_plate, load_model
-from debatch.methods import METHOD_NAMES
-from debatch.train import train_model
+from debatch.cnn.data import plate_channel_stats
+from debatch.cnn.embed import embed_plate, load_model
+from debatch.cnn.train import train_model
+from debatch.settings import TRAIN_METHODS
+
+from test_train import TINY, write_plates
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def trained(tmp_path_factory):
     """A tiny model trained for one epoch, and the plates it was trained on."""
     directory = tmp_path_factory.mktemp("embed")
     plates = write_plates(directory)
-    train_model(plates, directory / "run", {**TINY, "epochs": 1}, log=lambda _: None)
+    train_model(plates, directory / "run", {**TINY, "epochs": 1})
     return directory / "run" / "model.pt", plates
 
 
@@ -41,8 +42,10 @@ def test_rows_columns_and_dtype(trained):
 def test_embedding_does_not_depend_on_batch_size(trained):
     """Eval mode (BN running stats): a crop's embedding must not depend on its batch mates."""
     model_path, plates = trained
-    runs = [embed_plate(model_path, *plates[1], batch_size=bs).filter(like="emb_").to_numpy()
-            for bs in (1, 7, 512)]
+    runs = [
+        embed_plate(model_path, *plates[1], {"batch_size": bs}).filter(like="emb_").to_numpy()
+        for bs in (1, 7, 512)
+    ]
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
     np.testing.assert_allclose(runs[0], runs[2], atol=1e-5)
 
@@ -75,22 +78,24 @@ def trained_methods(tmp_path_factory):
     """One tiny model per method (1 epoch), and the plates they were trained on."""
     directory = tmp_path_factory.mktemp("embed_methods")
     plates = write_plates(directory)
-    for method in METHOD_NAMES:
-        train_model(plates, directory / method, {**TINY, "method": method, "epochs": 1},
-                    log=lambda _: None)
+    for method in TRAIN_METHODS:
+        train_model(plates, directory / method, {**TINY, "method": method, "epochs": 1})
     return directory, plates
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
-def test_every_method_rebuilds_from_model_pt_and_embeds_deterministically(trained_methods,
-                                                                         method):
+@pytest.mark.parametrize("method", TRAIN_METHODS)
+def test_every_method_rebuilds_from_model_pt_and_embeds_deterministically(trained_methods, method):
     """load_model needs model.pt only (augmentation modules, margin heads); augmentations are
     off at embedding time, so repeated and differently batched runs agree."""
     directory, plates = trained_methods
     model, meta = load_model(directory / method / "model.pt", device="cpu")
     assert meta["params"]["method"] == method and not model.training
-    runs = [embed_plate(directory / method / "model.pt", *plates[2], batch_size=bs)
-            .filter(like="emb_").to_numpy() for bs in (512, 512, 5)]
+    runs = [
+        embed_plate(directory / method / "model.pt", *plates[2], {"batch_size": bs})
+        .filter(like="emb_")
+        .to_numpy()
+        for bs in (512, 512, 5)
+    ]
     assert np.isfinite(runs[0]).all()
     np.testing.assert_array_equal(runs[0], runs[1])
     np.testing.assert_allclose(runs[0], runs[2], atol=1e-5)
@@ -104,10 +109,13 @@ def test_deepnoise_embeds_with_the_plates_own_statistics(trained_methods):
     assert meta["input_scaling"] == "plate" and meta["norm_mean"] is None
     for npy, parquet in plates:
         crops = np.load(npy)
-        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
-                     for v in plate_channel_stats(crops))
+        mean, std = (
+            torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
+            for v in plate_channel_stats(crops)
+        )
         with torch.inference_mode():
             expected = model.forward_features(
-                (torch.from_numpy(crops[:10].astype(np.float32)) - mean) / std).numpy()
+                (torch.from_numpy(crops[:10].astype(np.float32)) - mean) / std
+            ).numpy()
         out = embed_plate(model_path, npy, parquet).filter(like="emb_").to_numpy()[:10]
         np.testing.assert_allclose(out, expected, atol=1e-5)

@@ -6,7 +6,9 @@ from conftest import REPO
 
 
 def pins(lines):
-    return {line.strip().lower() for line in lines if line.strip() and not line.strip().startswith("#")}
+    return {
+        line.strip().lower() for line in lines if line.strip() and not line.strip().startswith("#")
+    }
 
 
 def test_conda_yaml_matches_requirements():

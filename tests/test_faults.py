@@ -10,30 +10,69 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from debatch.demo.plate import generate_plate, write_plate_sheet
+
 from conftest import REPO
-from debatch.synth import generate_plate, write_plate_sheet
 from workflow_helpers import SNAKEMAKE, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-TINY = {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 96, "cells_per_site": 12,
-                   "n_treatments": 3, "replicates": 2, "n_inactive": 1}}
+TINY = {
+    "params": {
+        "rows": 2,
+        "cols": 4,
+        "sites": 1,
+        "image_size": 96,
+        "cells_per_site": 12,
+        "n_treatments": 3,
+        "replicates": 2,
+        "n_inactive": 1,
+    }
+}
 
 
 def tiny_config(workdir: Path, epochs: int = 40) -> Path:
-    write_plate_sheet(workdir / "plates.tsv", [("plate01", "batch1"), ("plate02", "batch2")], str(workdir / "demo"))
-    return write_config(workdir, {
-        "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
-        "demo": {"root": str(workdir / "demo"), **TINY},
-        "train": {"methods": ["erm"], "holdout_batches": [], "epochs": epochs, "lr_schedule_epochs": epochs,
-                  "width": 8, "embedding_dim": 8, "batch_size": 32},
-        "profiles": {"corrections": ["none"]}})
+    write_plate_sheet(
+        workdir / "plates.tsv",
+        [("plate01", "batch1"), ("plate02", "batch2")],
+        str(workdir / "demo"),
+    )
+    return write_config(
+        workdir,
+        {
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "demo": {"root": str(workdir / "demo"), **TINY},
+            "train": {
+                "methods": ["erm"],
+                "holdout_batches": [],
+                "epochs": epochs,
+                "lr_schedule_epochs": epochs,
+                "width": 8,
+                "embedding_dim": 8,
+                "batch_size": 32,
+            },
+            "profiles": {"corrections": ["none"]},
+        },
+    )
 
 
 def start(workdir: Path, config: Path) -> subprocess.Popen:
-    command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(config),
-               "--cores", "2", "--rerun-incomplete"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        *SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        "--rerun-incomplete",
+    ]
+    return subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def kill_when(process: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
@@ -72,9 +111,11 @@ def reference(tmp_path_factory):
 def test_killed_three_times_then_finishes_identically_and_training_resumes(reference, tmp_path):
     config = tiny_config(tmp_path)
     results = tmp_path / "results"
-    points = [results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
-              results / "models" / "erm" / "checkpoints" / "last.pt",  # mid-training
-              results / "logs" / "well_profiles" / "erm.log"]           # during profiles
+    points = [
+        results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
+        results / "models" / "erm" / "checkpoints" / "last.pt",  # mid-training
+        results / "logs" / "well_profiles" / "erm.log",
+    ]  # during profiles
     for marker in points:
         kill_when(start(tmp_path, config), marker)
         assert_no_half_written_outputs(results)
@@ -83,11 +124,15 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
 
     train_log = (results / "logs" / "train" / "erm.log").read_text()
     assert "resuming from" in train_log and "after epoch" in train_log
-    epochs = pd.read_csv(results / "models" / "erm" / "training_log.tsv", sep="\t")["epoch"].tolist()
+    epochs = pd.read_csv(results / "models" / "erm" / "training_log.tsv", sep="\t")[
+        "epoch"
+    ].tolist()
     assert epochs == list(range(1, 41))
     for name in ("wells.parquet", "consensus.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(results / "profiles" / "erm" / "none" / name),
-                                      pd.read_parquet(reference / "profiles" / "erm" / "none" / name))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(results / "profiles" / "erm" / "none" / name),
+            pd.read_parquet(reference / "profiles" / "erm" / "none" / name),
+        )
 
 
 def test_second_run_on_the_same_folder_is_refused_with_the_way_out(tmp_path):
@@ -113,11 +158,27 @@ def test_corrupt_tiff_fails_its_plate_with_one_line_and_keeps_other_plates(tmp_p
         generate_plate(tmp_path / plate, plate, batch, TINY["params"])
     broken = tmp_path / "bad" / "images" / "r01c02f01p01-ch3sk1fk1fl1.tiff"
     broken.write_bytes(broken.read_bytes()[:300])  # truncated mid-file
-    pd.DataFrame([{"plate": p, "batch": b, "images": str(tmp_path / p / "images"), "pattern": "opera_phenix",
-                   "platemap": str(tmp_path / p / "platemap.tsv")} for p, b in (("good", "b1"), ("bad", "b2"))]
-                 ).to_csv(tmp_path / "plates.tsv", sep="\t", index=False)
-    config = write_config(tmp_path, {"results": str(tmp_path / "results"), "plates": str(tmp_path / "plates.tsv"),
-                                     "demo": {"enabled": False}, "train": {"holdout_batches": []}})
+    pd.DataFrame(
+        [
+            {
+                "plate": p,
+                "batch": b,
+                "images": str(tmp_path / p / "images"),
+                "pattern": "opera_phenix",
+                "platemap": str(tmp_path / p / "platemap.tsv"),
+            }
+            for p, b in (("good", "b1"), ("bad", "b2"))
+        ]
+    ).to_csv(tmp_path / "plates.tsv", sep="\t", index=False)
+    config = write_config(
+        tmp_path,
+        {
+            "results": str(tmp_path / "results"),
+            "plates": str(tmp_path / "plates.tsv"),
+            "demo": {"enabled": False},
+            "train": {"holdout_batches": []},
+        },
+    )
     targets = [str(tmp_path / "results" / "illum" / f"{p}.npz") for p in ("good", "bad")]
     result = snakemake(tmp_path, config, "--keep-going", *targets, check=False)
     assert result.returncode != 0

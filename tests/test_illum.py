@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import tifffile
 
-from debatch.illum import compute_plate_illum, illumination_function, merge_params
+from debatch.illum.estimate import compute_plate_illum, illumination_function
+from debatch.settings import ILLUM
 
 
 def vignetting(shape, amplitude=0.5):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     r2 = ((yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2) / (max(shape) / 2) ** 2
     return 1 - amplitude * r2
 
@@ -23,7 +24,9 @@ def test_recovers_known_field_from_noisy_sites(tmp_path):
         path = tmp_path / f"s{i}.tif"
         tifffile.imwrite(path, (cells * field + 100).astype(np.uint16))
         rows.append({"Path_DNA": str(path)})
-    function = compute_plate_illum(pd.DataFrame(rows), ["DNA"], {"smoothing": 0.1}, threads=2)["DNA"]
+    function = compute_plate_illum(pd.DataFrame(rows), ["DNA"], {"smoothing": 0.1}, threads=2)[
+        "DNA"
+    ]
     assert function.dtype == np.float32 and function.shape == field.shape
     assert function.mean() == pytest.approx(1.0, abs=1e-4)
     expected = field / field.mean()
@@ -40,7 +43,7 @@ def test_floor_prevents_division_by_near_zero():
 
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match=r"unknown illum parameter\(s\) \['sigma'\]"):
-        merge_params({"sigma": 3})
+        ILLUM.merge({"sigma": 3})
 
 
 def test_flattens_real_vignetting(real_data):

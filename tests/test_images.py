@@ -4,14 +4,18 @@ import numpy as np
 import pytest
 import tifffile
 
-from debatch.images import ImageError, read_image, read_site
+from debatch.core.images import ImageError, read_image, read_site
 
 
 def site(tmp_path, dna, agp):
     tifffile.imwrite(tmp_path / "dna.tif", dna)
     tifffile.imwrite(tmp_path / "agp.tif", agp)
-    return {"Metadata_Well": "B03", "Metadata_Site": 2, "Path_DNA": str(tmp_path / "dna.tif"),
-            "Path_AGP": str(tmp_path / "agp.tif")}
+    return {
+        "Metadata_Well": "B03",
+        "Metadata_Site": 2,
+        "Path_DNA": str(tmp_path / "dna.tif"),
+        "Path_AGP": str(tmp_path / "agp.tif"),
+    }
 
 
 def test_truncated_tiff_is_named(tmp_path):
@@ -49,6 +53,9 @@ def test_illumination_function_is_applied(tmp_path):
 def test_illumination_function_of_another_shape_names_the_file(tmp_path):
     row = site(tmp_path, np.ones((8, 8), np.uint16), np.ones((8, 8), np.uint16))
     illum = {"DNA": np.ones((8, 8), np.float32), "AGP": np.ones((4, 4), np.float32)}
-    with pytest.raises(ImageError, match=r"agp.tif has shape \(8, 8\) but the plate's illumination "
-                                         r"function for AGP has shape \(4, 4\)"):
+    with pytest.raises(
+        ImageError,
+        match=r"agp.tif has shape \(8, 8\) but the plate's illumination "
+        r"function for AGP has shape \(4, 4\)",
+    ):
         read_site(row, ["DNA", "AGP"], illum)

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from debatch.io import atomic_path, write_text
+from debatch.core.io import atomic_path, write_text
 
 
 def test_failure_keeps_previous_output_and_leaves_no_temp_file(tmp_path):

@@ -5,13 +5,21 @@ import pandas as pd
 import pytest
 import tifffile
 
-from debatch.manifest import ManifestError, build_manifest, find_images, normalise_well, read_platemap
+from debatch.ingest.manifest import (
+    ManifestError,
+    build_manifest,
+    find_images,
+    normalise_well,
+    read_platemap,
+)
 
 CHANNELS = {"DNA": "1", "AGP": "2"}
 
 
 def write_platemap(path, rows):
-    pd.DataFrame(rows, columns=["well", "treatment", "role", "moa"]).to_csv(path, sep="\t", index=False)
+    pd.DataFrame(rows, columns=["well", "treatment", "role", "moa"]).to_csv(
+        path, sep="\t", index=False
+    )
     return path
 
 
@@ -28,13 +36,17 @@ def opera_plate(folder, wells=((1, 1), (1, 2)), sites=2, channels=(1, 2)):
 
 @pytest.fixture
 def platemap(tmp_path):
-    return read_platemap(write_platemap(tmp_path / "map.tsv", [
-        ["A01", "DMSO", "negcon", ""], ["A02", "cpd1", "treatment", "kinase"]]))
+    return read_platemap(
+        write_platemap(
+            tmp_path / "map.tsv",
+            [["A01", "DMSO", "negcon", ""], ["A02", "cpd1", "treatment", "kinase"]],
+        )
+    )
 
 
 def test_normalise_well_accepts_common_spellings():
     assert normalise_well("b7") == normalise_well("B07") == "B07"
-    with pytest.raises(ManifestError, match="not a well"):
+    with pytest.raises(ManifestError, match="well .7B. is not a plate position"):
         normalise_well("7B")
 
 
@@ -61,10 +73,14 @@ def test_metaxpress_pattern_matches_real_bbbc022_names(real_data):
 def test_csv_manifest_relative_paths_and_logical_channel_names(tmp_path, platemap):
     images = opera_plate(tmp_path / "images", wells=((1, 1), (1, 2)), sites=1)
     csv = tmp_path / "load.csv"
-    pd.DataFrame({
-        "well": ["A1", "A1", "A2", "A2"], "site": [1, 1, 1, 1], "channel": ["DNA", "AGP", "1", "2"],
-        "path": [f"r01c0{c}f01p01-ch{k}sk1fk1fl1.tiff" for c in (1, 2) for k in (1, 2)],
-    }).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "well": ["A1", "A1", "A2", "A2"],
+            "site": [1, 1, 1, 1],
+            "channel": ["DNA", "AGP", "1", "2"],
+            "path": [f"r01c0{c}f01p01-ch{k}sk1fk1fl1.tiff" for c in (1, 2) for k in (1, 2)],
+        }
+    ).to_csv(csv, index=False)
     manifest = build_manifest("P1", "b1", images, str(csv), platemap, CHANNELS)
     assert len(manifest) == 2
     assert manifest.loc[0, "Path_DNA"] == str(images / "r01c01f01p01-ch1sk1fk1fl1.tiff")
@@ -93,18 +109,34 @@ def test_wells_outside_platemap_are_dropped_not_silently(tmp_path, platemap, cap
 def test_missing_csv_file_is_named(tmp_path, platemap):
     images = opera_plate(tmp_path / "images", wells=((1, 1), (1, 2)), sites=1)
     csv = tmp_path / "load.csv"
-    pd.DataFrame({"well": ["A1", "A1", "A2", "A2"], "site": 1, "channel": ["1", "2", "1", "2"],
-                  "path": ["r01c01f01p01-ch1sk1fk1fl1.tiff", "gone.tiff", "r01c02f01p01-ch1sk1fk1fl1.tiff",
-                           "r01c02f01p01-ch2sk1fk1fl1.tiff"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "well": ["A1", "A1", "A2", "A2"],
+            "site": 1,
+            "channel": ["1", "2", "1", "2"],
+            "path": [
+                "r01c01f01p01-ch1sk1fk1fl1.tiff",
+                "gone.tiff",
+                "r01c02f01p01-ch1sk1fk1fl1.tiff",
+                "r01c02f01p01-ch2sk1fk1fl1.tiff",
+            ],
+        }
+    ).to_csv(csv, index=False)
     with pytest.raises(ManifestError, match="image file missing: .*gone.tiff"):
         build_manifest("P1", "b1", images, str(csv), platemap, CHANNELS)
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([["A01", "DMSO", "negcon", ""], ["A1", "x", "treatment", ""]], r"well\(s\) \['A01'\] more than once"),
-    ([["A01", "x", "treatment", ""]], "no negcon well"),
-    ([["A01", "DMSO", "control", ""]], r"role\(s\) \['control'\]"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [["A01", "DMSO", "negcon", ""], ["A1", "x", "treatment", ""]],
+            r"well\(s\) \['A01'\] more than once",
+        ),
+        ([["A01", "x", "treatment", ""]], "no negcon well"),
+        ([["A01", "DMSO", "control", ""]], r"role\(s\) \['control'\]"),
+    ],
+)
 def test_bad_platemaps_are_rejected_with_the_reason(tmp_path, rows, message):
     with pytest.raises(ManifestError, match=message):
         read_platemap(write_platemap(tmp_path / "map.tsv", rows))

@@ -1,24 +1,41 @@
-"""Profiles: per-plate negcon normalisation, sphering, Harmony, consensus, plate files end to end."""
+"""Profiles: per-plate negcon normalisation, sphering, Harmony, consensus, plate files end to
+end."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.aggregate import aggregate_wells
-from debatch.profiles import build_profiles, consensus, correct, merge_params, normalise_plates
+from debatch.profiles.aggregate import aggregate_wells
+from debatch.profiles.consensus import consensus
+from debatch.profiles.correct import correct
+from debatch.profiles.normalise import normalise_plates
+from debatch.profiles.wells import well_profiles
+from debatch.settings import PROFILES
 
 
 def cells_table(plate="P1", batch="b1", shift=0.0, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
-    for well, treatment, role, n in [("A01", "DMSO", "negcon", 5), ("A02", "DMSO", "negcon", 4),
-                                     ("A03", "cpd", "treatment", 6)]:
+    for well, treatment, role, n in [
+        ("A01", "DMSO", "negcon", 5),
+        ("A02", "DMSO", "negcon", 4),
+        ("A03", "cpd", "treatment", 6),
+    ]:
         for i in range(n):
             effect = 3.0 if treatment == "cpd" else 0.0
-            rows.append({"Metadata_Plate": plate, "Metadata_Batch": batch, "Metadata_Well": well,
-                         "Metadata_Site": 1 + i % 2, "Metadata_ObjectNumber": i,
-                         "Metadata_Treatment": treatment, "Metadata_Role": role,
-                         "emb_000": rng.normal(effect + shift), "emb_001": rng.normal(shift)})
+            rows.append(
+                {
+                    "Metadata_Plate": plate,
+                    "Metadata_Batch": batch,
+                    "Metadata_Well": well,
+                    "Metadata_Site": 1 + i % 2,
+                    "Metadata_ObjectNumber": i,
+                    "Metadata_Treatment": treatment,
+                    "Metadata_Role": role,
+                    "emb_000": rng.normal(effect + shift),
+                    "emb_001": rng.normal(shift),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -32,15 +49,27 @@ def wells_table(n_batches=3, batch_shift=4.0, seed=0):
                 values = rng.normal(size=6) * 0.3
                 values[0] += {"DMSO": 0.0, "a": 3.0, "b": -3.0}[treatment]
                 values[1:3] += batch_shift * batch
-                rows.append({"Metadata_Plate": f"P{batch}", "Metadata_Batch": f"b{batch}",
-                             "Metadata_Well": f"A{replicate + 1:02d}", "Metadata_Treatment": treatment,
-                             "Metadata_Role": role, **{f"emb_{i:03d}": v for i, v in enumerate(values)}})
+                rows.append(
+                    {
+                        "Metadata_Plate": f"P{batch}",
+                        "Metadata_Batch": f"b{batch}",
+                        "Metadata_Well": f"A{replicate + 1:02d}",
+                        "Metadata_Treatment": treatment,
+                        "Metadata_Role": role,
+                        **{f"emb_{i:03d}": v for i, v in enumerate(values)},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_normalisation_removes_plate_shift_but_keeps_treatment_effect():
-    wells = pd.concat([aggregate_wells(cells_table("P1", shift=0.0)),
-                       aggregate_wells(cells_table("P2", shift=10.0))], ignore_index=True)
+    wells = pd.concat(
+        [
+            aggregate_wells(cells_table("P1", shift=0.0)),
+            aggregate_wells(cells_table("P2", shift=10.0)),
+        ],
+        ignore_index=True,
+    )
     normalised = normalise_plates(wells, "standardize")
     negcon = normalised[normalised["Metadata_Role"] == "negcon"]
     np.testing.assert_allclose(negcon.groupby("Metadata_Plate")["emb_000"].mean(), 0.0, atol=1e-5)
@@ -59,8 +88,14 @@ def test_sphering_whitens_negcon_wells():
     rng = np.random.default_rng(0)
     mixing = np.array([[3.0, 1.0], [0.0, 0.3]])
     values = rng.normal(size=(200, 2)) @ mixing
-    wells = pd.DataFrame({"Metadata_Role": "negcon", "Metadata_Treatment": "DMSO",
-                          "emb_000": values[:, 0], "emb_001": values[:, 1]})
+    wells = pd.DataFrame(
+        {
+            "Metadata_Role": "negcon",
+            "Metadata_Treatment": "DMSO",
+            "emb_000": values[:, 0],
+            "emb_001": values[:, 1],
+        }
+    )
     sphered = correct(wells, "sphering", {"sphering_epsilon": 1e-9})
     covariance = np.cov(sphered[["emb_000", "emb_001"]].to_numpy(), rowvar=False)
     np.testing.assert_allclose(covariance, np.eye(2), atol=1e-3)
@@ -73,17 +108,23 @@ def batch_spread(wells):
     batches = wells["Metadata_Batch"].to_numpy()
     centres = np.array([features[batches == b].mean(axis=0) for b in np.unique(batches)])
     treatment = wells["Metadata_Treatment"].to_numpy()
-    effect = np.linalg.norm(features[treatment == "a"].mean(axis=0) - features[treatment == "b"].mean(axis=0))
+    effect = np.linalg.norm(
+        features[treatment == "a"].mean(axis=0) - features[treatment == "b"].mean(axis=0)
+    )
     return np.linalg.norm(centres - centres.mean(axis=0), axis=1).mean() / effect
 
 
 def test_harmony_removes_batch_shift_and_keeps_treatments():
     wells = wells_table()
     corrected = correct(wells, "harmony", {"harmony_components": 4})
-    assert [c for c in corrected if not c.startswith("Metadata_")] == [f"harmony_pc_{i:03d}" for i in range(4)]
+    assert [c for c in corrected if not c.startswith("Metadata_")] == [
+        f"harmony_pc_{i:03d}" for i in range(4)
+    ]
     assert batch_spread(wells) > 0.5
     assert batch_spread(corrected) < 0.25 * batch_spread(wells)
-    pd.testing.assert_frame_equal(corrected, correct(wells, "harmony", {"harmony_components": 4}))  # seeded
+    pd.testing.assert_frame_equal(
+        corrected, correct(wells, "harmony", {"harmony_components": 4})
+    )  # seeded
 
 
 def test_harmony_on_a_single_batch_leaves_profiles_unchanged():
@@ -93,9 +134,9 @@ def test_harmony_on_a_single_batch_leaves_profiles_unchanged():
 
 def test_unknown_correction_and_bad_values_are_named():
     with pytest.raises(ValueError, match=r"unknown correction\(s\) \['combat'\]"):
-        merge_params({"corrections": ["none", "combat"]})
+        PROFILES.merge({"corrections": ["none", "combat"]})
     with pytest.raises(ValueError, match="profiles.aggregate must be one of"):
-        merge_params({"aggregate": "max"})
+        PROFILES.merge({"aggregate": "max"})
 
 
 def test_plate_files_to_consensus(tmp_path):
@@ -103,7 +144,7 @@ def test_plate_files_to_consensus(tmp_path):
     for plate, seed in [("P1", 0), ("P2", 1)]:
         paths.append(tmp_path / f"{plate}.parquet")
         cells_table(plate, seed=seed).to_parquet(paths[-1], index=False)
-    wells = build_profiles(paths)
+    wells = well_profiles(paths)
     assert len(wells) == 6 and wells["Metadata_Count_Cells"].tolist() == [5, 4, 6] * 2
     result = consensus(wells)
     assert result["Metadata_Treatment"].tolist() == ["DMSO", "cpd"]

@@ -5,8 +5,17 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from debatch.qc import (COUNT, FOCUS, SATURATION, flag_sites, image_quality, merge_params,
-                        percent_maximal, power_log_log_slope, summary)
+from debatch.segment.qc import (
+    COUNT,
+    FOCUS,
+    SATURATION,
+    flag_sites,
+    image_quality,
+    percent_maximal,
+    power_log_log_slope,
+    summary,
+)
+from debatch.settings import QC
 
 
 def blobs(seed=0, size=256, n=40):
@@ -22,8 +31,10 @@ def blobs(seed=0, size=256, n=40):
 
 def test_blur_makes_the_focus_slope_steeper():
     sharp = blobs()
-    slopes = [power_log_log_slope(ndimage.gaussian_filter(sharp.astype(float), sigma) if sigma else sharp)
-              for sigma in (0, 1, 2, 3)]
+    slopes = [
+        power_log_log_slope(ndimage.gaussian_filter(sharp.astype(float), sigma) if sigma else sharp)
+        for sigma in (0, 1, 2, 3)
+    ]
     assert all(later < earlier - 0.1 for earlier, later in zip(slopes, slopes[1:])), slopes
     assert np.isnan(power_log_log_slope(np.full((64, 64), 7, np.uint16)))  # blank: not judged
 
@@ -35,7 +46,12 @@ def test_percent_maximal_counts_pixels_at_the_maximum():
     assert percent_maximal(image) == pytest.approx(100 * 2048 / 65536)
     assert percent_maximal(np.zeros((8, 8), np.uint16)) == 0.0
     measures = image_quality({"DNA": image, "AGP": blobs(1)})
-    assert set(measures) == {f"{FOCUS}_DNA", f"{SATURATION}_DNA", f"{FOCUS}_AGP", f"{SATURATION}_AGP"}
+    assert set(measures) == {
+        f"{FOCUS}_DNA",
+        f"{SATURATION}_DNA",
+        f"{FOCUS}_AGP",
+        f"{SATURATION}_AGP",
+    }
 
 
 def sites_table():
@@ -44,13 +60,21 @@ def sites_table():
     rows = []
     for plate, centre in (("P1", -1.5), ("P2", -2.5)):
         for site in range(10):
-            rows.append({"Metadata_Plate": plate, "Metadata_Well": f"A{site + 1:02d}", "Metadata_Site": 1,
-                         f"{FOCUS}_DNA": centre + rng.normal(0, 0.05), f"{SATURATION}_DNA": 0.01,
-                         f"{SATURATION}_AGP": 0.02, COUNT: 30})
+            rows.append(
+                {
+                    "Metadata_Plate": plate,
+                    "Metadata_Well": f"A{site + 1:02d}",
+                    "Metadata_Site": 1,
+                    f"{FOCUS}_DNA": centre + rng.normal(0, 0.05),
+                    f"{SATURATION}_DNA": 0.01,
+                    f"{SATURATION}_AGP": 0.02,
+                    COUNT: 30,
+                }
+            )
     table = pd.DataFrame(rows)
-    table.loc[1, f"{FOCUS}_DNA"] = -2.3      # blurred (P2's typical value, but P1's outlier)
+    table.loc[1, f"{FOCUS}_DNA"] = -2.3  # blurred (P2's typical value, but P1's outlier)
     table.loc[2, f"{SATURATION}_AGP"] = 4.0  # saturated cell channel
-    table.loc[3, COUNT] = 0                  # empty field
+    table.loc[3, COUNT] = 0  # empty field
     return table
 
 
@@ -65,7 +89,9 @@ def test_failing_sites_are_flagged_with_their_reasons():
 
 def test_thresholds_come_from_the_parameters():
     table = sites_table()
-    relaxed = flag_sites(table, "DNA", {"focus_mad": None, "max_saturated_percent": None, "min_cells": 0})
+    relaxed = flag_sites(
+        table, "DNA", {"focus_mad": None, "max_saturated_percent": None, "min_cells": 0}
+    )
     assert relaxed["QC_Pass"].all()
     strict = flag_sites(table, "DNA", {"min_focus": -2.0, "max_cells": 29, "focus_mad": None})
     assert not strict["QC_Pass"].any()  # P2 is below -2.0; everyone else has 30 > 29 cells
@@ -73,15 +99,15 @@ def test_thresholds_come_from_the_parameters():
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match=r"unknown qc parameter\(s\) \['focus'\]"):
-        merge_params({"focus": 3})
+        QC.merge({"focus": 3})
     with pytest.raises(ValueError, match="qc.min_focus must be a number"):
-        merge_params({"min_focus": "low"})
+        QC.merge({"min_focus": "low"})
     with pytest.raises(ValueError, match="no ImageQuality_PowerLogLogSlope_Hoechst"):
         flag_sites(sites_table(), "Hoechst")
 
 
 def test_overlays_show_failed_sites_first_then_the_range_of_cell_counts(tmp_path):
-    from debatch.qc_figures import overlay_sites, plot_heatmaps
+    from debatch.segment.figures import overlay_sites, plot_heatmaps
 
     flagged = flag_sites(sites_table(), "DNA")
     flagged[COUNT] = range(len(flagged))

@@ -1,19 +1,22 @@
 """Report: self-contained HTML (parsed), ranking order, and a real render in headless Chromium."""
 
 import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import matplotlib.image
 import pandas as pd
 import pytest
 
-from debatch.diagnostics import compute_metrics
-from debatch.figures import plot_metric_bars, plot_pca
-from debatch.report import ranking_table, render
+from debatch.evaluate.diagnostics import compute_metrics
+from debatch.report.figures import plot_metric_bars, plot_pca
+from debatch.report.html import ranking_table, render
+
+from conftest import docs_tool
 from test_diagnostics import wells_table
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
 
 
 class Page(HTMLParser):
@@ -63,13 +66,28 @@ def report(tmp_path_factory):
         metrics = compute_metrics(wells, {"map_null_size": 500}, holdout_batches=["b2"])
         figure = folder / f"pca_{correction}.png"
         plot_pca(wells, correction, figure)
-        entries.append({"method": "erm", "correction": correction, "metrics": metrics, "figure": str(figure)})
+        entries.append(
+            {"method": "erm", "correction": correction, "metrics": metrics, "figure": str(figure)}
+        )
     plot_metric_bars(entries, "erm", folder / "bars.png")
     log = folder / "training_log.tsv"
-    pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "train_acc": [0.3, 0.6], "holdout_acc": [0.2, 0.5],
-                  "crops_per_s": [900.0, 1000.0], "seconds": [1.0, 1.0]}).to_csv(log, sep="\t", index=False)
-    text = render(entries, "My <screen>", [("cells per well", str(folder / "bars.png"))],
-                  {"erm": str(log)}, {"erm": str(folder / "bars.png")})
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [2.0, 1.0],
+            "train_acc": [0.3, 0.6],
+            "holdout_acc": [0.2, 0.5],
+            "crops_per_s": [900.0, 1000.0],
+            "seconds": [1.0, 1.0],
+        }
+    ).to_csv(log, sep="\t", index=False)
+    text = render(
+        entries,
+        "My <screen>",
+        [("cells per well", str(folder / "bars.png"))],
+        {"erm": str(log)},
+        {"erm": str(folder / "bars.png")},
+    )
     (folder / "index.html").write_text(text)
     return folder, entries, text
 
@@ -85,7 +103,9 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     _, _, text = report
     page = Page(text)
     assert page.external == []  # nothing to fetch: opens from disk or a mail attachment
-    assert len(page.images) == 4 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert len(page.images) == 4 and all(
+        src.startswith("data:image/png;base64,") for src in page.images
+    )
     ranking = page.tables["ranking"]
     header = ranking[0]
     assert header[:6] == ["rank", "method", "correction", "overall", "batch", "bio"]
@@ -100,15 +120,14 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     assert "My &lt;screen&gt;" in text  # escaped, never raw markup from config
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium)"
+)
 def test_report_renders_in_headless_chromium(report, tmp_path):
+    """The page renders (the same screenshot command `make demo-figures` uses for the docs)."""
     folder, _, _ = report
     screenshot = tmp_path / "report.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}",
-                    "--window-size=1200,2000", (folder / "index.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    docs_tool().screenshot(folder / "index.html", screenshot, width=1200, height=2000)
     pixels = matplotlib.image.imread(screenshot)
     assert pixels.shape[:2] == (2000, 1200)
     ink = (pixels[..., :3].mean(axis=2) < 0.9).mean()  # text, table lines, figures
@@ -120,8 +139,10 @@ def test_single_batch_screen_renders_with_n_a(tmp_path):
     wells = wells_table(n_batches=1)
     metrics = compute_metrics(wells, {"map_null_size": 500})
     plot_pca(wells, "one batch", tmp_path / "pca.png")
-    entries = [{"method": "erm", "correction": c, "metrics": metrics, "figure": str(tmp_path / "pca.png")}
-               for c in ("none", "harmony")]
+    entries = [
+        {"method": "erm", "correction": c, "metrics": metrics, "figure": str(tmp_path / "pca.png")}
+        for c in ("none", "harmony")
+    ]
     plot_metric_bars(entries, "erm", tmp_path / "bars.png")
     page = Page(render(entries, "one batch", method_figures={"erm": str(tmp_path / "bars.png")}))
     ranking = dict(zip(page.tables["ranking"][0], page.tables["ranking"][1]))

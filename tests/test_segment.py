@@ -1,4 +1,4 @@
-"""Classical segmentation: declumping, propagation, measurements, plate runs, real NF1 nuclei."""
+"""Classical segmentation: declumping, propagation, measurements, shard runs, real NF1 nuclei."""
 
 import numpy as np
 import pandas as pd
@@ -7,15 +7,17 @@ import tifffile
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
-from debatch.segment import (DEFAULTS, measure_site, merge_params, segment_cells, segment_nuclei,
-                             segment_plate)
+from debatch.segment.measure import measure_site
+from debatch.segment.propagate import segment_cells, segment_nuclei
+from debatch.segment.shards import gather_cells, gather_tables, plate_summary, segment_shard
+from debatch.settings import PROPAGATE, Channels
 
 PARAMS = {"nucleus_diameter": 12.0}
 EIGHT = np.ones((3, 3))
 
 
 def disc(shape, centre, radius):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
@@ -155,8 +157,11 @@ def test_measurements_of_a_known_disc():
     assert first["Cells_AreaShape_Area"] == disc(shape, (20, 30), 10).sum()
     assert first["Nuclei_Location_Center_X"] == pytest.approx(30)
     assert first["Nuclei_Location_Center_Y"] == pytest.approx(20)
-    box = [first[f"Cells_AreaShape_BoundingBox{end}_{axis}"]
-           for end in ("Minimum", "Maximum") for axis in "XY"]
+    box = [
+        first[f"Cells_AreaShape_BoundingBox{end}_{axis}"]
+        for end in ("Minimum", "Maximum")
+        for axis in "XY"
+    ]
     assert box == [20, 10, 41, 31]  # maximum exclusive, like skimage
     assert first["Nuclei_Intensity_MeanIntensity_DNA"] == pytest.approx(7.0)
     assert first["Cells_Intensity_MeanIntensity_DNA"] < 7.0
@@ -174,12 +179,12 @@ def test_measure_rejects_unpaired_labels():
 
 def test_parameters_are_checked_and_named():
     """A typo or an impossible value names the key instead of falling back to a default."""
-    assert merge_params({"nucleus_diameter": 50})["nucleus_diameter"] == 50
-    assert set(merge_params(None)) == set(DEFAULTS)
+    assert PROPAGATE.merge({"nucleus_diameter": 50})["nucleus_diameter"] == 50
+    assert set(PROPAGATE.merge(None)) == set(PROPAGATE.defaults)
     with pytest.raises(ValueError, match=r"\['diameter'\]"):
         segment_nuclei(np.zeros((8, 8)), {"diameter": 3})
-    with pytest.raises(ValueError, match="segment.nucleus_diameter must be > 0"):
-        merge_params({"nucleus_diameter": 0.0})
+    with pytest.raises(ValueError, match="segment.propagate.nucleus_diameter must be > 0"):
+        PROPAGATE.merge({"nucleus_diameter": 0.0})
 
 
 def write_plate(tmp_path, images_by_site):
@@ -188,11 +193,37 @@ def write_plate(tmp_path, images_by_site):
     for (well, site), (dna, agp) in images_by_site.items():
         for name, image in (("DNA", dna), ("AGP", agp)):
             tifffile.imwrite(tmp_path / f"{well}_{site}_{name}.tif", image.astype(np.uint16))
-        rows.append({"Metadata_Plate": "P1", "Metadata_Batch": "B1", "Metadata_Well": well,
-                     "Metadata_Site": site, "Metadata_Treatment": f"t{well}",
-                     "Path_DNA": str(tmp_path / f"{well}_{site}_DNA.tif"),
-                     "Path_AGP": str(tmp_path / f"{well}_{site}_AGP.tif")})
+        rows.append(
+            {
+                "Metadata_Plate": "P1",
+                "Metadata_Batch": "B1",
+                "Metadata_Well": well,
+                "Metadata_Site": site,
+                "Metadata_Treatment": f"t{well}",
+                "Path_DNA": str(tmp_path / f"{well}_{site}_DNA.tif"),
+                "Path_AGP": str(tmp_path / f"{well}_{site}_AGP.tif"),
+            }
+        )
     return pd.DataFrame(rows)
+
+
+SETTINGS = {"propagate": PARAMS}
+
+
+def segment_plate(manifest, channels, illum, folder, threads=1):
+    """The segment stage on one shard: (cells table, sites table, label images)."""
+    cells, sites = segment_shard(
+        manifest,
+        1,
+        0,
+        Channels(channels, "DNA", "AGP"),
+        illum,
+        SETTINGS,
+        folder / f"masks{threads}.npz",
+        threads=threads,
+    )
+    masks = np.load(folder / f"masks{threads}.npz")
+    return cells, sites, {name: masks[name] for name in masks.files}
 
 
 def test_plate_table_is_sorted_with_metadata_and_independent_of_threads(tmp_path):
@@ -204,52 +235,62 @@ def test_plate_table_is_sorted_with_metadata_and_independent_of_threads(tmp_path
         images[key] = (dna, dna * 0.5 + 200)
     manifest = write_plate(tmp_path, images)
     illum = {"DNA": np.full((64, 64), 2.0, np.float32), "AGP": np.ones((64, 64), np.float32)}
-    args = (["DNA", "AGP"], illum, "DNA", "AGP", PARAMS)
-    one, masks_one = segment_plate(manifest, *args, threads=1)
-    two, masks_two = segment_plate(manifest, *args, threads=2)
+    one, _, masks_one = segment_plate(manifest, ["DNA", "AGP"], illum, tmp_path, threads=1)
+    two, _, masks_two = segment_plate(manifest, ["DNA", "AGP"], illum, tmp_path, threads=2)
     pd.testing.assert_frame_equal(one, two)
     assert masks_one.keys() == masks_two.keys()
     for key in masks_one:
         np.testing.assert_array_equal(masks_one[key], masks_two[key])
-    assert list(one.columns[:5]) == ["Metadata_Plate", "Metadata_Batch", "Metadata_Well",
-                                     "Metadata_Site", "Metadata_Treatment"]
+    assert list(one.columns[:5]) == [
+        "Metadata_Plate",
+        "Metadata_Batch",
+        "Metadata_Well",
+        "Metadata_Site",
+        "Metadata_Treatment",
+    ]
     assert list(zip(one["Metadata_Well"], one["Metadata_Site"], one["Metadata_ObjectNumber"])) == [
-        (well, site, obj) for well in ("A01", "B02") for site in (1, 2) for obj in (1, 2)]
+        (well, site, obj) for well in ("A01", "B02") for site in (1, 2) for obj in (1, 2)
+    ]
     assert (one["Metadata_Treatment"] == "t" + one["Metadata_Well"]).all()
-    assert sorted(masks_one) == sorted(f"{well}_{site}_{kind}" for well, site in images
-                                       for kind in ("nuclei", "cells"))
+    assert sorted(masks_one) == sorted(
+        f"{well}_{site}_{kind}" for well, site in images for kind in ("nuclei", "cells")
+    )
     assert masks_one["A01_1_nuclei"].dtype == np.uint16 and masks_one["A01_1_cells"].max() == 2
     # DNA intensities are divided by the illumination function (2.0): the nucleus mean is ~1000 / 2.
     assert one["Nuclei_Intensity_MeanIntensity_DNA"].between(400, 520).all()
 
 
-def test_site_without_cells_is_logged_and_the_plate_goes_on(tmp_path):
+def test_site_without_cells_is_logged_and_the_plate_goes_on(tmp_path, caplog):
     """An empty site adds no rows but a log line; progress and a summary are logged too."""
     flat = np.full((64, 64), 100.0, np.float32)
-    manifest = write_plate(tmp_path, {("A01", 1): (two_touching_nuclei(), flat),
-                                      ("A01", 2): (flat, flat)})
-    messages = []
-    cells, masks = segment_plate(manifest, ["DNA", "AGP"], None, "DNA", "AGP", PARAMS,
-                                 log=messages.append)
+    manifest = write_plate(
+        tmp_path, {("A01", 1): (two_touching_nuclei(), flat), ("A01", 2): (flat, flat)}
+    )
+    with caplog.at_level("INFO", logger="debatch"):
+        cells, sites, masks = segment_plate(manifest, ["DNA", "AGP"], None, tmp_path)
     assert set(cells["Metadata_Site"]) == {1} and masks["A01_2_nuclei"].max() == 0
-    assert "well A01 site 2: no cells found" in messages
-    assert "segmented 2/2 sites, 2 cells" in messages
-    assert messages[-1] == "2 sites, 2 cells; cells per site min 0, median 1, max 2"
+    assert "well A01 site 2: no cells found" in caplog.messages
+    assert "shard 1/1: segmented 2/2 sites, 2 cells" in caplog.messages
+    assert plate_summary(sites) == "2 sites, 2 cells; cells per site min 0, median 1, max 2"
 
 
 def test_plate_without_any_cell_is_an_error(tmp_path):
     """No cell on any site almost always means a wrong channel or diameter: fail loudly."""
     flat = np.full((64, 64), 100.0, np.float32)
     manifest = write_plate(tmp_path, {("A01", 1): (flat, flat)})
+    cells, sites, _ = segment_plate(manifest, ["DNA", "AGP"], None, tmp_path)
+    cells.to_parquet(tmp_path / "cells.parquet")
+    assert gather_tables([tmp_path / "cells.parquet"]).empty
     with pytest.raises(ValueError, match="no cells found on any of the 1 sites"):
-        segment_plate(manifest, ["DNA", "AGP"], None, "DNA", "AGP", PARAMS)
+        gather_cells([tmp_path / "cells.parquet"], len(sites))
 
 
 def average_precision(found, reference):
     """Matched pairs at IoU > 0.5 over matched + unmatched objects (DSB 2018 definition)."""
     n, m = found.max(), reference.max()
-    overlap = np.bincount(found.ravel().astype(np.int64) * (m + 1) + reference.ravel(),
-                          minlength=(n + 1) * (m + 1)).reshape(n + 1, m + 1)
+    overlap = np.bincount(
+        found.ravel().astype(np.int64) * (m + 1) + reference.ravel(), minlength=(n + 1) * (m + 1)
+    ).reshape(n + 1, m + 1)
     union = overlap.sum(1)[:, None] + overlap.sum(0)[None, :] - overlap
     matched = int((overlap[1:, 1:] / union[1:, 1:] > 0.5).sum())
     return matched / (n + m - matched)
@@ -262,13 +303,16 @@ def test_nf1_nuclei_match_cellprofiler(real_data):
     dna_paths = sorted((folder / "Plate_2_images").glob("*_01_1_*_DAPI_001.tif"))
     assert len(dna_paths) == 5
     for dna_path in dna_paths:
-        reference = ndimage.label(tifffile.imread(
-            folder / "Plate_2_masks" / f"{dna_path.stem}_MaskNuclei.tiff") > 0, EIGHT)[0]
+        reference = ndimage.label(
+            tifffile.imread(folder / "Plate_2_masks" / f"{dna_path.stem}_MaskNuclei.tiff") > 0,
+            EIGHT,
+        )[0]
         nuclei = segment_nuclei(tifffile.imread(dna_path), {"nucleus_diameter": 50.0})
         border = np.unique(np.concatenate([nuclei[0], nuclei[-1], nuclei[:, 0], nuclei[:, -1]]))
         nuclei[np.isin(nuclei, border)] = 0
         nuclei = relabel_sequential(nuclei)[0]
         expected, found = reference.max(), nuclei.max()
-        assert abs(found - expected) <= 0.25 * expected, \
+        assert abs(found - expected) <= 0.25 * expected, (
             f"{dna_path.name}: {found} nuclei vs CellProfiler's {expected}"
+        )
         assert average_precision(nuclei, reference) >= 0.6, dna_path.name

@@ -4,11 +4,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.illum import compute_plate_illum
-from debatch.manifest import build_manifest, read_platemap
-from debatch.shards import (NpzWriter, gather_cells, gather_npy, gather_npz, gather_tables,
-                            segment_shard, shard_sites)
-from debatch.synth import CHANNELS, generate_plate
+from debatch.demo.design import CHANNELS
+from debatch.demo.plate import generate_plate
+from debatch.illum.estimate import compute_plate_illum
+from debatch.ingest.manifest import build_manifest, read_platemap
+from debatch.segment.shards import (
+    NpzWriter,
+    gather_cells,
+    gather_npy,
+    gather_npz,
+    gather_tables,
+    segment_shard,
+    shard_sites,
+)
+from debatch.settings import Channels
 
 SETTINGS = {"method": "propagate", "save_masks": True, "propagate": {"nucleus_diameter": 12.0}}
 
@@ -16,12 +25,30 @@ SETTINGS = {"method": "propagate", "save_masks": True, "propagate": {"nucleus_di
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
     root = tmp_path_factory.mktemp("plate")
-    generate_plate(root / "P1", "P1", "b1", {"rows": 2, "cols": 3, "sites": 2, "image_size": 96,
-                                              "cells_per_site": 10, "n_treatments": 2, "replicates": 1,
-                                              "n_inactive": 1})
+    generate_plate(
+        root / "P1",
+        "P1",
+        "b1",
+        {
+            "rows": 2,
+            "cols": 3,
+            "sites": 2,
+            "image_size": 96,
+            "cells_per_site": 10,
+            "n_treatments": 2,
+            "replicates": 1,
+            "n_inactive": 1,
+        },
+    )
     channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
-    manifest = build_manifest("P1", "b1", root / "P1" / "images", "opera_phenix",
-                              read_platemap(root / "P1" / "platemap.tsv"), channels)
+    manifest = build_manifest(
+        "P1",
+        "b1",
+        root / "P1" / "images",
+        "opera_phenix",
+        read_platemap(root / "P1" / "platemap.tsv"),
+        channels,
+    )
     return manifest.sample(frac=1, random_state=0), compute_plate_illum(manifest, list(CHANNELS))
 
 
@@ -31,8 +58,10 @@ def test_shards_partition_the_sorted_sites_into_contiguous_blocks(plate):
     blocks = [shard_sites(manifest, 5, k) for k in range(5)]
     assert [len(b) for b in blocks] == [3, 3, 2, 2, 2]
     together = pd.concat(blocks)
-    assert together[["Metadata_Well", "Metadata_Site"]].values.tolist() == \
-        ordered[["Metadata_Well", "Metadata_Site"]].values.tolist()
+    assert (
+        together[["Metadata_Well", "Metadata_Site"]].values.tolist()
+        == ordered[["Metadata_Well", "Metadata_Site"]].values.tolist()
+    )
     assert [len(shard_sites(manifest, 20, k)) for k in range(20)].count(0) == 8
     with pytest.raises(ValueError, match="shard 3 does not exist: segment.shards is 3"):
         shard_sites(manifest, 3, 3)
@@ -41,8 +70,15 @@ def test_shards_partition_the_sorted_sites_into_contiguous_blocks(plate):
 def run_shards(manifest, illum, shards, folder):
     cells, sites, masks = [], [], []
     for shard in range(shards):
-        table, site_table = segment_shard(manifest, shards, shard, list(CHANNELS), illum, "DNA", "AGP",
-                                          SETTINGS, folder / f"masks{shard}.npz")
+        table, site_table = segment_shard(
+            manifest,
+            shards,
+            shard,
+            Channels(CHANNELS, "DNA", "AGP"),
+            illum,
+            SETTINGS,
+            folder / f"masks{shard}.npz",
+        )
         for frames, frame, name in ((cells, table, "cells"), (sites, site_table, "sites")):
             frame.to_parquet(folder / f"{name}{shard}.parquet")
             frames.append(folder / f"{name}{shard}.parquet")
@@ -63,19 +99,28 @@ def test_results_are_identical_whatever_the_shard_count(plate, tmp_path):
     assert sorted(masks_1.files) == sorted(masks_4.files) and len(masks_1.files) == 24
     for name in masks_1.files:
         np.testing.assert_array_equal(masks_1[name], masks_4[name])
-    assert list(sites_1.filter(like="ImageQuality_PowerLogLogSlope_").columns) == \
-        [f"ImageQuality_PowerLogLogSlope_{c}" for c in CHANNELS]
+    assert list(sites_1.filter(like="ImageQuality_PowerLogLogSlope_").columns) == [
+        f"ImageQuality_PowerLogLogSlope_{c}" for c in CHANNELS
+    ]
 
 
 def test_gathering_npy_and_npz_keeps_order_and_content(tmp_path):
-    parts = [np.arange(k * 24, (k + n) * 24, dtype=np.float16).reshape(n, 2, 3, 4) for k, n in ((0, 3), (3, 0), (3, 5))]
+    parts = [
+        np.arange(k * 24, (k + n) * 24, dtype=np.float16).reshape(n, 2, 3, 4)
+        for k, n in ((0, 3), (3, 0), (3, 5))
+    ]
     paths = []
     for i, part in enumerate(parts):
         np.save(tmp_path / f"p{i}.npy", part)
         paths.append(tmp_path / f"p{i}.npy")
     assert gather_npy(paths, tmp_path / "all.npy", rows_per_copy=2) == (8, 2, 3, 4)
     np.testing.assert_array_equal(np.load(tmp_path / "all.npy"), np.concatenate(parts))
-    assert gather_npy(paths[:1], tmp_path / "one.npy") == (3, 2, 3, 4)  # one shard: linked, not copied
+    assert gather_npy(paths[:1], tmp_path / "one.npy") == (
+        3,
+        2,
+        3,
+        4,
+    )  # one shard: linked, not copied
     for i in range(2):
         with NpzWriter(tmp_path / f"m{i}.npz") as writer:
             writer.add(f"A0{i}_1_nuclei", np.full((4, 4), i, np.uint16))

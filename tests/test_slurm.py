@@ -12,21 +12,49 @@ import subprocess
 import pandas as pd
 import pytest
 
+from debatch.demo.plate import write_plate_sheet
+
 from conftest import REPO
-from debatch.synth import write_plate_sheet
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-TINY = {"demo": {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 96, "cells_per_site": 10,
-                            "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
-        "train": {"methods": ["erm"], "holdout_batches": [], "epochs": 1, "width": 8, "embedding_dim": 8,
-                  "batch_size": 32},
-        "profiles": {"corrections": ["none"]},
-        "threads": {"images": 1, "train": 1}}  # one-CPU jobs: two run at once on the 2-core node
-SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-no-account",
-              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-              "--seconds-between-status-checks", "2", "--slurm-keep-successful-logs"]
+TINY = {
+    "demo": {
+        "params": {
+            "rows": 2,
+            "cols": 4,
+            "sites": 1,
+            "image_size": 96,
+            "cells_per_site": 10,
+            "n_treatments": 3,
+            "replicates": 2,
+            "n_inactive": 1,
+        }
+    },
+    "train": {
+        "methods": ["erm"],
+        "holdout_batches": [],
+        "epochs": 1,
+        "width": 8,
+        "embedding_dim": 8,
+        "batch_size": 32,
+    },
+    "profiles": {"corrections": ["none"]},
+    "threads": {"images": 1, "train": 1},
+}  # one-CPU jobs: two run at once on the 2-core node
+SLURM_ARGS = [
+    "--profile",
+    str(REPO / "profiles" / "slurm"),
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "2",
+    "--slurm-keep-successful-logs",
+]
 
 
 def unavailable(reason):
@@ -39,21 +67,35 @@ def unavailable(reason):
 def slurm():
     if os.geteuid() != 0:
         unavailable("starting SLURM needs root")
-    started = subprocess.run(["bash", str(REPO / ".ci" / "start-slurm")], capture_output=True, text=True,
-                             timeout=300)
+    started = subprocess.run(
+        ["bash", str(REPO / ".ci" / "start-slurm")], capture_output=True, text=True, timeout=300
+    )
     if started.returncode != 0:
         unavailable(f"SLURM did not start: {started.stderr.strip()[-500:]}")
     yield
     # A failed or timed-out run leaves jobs queued; they would block the next run's jobs.
-    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    queued = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True
+    ).stdout.split()
     if queued:
         subprocess.run(["scancel", *queued], check=False)
 
 
 def tiny_run(workdir):
-    write_plate_sheet(workdir / "plates.tsv", [("plate01", "batch1"), ("plate02", "batch2")], str(workdir / "demo"))
-    return write_config(workdir, {**TINY, "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
-                                  "demo": {**TINY["demo"], "root": str(workdir / "demo")}})
+    write_plate_sheet(
+        workdir / "plates.tsv",
+        [("plate01", "batch1"), ("plate02", "batch2")],
+        str(workdir / "demo"),
+    )
+    return write_config(
+        workdir,
+        {
+            **TINY,
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "demo": {**TINY["demo"], "root": str(workdir / "demo")},
+        },
+    )
 
 
 def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
@@ -62,14 +104,20 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
     config = tiny_run(cluster)
     planned = scheduled_rules(cluster, config)
     result = snakemake(cluster, config, *SLURM_ARGS)
-    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", result.stdout + result.stderr)
+    submitted = re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", result.stdout + result.stderr
+    )
     assert len(submitted) == sum(planned.values()) - planned["all"]  # every job but the local `all`
-    for job_id, log in submitted:
+    for _, log in submitted:
         assert os.path.exists(log), log
     train_ids = [job_id for job_id, log in submitted if "/rule_train/" in log]
     assert len(train_ids) == 1
-    info = subprocess.run(["scontrol", "show", "job", train_ids[0]], capture_output=True, text=True).stdout
-    assert "JobState=COMPLETED" in info and "gres:gpu:1" in info  # the GPU rule asked SLURM for a GPU
+    info = subprocess.run(
+        ["scontrol", "show", "job", train_ids[0]], capture_output=True, text=True
+    ).stdout
+    assert (
+        "JobState=COMPLETED" in info and "gres:gpu:1" in info
+    )  # the GPU rule asked SLURM for a GPU
 
     snakemake(local, tiny_run(local))
     for name in ("wells.parquet", "consensus.parquet"):

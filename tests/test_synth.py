@@ -1,4 +1,4 @@
-"""Tests of the synthetic Cell Painting screen (debatch.synth): the demo's ground truth."""
+"""Tests of the synthetic Cell Painting screen (debatch.demo): the demo's ground truth."""
 
 from __future__ import annotations
 
@@ -11,11 +11,22 @@ import pytest
 import tifffile
 from skimage.measure import label as connected_components
 
-from debatch import synth
+from debatch.demo.batches import batch_effects
+from debatch.demo.design import CHANNELS, KNOBS, plate_layout, treatment_effects
+from debatch.demo.plate import generate_plate, write_plate_sheet
+from debatch.settings import DEMO_BATCH
 
-SMALL = {"rows": 2, "cols": 3, "sites": 2, "image_size": 128, "cells_per_site": 14,
-         "n_treatments": 2, "replicates": 2, "n_inactive": 1}
-NO_BATCH = dict.fromkeys(synth.DEFAULTS["batch"], 0.0)
+SMALL = {
+    "rows": 2,
+    "cols": 3,
+    "sites": 2,
+    "image_size": 128,
+    "cells_per_site": 14,
+    "n_treatments": 2,
+    "replicates": 2,
+    "n_inactive": 1,
+}
+NO_BATCH = dict.fromkeys(DEMO_BATCH.defaults, 0.0)
 
 
 def _image(plate_dir, well="A01", site=1, channel=1) -> np.ndarray:
@@ -27,15 +38,19 @@ def _image(plate_dir, well="A01", site=1, channel=1) -> np.ndarray:
 def _channel_means(plate_dir) -> np.ndarray:
     """Mean intensity per channel over every image of a plate."""
     files = sorted((plate_dir / "images").glob("*.tiff"))
-    return np.array([np.mean([tifffile.imread(f).mean() for f in files if f"-ch{k}sk" in f.name])
-                     for k in range(1, len(synth.CHANNELS) + 1)])
+    return np.array(
+        [
+            np.mean([tifffile.imread(f).mean() for f in files if f"-ch{k}sk" in f.name])
+            for k in range(1, len(CHANNELS) + 1)
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):
     """One small plate generated once and shared by the read-only tests."""
     out = tmp_path_factory.mktemp("synth") / "P1"
-    synth.generate_plate(out, "P1", "B1", SMALL)
+    generate_plate(out, "P1", "B1", SMALL)
     return out
 
 
@@ -47,21 +62,32 @@ def test_plate_files_names_and_types(plate):
     image = _image(plate, "B03", 2, 5)
     assert image.dtype == np.uint16 and image.shape == (128, 128)
     assert 0 < image.min() and image.max() < 65535  # background above 0, nothing saturated
-    for name in ("platemap.tsv", "truth/masks.npz", "truth/cells.parquet",
-                 "truth/treatments.tsv", "truth/batch_effects.json"):
+    for name in (
+        "platemap.tsv",
+        "truth/masks.npz",
+        "truth/cells.parquet",
+        "truth/treatments.tsv",
+        "truth/batch_effects.json",
+    ):
         assert (plate / name).is_file(), name
     assert not list(plate.parent.glob("P1.tmp-*")), "temporary folder left behind"
     assert list(pd.read_csv(plate / "platemap.tsv", sep="\t").columns) == [
-        "well", "treatment", "role", "moa"]
-    pd.testing.assert_frame_equal(pd.read_csv(plate / "truth" / "treatments.tsv", sep="\t"),
-                                  synth.treatment_effects(SMALL))
-    assert json.loads((plate / "truth" / "batch_effects.json").read_text()) == \
-        synth.batch_effects("B1", SMALL)
+        "well",
+        "treatment",
+        "role",
+        "moa",
+    ]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(plate / "truth" / "treatments.tsv", sep="\t"), treatment_effects(SMALL)
+    )
+    assert json.loads((plate / "truth" / "batch_effects.json").read_text()) == batch_effects(
+        "B1", SMALL
+    )
 
 
 def test_platemap_has_negcon_and_replicated_treatments():
     """The default layout is 8 compounds x 2 wells + 8 DMSO wells, the same on every call."""
-    layout = synth.plate_layout({})
+    layout = plate_layout({})
     assert len(layout) == 24 and layout["well"].is_unique
     assert set(layout["well"]) == {f"{r}{c:02d}" for r in "ABCD" for c in range(1, 7)}
     counts = layout["treatment"].value_counts()
@@ -69,16 +95,20 @@ def test_platemap_has_negcon_and_replicated_treatments():
     assert all(counts[f"cpd{i:02d}"] == 2 for i in range(1, 9))
     assert (layout["role"] == np.where(layout["treatment"] == "DMSO", "negcon", "treatment")).all()
     assert (layout.loc[layout["treatment"] == "DMSO", "moa"] == "negcon").all()
-    pd.testing.assert_frame_equal(layout, synth.plate_layout({}))
-    assert not layout.equals(synth.plate_layout({"seed": 1}))  # the seed shuffles the wells
+    pd.testing.assert_frame_equal(layout, plate_layout({}))
+    assert not layout.equals(plate_layout({"seed": 1}))  # the seed shuffles the wells
 
 
 def test_truth_masks_match_cells_table(plate):
     """Segmentation scoring needs label i = cell of nucleus i, one connected piece each."""
     masks = np.load(plate / "truth" / "masks.npz")
     cells = pd.read_parquet(plate / "truth" / "cells.parquet")
-    assert {f"{w}_{s}_{kind}" for w in ("A01", "A02", "A03", "B01", "B02", "B03")
-            for s in (1, 2) for kind in ("nuclei", "cells")} == set(masks.files)
+    assert {
+        f"{w}_{s}_{kind}"
+        for w in ("A01", "A02", "A03", "B01", "B02", "B03")
+        for s in (1, 2)
+        for kind in ("nuclei", "cells")
+    } == set(masks.files)
     for (well, site), table in cells.groupby(["Metadata_Well", "Metadata_Site"]):
         nuclei, cell = masks[f"{well}_{site}_nuclei"], masks[f"{well}_{site}_cells"]
         assert nuclei.dtype == cell.dtype == np.int32
@@ -98,39 +128,44 @@ def test_truth_masks_match_cells_table(plate):
 
 def test_same_params_same_bytes_different_plate_differs(plate, tmp_path):
     """Any process must regenerate a plate exactly; plates must not be copies of each other."""
-    synth.generate_plate(tmp_path / "again", "P1", "B1", SMALL)
-    assert (_image(plate).tobytes() == _image(tmp_path / "again").tobytes())
-    pd.testing.assert_frame_equal(pd.read_parquet(plate / "truth" / "cells.parquet"),
-                                  pd.read_parquet(tmp_path / "again" / "truth" / "cells.parquet"))
-    synth.generate_plate(tmp_path / "P2", "P2", "B1", SMALL)
+    generate_plate(tmp_path / "again", "P1", "B1", SMALL)
+    assert _image(plate).tobytes() == _image(tmp_path / "again").tobytes()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(plate / "truth" / "cells.parquet"),
+        pd.read_parquet(tmp_path / "again" / "truth" / "cells.parquet"),
+    )
+    generate_plate(tmp_path / "P2", "P2", "B1", SMALL)
     assert not np.array_equal(_image(plate), _image(tmp_path / "P2"))
 
 
 def test_zero_strengths_give_no_batch_effect(tmp_path):
     """With all batch strengths 0, a batch name alone must not change the images."""
     params = {**SMALL, "batch": NO_BATCH}
-    one, two = synth.batch_effects("B1", params), synth.batch_effects("B2", params)
+    one, two = batch_effects("B1", params), batch_effects("B2", params)
     assert {**one, "batch": ""} == {**two, "batch": ""}
-    synth.generate_plate(tmp_path / "B1" / "P1", "P1", "B1", params)
-    synth.generate_plate(tmp_path / "B2" / "P1", "P1", "B2", params)
-    synth.generate_plate(tmp_path / "B2" / "P2", "P2", "B2", params)
+    generate_plate(tmp_path / "B1" / "P1", "P1", "B1", params)
+    generate_plate(tmp_path / "B2" / "P1", "P1", "B2", params)
+    generate_plate(tmp_path / "B2" / "P2", "P2", "B2", params)
     assert _image(tmp_path / "B1" / "P1").tobytes() == _image(tmp_path / "B2" / "P1").tobytes()
     # different plates of different batches: channel means agree up to sampling noise
-    np.testing.assert_allclose(_channel_means(tmp_path / "B1" / "P1"),
-                               _channel_means(tmp_path / "B2" / "P2"), rtol=0.1)
+    np.testing.assert_allclose(
+        _channel_means(tmp_path / "B1" / "P1"), _channel_means(tmp_path / "B2" / "P2"), rtol=0.1
+    )
 
 
 def test_gain_changes_channel_means_in_its_direction(tmp_path):
     """Batch gains must show up as channel brightness differences (what correction removes)."""
     params = {**SMALL, "batch": {**NO_BATCH, "gain": 0.25}}
-    gains = [np.array([synth.batch_effects(b, params)["gain"][c] for c in synth.CHANNELS])
-             for b in ("B1", "B2")]
-    assert gains[0].tolist() == [synth.batch_effects("B1", params)["gain"][c]
-                                 for c in synth.CHANNELS]  # deterministic per batch name
+    gains = [
+        np.array([batch_effects(b, params)["gain"][c] for c in CHANNELS]) for b in ("B1", "B2")
+    ]
+    assert gains[0].tolist() == [
+        batch_effects("B1", params)["gain"][c] for c in CHANNELS
+    ]  # deterministic per batch name
     gain_ratio = gains[1] / gains[0]
     assert np.abs(np.log(gain_ratio)).max() > 0.1  # the batches really differ
-    synth.generate_plate(tmp_path / "a", "P1", "B1", params)
-    synth.generate_plate(tmp_path / "b", "P1", "B2", params)
+    generate_plate(tmp_path / "a", "P1", "B1", params)
+    generate_plate(tmp_path / "b", "P1", "B2", params)
     mean_ratio = _channel_means(tmp_path / "b") / _channel_means(tmp_path / "a")
     assert (np.sign(np.log(mean_ratio)) == np.sign(np.log(gain_ratio))).all()
     np.testing.assert_allclose(mean_ratio, gain_ratio, rtol=0.02)
@@ -138,32 +173,33 @@ def test_gain_changes_channel_means_in_its_direction(tmp_path):
 
 def test_nucleus_size_effect_and_inactive_treatments(tmp_path):
     """Ground truth must be visible in the truth masks and absent for inactive compounds."""
-    seed = next(s for s in range(200)
-                if (synth.treatment_effects({**SMALL, "seed": s})["nucleus_size"] > 1).any())
+    seed = next(
+        s for s in range(200) if (treatment_effects({**SMALL, "seed": s})["nucleus_size"] > 1).any()
+    )
     params = {**SMALL, "seed": seed, "sites": 3}
-    effects = synth.treatment_effects(params).set_index("treatment")
-    knobs = effects[list(synth.KNOBS)]
+    effects = treatment_effects(params).set_index("treatment")
+    knobs = effects[list(KNOBS)]
     assert (knobs[~effects["active"]] == 1).all(axis=None)
     assert not effects.loc["DMSO", "active"]
     changed = (knobs[effects["active"]] != 1).sum(axis=1)
     assert changed.between(1, 2).all()
     assert np.isclose(np.abs(knobs.to_numpy() - 1)[knobs.to_numpy() != 1], 0.35).all()
 
-    synth.generate_plate(tmp_path / "P", "P", "B", params)
+    generate_plate(tmp_path / "P", "P", "B", params)
     cells = pd.read_parquet(tmp_path / "P" / "truth" / "cells.parquet")
     treated = knobs.index[knobs["nucleus_size"] > 1][0]
     area = cells.groupby("Metadata_Treatment")["nucleus_area"].mean()
     assert area[treated] > 1.15 * area["DMSO"]
     untreated = cells["Metadata_Treatment"].isin(effects.index[~effects["active"]])
-    assert (cells.loc[untreated, list(synth.KNOBS)] == 1).all(axis=None)
+    assert (cells.loc[untreated, list(KNOBS)] == 1).all(axis=None)
 
 
 def test_unknown_parameter_is_named():
     """A typo in the demo config must fail loudly instead of using a default."""
     with pytest.raises(ValueError, match="colour"):
-        synth.plate_layout({"colour": 1})
-    with pytest.raises(ValueError, match="batch.gian"):
-        synth.generate_plate("unused", "P", "B", {"batch": {"gian": 0.1}})
+        plate_layout({"colour": 1})
+    with pytest.raises(ValueError, match=r"demo.params.batch parameter\(s\) \['gian'\]"):
+        generate_plate("unused", "P", "B", {"batch": {"gian": 0.1}})
 
 
 def test_regenerating_replaces_stale_plate_and_failure_keeps_old(tmp_path, monkeypatch):
@@ -171,26 +207,37 @@ def test_regenerating_replaces_stale_plate_and_failure_keeps_old(tmp_path, monke
     out = tmp_path / "P1"
     (out / "images").mkdir(parents=True)
     (out / "images" / "stale.tiff").write_text("old")
-    synth.generate_plate(out, "P1", "B1", {**SMALL, "n_treatments": 1, "n_inactive": 0, "sites": 1})
+    generate_plate(out, "P1", "B1", {**SMALL, "n_treatments": 1, "n_inactive": 0, "sites": 1})
     assert not (out / "images" / "stale.tiff").exists()
     before = sorted(p.name for p in (out / "images").iterdir())
 
     def broken(path, data):
         raise OSError("disk full")
 
-    monkeypatch.setattr(synth.tifffile, "imwrite", broken)
+    monkeypatch.setattr(tifffile, "imwrite", broken)
     with pytest.raises(OSError):
-        synth.generate_plate(out, "P1", "B1", SMALL)
+        generate_plate(out, "P1", "B1", SMALL)
     assert sorted(p.name for p in (out / "images").iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["P1"]
 
 
 def test_plate_sheet(tmp_path):
     """The sheet must point the pipeline at each generated plate's images and platemap."""
-    synth.write_plate_sheet(tmp_path / "plates.tsv", [("P1", "B1"), ("P2", "B2")], "demo")
+    write_plate_sheet(tmp_path / "plates.tsv", [("P1", "B1"), ("P2", "B2")], "demo")
     sheet = pd.read_csv(tmp_path / "plates.tsv", sep="\t")
     assert sheet.to_dict("records") == [
-        {"plate": "P1", "batch": "B1", "images": "demo/P1/images", "pattern": "opera_phenix",
-         "platemap": "demo/P1/platemap.tsv"},
-        {"plate": "P2", "batch": "B2", "images": "demo/P2/images", "pattern": "opera_phenix",
-         "platemap": "demo/P2/platemap.tsv"}]
+        {
+            "plate": "P1",
+            "batch": "B1",
+            "images": "demo/P1/images",
+            "pattern": "opera_phenix",
+            "platemap": "demo/P1/platemap.tsv",
+        },
+        {
+            "plate": "P2",
+            "batch": "B2",
+            "images": "demo/P2/images",
+            "pattern": "opera_phenix",
+            "platemap": "demo/P2/platemap.tsv",
+        },
+    ]

@@ -13,18 +13,34 @@ import pandas as pd
 import pytest
 import torch
 
-from debatch.cropdata import augment_batch
-from debatch.methods import METHOD_NAMES
-from debatch.synth import write_plate_sheet
-from debatch.train import train_model
+from debatch.cnn.data import augment_batch
+from debatch.cnn.train import train_model
+from debatch.demo.plate import write_plate_sheet
+from debatch.settings import TRAIN_METHODS
+
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
-TINY = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "lr_schedule_epochs": 4, "width": 8,
-        "depth": 1, "embedding_dim": 16, "num_threads": 1}
+TINY = {
+    "epochs": 2,
+    "batch_size": 32,
+    "lr": 1e-2,
+    "lr_schedule_epochs": 4,
+    "width": 8,
+    "depth": 1,
+    "embedding_dim": 16,
+    "num_threads": 1,
+}
 
 
-def write_plates(directory, n=80, size=16, batches=("B1", "B2", "B3"),
-                 treatments=("DMSO", "A", "B"), seed=0, nan_batch=None):
+def write_plates(
+    directory,
+    n=80,
+    size=16,
+    batches=("B1", "B2", "B3"),
+    treatments=("DMSO", "A", "B"),
+    seed=0,
+    nan_batch=None,
+):
     """One plate per batch, one well per treatment; treatment k brightens channel 1 by 0.15 * k,
     so it is learnable.
 
@@ -41,13 +57,18 @@ def write_plates(directory, n=80, size=16, batches=("B1", "B2", "B3"),
             crops[:] = np.nan
         npy, parquet = directory / f"P{b}.npy", directory / f"P{b}.parquet"
         np.save(npy, crops.astype(np.float16))
-        pd.DataFrame({
-            "Metadata_Plate": f"P{b}", "Metadata_Batch": batch,
-            "Metadata_Well": [f"A{sorted(treatments).index(t) + 1:02d}" for t in treatment],
-            "Metadata_Site": 1, "Metadata_ObjectNumber": np.arange(1, n + 1),
-            "Metadata_Treatment": treatment,
-            "Metadata_Role": np.where(treatment == "DMSO", "negcon", "treatment"),
-            "Cells_AreaShape_Area": rng.random(n)}).to_parquet(parquet)
+        pd.DataFrame(
+            {
+                "Metadata_Plate": f"P{b}",
+                "Metadata_Batch": batch,
+                "Metadata_Well": [f"A{sorted(treatments).index(t) + 1:02d}" for t in treatment],
+                "Metadata_Site": 1,
+                "Metadata_ObjectNumber": np.arange(1, n + 1),
+                "Metadata_Treatment": treatment,
+                "Metadata_Role": np.where(treatment == "DMSO", "negcon", "treatment"),
+                "Cells_AreaShape_Area": rng.random(n),
+            }
+        ).to_parquet(parquet)
         plates.append((str(npy), str(parquet)))
     return plates
 
@@ -60,19 +81,28 @@ def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_training_writes_outputs_and_learns(tmp_path, method):
     """The pipeline needs model.pt, a checkpoint and the log; accuracy must beat chance (1/3)."""
     plates = write_plates(tmp_path)
-    summary = train_model(plates, tmp_path / "run",
-                          {**TINY, "method": method, "epochs": 4, "holdout_batches": ["B3"]},
-                          log=lambda _: None)
+    summary = train_model(
+        plates, tmp_path / "run", {**TINY, "method": method, "epochs": 4, "holdout_batches": ["B3"]}
+    )
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
-    assert list(log.columns) == ["epoch", "loss", "loss_ce", "loss_adv", "loss_align",
-                                 "train_acc", "holdout_acc", "holdout_well_acc", "crops_per_s",
-                                 "seconds"]
+    assert list(log.columns) == [
+        "epoch",
+        "loss",
+        "loss_ce",
+        "loss_adv",
+        "loss_align",
+        "train_acc",
+        "holdout_acc",
+        "holdout_well_acc",
+        "crops_per_s",
+        "seconds",
+    ]
     assert log["epoch"].tolist() == [1, 2, 3, 4]
     assert summary["train_acc"] > 0.6 and summary["holdout_acc"] > 0.6
     assert summary["holdout_well_acc"] * 3 in (2, 3)  # 3 wells scored by their mean softmax
@@ -87,15 +117,17 @@ def test_training_writes_outputs_and_learns(tmp_path, method):
         assert np.allclose(log["loss"], log["loss_ce"])
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_held_out_cells_never_enter_training(tmp_path, method):
     """Held-out crops are NaN: any use in training (batches, normalisation, ABRA's group
     statistics) makes the loss NaN. DeepNoise's per-plate statistics of the held-out plate are
     NaN too, but only held-out inputs use them."""
     plates = write_plates(tmp_path, nan_batch="B2")
-    summary = train_model(plates, tmp_path / "run",
-                          {**TINY, "method": method, "holdout_batches": ["B2"],
-                           "max_holdout_cells": 50}, log=lambda _: None)
+    summary = train_model(
+        plates,
+        tmp_path / "run",
+        {**TINY, "method": method, "holdout_batches": ["B2"], "max_holdout_cells": 50},
+    )
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
     assert np.isfinite(log["loss"]).all()
     assert summary["n_holdout_cells"] == 50 and 0 <= summary["holdout_acc"] <= 1
@@ -106,8 +138,7 @@ def test_held_out_cells_never_enter_training(tmp_path, method):
 
 def test_without_holdout_log_has_nan_holdout_acc(tmp_path):
     """No held-out batch -> holdout_acc is NaN (not 0), so it cannot be mistaken for a score."""
-    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1},
-                          log=lambda _: None)
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1})
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
     assert math.isnan(summary["holdout_acc"]) and log["holdout_acc"].isna().all()
 
@@ -125,47 +156,51 @@ def test_augment_applies_a_random_dihedral_transform_per_crop():
     assert len(seen) == 8
 
 
-def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_path):
+def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_path, caplog):
     """Raising epochs continues the checkpoint; a finished run only restores model.pt."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, TINY, log=lambda _: None)
+    train_model(plates, run, TINY)
     first_rows = pd.read_csv(run / "training_log.tsv", sep="\t")
-    messages = []
-    summary = train_model(plates, run, {**TINY, "epochs": 3}, log=messages.append)
+    caplog.set_level("INFO", logger="debatch")
+    caplog.clear()
+    summary = train_model(plates, run, {**TINY, "epochs": 3})
     assert summary["resumed_from"] == 2 and summary["epochs_run"] == 1
-    assert sum(m.startswith("epoch ") for m in messages) == 1
+    assert sum(m.startswith("epoch ") for m in caplog.messages) == 1
     log = pd.read_csv(run / "training_log.tsv", sep="\t")
     assert log["epoch"].tolist() == [1, 2, 3]
     pd.testing.assert_frame_equal(log.iloc[:2], first_rows)
 
     final = weights(run)
     (run / "model.pt").unlink()
-    summary = train_model(plates, run, {**TINY, "epochs": 3}, log=lambda _: None)
+    summary = train_model(plates, run, {**TINY, "epochs": 3})
     assert summary["epochs_run"] == 0 and summary["resumed_from"] == 3
     assert same_weights(weights(run), final)
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path, method):
     """Stopping after epoch 1 and resuming must give exactly the weights of one 2-epoch run."""
     plates, params = write_plates(tmp_path), {**TINY, "method": method}
-    train_model(plates, tmp_path / "a", {**params, "epochs": 1}, log=lambda _: None)
-    resumed = train_model(plates, tmp_path / "a", params, log=lambda _: None)
-    train_model(plates, tmp_path / "b", params, log=lambda _: None)
+    train_model(plates, tmp_path / "a", {**params, "epochs": 1})
+    resumed = train_model(plates, tmp_path / "a", params)
+    train_model(plates, tmp_path / "b", params)
     assert resumed["resumed_from"] == 1
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
 
 
 KILLED_AFTER_EPOCH_1 = """
-import json, sys, time
-from debatch.train import train_model
+import json, logging, sys, time
+from debatch.cnn.train import train_model
 
-def log(message):
-    if message.startswith("epoch 1/"):
-        print("checkpointed", flush=True)
-        time.sleep(600)  # killed here, in the middle of the run
+class StopAfterEpoch1(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("epoch 1/"):
+            print("checkpointed", flush=True)
+            time.sleep(600)  # killed here, in the middle of the run
 
-train_model(json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), log=log)
+logging.getLogger("debatch").addHandler(StopAfterEpoch1())
+logging.getLogger("debatch").setLevel(logging.INFO)
+train_model(json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]))
 """
 
 
@@ -173,102 +208,129 @@ def test_run_killed_with_sigkill_resumes_after_its_last_epoch(tmp_path):
     """kill -9 after epoch 1's checkpoint; rerunning the same settings resumes after epoch 1 and
     ends bit-identical to an uninterrupted run (ABRA: the most random state per step)."""
     plates, params = write_plates(tmp_path), {**TINY, "method": "abra", "epochs": 3}
-    with subprocess.Popen([sys.executable, "-c", KILLED_AFTER_EPOCH_1, json.dumps(plates),
-                           str(tmp_path / "a"), json.dumps(params)],
-                          stdout=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_AFTER_EPOCH_1,
+            json.dumps(plates),
+            str(tmp_path / "a"),
+            json.dumps(params),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
         try:
             assert child.stdout.readline().strip() == "checkpointed"
         finally:
             child.kill()  # SIGKILL
     assert child.returncode == -9
     assert not (tmp_path / "a" / "model.pt").exists()
-    resumed = train_model(plates, tmp_path / "a", params, log=lambda _: None)
-    train_model(plates, tmp_path / "b", params, log=lambda _: None)
+    resumed = train_model(plates, tmp_path / "a", params)
+    train_model(plates, tmp_path / "b", params)
     assert resumed["resumed_from"] == 1 and resumed["epochs_run"] == 2
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
 
 
-def test_other_methods_settings_do_not_invalidate_a_checkpoint(tmp_path):
+def test_other_methods_settings_do_not_invalidate_a_checkpoint(tmp_path, caplog):
     """Only the active method's block defines a run: tuning abra must not restart erm."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, {**TINY, "epochs": 1}, log=lambda _: None)
-    summary = train_model(plates, run, {**TINY, "abra": {"steps": 3}}, log=lambda _: None)
+    train_model(plates, run, {**TINY, "epochs": 1})
+    summary = train_model(plates, run, {**TINY, "abra": {"steps": 3}})
     assert summary["resumed_from"] == 1 and summary["epochs_run"] == 1
-    messages = []
-    train_model(plates, run, {**TINY, "epochs": 3, "erm": {"head": "cosface"}},
-                log=messages.append)
-    assert any("starting fresh" in m and "erm" in m for m in messages)
+    caplog.set_level("INFO", logger="debatch")
+    caplog.clear()
+    train_model(plates, run, {**TINY, "epochs": 3, "erm": {"head": "cosface"}})
+    assert any("starting fresh" in m and "erm" in m for m in caplog.messages)
 
 
-def test_changed_params_start_fresh_and_say_why(tmp_path):
+def test_changed_params_start_fresh_and_say_why(tmp_path, caplog):
     """A checkpoint trained with other params must not be continued silently."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, {**TINY, "epochs": 1}, log=lambda _: None)
-    messages = []
-    summary = train_model(plates, run, {**TINY, "epochs": 1, "lr": 5e-3}, log=messages.append)
+    train_model(plates, run, {**TINY, "epochs": 1})
+    caplog.set_level("INFO", logger="debatch")
+    caplog.clear()
+    summary = train_model(plates, run, {**TINY, "epochs": 1, "lr": 5e-3})
     assert summary["resumed_from"] == 0 and summary["epochs_run"] == 1
-    assert any("starting fresh" in m and "lr" in m for m in messages)
+    assert any("starting fresh" in m and "lr" in m for m in caplog.messages)
 
 
-def test_unreadable_checkpoint_starts_fresh(tmp_path):
+def test_unreadable_checkpoint_starts_fresh(tmp_path, caplog):
     """A corrupt checkpoint (e.g. foreign file) must not crash the rule; it retrains and says so."""
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "last.pt").write_text("not a checkpoint")
-    messages = []
-    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1},
-                          log=messages.append)
-    assert summary["resumed_from"] == 0 and any("unreadable checkpoint" in m for m in messages)
+    caplog.set_level("INFO", logger="debatch")
+    caplog.clear()
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1})
+    assert summary["resumed_from"] == 0 and any(
+        "unreadable checkpoint" in m for m in caplog.messages
+    )
 
 
 def test_max_cells_per_epoch_caps_steps(tmp_path):
     """64 of 240 cells per epoch at batch size 32 -> 2 optimiser steps per epoch."""
-    train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "max_cells_per_epoch": 64},
-                log=lambda _: None)
+    train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "max_cells_per_epoch": 64})
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert checkpoint["scheduler"]["last_epoch"] == 2 * TINY["epochs"]
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, method):
     """Reproducibility on CPU: the seed alone determines the trained weights (the random
     augmentations included)."""
     plates = write_plates(tmp_path)
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train_model(plates, tmp_path / name,
-                    {**TINY, "method": method, "epochs": 1, "seed": seed}, log=lambda _: None)
+        train_model(plates, tmp_path / name, {**TINY, "method": method, "epochs": 1, "seed": seed})
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
     assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"holdout_batches": ["B1", "B2", "B3"]}, "holdout_batches"),
-    ({"holdout_batches": ["B9"]}, "B9.*not found"),
-    ({"nonsense": 1}, "unknown train parameter"),
-    ({"method": "adabn"}, "train.method 'adabn' is not one of"),
-    ({"dsu": {"p": 2.0}}, "train.dsu.p"),
-    ({"method": "dsu", "dsu": {"levels": [7]}}, "level 7 is outside"),
-    ({"method": "abra", "abra": {"level": 9}}, "train.abra.level 9"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"holdout_batches": ["B1", "B2", "B3"]}, "holdout_batches"),
+        ({"holdout_batches": ["B9"]}, "B9.*not found"),
+        ({"nonsense": 1}, "unknown train parameter"),
+        ({"method": "adabn"}, r"train.method must be one of \[.*\], not 'adabn'"),
+        ({"dsu": {"p": 2.0}}, "train.dsu.p"),
+        ({"method": "dsu", "dsu": {"levels": [7]}}, "level 7 is outside"),
+        ({"method": "abra", "abra": {"level": 9}}, "train.abra.level 9"),
+    ],
+)
 def test_clear_errors(tmp_path, params, match):
     """Misconfiguration fails fast with a message naming the offending setting."""
     with pytest.raises(ValueError, match=match):
-        train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, **params},
-                    log=lambda _: None)
+        train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, **params})
 
 
 def test_single_treatment_is_an_error(tmp_path):
     """One class cannot train a classifier."""
     with pytest.raises(ValueError, match="at least 2 treatments"):
-        train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY,
-                    log=lambda _: None)
+        train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY)
 
 
 WORKFLOW_PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
 WORKFLOW_TINY = {
-    "demo": {"params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 128, "cells_per_site": 14,
-                        "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
-    "train": {"methods": list(METHOD_NAMES), "holdout_batches": ["batch3"], "epochs": 1,
-              "width": 8, "embedding_dim": 16, "batch_size": 32},
+    "demo": {
+        "params": {
+            "rows": 2,
+            "cols": 4,
+            "sites": 1,
+            "image_size": 128,
+            "cells_per_site": 14,
+            "n_treatments": 3,
+            "replicates": 2,
+            "n_inactive": 1,
+        }
+    },
+    "train": {
+        "methods": list(TRAIN_METHODS),
+        "holdout_batches": ["batch3"],
+        "epochs": 1,
+        "width": 8,
+        "embedding_dim": 16,
+        "batch_size": 32,
+    },
     "profiles": {"corrections": ["none"]},
 }
 
@@ -278,13 +340,19 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
     """train.methods -> one model, log and embeddings per method; tuning one method's block
     reruns that method's training only."""
     write_plate_sheet(tmp_path / "plates.tsv", WORKFLOW_PLATES, str(tmp_path / "demo"))
-    paths = {"results": str(tmp_path / "results"), "plates": str(tmp_path / "plates.tsv"),
-             "demo": {**WORKFLOW_TINY["demo"], "root": str(tmp_path / "demo")}}
+    paths = {
+        "results": str(tmp_path / "results"),
+        "plates": str(tmp_path / "plates.tsv"),
+        "demo": {**WORKFLOW_TINY["demo"], "root": str(tmp_path / "demo")},
+    }
     results = tmp_path / "results"
     config = write_config(tmp_path, {**WORKFLOW_TINY, **paths})
-    snakemake(tmp_path, config, *[str(results / "embeddings" / method / "plate03.parquet")
-                                  for method in METHOD_NAMES])
-    for method in METHOD_NAMES:
+    snakemake(
+        tmp_path,
+        config,
+        *[str(results / "embeddings" / method / "plate03.parquet") for method in TRAIN_METHODS],
+    )
+    for method in TRAIN_METHODS:
         saved = torch.load(results / "models" / method / "model.pt", weights_only=True)
         assert saved["params"]["method"] == method and method in saved["params"]
         log = pd.read_csv(results / "models" / method / "training_log.tsv", sep="\t")
@@ -292,8 +360,10 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
         embeddings = pd.read_parquet(results / "embeddings" / method / "plate03.parquet")
         assert len(embeddings) > 0 and np.isfinite(embeddings.filter(like="emb_").to_numpy()).all()
 
-    changed = write_config(tmp_path, {**WORKFLOW_TINY, **paths,
-                                      "train": {**WORKFLOW_TINY["train"], "abra": {"steps": 2}}})
-    models = {method: str(results / "models" / method / "model.pt") for method in METHOD_NAMES}
+    changed = write_config(
+        tmp_path,
+        {**WORKFLOW_TINY, **paths, "train": {**WORKFLOW_TINY["train"], "abra": {"steps": 2}}},
+    )
+    models = {method: str(results / "models" / method / "model.pt") for method in TRAIN_METHODS}
     assert scheduled_rules(tmp_path, changed, models.pop("abra")) == {"train": 1}
     assert scheduled_rules(tmp_path, changed, *models.values()) == {}

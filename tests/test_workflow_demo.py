@@ -8,17 +8,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.synth import write_plate_sheet
+from debatch.demo.plate import write_plate_sheet
+
+from conftest import docs_tool
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
 PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
 TINY = {
-    "demo": {"params": {"rows": 2, "cols": 4, "sites": 2, "image_size": 128, "cells_per_site": 14,
-                        "n_treatments": 3, "replicates": 2, "n_inactive": 1}},
-    "train": {"methods": ["erm"], "holdout_batches": ["batch3"], "epochs": 2, "width": 8,
-              "embedding_dim": 16, "batch_size": 64},
+    "demo": {
+        "params": {
+            "rows": 2,
+            "cols": 4,
+            "sites": 2,
+            "image_size": 128,
+            "cells_per_site": 14,
+            "n_treatments": 3,
+            "replicates": 2,
+            "n_inactive": 1,
+        }
+    },
+    "train": {
+        "methods": ["erm"],
+        "holdout_batches": ["batch3"],
+        "epochs": 2,
+        "width": 8,
+        "embedding_dim": 16,
+        "batch_size": 64,
+    },
     "profiles": {"corrections": ["none", "sphering", "harmony"]},
     "report": {"title": "tiny demo"},
 }
@@ -28,9 +46,15 @@ TINY = {
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     write_plate_sheet(workdir / "plates.tsv", PLATES, str(workdir / "demo"))
-    config = write_config(workdir, {**TINY, "results": str(workdir / "results"),
-                                    "plates": str(workdir / "plates.tsv"),
-                                    "demo": {**TINY["demo"], "root": str(workdir / "demo")}})
+    config = write_config(
+        workdir,
+        {
+            **TINY,
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "demo": {**TINY["demo"], "root": str(workdir / "demo")},
+        },
+    )
     snakemake(workdir, config)
     return workdir, config
 
@@ -49,13 +73,17 @@ def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
         assert set(cells["Metadata_Batch"]) == {batch}
         emb = embeddings.filter(like="emb_")
         assert emb.shape[1] == 16 and np.isfinite(emb.to_numpy()).all()
-        np.testing.assert_array_equal(embeddings["Metadata_ObjectNumber"], cells["Metadata_ObjectNumber"])
+        np.testing.assert_array_equal(
+            embeddings["Metadata_ObjectNumber"], cells["Metadata_ObjectNumber"]
+        )
 
 
 def test_every_platemap_well_has_a_finite_profile(finished_run):
     workdir, _ = finished_run
     for correction in TINY["profiles"]["corrections"]:
-        wells = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "wells.parquet")
+        wells = pd.read_parquet(
+            workdir / "results" / "profiles" / "erm" / correction / "wells.parquet"
+        )
         for plate, _ in PLATES:
             platemap = pd.read_csv(workdir / "demo" / plate / "platemap.tsv", sep="\t")
             on_plate = wells[wells["Metadata_Plate"] == plate]
@@ -63,7 +91,9 @@ def test_every_platemap_well_has_a_finite_profile(finished_run):
         features = wells.filter(regex="^(emb|harmony_pc)_").to_numpy()
         assert np.isfinite(features).all()
         assert (wells["Metadata_Count_Cells"] > 0).all()
-        consensus = pd.read_parquet(workdir / "results" / "profiles" / "erm" / correction / "consensus.parquet")
+        consensus = pd.read_parquet(
+            workdir / "results" / "profiles" / "erm" / correction / "consensus.parquet"
+        )
         assert set(consensus["Metadata_Treatment"]) == set(wells["Metadata_Treatment"])
 
 
@@ -77,7 +107,9 @@ def test_report_has_ranking_and_every_figure(finished_run):
     # segmentation overlays, illumination functions
     assert len(images) == len(corrections) + 2 + 3 * len(PLATES)
     for plate, _ in PLATES:
-        assert f"{plate}: segmentation overlays" in html and f"{plate}: cell count and focus" in html
+        assert (
+            f"{plate}: segmentation overlays" in html and f"{plate}: cell count and focus" in html
+        )
     assert all(len(image) > 1000 for image in images)
     for correction in corrections:
         assert f"erm / {correction}" in html
@@ -128,3 +160,20 @@ def test_illum_change_reruns_illum_and_downstream_only(finished_run):
     assert jobs.get("illum") == len(PLATES)
     assert jobs.get("segment") == len(PLATES) and jobs.get("report") == 1
     assert "manifest" not in jobs and "demo_plate" not in jobs
+
+
+def test_demo_figures_for_the_docs_come_from_the_run(finished_run):
+    """`make demo-figures` tabulates the run itself: the docs' demo tables are the report's."""
+    docs = docs_tool()
+    workdir, _ = finished_run
+    results = workdir / "results"
+    tables = docs.demo_tables(results)
+    ranking = pd.read_csv(results / "report" / "ranking.tsv", sep="\t")
+    pd.testing.assert_frame_equal(tables["ranking"], ranking)
+    assert tables["training"]["method"].tolist() == ["erm"]
+    cells = {
+        plate: len(pd.read_parquet(results / "crops" / f"{plate}.parquet")) for plate, _ in PLATES
+    }
+    assert dict(zip(tables["cells"]["plate"], tables["cells"]["cells"])) == cells
+    assert sorted(tables["batch"]["correction"]) == sorted(TINY["profiles"]["corrections"])
+    assert "| rank | method |" in docs.markdown(tables["ranking"])

@@ -27,21 +27,45 @@ def nf1_run(tmp_path_factory):
         pytest.skip(f"real images not found at {folder}")
     workdir = tmp_path_factory.mktemp("nf1")
     images = folder / "Plate_2_images"
-    records = [{**NAME.match(p.name).groupdict(), "path": p.name} for p in sorted(images.glob("*.tif"))]
-    pd.DataFrame(records)[["well", "site", "channel", "path"]].to_csv(workdir / "load_data.csv", index=False)
+    records = [
+        {**NAME.match(p.name).groupdict(), "path": p.name} for p in sorted(images.glob("*.tif"))
+    ]
+    pd.DataFrame(records)[["well", "site", "channel", "path"]].to_csv(
+        workdir / "load_data.csv", index=False
+    )
     wells = sorted({r["well"] for r in records})
-    pd.DataFrame({"well": wells, "treatment": ["WT"] + ["NF1_null"] * (len(wells) - 1),
-                  "role": ["negcon"] + ["treatment"] * (len(wells) - 1)}).to_csv(
-        workdir / "platemap.tsv", sep="\t", index=False)
-    pd.DataFrame([{"plate": "Plate_2", "batch": "nf1", "images": str(images),
-                   "pattern": str(workdir / "load_data.csv"), "platemap": str(workdir / "platemap.tsv")}]
-                 ).to_csv(workdir / "plates.tsv", sep="\t", index=False)
-    config = write_config(workdir, {
-        "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
-        "nuclei_channel": "DNA", "cell_channel": "RFP",
-        "demo": {"enabled": False}, "segment": {"propagate": {"nucleus_diameter": 50.0, "max_cell_distance": 4.0}},
-        "crops": {"size": 96}, "train": {"holdout_batches": []},
-    }, replace={"channels": {"DNA": "1", "GFP": "2", "RFP": "3"}})
+    pd.DataFrame(
+        {
+            "well": wells,
+            "treatment": ["WT"] + ["NF1_null"] * (len(wells) - 1),
+            "role": ["negcon"] + ["treatment"] * (len(wells) - 1),
+        }
+    ).to_csv(workdir / "platemap.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        [
+            {
+                "plate": "Plate_2",
+                "batch": "nf1",
+                "images": str(images),
+                "pattern": str(workdir / "load_data.csv"),
+                "platemap": str(workdir / "platemap.tsv"),
+            }
+        ]
+    ).to_csv(workdir / "plates.tsv", sep="\t", index=False)
+    config = write_config(
+        workdir,
+        {
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "nuclei_channel": "DNA",
+            "cell_channel": "RFP",
+            "demo": {"enabled": False},
+            "segment": {"propagate": {"nucleus_diameter": 50.0, "max_cell_distance": 4.0}},
+            "crops": {"size": 96},
+            "train": {"holdout_batches": []},
+        },
+        replace={"channels": {"DNA": "1", "GFP": "2", "RFP": "3"}},
+    )
     snakemake(workdir, config, str(workdir / "results" / "crops" / "Plate_2.npy"))
     return workdir / "results", folder
 
@@ -55,10 +79,19 @@ def test_counts_within_25_percent_of_cellprofiler(nf1_run):
     for row in manifest.itertuples():
         key = f"{row.Metadata_Well}_{row.Metadata_Site}"
         stem = row.Path_DNA.rsplit("/", 1)[1].removesuffix(".tif")
-        expected = ndimage.label(tifffile.imread(folder / "Plate_2_masks" / f"{stem}_MaskNuclei.tiff") > 0)[1]
-        on_site = cells[(cells["Metadata_Well"] == row.Metadata_Well) & (cells["Metadata_Site"] == row.Metadata_Site)]
-        found = int((~on_site["Nuclei_Touching_Border"]).sum())  # CellProfiler dropped border nuclei
-        assert abs(found - expected) <= 0.25 * expected, f"{key}: {found} vs CellProfiler {expected}"
+        expected = ndimage.label(
+            tifffile.imread(folder / "Plate_2_masks" / f"{stem}_MaskNuclei.tiff") > 0
+        )[1]
+        on_site = cells[
+            (cells["Metadata_Well"] == row.Metadata_Well)
+            & (cells["Metadata_Site"] == row.Metadata_Site)
+        ]
+        found = int(
+            (~on_site["Nuclei_Touching_Border"]).sum()
+        )  # CellProfiler dropped border nuclei
+        assert abs(found - expected) <= 0.25 * expected, (
+            f"{key}: {found} vs CellProfiler {expected}"
+        )
         assert masks[f"{key}_nuclei"].max() == len(on_site)
 
 

@@ -1,38 +1,73 @@
 """The users' daily loop: after a finished run, a change reruns exactly its stage and what
-depends on it; --until, --forcerun and script edits behave as documented in README."""
+depends on it; --until, --forcerun and script edits behave as documented in docs/running.md."""
 
 import shutil
 
 import pytest
 import yaml
 
+from debatch.demo.plate import write_plate_sheet
+
 from conftest import REPO
-from debatch.synth import write_plate_sheet
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = ["demo_plate", "manifest", "illum", "segment", "crops", "train", "embed", "well_profiles"]
+UPSTREAM = [
+    "demo_plate",
+    "manifest",
+    "illum",
+    "segment",
+    "crops",
+    "train",
+    "embed",
+    "well_profiles",
+]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A finished tiny run made with a private copy of the workflow (so its scripts can be edited)."""
+    """A finished tiny run made with a private copy of the workflow (its scripts can be edited)."""
     workdir = tmp_path_factory.mktemp("reruns")
     workflow = workdir / "workflow_copy"
     workflow.mkdir()
     shutil.copy(REPO / "Snakefile", workflow)
-    for folder in ("workflow", "scripts"):
+    for folder in ("workflow", "scripts", "envs"):
         shutil.copytree(REPO / folder, workflow / folder)
-    write_plate_sheet(workdir / "plates.tsv", [("plate01", "batch1"), ("plate02", "batch2")], str(workdir / "demo"))
-    config = write_config(workdir, {
-        "results": str(workdir / "results"), "plates": str(workdir / "plates.tsv"),
-        "demo": {"root": str(workdir / "demo"), "params": {"rows": 2, "cols": 4, "sites": 1, "image_size": 96,
-                                                            "cells_per_site": 12, "n_treatments": 3,
-                                                            "replicates": 2, "n_inactive": 1}},
-        "train": {"methods": ["erm"], "holdout_batches": [], "epochs": 1, "width": 8, "embedding_dim": 8,
-                  "batch_size": 32},
-        "profiles": {"corrections": ["none"]}})
+    write_plate_sheet(
+        workdir / "plates.tsv",
+        [("plate01", "batch1"), ("plate02", "batch2")],
+        str(workdir / "demo"),
+    )
+    config = write_config(
+        workdir,
+        {
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "demo": {
+                "root": str(workdir / "demo"),
+                "params": {
+                    "rows": 2,
+                    "cols": 4,
+                    "sites": 1,
+                    "image_size": 96,
+                    "cells_per_site": 12,
+                    "n_treatments": 3,
+                    "replicates": 2,
+                    "n_inactive": 1,
+                },
+            },
+            "train": {
+                "methods": ["erm"],
+                "holdout_batches": [],
+                "epochs": 1,
+                "width": 8,
+                "embedding_dim": 8,
+                "batch_size": 32,
+            },
+            "profiles": {"corrections": ["none"]},
+        },
+    )
     snakefile = workflow / "Snakefile"
     snakemake(workdir, config, snakefile=snakefile)
     assert scheduled_rules(workdir, config, snakefile=snakefile) == {}
@@ -52,31 +87,41 @@ def changed_config(run, section, key, value):
     return path
 
 
-@pytest.mark.parametrize("section, key, value, first", [
-    ("illum", "smoothing", 0.2, "illum"),
-    ("segment", "propagate.threshold_correction", 1.1, "segment"),
-    ("crops", "size", 24, "crops"),
-    ("train", "lr", 0.002, "train"),
-    ("profiles", "aggregate", "mean", "well_profiles"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, first",
+    [
+        ("illum", "smoothing", 0.2, "illum"),
+        ("segment", "propagate.threshold_correction", 1.1, "segment"),
+        ("crops", "size", 24, "crops"),
+        ("train", "lr", 0.002, "train"),
+        ("profiles", "aggregate", "mean", "well_profiles"),
+    ],
+)
 def test_a_stage_change_reruns_that_stage_and_downstream_only(run, section, key, value, first):
     workdir, _, snakefile = run
     jobs = scheduled_rules(workdir, changed_config(run, section, key, value), snakefile=snakefile)
-    before = UPSTREAM[:UPSTREAM.index(first)]
+    before = UPSTREAM[: UPSTREAM.index(first)]
     assert first in jobs and "report" in jobs, jobs
     assert not set(before) & set(jobs), f"{section} change reran upstream rules: {jobs}"
 
 
 def test_a_report_setting_reruns_only_the_report(run):
     workdir, _, snakefile = run
-    jobs = scheduled_rules(workdir, changed_config(run, "report", "title", "renamed"), snakefile=snakefile)
+    jobs = scheduled_rules(
+        workdir, changed_config(run, "report", "title", "renamed"), snakefile=snakefile
+    )
     assert set(jobs) == {"report", "all"}
 
 
 def test_until_stops_after_the_named_rule(run):
     workdir, _, snakefile = run
-    jobs = scheduled_rules(workdir, changed_config(run, "illum", "smoothing", 0.2), "--until", "segment",
-                           snakefile=snakefile)
+    jobs = scheduled_rules(
+        workdir,
+        changed_config(run, "illum", "smoothing", 0.2),
+        "--until",
+        "segment",
+        snakefile=snakefile,
+    )
     assert set(jobs) == {"illum", "segment"}
 
 
@@ -89,7 +134,8 @@ def test_forcerun_reruns_a_rule_and_its_dependents(run):
 
 def test_editing_a_script_reruns_its_rule(run):
     """Snakemake's `code` trigger reruns a rule whose `script:` file is newer than its outputs
-    (an edit, or even a touch); library edits under src/ are not tracked (README: --forcerun)."""
+    (an edit, or even a touch); library edits under src/ are not tracked (docs/running.md:
+    --forcerun)."""
     workdir, config, snakefile = run
     script = snakefile.parent / "scripts" / "report.py"
     original = script.read_text()

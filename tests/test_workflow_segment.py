@@ -8,13 +8,22 @@ import tifffile
 import yaml
 from scipy import ndimage
 
-from debatch.synth import generate_plate
+from debatch.demo.plate import generate_plate
+
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-PLATE = {"rows": 2, "cols": 4, "sites": 2, "image_size": 256, "cells_per_site": 40, "n_treatments": 3,
-         "replicates": 2, "n_inactive": 1}
+PLATE = {
+    "rows": 2,
+    "cols": 4,
+    "sites": 2,
+    "image_size": 256,
+    "cells_per_site": 40,
+    "n_treatments": 3,
+    "replicates": 2,
+    "n_inactive": 1,
+}
 BLURRED, SATURATED = ("A02", 1), ("B03", 2)  # (well, site) spoiled on purpose
 
 
@@ -35,8 +44,17 @@ def plate(tmp_path_factory):
     pixels = tifffile.imread(agp)
     pixels[:32, :] = 65535  # 12.5 % of the field clipped at the detector maximum
     tifffile.imwrite(agp, pixels)
-    pd.DataFrame([{"plate": "P1", "batch": "b1", "images": str(images), "pattern": "opera_phenix",
-                   "platemap": str(root / "P1" / "platemap.tsv")}]).to_csv(root / "plates.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        [
+            {
+                "plate": "P1",
+                "batch": "b1",
+                "images": str(images),
+                "pattern": "opera_phenix",
+                "platemap": str(root / "P1" / "platemap.tsv"),
+            }
+        ]
+    ).to_csv(root / "plates.tsv", sep="\t", index=False)
     return root
 
 
@@ -44,9 +62,16 @@ TARGETS = ("crops/P1.npy", "qc/overlays/P1.png", "qc/heatmaps/P1.png")
 
 
 def run(plate, workdir, shards):
-    config = write_config(workdir, {"results": str(workdir / "results"), "plates": str(plate / "plates.tsv"),
-                                    "demo": {"enabled": False}, "train": {"holdout_batches": []},
-                                    "segment": {"shards": shards}})
+    config = write_config(
+        workdir,
+        {
+            "results": str(workdir / "results"),
+            "plates": str(plate / "plates.tsv"),
+            "demo": {"enabled": False},
+            "train": {"holdout_batches": []},
+            "segment": {"shards": shards},
+        },
+    )
     results = workdir / "results"
     snakemake(workdir, config, *(str(results / name) for name in TARGETS))
     return results
@@ -54,7 +79,9 @@ def run(plate, workdir, shards):
 
 @pytest.fixture(scope="module")
 def runs(plate, tmp_path_factory):
-    return {shards: run(plate, tmp_path_factory.mktemp(f"shards{shards}"), shards) for shards in (1, 3)}
+    return {
+        shards: run(plate, tmp_path_factory.mktemp(f"shards{shards}"), shards) for shards in (1, 3)
+    }
 
 
 def rules_after_change(results, section, key, value):
@@ -68,7 +95,9 @@ def rules_after_change(results, section, key, value):
     changed = workdir / f"config_{section}.yaml"
     changed.write_text(yaml.safe_dump(settings, sort_keys=False))
     # "--cores 2" ends scheduled_rules' "--quiet rules" list, so the targets are read as targets
-    return scheduled_rules(workdir, changed, "--cores", "2", *(str(results / name) for name in TARGETS))
+    return scheduled_rules(
+        workdir, changed, "--cores", "2", *(str(results / name) for name in TARGETS)
+    )
 
 
 def test_every_plate_file_is_identical_whatever_the_shard_count(runs):
@@ -86,19 +115,32 @@ def test_every_plate_file_is_identical_whatever_the_shard_count(runs):
 
 def test_failed_sites_are_flagged_logged_and_get_no_crops(runs):
     results = runs[3]
-    qc = pd.read_parquet(results / "qc" / "P1.parquet").set_index(["Metadata_Well", "Metadata_Site"])
+    qc = pd.read_parquet(results / "qc" / "P1.parquet").set_index(
+        ["Metadata_Well", "Metadata_Site"]
+    )
     assert sorted(qc.index[~qc["QC_Pass"]]) == sorted([BLURRED, SATURATED])
-    assert qc.loc[BLURRED, "QC_Failed"] == "focus" and qc.loc[SATURATED, "QC_Failed"] == "saturation"
+    assert (
+        qc.loc[BLURRED, "QC_Failed"] == "focus" and qc.loc[SATURATED, "QC_Failed"] == "saturation"
+    )
     cells = pd.read_parquet(results / "cells" / "P1.parquet")
     table = pd.read_parquet(results / "crops" / "P1.parquet")
     sites = set(zip(table["Metadata_Well"], table["Metadata_Site"]))
     assert BLURRED not in sites and SATURATED not in sites
     spoiled = int(qc.loc[[BLURRED, SATURATED], "Count_Cells"].sum())
-    assert spoiled > 0 and len(table) == len(cells) - spoiled == np.load(results / "crops" / "P1.npy").shape[0]
+    assert (
+        spoiled > 0
+        and len(table) == len(cells) - spoiled == np.load(results / "crops" / "P1.npy").shape[0]
+    )
     qc_log = (results / "logs" / "qc" / "P1.log").read_text()
-    assert f"2 of 16 sites failed (focus 1, saturation 1); they hold {spoiled} of {len(cells)} cells" in qc_log
+    assert (
+        f"2 of 16 sites failed (focus 1, saturation 1); they hold {spoiled} of {len(cells)} cells"
+        in qc_log
+    )
     crops_log = (results / "logs" / "crops" / "P1.log").read_text()
-    assert f"{len(table)} crops" in crops_log and f"{spoiled} left out on sites that failed QC" in crops_log
+    assert (
+        f"{len(table)} crops" in crops_log
+        and f"{spoiled} left out on sites that failed QC" in crops_log
+    )
 
 
 def test_qc_thresholds_and_unused_cellpose_settings_do_not_rerun_segmentation(runs):
@@ -109,14 +151,28 @@ def test_qc_thresholds_and_unused_cellpose_settings_do_not_rerun_segmentation(ru
     assert set(rules_after_change(results, "qc", "overlay_sites", 2)) == {"qc_figures"}
 
 
-@pytest.mark.parametrize("section, block, expected", [
-    ("segment", {"cellpose": {"flow": 0.4}}, "segment.cellpose: unknown segment.cellpose parameter(s) ['flow']"),
-    ("qc", {"max_saturated": 1.0}, "qc: unknown qc parameter(s) ['max_saturated']"),
-    ("segment", {"method": "stardist"}, "stardist"),
-])
+@pytest.mark.parametrize(
+    "section, block, expected",
+    [
+        (
+            "segment",
+            {"cellpose": {"flow": 0.4}},
+            "segment: unknown segment.cellpose parameter(s) ['flow']",
+        ),
+        ("qc", {"max_saturated": 1.0}, "qc: unknown qc parameter(s) ['max_saturated']"),
+        ("segment", {"method": "stardist"}, "stardist"),
+    ],
+)
 def test_segmentation_and_qc_typos_fail_at_start_up(plate, tmp_path, section, block, expected):
-    config = write_config(tmp_path, {"results": str(tmp_path / "results"), "demo": {"enabled": False},
-                                     "plates": str(plate / "plates.tsv"), "train": {"holdout_batches": []},
-                                     section: block})
+    config = write_config(
+        tmp_path,
+        {
+            "results": str(tmp_path / "results"),
+            "demo": {"enabled": False},
+            "plates": str(plate / "plates.tsv"),
+            "train": {"holdout_batches": []},
+            section: block,
+        },
+    )
     result = snakemake(tmp_path, config, "-n", check=False)
     assert result.returncode != 0 and expected in result.stdout + result.stderr

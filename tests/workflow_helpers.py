@@ -33,18 +33,36 @@ def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -
     return path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
-              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
-    command = [*SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir),
-               "--configfile", str(config), "--cores", "2", *args]
+def snakemake(
+    workdir: Path,
+    config: Path,
+    *args: str,
+    check: bool = True,
+    snakefile: Path = REPO / "Snakefile",
+) -> subprocess.CompletedProcess:
+    command = [
+        *SNAKEMAKE,
+        "-s",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
-def scheduled_rules(workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
-                    ) -> dict[str, int]:
+def scheduled_rules(
+    workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+) -> dict[str, int]:
     """Rule -> job count that a dry run would execute (empty when nothing to do)."""
     # `--quiet rules` last: argparse would read a target after it as another --quiet choice.
     result = snakemake(workdir, config, *args, "--dry-run", "--quiet", "rules", snakefile=snakefile)
@@ -52,7 +70,7 @@ def scheduled_rules(workdir: Path, config: Path, *args: str, snakefile: Path = R
     lines = (result.stdout + result.stderr).splitlines()
     for start, line in enumerate(lines):
         if line.strip().startswith("job") and "count" in line:
-            for row in lines[start + 2:]:
+            for row in lines[start + 2 :]:
                 parts = row.split()
                 if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
                     break

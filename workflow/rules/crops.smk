@@ -1,24 +1,26 @@
 rule crops:
     """Fixed-size illumination-corrected crops of the cells of one shard that pass QC."""
     input:
-        cells=f"{RESULTS}/cells/{{plate}}.parquet",
-        qc=f"{RESULTS}/qc/{{plate}}.parquet",
-        manifest=f"{RESULTS}/manifest/{{plate}}.parquet",
-        illum=f"{RESULTS}/illum/{{plate}}.npz",
+        cells=res("cells/{plate}.parquet"),
+        qc=res("qc/{plate}.parquet"),
+        manifest=res("manifest/{plate}.parquet"),
+        illum=res("illum/{plate}.npz"),
     output:
-        crops=temp(f"{RESULTS}/crops/{{plate}}/shard{{shard}}.npy"),
-        table=temp(f"{RESULTS}/crops/{{plate}}/shard{{shard}}.parquet"),
-    params:
-        crops=stage_params("crops"),
-        shards=len(SHARDS),
-        channels=CHANNELS,
-    threads: config["threads"]["images"]
+        crops=temp(res("crops/{plate}/shard{shard}.npy")),
+        table=temp(res("crops/{plate}/shard{shard}.parquet")),
     log:
         log_path("crops", "{plate}/shard{shard}"),
     benchmark:
         benchmark_path("crops", "{plate}/shard{shard}")
+    conda:
+        ENV
+    threads: config["threads"]["images"]
     resources:
         mem_mb=2000,
+    params:
+        crops=stage_params("crops"),
+        shards=len(SHARDS),
+        channels=list(CHANNELS.names),
     script:
         "../../scripts/crops.py"
 
@@ -26,20 +28,23 @@ rule crops:
 rule gather_crops:
     """The plate's memory-mappable crops/{plate}.npy and its index crops/{plate}.parquet."""
     input:
-        crops=expand(f"{RESULTS}/crops/{{{{plate}}}}/shard{{shard}}.npy", shard=SHARDS),
-        tables=expand(f"{RESULTS}/crops/{{{{plate}}}}/shard{{shard}}.parquet", shard=SHARDS),
-        cells=f"{RESULTS}/cells/{{plate}}.parquet",
-        qc=f"{RESULTS}/qc/{{plate}}.parquet",
+        crops=expand(res("crops/{{plate}}/shard{shard}.npy"), shard=SHARDS),
+        tables=expand(res("crops/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
+        cells=res("cells/{plate}.parquet"),
+        qc=res("qc/{plate}.parquet"),
     output:
-        crops=f"{RESULTS}/crops/{{plate}}.npy",
-        table=f"{RESULTS}/crops/{{plate}}.parquet",
-    params:
-        crops=stage_params("crops"),
+        # crops first: with one shard it is a hard link of the shard file (see gather_segment)
+        crops=res("crops/{plate}.npy"),
+        table=res("crops/{plate}.parquet"),
     log:
         log_path("crops"),
     benchmark:
         benchmark_path("gather_crops")
+    conda:
+        ENV
     resources:
         mem_mb=2000,
+    params:
+        crops=stage_params("crops"),
     script:
         "../../scripts/gather_crops.py"

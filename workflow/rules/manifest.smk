@@ -3,17 +3,19 @@ rule manifest:
     input:
         unpack(manifest_inputs),
     output:
-        f"{RESULTS}/manifest/{{plate}}.parquet",
+        res("manifest/{plate}.parquet"),
+    log:
+        log_path("manifest"),
+    benchmark:
+        benchmark_path("manifest")
+    conda:
+        ENV
+    resources:
+        mem_mb=500,
     params:
         batch=lambda wildcards: plate_row(wildcards)["batch"],
         pattern=lambda wildcards: plate_row(wildcards)["pattern"],
         channels=config["channels"],
         patterns=config.get("patterns", {}),
-    log:
-        log_path("manifest"),
-    benchmark:
-        benchmark_path("manifest")
-    resources:
-        mem_mb=500,
     script:
         "../../scripts/manifest.py"

@@ -1,26 +1,26 @@
 rule segment:
     """Nuclei + cells of one shard of a plate's sites: cell table, per-site QC measures, label images."""
     input:
-        manifest=f"{RESULTS}/manifest/{{plate}}.parquet",
-        illum=f"{RESULTS}/illum/{{plate}}.npz",
+        manifest=res("manifest/{plate}.parquet"),
+        illum=res("illum/{plate}.npz"),
     output:
-        cells=temp(f"{RESULTS}/cells/{{plate}}/shard{{shard}}.parquet"),
-        sites=temp(f"{RESULTS}/sites/{{plate}}/shard{{shard}}.parquet"),
-        masks=temp(f"{RESULTS}/masks/{{plate}}/shard{{shard}}.npz"),
-    params:
-        segment=segment_settings(),
-        shards=len(SHARDS),
-        channels=CHANNELS,
-        nuclei_channel=config["nuclei_channel"],
-        cell_channel=config["cell_channel"],
-    threads: config["threads"]["images"]
+        cells=temp(res("cells/{plate}/shard{shard}.parquet")),
+        sites=temp(res("sites/{plate}/shard{shard}.parquet")),
+        masks=temp(res("masks/{plate}/shard{shard}.npz")),
     log:
         log_path("segment", "{plate}/shard{shard}"),
     benchmark:
         benchmark_path("segment", "{plate}/shard{shard}")
+    conda:
+        ENV
+    threads: config["threads"]["images"]
     resources:
         mem_mb=4000,
         gpu=segment_gpu(),
+    params:
+        segment=segment_settings(),
+        shards=len(SHARDS),
+        channels=CHANNELS.as_params(),
     script:
         "../../scripts/segment.py"
 
@@ -28,17 +28,21 @@ rule segment:
 rule gather_segment:
     """The plate's cells/{plate}.parquet, sites/{plate}.parquet and masks/{plate}.npz from its shards."""
     input:
-        cells=expand(f"{RESULTS}/cells/{{{{plate}}}}/shard{{shard}}.parquet", shard=SHARDS),
-        sites=expand(f"{RESULTS}/sites/{{{{plate}}}}/shard{{shard}}.parquet", shard=SHARDS),
-        masks=expand(f"{RESULTS}/masks/{{{{plate}}}}/shard{{shard}}.npz", shard=SHARDS),
+        cells=expand(res("cells/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
+        sites=expand(res("sites/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
+        masks=expand(res("masks/{{plate}}/shard{shard}.npz"), shard=SHARDS),
     output:
-        cells=f"{RESULTS}/cells/{{plate}}.parquet",
-        sites=f"{RESULTS}/sites/{{plate}}.parquet",
-        masks=f"{RESULTS}/masks/{{plate}}.npz",
+        # masks first: with one shard it is a hard link of the shard file, an input, and
+        # Snakemake touches outputs in this order after the job (later ones stay newer)
+        masks=res("masks/{plate}.npz"),
+        cells=res("cells/{plate}.parquet"),
+        sites=res("sites/{plate}.parquet"),
     log:
         log_path("segment"),
     benchmark:
         benchmark_path("gather_segment")
+    conda:
+        ENV
     resources:
         mem_mb=2000,
     script:

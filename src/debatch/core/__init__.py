@@ -1,0 +1,1 @@
+"""Helpers every stage shares: atomic files, images, wells, logging, threads, plotting, devices."""

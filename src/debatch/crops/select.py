@@ -1,0 +1,40 @@
+"""Which cells get a crop: cells of sites that failed image QC are left out, and so, when
+``crops.drop_border_cells`` is set, are cells cut by the image border.
+
+The crops table is the index of every later stage, so nothing upstream is rewritten; each
+drop is counted (and logged by the job).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from debatch.settings import CROPS, QC_PASS, SITE, SITE_KEY, WELL
+
+
+def select_cells(
+    cells: pd.DataFrame, qc: pd.DataFrame | None, params: dict | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The cells that get crops, in table order, and how many were left out and why.
+
+    ``qc`` is the plate's QC table (one row per site with ``QC_Pass``); sites missing from it
+    are an error rather than silently passed.
+    """
+    params = CROPS.merge(params)
+    keep = pd.Series(True, index=cells.index)
+    counts = {"cells": len(cells), "failed_qc": 0, "border": 0}
+    if qc is not None:
+        verdict = cells[SITE_KEY].merge(qc[[*SITE_KEY, QC_PASS]], on=SITE_KEY, how="left")[QC_PASS]
+        if verdict.isna().any():
+            first = cells.loc[verdict.isna().to_numpy(), SITE_KEY].iloc[0]
+            raise ValueError(
+                f"QC table has no row for well {first[WELL]} site {first[SITE]}, which has cells"
+            )
+        passed = verdict.astype(bool).to_numpy()
+        counts["failed_qc"] = int((~passed).sum())
+        keep &= passed
+    if params["drop_border_cells"]:
+        border = cells["Cells_Touching_Border"].astype(bool) & keep
+        counts["border"] = int(border.sum())
+        keep &= ~border
+    return cells[keep.to_numpy()].reset_index(drop=True), counts

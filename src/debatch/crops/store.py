@@ -1,0 +1,27 @@
+"""Opening a plate's crops: the memory-mapped array and the table whose row i describes crop i.
+
+The pair ``crops/{plate}.npy`` + ``crops/{plate}.parquet`` is the crops stage's contract; every
+reader (training, embedding, a notebook) opens it here, so a mismatched pair fails the same way
+everywhere, naming both files.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+
+def open_crops(
+    npy_path: str | os.PathLike, parquet_path: str | os.PathLike
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """(N x C x S x S read-only memmap, N-row table) of one plate's crops."""
+    crops = np.load(npy_path, mmap_mode="r")
+    table = pd.read_parquet(parquet_path)
+    if crops.ndim != 4 or crops.shape[0] != len(table):
+        raise ValueError(
+            f"{npy_path} has shape {crops.shape} but {parquet_path} has "
+            f"{len(table)} rows; expected N x C x S x S with N rows"
+        )
+    return crops, table

@@ -1,0 +1,93 @@
+"""Illumination correction: one smooth multiplicative function per plate and channel.
+
+CellProfiler's "Regular" approach: average every site of the plate (cells average out, the
+optics do not), smooth heavily, floor it relative to its median so dark corners are not divided
+by ~0, and scale to mean 1 so corrected images keep their intensity units. Settings: ``illum``
+(debatch.settings.ILLUM).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from skimage.transform import resize
+
+from debatch.core.images import read_image
+from debatch.settings import ILLUM, PATH
+
+log = logging.getLogger(__name__)
+
+
+def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    if factor <= 1:
+        return image
+    h, w = (s // factor * factor for s in image.shape)
+    return image[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def illumination_function(mean_image: np.ndarray, params: dict) -> np.ndarray:
+    """Smooth, floor and normalise an average image into a mean-1 float32 function."""
+    params = ILLUM.merge(params)
+    small = _block_mean(mean_image.astype(np.float64), int(params["downsample"]))
+    sigma = params["smoothing"] * min(small.shape)
+    smooth = ndimage.gaussian_filter(small, sigma=sigma, mode="nearest")
+    smooth = np.maximum(smooth, max(params["floor"] * np.median(smooth), 1e-12))
+    full = resize(smooth, mean_image.shape, order=1, mode="edge", anti_aliasing=False)
+    return (full / full.mean()).astype(np.float32)
+
+
+def select_sites(manifest: pd.DataFrame, max_sites: int | None) -> pd.DataFrame:
+    if max_sites is None or len(manifest) <= max_sites:
+        return manifest
+    picks = np.linspace(0, len(manifest) - 1, int(max_sites)).round().astype(int)
+    return manifest.iloc[np.unique(picks)]
+
+
+def compute_plate_illum(
+    manifest: pd.DataFrame, channels: list[str], params: dict | None = None, threads: int = 1
+) -> dict[str, np.ndarray]:
+    """Illumination function per channel from every (or max_sites) site of one plate.
+
+    Images are streamed: only a running sum per channel is held, never the whole plate.
+    """
+    params = ILLUM.merge(params)
+    sites = select_sites(manifest, params["max_sites"])
+    functions = {}
+    for channel in channels:
+        paths = sites[f"{PATH}{channel}"].tolist()
+        total = None
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for path, image in zip(paths, pool.map(read_image, paths)):
+                if total is None:
+                    total = np.zeros(image.shape, np.float64)
+                elif image.shape != total.shape:
+                    raise ValueError(
+                        f"image {path} has shape {image.shape}, unlike the plate's "
+                        f"other {channel} images {total.shape}"
+                    )
+                total += image
+        functions[channel] = illumination_function(total / len(paths), params)
+        log.info(
+            "illum %s: %d sites, function range %.3f-%.3f",
+            channel,
+            len(paths),
+            functions[channel].min(),
+            functions[channel].max(),
+        )
+    return functions
+
+
+def read_functions(path, channels) -> dict[str, np.ndarray]:
+    """A plate's illumination functions (illum/{plate}.npz) for ``channels``, in that order."""
+    with np.load(path) as stored:
+        missing = [channel for channel in channels if channel not in stored.files]
+        if missing:
+            raise ValueError(
+                f"{path} has no illumination function for channel(s) {missing}; "
+                f"rerun the illum rule (--forcerun illum)"
+            )
+        return {channel: stored[channel] for channel in channels}

@@ -1,0 +1,1 @@
+"""Ingest: a plate's image files and platemap turned into its manifest."""

@@ -1,0 +1,69 @@
+"""Scoring a segmentation against reference label images (ground truth or another tool's masks).
+
+Average precision at an IoU threshold t as the instance-segmentation community reports it
+(cellpose, StarDist, the Data Science Bowl): AP(t) = TP / (TP + FP + FN), where a predicted
+object is a true positive when its IoU with a reference object exceeds t. For t >= 0.5 an
+object can overlap at most one partner that much, so matches are unique without assignment.
+Counts are pooled over sites, so many small sites weigh like one big one of the same objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from debatch.segment.measure import border_labels
+
+THRESHOLDS = (0.5, 0.75)
+
+
+def iou_pairs(
+    truth: np.ndarray, predicted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth label, predicted label, IoU) for every overlapping pair of objects."""
+    if truth.shape != predicted.shape:
+        raise ValueError(f"label images differ in shape: {truth.shape} vs {predicted.shape}")
+    truth, predicted = truth.ravel().astype(np.int64), predicted.ravel().astype(np.int64)
+    both = (truth > 0) & (predicted > 0)
+    width = int(predicted.max()) + 1
+    pairs, overlap = np.unique(truth[both] * width + predicted[both], return_counts=True)
+    t, p = pairs // width, pairs % width
+    truth_area = np.bincount(truth, minlength=int(truth.max()) + 1)
+    predicted_area = np.bincount(predicted, minlength=width)
+    return t, p, overlap / (truth_area[t] + predicted_area[p] - overlap)
+
+
+def score_site(
+    truth: np.ndarray, predicted: np.ndarray, thresholds: Iterable[float] = THRESHOLDS
+) -> dict:
+    """Object counts and true positives at each IoU threshold (>= 0.5) for one site."""
+    n_true = len(np.setdiff1d(np.unique(truth), [0]))
+    n_predicted = len(np.setdiff1d(np.unique(predicted), [0]))
+    _, _, iou = iou_pairs(truth, predicted)
+    row = {"n_true": n_true, "n_predicted": n_predicted}
+    for threshold in thresholds:
+        if threshold < 0.5:
+            raise ValueError(f"IoU threshold {threshold} < 0.5: matches would not be unique")
+        row[f"tp@{threshold}"] = int((iou > threshold).sum())
+    return row
+
+
+def summarise(sites: pd.DataFrame, thresholds: Iterable[float] = THRESHOLDS) -> dict:
+    """Pooled AP at each threshold and the mean absolute relative count error per site."""
+    summary = {"sites": len(sites), "objects": int(sites["n_true"].sum())}
+    for threshold in thresholds:
+        tp = sites[f"tp@{threshold}"].sum()
+        fp, fn = sites["n_predicted"].sum() - tp, sites["n_true"].sum() - tp
+        summary[f"AP@{threshold}"] = float(tp / max(tp + fp + fn, 1))
+    error = (sites["n_predicted"] - sites["n_true"]).abs() / sites["n_true"].clip(lower=1)
+    summary["count_error"] = float(error.mean())
+    return summary
+
+
+def drop_border_objects(labels: np.ndarray) -> np.ndarray:
+    """Labels with every object touching the image edge removed (CellProfiler's default)."""
+    touching = border_labels(labels)
+    touching[0] = False
+    return np.where(touching[labels], 0, labels)

@@ -1,0 +1,642 @@
+"""Every stage's settings in one torch-free place: defaults, allowed values and column names.
+
+A config block (``illum:``, ``segment.propagate:``, ``train:``, ...) is a :class:`Block`: its
+defaults, the keys that may be null, and the checks of its values. ``Block.merge`` lays a
+user's block over the defaults and raises a ValueError naming ``block.key`` for an unknown key,
+a value of the wrong type or an impossible value, so a config typo never silently falls back to
+a default. ``workflow/rules/common.smk`` imports this module (and nothing that imports torch)
+to check the whole config at start-up; the library checks the same blocks again when called
+directly. ``tests/test_settings.py`` keeps the config schema's enums equal to the tuples here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+# --- column names shared between stages (pycytominer's Metadata_ convention) ------------------
+
+METADATA = "Metadata_"
+PLATE, BATCH, WELL, SITE = "Metadata_Plate", "Metadata_Batch", "Metadata_Well", "Metadata_Site"
+OBJECT, TREATMENT, ROLE = "Metadata_ObjectNumber", "Metadata_Treatment", "Metadata_Role"
+COUNT_CELLS, COUNT_WELLS = "Metadata_Count_Cells", "Metadata_Count_Wells"
+SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted by it
+PATH = "Path_"  # manifest: Path_{channel} per logical channel
+CENTER_X, CENTER_Y = "Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"
+QC_PASS, QC_FAILED, SITE_CELLS = "QC_Pass", "QC_Failed", "Count_Cells"
+CROP_AT_EDGE = "Crops_TouchingEdge"
+
+
+def feature_columns(columns) -> list[str]:
+    """pycytominer's convention: every column not starting with ``Metadata_`` is a feature."""
+    return [c for c in columns if not c.startswith(METADATA)]
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The screen's logical channels in crop order, and the two that segmentation uses (config
+    keys ``channels``, ``nuclei_channel``, ``cell_channel``)."""
+
+    names: tuple[str, ...]
+    nuclei: str
+    cell: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", tuple(str(name) for name in self.names))
+        for key, name in (("nuclei_channel", self.nuclei), ("cell_channel", self.cell)):
+            if name not in self.names:
+                raise ValueError(f"{key} {name!r} is not one of the channels {list(self.names)}")
+
+    def as_params(self) -> dict:
+        """Plain data for a rule's params (Snakemake compares params to rerun)."""
+        return {"names": list(self.names), "nuclei": self.nuclei, "cell": self.cell}
+
+
+# --- allowed values ---------------------------------------------------------------------------
+
+PLATE_SHEET_COLUMNS = ("plate", "batch", "images", "pattern", "platemap")
+PLATEMAP_REQUIRED = ("well", "treatment", "role")
+ROLES = ("negcon", "poscon", "treatment")
+NEGCON = "negcon"
+SEGMENT_METHODS = ("propagate", "cellpose")
+TRAIN_METHODS = ("erm", "dsu", "mixstyle", "abra", "deepnoise")
+HEADS = ("linear", "cosface", "arcface")
+GROUPINGS = ("plate", "batch", "none")
+DEVICES = ("auto", "cpu", "cuda")
+AGGREGATES = ("median", "mean")
+NORMALISATIONS = ("mad_robustize", "standardize")
+CORRECTIONS = ("none", "sphering", "harmony")
+
+# --- checking a block ----------------------------------------------------------------------
+
+Check = Callable[[dict, str], None]
+
+
+def check_choice(name: str, value, allowed: Iterable) -> None:
+    """ValueError naming ``name`` unless ``value`` is one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_ok(default, value) -> bool:
+    if default is None:  # optional settings: None means "off", anything else is checked below
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return _is_number(value)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+class Block:
+    """One config block: defaults (nested blocks for dict-valued keys), nullable keys, checks.
+
+    ``checks`` run on the merged block in order; each raises a ValueError naming the key, and
+    may normalise a value in place (e.g. sort a list) so every caller sees the same settings.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        defaults: dict,
+        *,
+        nullable: Iterable[str] = (),
+        checks: Iterable[Check] = (),
+    ):
+        self.name, self.nullable, self.checks = name, set(nullable), list(checks)
+        self.children = {key: value for key, value in defaults.items() if isinstance(value, Block)}
+        self.defaults = {
+            key: value.defaults if isinstance(value, Block) else value
+            for key, value in defaults.items()
+        }
+
+    def merge(self, params: dict | None) -> dict:
+        """``params`` over the defaults, every key and value checked (see the module docstring)."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown {self.name} parameter(s) {unknown}; known: {sorted(self.defaults)}"
+            )
+        for key, value in params.items():
+            if key in self.children or (value is None and key in self.nullable):
+                continue
+            if not _type_ok(self.defaults[key], value):
+                raise ValueError(
+                    f"{self.name}.{key} must be of type "
+                    f"{type(self.defaults[key]).__name__}, not {value!r}"
+                )
+        merged = {**self.defaults, **params}
+        for key, child in self.children.items():
+            if merged[key] is not None and not isinstance(merged[key], dict):
+                raise ValueError(f"{child.name} must be a block of settings, not {merged[key]!r}")
+            merged[key] = child.merge(merged[key])
+        for check in self.checks:
+            check(merged, self.name)
+        return merged
+
+
+def _rule(test: Callable, rule: str, *keys: str, nullable: bool = True) -> Check:
+    """A check that every key's value passes ``test``; ``rule`` completes "must be ..."."""
+
+    def check(p: dict, name: str) -> None:
+        for key in keys:
+            value = p[key]
+            if value is None and nullable:
+                continue
+            if not (_is_number(value) and test(value)):
+                raise ValueError(f"{name}.{key} must be {rule}, not {value!r}")
+
+    return check
+
+
+def at_least(low: float, *keys: str) -> Check:
+    return _rule(lambda v: v >= low, f">= {low}", *keys)
+
+
+def above(low: float, *keys: str) -> Check:
+    return _rule(lambda v: v > low, f"> {low}", *keys)
+
+
+def between(low: float, high: float, *keys: str, open_high: bool = False) -> Check:
+    test = (lambda v: low <= v < high) if open_high else (lambda v: low <= v <= high)
+    return _rule(test, f"in [{low}, {high}{')' if open_high else ']'}", *keys)
+
+
+def number_or_null(*keys: str, positive: bool = False) -> Check:
+    return _rule(
+        (lambda v: v > 0) if positive else (lambda v: True),
+        f"a number{' > 0' if positive else ''} or null",
+        *keys,
+    )
+
+
+def one_of(allowed: Iterable, *keys: str) -> Check:
+    allowed = tuple(allowed)
+
+    def check(p: dict, name: str) -> None:
+        for key in keys:
+            check_choice(f"{name}.{key}", p[key], allowed)
+
+    return check
+
+
+def each_one_of(allowed: Iterable, key: str, noun: str) -> Check:
+    allowed = tuple(allowed)
+
+    def check(p: dict, name: str) -> None:
+        bad = sorted(set(p[key]) - set(allowed))
+        if bad:
+            raise ValueError(f"unknown {noun}(s) {bad} in {name}.{key}; known: {list(allowed)}")
+
+    return check
+
+
+def ordered(low_key: str, high_key: str) -> Check:
+    def check(p: dict, name: str) -> None:
+        if not p[low_key] < p[high_key]:
+            raise ValueError(
+                f"{name}.{low_key} ({p[low_key]}) must be below {high_key} ({p[high_key]})"
+            )
+
+    return check
+
+
+# --- the blocks, in stage order --------------------------------------------------------------
+
+ILLUM = Block(
+    "illum",
+    {
+        "downsample": 4,  # block-average factor before smoothing (the function is smooth)
+        "smoothing": 0.1,  # Gaussian sigma as a fraction of the image's shorter side
+        "floor": 0.1,  # function never below this fraction of its median: dead corners
+        # and empty regions are not amplified more than 1/floor times
+        "max_sites": None,  # average at most this many sites (evenly spaced); None = all
+    },
+    checks=[
+        at_least(1, "downsample", "max_sites"),
+        at_least(0, "smoothing"),
+        between(0, 1, "floor", open_high=True),
+    ],
+)
+
+PROPAGATE = Block(
+    "segment.propagate",
+    {
+        # Typical nucleus diameter (px). Every size below is a multiple of it: for other nuclei
+        # (e.g. ~50 px at 20x, NF1) change only this.
+        "nucleus_diameter": 12.0,
+        # Gaussian sigma before thresholding nuclei, x diameter (suppresses texture and noise).
+        "smoothing": 0.1,
+        # False: Otsu on intensity (outlines at half contrast). True: Otsu on log intensity to find
+        # dim nuclei next to bright ones, then each object trimmed at half its own contrast.
+        "log_threshold": False,
+        # Multiplies the nuclei threshold (>1 stricter, smaller and fewer nuclei).
+        "threshold_correction": 1.0,
+        # Smallest nucleus, as a fraction of the area of a disc of nucleus_diameter (debris filter).
+        "min_area": 0.15,
+        # Largest nucleus after declumping, x that disc area (unsplit clumps and artefacts go).
+        "max_area": 6.0,
+        # Smallest distance between the centres of two nuclei split apart, x diameter
+        # (lower splits more eagerly; higher keeps elongated nuclei whole).
+        "declump_distance": 0.4,
+        # Gaussian sigma (px) of the cell channel before thresholding and taking its gradient.
+        "cell_smoothing": 1.0,
+        # Multiplies the cell-channel threshold (from Otsu on log intensity); >1 tighter cells.
+        "cell_threshold_correction": 1.0,
+        # Cells reach at most this far beyond the nuclei, x diameter, so cells in dim or
+        # unthresholdable regions stay local. Raise it for very spread-out cells (NF1: 4).
+        "max_cell_distance": 3.0,
+        # Weight of distance (per nucleus diameter) against intensity edges (per unit of the
+        # channel's 1-99 % range) when propagating; CellProfiler's default 0.05.
+        "regularisation": 0.05,
+        # Objects whose mean intensity exceeds the background by fewer than this many background
+        # noise SDs are dropped, so a field without nuclei yields none instead of noise blobs.
+        "min_contrast": 3.0,
+    },
+    checks=[
+        above(
+            0, "nucleus_diameter", "threshold_correction", "max_area", "cell_threshold_correction"
+        ),
+        at_least(
+            0,
+            "smoothing",
+            "min_area",
+            "declump_distance",
+            "cell_smoothing",
+            "max_cell_distance",
+            "regularisation",
+            "min_contrast",
+        ),
+        ordered("min_area", "max_area"),
+    ],
+)
+
+CELLPOSE = Block(
+    "segment.cellpose",
+    {
+        # Built-in model name (cellpose 3: nuclei, cyto3, ...; cellpose 4: cpsam) or the path of a
+        # trained model file, for nuclei and for whole cells. cell_model null: cells grow from the
+        # nuclei by the classical propagation (segment.propagate).
+        "nuclei_model": "nuclei",
+        "cell_model": "cyto3",
+        "nucleus_diameter": None,  # px; null = the model's own (trained: training size; nuclei: 17)
+        "cell_diameter": None,  # px; null = the model's own (cyto3: 30)
+        "flow_threshold": 0.4,  # largest flow error of a kept mask (cellpose default; 0: all)
+        "cellprob_threshold": 0.0,  # cell-probability logit threshold (lower: more, larger masks)
+        "min_size": 15,  # masks smaller than this many px are dropped
+        "batch_size": 4,  # tiles per forward pass (fastest per tile on one CPU thread)
+        "sites_per_call": 8,  # sites evaluated together (their tiles share forward passes)
+        "device": "auto",  # auto (cuda when available) | cpu | cuda
+        "download_timeout": 10.0,  # s to reach cellpose's server for missing weights; 0 = never
+    },
+    nullable=("cell_model",),
+    checks=[
+        number_or_null("nucleus_diameter", "cell_diameter", positive=True),
+        one_of(DEVICES, "device"),
+        at_least(1, "batch_size", "sites_per_call"),
+    ],
+)
+
+SEGMENT = Block(
+    "segment",
+    {
+        "method": "propagate",  # propagate | cellpose
+        "shards": 1,  # jobs per plate for segment and crops (contiguous blocks of sites)
+        "save_masks": True,  # keep label images (masks/{plate}.npz) for QC
+        "propagate": PROPAGATE,
+        "cellpose": CELLPOSE,
+    },
+    checks=[one_of(SEGMENT_METHODS, "method"), at_least(1, "shards")],
+)
+
+QC = Block(
+    "qc",
+    {
+        "focus_mad": 5.0,  # fail below plate median - this x robust SD of focus (null: off)
+        "min_focus": None,  # fail below this absolute power-spectrum slope (null: off)
+        "max_saturated_percent": 1.0,  # fail when a channel has more % of pixels at its max
+        "min_cells": 1,  # fail sites with fewer cells (0: off)
+        "max_cells": None,  # fail sites with more cells, e.g. debris as cells (null: off)
+        "overlay_sites": 4,  # sites drawn in the segmentation overlay figure of each plate
+    },
+    nullable=("focus_mad", "max_saturated_percent"),
+    checks=[number_or_null("min_focus", "max_cells"), at_least(0, "overlay_sites", "min_cells")],
+)
+
+CROPS = Block(
+    "crops",
+    {
+        "size": 32,  # crop side in pixels, centred on the nucleus centroid
+        "scale": 65535.0,  # stored value = corrected intensity / scale
+        "drop_border_cells": False,  # leave out cells whose mask touches the image border
+    },
+    checks=[at_least(1, "size"), above(0, "scale")],
+)
+
+_MARGIN_HEAD = {
+    "head_s": 30.0,  # scale s of a margin head
+    "head_m": 0.1,  # margin m of a margin head
+}
+_HEAD = one_of(HEADS, "head")
+METHOD_BLOCKS = {
+    "erm": Block(
+        "train.erm",
+        {
+            "head": "linear",  # linear | cosface | arcface
+            **_MARGIN_HEAD,
+        },
+        checks=[_HEAD],
+    ),
+    "dsu": Block(
+        "train.dsu",
+        {
+            "levels": [
+                0,
+                1,
+                2,
+                3,
+            ],  # feature levels (0 = stem, i = after stage i) with a DSU module
+            "p": 0.5,  # probability that a module acts in a forward pass
+        },
+        checks=[between(0, 1, "p")],
+    ),
+    "mixstyle": Block(
+        "train.mixstyle",
+        {
+            "levels": [1, 2],  # feature levels with a MixStyle module
+            "p": 0.5,  # probability that a module acts in a forward pass
+            "alpha": 0.1,  # mixing weight lambda ~ Beta(alpha, alpha)
+        },
+        checks=[between(0, 1, "p"), above(0, "alpha")],
+    ),
+    "abra": Block(
+        "train.abra",
+        {
+            "level": 1,  # feature level whose channel statistics are perturbed
+            "group_by": "plate",  # plate | batch | none: groups sharing one statistics shift
+            "steps": 1,  # K gradient-ascent steps of the inner maximisation
+            "bound": 2.0,  # |shift| <= bound x the group's spread of the statistic
+            "step_size": 1.0,  # ascent step, x the spread (signed gradient)
+            "adv_fraction": 0.5,  # share of each mini-batch trained on perturbed features
+            "adv_weight": 1.0,  # weight of the perturbed images' loss
+            "align_weight": 1.0,  # weight of the clean/perturbed embedding alignment term
+            "head": "arcface",  # arcface | cosface | linear
+            **_MARGIN_HEAD,
+        },
+        checks=[
+            one_of(GROUPINGS, "group_by"),
+            between(0, 1, "adv_fraction"),
+            _HEAD,
+            at_least(0, "steps", "level", "bound", "step_size"),
+        ],
+    ),
+    "deepnoise": Block(
+        "train.deepnoise",
+        {
+            "jitter": 0.1,  # per-plate channel mean/std each x U(1 - jitter, 1 + jitter)
+            **_MARGIN_HEAD,  # of its ArcFace head
+        },
+        checks=[between(0, 1, "jitter", open_high=True)],
+    ),
+}
+assert tuple(METHOD_BLOCKS) == TRAIN_METHODS
+
+
+def _levels_are_valid(p: dict, name: str) -> None:
+    for method in ("dsu", "mixstyle"):
+        levels = p[method]["levels"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels):
+            raise ValueError(
+                f"{name}.{method}.levels must be a list of feature levels >= 0, not {levels!r}"
+            )
+
+
+def _holdout_batches_sorted(p: dict, name: str) -> None:
+    if isinstance(p["holdout_batches"], str):
+        raise ValueError(
+            f"{name}.holdout_batches must be a list of Metadata_Batch values, not a string"
+        )
+    p["holdout_batches"] = sorted(str(batch) for batch in p["holdout_batches"])
+
+
+TRAIN = Block(
+    "train",
+    {
+        "method": "erm",  # the method a run trains (the workflow: each of train.methods)
+        "epochs": 30,  # epochs to reach; a finished run called with more epochs resumes
+        "batch_size": 256,  # crops per optimiser step (last partial batch of an epoch dropped)
+        "lr": 1e-3,  # AdamW peak learning rate
+        "lr_schedule_epochs": 30,  # cosine decay of lr to 1% over this many epochs, then constant
+        "weight_decay": 0.01,  # AdamW decoupled weight decay
+        "seed": 0,  # initialisation, data order, augmentation
+        "width": 32,  # channels of the stem and first stage (doubled per stage)
+        "depth": 2,  # residual blocks per stage
+        "stages": 3,  # stages, each halving the resolution (32 px -> 4 px)
+        "embedding_dim": 128,  # size of the embedding written by the embed stage
+        "holdout_batches": [],  # Metadata_Batch values never trained on; scored each epoch
+        "max_holdout_cells": 20000,  # fixed random subset of held-out cells scored; None = all
+        "augment": True,  # random flips and 90-degree rotations of every crop
+        "max_cells_per_epoch": None,  # cap on crops drawn per epoch (no replacement); None = all
+        "normalise": True,  # standardise channels (training-crop stats; deepnoise: per plate)
+        "num_threads": 1,  # torch CPU threads
+        "device": "auto",  # "auto" (cuda if available), "cpu" or "cuda"
+        "amp": True,  # mixed precision (bf16, or fp16 + loss scaling); only on cuda
+        **METHOD_BLOCKS,  # one block per method; a run uses only its method's block
+    },
+    nullable=("max_holdout_cells",),
+    checks=[
+        one_of(TRAIN_METHODS, "method"),
+        one_of(DEVICES, "device"),
+        at_least(
+            1,
+            "epochs",
+            "lr_schedule_epochs",
+            "batch_size",
+            "num_threads",
+            "width",
+            "depth",
+            "stages",
+            "embedding_dim",
+            "max_holdout_cells",
+        ),
+        at_least(2, "max_cells_per_epoch"),
+        _levels_are_valid,
+        _holdout_batches_sorted,
+    ],
+)
+
+EMBED = Block(
+    "embed",
+    {
+        "batch_size": 512,  # crops per forward pass
+        "device": "auto",  # auto (cuda if available) | cpu | cuda
+    },
+    checks=[at_least(1, "batch_size"), one_of(DEVICES, "device")],
+)
+
+PROFILES = Block(
+    "profiles",
+    {
+        "aggregate": "median",  # cells -> well: median (robust to segmentation debris) or mean
+        "aggregate_columns": 32,  # feature columns per pass and thread (memory: cells x this x 5 B)
+        "normalise": "mad_robustize",  # per plate vs negcon wells: mad_robustize | standardize
+        "corrections": ["none"],  # post-hoc corrections, one output folder each
+        "sphering_epsilon": 1e-2,  # ridge added to the negcon covariance's eigenvalues (relative)
+        "harmony_components": 50,  # Harmony runs on this many principal components of the profiles
+        "harmony_theta": 2.0,  # Harmony diversity penalty: higher mixes batches harder
+        "harmony_max_iter": 20,  # Harmony rounds (Arevalo et al. 2024 use 20)
+        "harmony_clusters": None,  # soft k-means clusters; None = wells / 30 (1 to 100)
+        "harmony_seed": 0,  # Harmony's k-means initialisation
+        "consensus": "median",  # wells -> treatment: median or mean
+    },
+    checks=[
+        each_one_of(CORRECTIONS, "corrections", "correction"),
+        one_of(AGGREGATES, "aggregate", "consensus"),
+        one_of(NORMALISATIONS, "normalise"),
+        _rule(
+            lambda v: isinstance(v, int) and v >= 2, "null or an integer >= 2", "harmony_clusters"
+        ),
+        at_least(1, "aggregate_columns", "harmony_components", "harmony_max_iter"),
+        at_least(0, "sphering_epsilon"),
+    ],
+)
+
+DIAGNOSTICS = Block(
+    "diagnostics",
+    {
+        "seed": 0,  # batch-classifier folds and the mAP permutation null
+        "max_folds": 5,  # batch-classifier cross-validation folds (fewer if a batch is small)
+        "lisi_perplexity": 30.0,  # LISI neighbourhood (lowered automatically on small screens)
+        "neighbours": 15,  # kNN graph of graph connectivity
+        "knn_neighbours": 5,  # kNN treatment classifier (leave-one-batch-out, held-out batches)
+        "pcr_components": 50,  # principal components of the batch PC regression
+        "map_null_size": 10000,  # permutations of the mAP p-value null
+        "map_threshold": 0.05,  # corrected p below which a treatment counts as retrieved / active
+    },
+    checks=[
+        at_least(1, "max_folds", "neighbours", "knn_neighbours", "pcr_components", "map_null_size"),
+        _rule(lambda v: 0 < v < 1, "in (0, 1)", "map_threshold"),
+        above(0, "lisi_perplexity"),
+    ],
+)
+
+REPORT = Block("report", {"title": "debatch report"})
+
+THREADS = Block(
+    "threads",
+    {
+        "images": 2,  # illum, segment, crops, well aggregation
+        "train": 2,  # train and embed
+    },
+    checks=[at_least(1, "images", "train")],
+)
+
+
+def _demo_fits_the_plate(p: dict, name: str) -> None:
+    if not p["cell_radius"] > p["nucleus_radius"]:
+        raise ValueError(
+            f"{name}.cell_radius ({p['cell_radius']}) must exceed "
+            f"nucleus_radius ({p['nucleus_radius']})"
+        )
+    if not p["n_treatments"] * p["replicates"] < p["rows"] * p["cols"]:
+        raise ValueError(
+            f"{name}: n_treatments x replicates ({p['n_treatments']} x "
+            f"{p['replicates']}) must leave at least one DMSO well of "
+            f"rows x cols ({p['rows']} x {p['cols']})"
+        )
+    if not p["n_inactive"] <= p["n_treatments"]:
+        raise ValueError(
+            f"{name}.n_inactive ({p['n_inactive']}) must be at most "
+            f"n_treatments ({p['n_treatments']})"
+        )
+
+
+DEMO_BATCH = Block(
+    "demo.params.batch",
+    {  # technical effect strengths per batch; 0 = off (debatch.demo.batches)
+        "gain": 0.25,  # SD of the log per-channel gain
+        "offset": 0.02,  # scale of the per-channel additive camera offset (full scale ~1)
+        "vignetting": 0.3,  # mean amplitude of the radial illumination falloff
+        "blur": 0.8,  # mean extra Gaussian blur sigma in pixels
+        "background": 0.03,  # mean extra per-channel background (illuminated like the signal)
+        "noise": 0.02,  # mean extra noise level
+        "density": 0.2,  # SD of the log cell-density multiplier (denser = smaller cells)
+        "gamma": 0.0,  # SD of the log per-channel detector gamma (nonlinear response)
+        "crosstalk": 0.0,  # mean bleed-through fraction from the bluer neighbouring stain
+        "illumination_shape": 0.0,  # illumination gradient and ellipticity per batch
+        "psf": 0.0,  # PSF anisotropy (SD of log sigma_y/sigma_x) and chromatic blur per batch
+        "size": 0.0,  # SD of the log cell-size multiplier per batch (beside density)
+    },
+    checks=[
+        at_least(
+            0,
+            "gain",
+            "offset",
+            "vignetting",
+            "blur",
+            "background",
+            "noise",
+            "density",
+            "gamma",
+            "crosstalk",
+            "illumination_shape",
+            "psf",
+            "size",
+        )
+    ],
+)
+
+DEMO = Block(
+    "demo.params",
+    {
+        "seed": 0,  # master seed: layout, treatment effects, batches and every site
+        "rows": 4,  # plate rows used (letters A..), at most 16
+        "cols": 6,  # plate columns used (1..), at most 24
+        "sites": 2,  # fields of view per well
+        "image_size": 256,  # square image side in pixels
+        "cells_per_site": 40,  # mean cell count per site before the batch density multiplier
+        "nucleus_radius": 6.0,  # mean nucleus radius in pixels
+        "cell_radius": 13.0,  # mean cell radius in pixels (before neighbours cut it)
+        "n_treatments": 8,  # compounds cpd01.. (each in `replicates` wells); other wells DMSO
+        "replicates": 2,  # wells per compound on every plate
+        "n_inactive": 3,  # compounds with no effect at all
+        "effect_size": 0.35,  # relative change of an affected knob (x 1.35 or x 0.65)
+        "cell_heterogeneity": 0.3,  # per-cell SD of the effect, relative to its log size
+        "batch": DEMO_BATCH,
+    },
+    checks=[
+        between(1, 16, "rows"),
+        between(1, 24, "cols"),
+        at_least(1, "sites", "replicates"),
+        at_least(32, "image_size"),
+        at_least(0, "cells_per_site", "n_treatments", "n_inactive", "cell_heterogeneity"),
+        above(0, "nucleus_radius"),
+        between(0, 1, "effect_size", open_high=True),
+        _demo_fits_the_plate,
+    ],
+)
+
+STAGES = {
+    block.name: block
+    for block in (
+        ILLUM,
+        SEGMENT,
+        QC,
+        CROPS,
+        TRAIN,
+        EMBED,
+        PROFILES,
+        DIAGNOSTICS,
+        REPORT,
+        THREADS,
+        DEMO,
+    )
+}

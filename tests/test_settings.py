@@ -1,0 +1,144 @@
+"""Settings: unknown keys and wrong types are named, ints pass where floats are expected, checks
+name the key; the config schema's allowed values are the library's, and config.yaml documents
+every setting with its default."""
+
+import pytest
+import yaml
+
+from debatch import settings
+from debatch.settings import Block, at_least, check_choice
+
+from conftest import REPO
+
+BLOCK = Block(
+    "crops",
+    {"size": 32, "scale": 1.0, "augment": True, "name": "x", "cap": None, "limit": 10},
+    nullable=("limit",),
+    checks=[at_least(1, "size")],
+)
+
+
+def test_defaults_fill_missing_keys_and_ints_are_valid_floats():
+    assert BLOCK.merge({"scale": 2}) == {**BLOCK.defaults, "scale": 2}
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"sizes": 3}, r"unknown crops parameter\(s\) \['sizes'\]"),
+        ({"size": "32"}, "crops.size must be of type int, not '32'"),
+        ({"size": 3.5}, "crops.size must be of type int"),
+        ({"augment": 1}, "crops.augment must be of type bool"),
+        ({"scale": True}, "crops.scale must be of type float"),
+        ({"name": None}, "crops.name must be of type str"),
+        ({"size": 0}, "crops.size must be >= 1, not 0"),
+    ],
+)
+def test_bad_values_are_named(params, message):
+    with pytest.raises(ValueError, match=message):
+        BLOCK.merge(params)
+
+
+def test_none_accepted_where_it_means_off():
+    assert BLOCK.merge({"cap": 5})["cap"] == 5
+    assert BLOCK.merge({"limit": None})["limit"] is None
+
+
+def test_nested_blocks_are_merged_and_named():
+    merged = settings.TRAIN.merge({"abra": {"bound": 4.0}})
+    assert merged["abra"]["bound"] == 4.0 and merged["abra"]["steps"] == 1
+    with pytest.raises(ValueError, match=r"unknown train.abra parameter\(s\) \['stepz'\]"):
+        settings.TRAIN.merge({"abra": {"stepz": 1}})
+    with pytest.raises(ValueError, match=r"unknown demo.params.batch parameter\(s\) \['gian'\]"):
+        settings.DEMO.merge({"batch": {"gian": 0.1}})
+    with pytest.raises(ValueError, match="train.abra must be a block of settings"):
+        settings.TRAIN.merge({"abra": 3})
+
+
+def test_check_choice_names_the_key_and_the_choices():
+    with pytest.raises(
+        ValueError,
+        match=r"segment.method must be one of \['propagate', 'cellpose'\], "
+        r"not 'stardist'",
+    ):
+        check_choice("segment.method", "stardist", settings.SEGMENT_METHODS)
+
+
+def schema_enums(node, path=""):
+    """{dotted key: enum} of every enum in a JSON schema (array items under the key's name)."""
+    found = {}
+    if isinstance(node, dict):
+        if "enum" in node:
+            found[path] = node["enum"]
+        for key, child in node.get("properties", {}).items():
+            found.update(schema_enums(child, f"{path}.{key}".lstrip(".")))
+        if "items" in node:
+            found.update(schema_enums(node["items"], path))
+    return found
+
+
+def test_schema_enums_are_the_settings_allowed_values():
+    """The schemas validate what the library allows: neither may drift from the other."""
+    config = schema_enums(
+        yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    )
+    assert config == {
+        "segment.method": list(settings.SEGMENT_METHODS),
+        "train.methods": list(settings.TRAIN_METHODS),
+        "embed.device": list(settings.DEVICES),
+        "profiles.corrections": list(settings.CORRECTIONS),
+    }
+    platemap = schema_enums(
+        yaml.safe_load((REPO / "workflow/schemas/platemap.schema.yaml").read_text())
+    )
+    assert platemap == {"role": list(settings.ROLES)}
+    sheet = yaml.safe_load((REPO / "workflow/schemas/plates.schema.yaml").read_text())
+    assert tuple(sheet["required"]) == tuple(sheet["properties"]) == settings.PLATE_SHEET_COLUMNS
+
+
+def flatten(block: dict, prefix=""):
+    out = {}
+    for key, value in block.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+SET_BY_THE_WORKFLOW = {"train.method", "train.num_threads"}  # {method} wildcard, threads.train
+
+
+def test_default_config_sets_every_setting_to_its_library_default():
+    """config/config.yaml documents every key; where it differs from the library default the
+    demo needs it (train.methods/epochs/holdout, profiles.corrections, demo.params) or it is
+    listed here, so a changed default is a decision, not an accident."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo_overrides = {
+        "train.epochs": 10,
+        "train.lr_schedule_epochs": 10,
+        "train.holdout_batches": ["batch3"],
+        "profiles.corrections": ["none", "sphering", "harmony"],
+        "report.title": "debatch demo screen",
+    }
+    for block in (
+        settings.ILLUM,
+        settings.SEGMENT,
+        settings.QC,
+        settings.CROPS,
+        settings.TRAIN,
+        settings.EMBED,
+        settings.PROFILES,
+        settings.DIAGNOSTICS,
+        settings.REPORT,
+        settings.THREADS,
+        settings.DEMO,
+    ):
+        section = config
+        for part in block.name.split("."):
+            section = section[part]
+        written = flatten({k: v for k, v in section.items() if k != "methods"}, f"{block.name}.")
+        defaults = flatten(block.defaults, f"{block.name}.")
+        assert set(written) == set(defaults) - SET_BY_THE_WORKFLOW, block.name
+        for key, value in written.items():
+            assert value == demo_overrides.get(key, defaults[key]), key
