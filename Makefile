@@ -7,7 +7,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
-.PHONY: demo demo-figures test test-fast lint docs docs-check dry-run bench clean-results
+.PHONY: demo demo-seeds demo-abra demo-figures test test-fast lint docs docs-check dry-run bench clean-results
 
 $(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -43,13 +43,21 @@ docs: $(STAMP)
 docs-check: $(STAMP)
 	$(VENV)/bin/python tools/docs.py check
 
-# The demo's own figures for the docs: run the demo, then tabulate its report into docs/demo/.
-demo-figures: demo
-	$(VENV)/bin/python tools/docs.py demo results
+# The method comparison over three seeds (config/seeds.yaml), into results_seeds/.
+demo-seeds: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/seeds.yaml $(SNAKEMAKE_ARGS)
+
+# ABRA's parts changed one at a time (config/abra_variants.yaml), into results_abra/.
+demo-abra: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/abra_variants.yaml $(SNAKEMAKE_ARGS)
+
+# The demo's own figures for the docs: both comparisons, tabulated into docs/demo/.
+demo-figures: demo-seeds demo-abra
+	$(VENV)/bin/python tools/docs.py demo results_seeds
+	$(VENV)/bin/python tools/docs.py abra results_abra
 	$(VENV)/bin/python tools/docs.py sync
 
 bench: $(STAMP)
-	$(VENV)/bin/python -m pip install --quiet -r envs/bench-requirements.txt
 	$(VENV)/bin/python benchmarks/run_all.py
 	$(VENV)/bin/python tools/docs.py sync
 

@@ -2,6 +2,8 @@
 
 Each script prints its own markdown (tables + goal verdicts); this runner adds the machine, the
 date and the time each took, then appends notes.md (hand-written reasons for goals not met).
+``python benchmarks/run_all.py features.py ...`` reruns only the named scripts and keeps the
+other sections of the README as they are.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ ORDER = [
     "image_stages.py",
     "segmentation_accuracy.py",
     "segmentation_speed.py",
+    "features.py",
     "aggregate.py",
     "train_step.py",
     "dag_scaling.py",
@@ -81,13 +85,28 @@ def goals_table(sections: dict[str, str]) -> str:
     )
 
 
-def main() -> None:
+SECTION = re.compile(r"<!-- (?P<name>\S+\.py): \d+ s -->\n.*?\n_`(?P=name)`, \d+ s\._", re.DOTALL)
+
+
+def existing_sections() -> dict[str, str]:
+    """The sections of the current README, by script name (to keep when rerunning a few)."""
+    readme = HERE / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    return {match.group("name"): match.group(0) for match in SECTION.finditer(text)}
+
+
+def main(only: list[str]) -> None:
     scripts = [HERE / name for name in ORDER if (HERE / name).exists()]
     scripts += sorted(
         p for p in HERE.glob("*.py") if p.name not in ORDER and p.name != Path(__file__).name
     )
+    kept = existing_sections() if only else {}
     sections, failures = {}, []
     for script in scripts:
+        if only and script.name not in only:
+            if script.name in kept:
+                sections[script.name] = kept[script.name]
+            continue
         sections[script.name], succeeded = run(script)
         if not succeeded:
             failures.append(script.name)
@@ -98,7 +117,7 @@ def main() -> None:
         f"Latest figures from `make bench` on {datetime.date.today()}: {machine()}.",
         "Every table compares debatch with a reference measured in the same run, so ratios",
         "carry over between machines better than absolute numbers. Rerun: `make bench`",
-        "(installs the bench-only references from envs/bench-requirements.txt).",
+        "(its references, e.g. pycytominer, are test dependencies in envs/dev-requirements.txt).",
         "",
         *[section + "\n" for section in sections.values()],
         goals_table(sections),
@@ -111,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Snakemake script: metrics + PCA figure of one method x correction."""
+"""Snakemake script: metrics + PCA figure of one source x correction."""
 
 from pathlib import Path
 
@@ -8,15 +8,20 @@ from debatch.core.io import atomic_path, write_json
 from debatch.core.logs import setup_logging
 from debatch.evaluate.diagnostics import compute_metrics, read_truth
 from debatch.report.figures import plot_pca
+from debatch.settings import parse_source
 
 setup_logging(snakemake.log[0])
 wells = pd.read_parquet(snakemake.input.wells)
-method, correction = snakemake.wildcards.method, snakemake.wildcards.correction
+source, correction = snakemake.wildcards.source, snakemake.wildcards.correction
+method, seed = parse_source(source)
 truth_files = [Path(folder) / "treatments.tsv" for folder in snakemake.input.truth]
 truth = read_truth(truth_files) if truth_files else None
 metrics = compute_metrics(
     wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth
 )
-write_json({"method": method, "correction": correction, **metrics}, snakemake.output.metrics)
+write_json(
+    {"source": source, "method": method, "seed": seed, "correction": correction, **metrics},
+    snakemake.output.metrics,
+)
 with atomic_path(snakemake.output.figure) as tmp:
-    plot_pca(wells, f"well profiles: {method} / {correction}", tmp)
+    plot_pca(wells, f"well profiles: {source} / {correction}", tmp)

@@ -1,16 +1,14 @@
-"""Snakemake script: embed one plate's crops with one method's model."""
+"""Snakemake script: embed every plate's crops with one model (loaded once)."""
 
-from debatch.cnn.embed import embed_plate
+from debatch.cnn.embed import embed_plates
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 
 log = setup_logging(snakemake.log[0])
-embeddings = embed_plate(
-    snakemake.input.model,
-    snakemake.input.crops,
-    snakemake.input.table,
-    snakemake.params.embed,
-    num_threads=snakemake.threads,
+plates = list(zip(snakemake.input.crops, snakemake.input.tables))
+embedded = embed_plates(
+    snakemake.input.model, plates, snakemake.params.embed, num_threads=snakemake.threads
 )
-write_parquet(embeddings, snakemake.output[0])
-log.info("embedded %d cells", len(embeddings))
+for path, embeddings in zip(snakemake.output, embedded):
+    write_parquet(embeddings, path)
+    log.info("%s: %d cells", path, len(embeddings))

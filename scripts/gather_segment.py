@@ -2,11 +2,17 @@
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
-from debatch.segment.shards import gather_cells, gather_npz, gather_tables, plate_summary
+from debatch.segment.shards import (
+    gather_cells,
+    gather_npz,
+    gather_tables,
+    plate_summary,
+    small_cells_warning,
+)
 
 log = setup_logging(snakemake.log[0])
 sites = gather_tables(snakemake.input.sites)
-cells = gather_cells(snakemake.input.cells, len(sites))
+cells = gather_cells(snakemake.input.cells, len(sites), snakemake.wildcards.plate)
 arrays = gather_npz(snakemake.input.masks, snakemake.output.masks)
 write_parquet(sites, snakemake.output.sites)
 write_parquet(cells, snakemake.output.cells)
@@ -17,6 +23,9 @@ log.info(
     plate_summary(sites),
     arrays,
 )
+warning = small_cells_warning(cells, snakemake.wildcards.plate)
+if warning:
+    log.warning(warning)
 unpaired = sites[["Count_UnpairedNuclei", "Count_UnpairedCells"]].sum()
 if unpaired.any():
     log.info(

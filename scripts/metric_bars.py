@@ -13,4 +13,4 @@ for path in snakemake.input:
         metrics = json.load(handle)
     entries.append({"correction": metrics["correction"], "metrics": metrics})
 with atomic_path(snakemake.output[0]) as tmp:
-    plot_metric_bars(entries, f"metric scores: {snakemake.wildcards.method}", tmp)
+    plot_metric_bars(entries, f"metric scores: {snakemake.wildcards.source}", tmp)

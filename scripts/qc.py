@@ -4,14 +4,17 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
-from debatch.segment.qc import flag_sites, summary
+from debatch.segment.qc import check_negcon, flag_sites, summary
 
 log = setup_logging(snakemake.log[0])
 flagged = flag_sites(
     pd.read_parquet(snakemake.input[0]), snakemake.params.focus_channel, snakemake.params.qc
 )
+warning = check_negcon(flagged, snakemake.wildcards.plate, snakemake.params.qc)
 write_parquet(flagged, snakemake.output[0])
 log.info("plate %s %s", snakemake.wildcards.plate, summary(flagged))
+if warning:
+    log.warning(warning)
 for row in flagged[~flagged["QC_Pass"]].itertuples():
     log.info(
         "failed QC: well %s site %s (%s), %d cells",

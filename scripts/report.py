@@ -11,14 +11,7 @@ entries = []
 for metrics_path, figure in zip(snakemake.input.metrics, snakemake.input.figures):
     with open(metrics_path) as handle:
         metrics = json.load(handle)
-    entries.append(
-        {
-            "method": metrics["method"],
-            "correction": metrics["correction"],
-            "metrics": metrics,
-            "figure": figure,
-        }
-    )
+    entries.append({"correction": metrics["correction"], "metrics": metrics, "figure": figure})
 qc = [
     (
         "Cells per well on every plate (a QC value: density differs by batch).",
@@ -36,15 +29,17 @@ for plate, heatmap, overlay, illum in zip(
         (f"{plate}: segmentation overlays (nuclei and cell outlines).", overlay),
         (f"{plate}: illumination functions.", illum),
     ]
-methods = snakemake.params.methods
+sources = snakemake.params.sources
 html = render(
     entries,
-    snakemake.params.report.get("title", "debatch report"),
+    snakemake.params.report,
     qc,
-    training_logs=dict(zip(methods, snakemake.input.training_logs)),
-    method_figures=dict(zip(methods, snakemake.input.metric_bars)),
+    training_logs=dict(zip(snakemake.params.models, snakemake.input.training_logs)),
+    source_figures=dict(zip(sources, snakemake.input.metric_bars)),
 )
 with atomic_path(snakemake.output.ranking) as tmp:
-    ranking_table(entries).to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    ranking_table(entries, snakemake.params.report).to_csv(
+        tmp, sep="\t", index=False, float_format="%.4f"
+    )
 write_text(html, snakemake.output.html)
 log.info("report written: %s", snakemake.output.html)

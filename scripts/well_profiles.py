@@ -1,12 +1,19 @@
-"""Snakemake script: well aggregation + per-plate negcon normalisation of one method's cells."""
+"""Snakemake script: well aggregation + per-plate negcon normalisation of one source's cells
+(CellProfiler features: only the crops tables' cells, then feature selection)."""
 
-from debatch.core.io import write_parquet
+from debatch.core.io import atomic_path, write_parquet
 from debatch.core.logs import setup_logging
 from debatch.profiles.wells import well_profiles
 
 setup_logging(snakemake.log[0])
 # well_profiles reads one plate (and a block of feature columns) at a time
-write_parquet(
-    well_profiles(snakemake.input, snakemake.params.profiles, snakemake.threads),
-    snakemake.output[0],
+wells, features = well_profiles(
+    snakemake.input.cells,
+    snakemake.params.profiles,
+    snakemake.threads,
+    cell_tables=snakemake.input.get("crops"),
+    drop_plates_without_negcon=snakemake.params.plate_without_negcon == "drop",
 )
+write_parquet(wells, snakemake.output.wells)
+with atomic_path(snakemake.output.features) as tmp:
+    features.to_csv(tmp, sep="\t", index=False)

@@ -22,7 +22,7 @@ from debatch.cnn.augment import (
 )
 from debatch.cnn.data import jitter_stats, plate_channel_stats
 from debatch.cnn.models import ArcFaceHead, CellResNet, CosFaceHead
-from debatch.settings import METHOD_BLOCKS, TRAIN_METHODS
+from debatch.settings import METHOD_BLOCKS, TRAIN_METHODS, preset_recipe
 
 
 def styled_features(n=64, channels=6, size=8, seed=0) -> torch.Tensor:
@@ -204,8 +204,7 @@ def test_abra_step_trains_on_clean_and_perturbed_images(group_by_groups):
     settings = METHOD_BLOCKS["abra"].merge({"level": 1, "steps": 2})
     model = CellResNet(
         **methods.model_arch(
-            "abra",
-            settings,
+            preset_recipe("abra", settings),
             in_channels=3,
             n_classes=4,
             width=8,
@@ -233,8 +232,7 @@ def trained_abra_net(settings: dict) -> tuple[CellResNet, torch.Tensor, torch.Te
     torch.manual_seed(0)
     model = CellResNet(
         **methods.model_arch(
-            "abra",
-            settings,
+            preset_recipe("abra", settings),
             in_channels=3,
             n_classes=4,
             width=8,
@@ -294,7 +292,13 @@ def test_every_method_is_identity_at_eval_time(method):
     """In eval mode a method's network equals the same weights with no augmentation modules."""
     settings = METHOD_BLOCKS[method].merge({})
     arch = methods.model_arch(
-        method, settings, in_channels=3, n_classes=4, width=8, depth=1, stages=3, embedding_dim=16
+        preset_recipe(method, settings),
+        in_channels=3,
+        n_classes=4,
+        width=8,
+        depth=1,
+        stages=3,
+        embedding_dim=16,
     )
     torch.manual_seed(0)
     model = CellResNet(**arch)

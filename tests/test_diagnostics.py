@@ -99,10 +99,46 @@ def test_single_batch_reports_null_with_reason_instead_of_crashing():
 
 
 def test_held_out_batch_is_scored_from_the_other_batches():
+    """Each held-out treated well (5 compounds x 4) retrieves its treatment among the other
+    batches' wells; per-well results are kept for paired intervals."""
     result = compute_metrics(wells_table(batch_shift=0.0), FAST, holdout_batches=["b2"])
-    assert result["holdout"]["batches"] == ["b2"] and result["holdout"]["wells"] == 24
-    assert result["holdout"]["knn_accuracy"] > 0.8 and result["holdout"]["map"] > 0.8
+    holdout = result["holdout"]
+    assert holdout["batches"] == ["b2"] and holdout["wells"] == 20
+    assert holdout["knn_accuracy"] > 0.8 and holdout["map"] > 0.8 and holdout["score"] > 0.8
+    assert len(holdout["per_well"]) == 20 and {"correct", "ap"} <= set(holdout["per_well"][0])
+    assert holdout["unseen_treatment_wells"] == 0
     assert "reason" in compute_metrics(wells_table(), FAST)["holdout"]
+
+
+def test_held_out_wells_of_a_treatment_never_trained_on_are_left_out_and_counted():
+    wells = wells_table(batch_shift=0.0)
+    wells.loc[wells["Metadata_Batch"] == "b2", "Metadata_Treatment"] = wells[
+        "Metadata_Treatment"
+    ].where(wells["Metadata_Treatment"] != "t1", "t_new")
+    holdout = compute_metrics(wells, FAST, holdout_batches=["b2"])["holdout"]
+    assert holdout["unseen_treatment_wells"] == 4 and holdout["wells"] == 16
+    assert holdout["knn_accuracy"] > 0.8  # not counted as misses
+    lobo = compute_metrics(wells, FAST)["bio"]["knn_lobo"]
+    assert lobo["unseen"] == 4 and lobo["value"] > 0.7
+
+
+def test_an_over_correction_that_erases_unseen_biology_ranks_below_doing_nothing():
+    """The failure the held-out term exists for: batches mixed perfectly, but the held-out
+    batch's wells no longer look like their treatments (as Harmony did to collapsed embeddings)
+    must score below profiles that keep a batch shift but the biology."""
+    kept = wells_table(batch_shift=3.0)
+    erased = wells_table(batch_shift=0.0)
+    features = [c for c in erased if c.startswith("emb_")]
+    held = erased["Metadata_Batch"] == "b2"
+    erased.loc[held, features] = np.random.default_rng(5).normal(size=(held.sum(), len(features)))
+    scores = {
+        name: compute_metrics(table, FAST, holdout_batches=["b2"])["scores"]
+        for name, table in (("kept", kept), ("erased", erased))
+    }
+    assert scores["erased"]["batch"] > scores["kept"]["batch"]  # mixes batches better ...
+    assert scores["erased"]["generalisation"] < 0.3 < scores["kept"]["generalisation"]
+    assert scores["erased"]["overall"] < scores["kept"]["overall"]  # ... and still ranks lower
+    assert scores["kept"]["weights"] == {"batch": 0.2, "bio": 0.3, "generalisation": 0.5}
 
 
 def test_ground_truth_calls():

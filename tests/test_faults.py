@@ -113,8 +113,8 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
     results = tmp_path / "results"
     points = [
         results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
-        results / "models" / "erm" / "checkpoints" / "last.pt",  # mid-training
-        results / "logs" / "well_profiles" / "erm.log",
+        results / "models" / "erm" / "seed0" / "checkpoints" / "last.pt",  # mid-training
+        results / "logs" / "well_profiles" / "erm" / "seed0.log",
     ]  # during profiles
     for marker in points:
         kill_when(start(tmp_path, config), marker)
@@ -122,16 +122,16 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
         snakemake(tmp_path, config, "--unlock")  # a killed Snakemake leaves its lock behind
     snakemake(tmp_path, config, "--rerun-incomplete")
 
-    train_log = (results / "logs" / "train" / "erm.log").read_text()
+    train_log = (results / "logs" / "train" / "erm" / "seed0.log").read_text()
     assert "resuming from" in train_log and "after epoch" in train_log
-    epochs = pd.read_csv(results / "models" / "erm" / "training_log.tsv", sep="\t")[
+    epochs = pd.read_csv(results / "models" / "erm" / "seed0" / "training_log.tsv", sep="\t")[
         "epoch"
     ].tolist()
     assert epochs == list(range(1, 41))
     for name in ("wells.parquet", "consensus.parquet"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(results / "profiles" / "erm" / "none" / name),
-            pd.read_parquet(reference / "profiles" / "erm" / "none" / name),
+            pd.read_parquet(results / "profiles" / "erm" / "seed0" / "none" / name),
+            pd.read_parquet(reference / "profiles" / "erm" / "seed0" / "none" / name),
         )
 
 
@@ -188,3 +188,106 @@ def test_corrupt_tiff_fails_its_plate_with_one_line_and_keeps_other_plates(tmp_p
     assert "Traceback" not in log
     assert (tmp_path / "results" / "illum" / "good.npz").exists()
     assert not (tmp_path / "results" / "illum" / "bad.npz").exists()
+
+
+def spoilt_screen(tmp_path: Path, spoil) -> Path:
+    """Two generated plates (good, bad) as a real screen (demo off); ``spoil(images folder,
+    platemap)`` damages the bad one. Returns the config."""
+    for plate, batch in (("good", "b1"), ("bad", "b2")):
+        generate_plate(tmp_path / plate, plate, batch, TINY["params"])
+    spoil(tmp_path / "bad" / "images", pd.read_csv(tmp_path / "bad" / "platemap.tsv", sep="\t"))
+    pd.DataFrame(
+        [
+            {
+                "plate": p,
+                "batch": b,
+                "images": str(tmp_path / p / "images"),
+                "pattern": "opera_phenix",
+                "platemap": str(tmp_path / p / "platemap.tsv"),
+            }
+            for p, b in (("good", "b1"), ("bad", "b2"))
+        ]
+    ).to_csv(tmp_path / "plates.tsv", sep="\t", index=False)
+    return write_config(
+        tmp_path,
+        {
+            "results": str(tmp_path / "results"),
+            "plates": str(tmp_path / "plates.tsv"),
+            "demo": {"enabled": False},
+            "train": {"holdout_batches": []},
+        },
+    )
+
+
+def image_of(folder: Path, well: str, channel: int) -> Path:
+    row, col = ord(well[0]) - 64, int(well[1:])
+    return folder / f"r{row:02d}c{col:02d}f01p01-ch{channel}sk1fk1fl1.tiff"
+
+
+def rewrite(path: Path, change) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, change(tifffile.imread(path)))
+
+
+def test_a_site_at_another_bit_depth_and_a_blank_channel_fail_qc_naming_the_channel(tmp_path):
+    def spoil(images, platemap):
+        wells = platemap[platemap["role"] == "treatment"]["well"].tolist()
+        for channel in range(1, 6):  # well 1: every channel exported at 8 bit into 16-bit files
+            rewrite(image_of(images, wells[0], channel), lambda a: (a >> 8).astype(a.dtype))
+        rewrite(image_of(images, wells[1], 4), lambda a: np.zeros_like(a))  # well 2: AGP blank
+        spoil.wells = wells
+
+    config = spoilt_screen(tmp_path, spoil)
+    snakemake(tmp_path, config, str(tmp_path / "results" / "qc" / "bad.parquet"))
+    qc = pd.read_parquet(tmp_path / "results" / "qc" / "bad.parquet").set_index("Metadata_Well")
+    first, second = spoil.wells[:2]
+    assert (
+        qc.loc[first, "QC_Failed"].startswith("scale DNA x0.00")
+        and "scale Mito" in qc.loc[first, "QC_Failed"]
+    )
+    assert "constant AGP" in qc.loc[second, "QC_Failed"]
+    assert qc.drop(index=[first, second])["QC_Pass"].mean() > 0.8
+    log = (tmp_path / "results" / "logs" / "qc" / "bad.log").read_text()
+    assert f"failed QC: well {second} site 1 (" in log
+
+
+def test_a_plate_whose_negcon_wells_fail_qc_stops_at_qc_naming_them(tmp_path):
+    def spoil(images, platemap):
+        for well in platemap[platemap["role"] == "negcon"]["well"]:
+            rewrite(image_of(images, well, 4), lambda a: np.zeros_like(a))
+
+    config = spoilt_screen(tmp_path, spoil)
+    results = tmp_path / "results"
+    snakemake(tmp_path, config, str(results / "cells" / "bad.parquet"))
+    before = {p: p.read_bytes() for p in (results / "cells").iterdir()}
+    result = snakemake(tmp_path, config, str(results / "qc" / "bad.parquet"), check=False)
+    assert result.returncode != 0 and not (results / "qc" / "bad.parquet").exists()
+    log = (results / "logs" / "qc" / "bad.log").read_text()
+    assert "plate bad: QC left no cell in its negcon wells" in log and "constant AGP" in log
+    assert {p: p.read_bytes() for p in (results / "cells").iterdir()} == before
+    dropping = config.parent / "drop.yaml"
+    dropping.write_text(
+        config.read_text().replace("plate_without_negcon: fail", "plate_without_negcon: drop")
+    )
+    snakemake(tmp_path, dropping, str(results / "qc" / "bad.parquet"))
+    assert "left out of the profiles" in (results / "logs" / "qc" / "bad.log").read_text()
+
+
+def test_an_odd_shaped_image_on_the_first_site_is_the_one_named(tmp_path):
+    odd = {}
+
+    def spoil(images, platemap):
+        odd["path"] = image_of(images, "A01", 1)
+        rewrite(odd["path"], lambda a: a[:80, :90].copy())
+
+    config = spoilt_screen(tmp_path, spoil)
+    result = snakemake(
+        tmp_path, config, str(tmp_path / "results" / "illum" / "bad.npz"), check=False
+    )
+    log = (tmp_path / "results" / "logs" / "illum" / "bad.log").read_text()
+    assert result.returncode != 0
+    assert (
+        f"1 DNA image(s) differ in shape from the plate's other 7 (96, 96): {odd['path']} (80, 90)"
+        in log
+    )

@@ -60,3 +60,16 @@ def test_flattens_real_vignetting(real_data):
         return blocks.std() / blocks.mean()
 
     assert grid_cv(raw / function) < 0.6 * grid_cv(raw)
+
+
+def test_an_odd_shaped_image_is_named_even_on_the_first_site(tmp_path):
+    """The minority is blamed, not whichever image came first."""
+    paths = []
+    for i, shape in enumerate([(20, 30), (24, 24), (24, 24), (24, 24)]):
+        paths.append(str(tmp_path / f"site{i}.tif"))
+        tifffile.imwrite(paths[-1], np.ones(shape, np.uint16))
+    with pytest.raises(ValueError) as error:
+        compute_plate_illum(pd.DataFrame({"Path_DNA": paths}), ["DNA"])
+    assert str(error.value) == (
+        f"1 DNA image(s) differ in shape from the plate's other 3 (24, 24): {paths[0]} (20, 30)"
+    )

@@ -25,3 +25,16 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
+    """kill -9 skips the cleanup: the next write of the same output removes what was left,
+    and only that output's temporaries (another output's in the same folder stay)."""
+    left = tmp_path / ".shard0.k3j2h1g0.tmp.npz"
+    other = tmp_path / ".shard0.x.k3j2h1g0.tmp.npz"  # output shard0.x.npz, still being written
+    left.write_bytes(b"half a file")
+    other.write_bytes(b"another job")
+    with atomic_path(tmp_path / "shard0.npz") as tmp:
+        tmp.write_bytes(b"done")
+    assert not left.exists() and other.exists()
+    assert (tmp_path / "shard0.npz").read_bytes() == b"done"

@@ -10,7 +10,7 @@ from debatch.profiles.consensus import consensus
 from debatch.profiles.correct import correct
 from debatch.profiles.normalise import normalise_plates
 from debatch.profiles.wells import well_profiles
-from debatch.settings import PROFILES
+from debatch.settings import PROFILES, feature_columns
 
 
 def cells_table(plate="P1", batch="b1", shift=0.0, seed=0):
@@ -144,9 +144,23 @@ def test_plate_files_to_consensus(tmp_path):
     for plate, seed in [("P1", 0), ("P2", 1)]:
         paths.append(tmp_path / f"{plate}.parquet")
         cells_table(plate, seed=seed).to_parquet(paths[-1], index=False)
-    wells = well_profiles(paths)
+    wells, report = well_profiles(paths)
+    assert report["kept"].all() and list(report["feature"]) == feature_columns(wells.columns)
     assert len(wells) == 6 and wells["Metadata_Count_Cells"].tolist() == [5, 4, 6] * 2
     result = consensus(wells)
     assert result["Metadata_Treatment"].tolist() == ["DMSO", "cpd"]
     assert result["Metadata_Count_Wells"].tolist() == [4, 2]
     assert "Metadata_Plate" not in result  # varies across wells, so not consensus metadata
+
+
+def test_a_plate_without_negcon_cells_fails_or_is_left_out(tmp_path):
+    """QC removed every negcon cell of P2: an error naming the plate and pointing at QC, or,
+    with qc.plate_without_negcon: drop, the other plates' profiles without it."""
+    good, bad = tmp_path / "P1.parquet", tmp_path / "P2.parquet"
+    cells_table("P1").to_parquet(good, index=False)
+    table = cells_table("P2", seed=1)
+    table[table["Metadata_Role"] != "negcon"].to_parquet(bad, index=False)
+    with pytest.raises(ValueError, match="P2.parquet: plate P2 has no negcon well.*QC may have"):
+        well_profiles([good, bad])
+    wells, _ = well_profiles([good, bad], drop_plates_without_negcon=True)
+    assert set(wells["Metadata_Plate"]) == {"P1"}

@@ -8,7 +8,10 @@ from scipy import ndimage
 from debatch.segment.qc import (
     COUNT,
     FOCUS,
+    MEAN,
     SATURATION,
+    SPREAD,
+    check_negcon,
     flag_sites,
     image_quality,
     percent_maximal,
@@ -47,11 +50,11 @@ def test_percent_maximal_counts_pixels_at_the_maximum():
     assert percent_maximal(np.zeros((8, 8), np.uint16)) == 0.0
     measures = image_quality({"DNA": image, "AGP": blobs(1)})
     assert set(measures) == {
-        f"{FOCUS}_DNA",
-        f"{SATURATION}_DNA",
-        f"{FOCUS}_AGP",
-        f"{SATURATION}_AGP",
+        f"{kind}_{channel}"
+        for kind in (FOCUS, SATURATION, MEAN, SPREAD)
+        for channel in ("DNA", "AGP")
     }
+    assert measures[f"{MEAN}_DNA"] == pytest.approx(image.mean())
 
 
 def sites_table():
@@ -87,6 +90,22 @@ def test_failing_sites_are_flagged_with_their_reasons():
     assert "3 of 20 sites failed" in line and "focus 1" in line and "60 of 570 cells" in line
 
 
+def test_constant_and_rescaled_channels_fail_their_site_naming_the_channel():
+    """A blank channel, and a site exported at 8 bit into 16-bit files (values >> 8): each
+    fails with the channel named; the other sites of the plate pass."""
+    table = sites_table()
+    table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
+    table[f"{MEAN}_AGP"], table[f"{SPREAD}_AGP"] = 800.0, 100.0
+    table.loc[5, [f"{MEAN}_AGP", f"{SPREAD}_AGP"]] = [0.0, 0.0]  # blank
+    table.loc[6, [f"{MEAN}_DNA", f"{MEAN}_AGP"]] = [1000 / 256, 800 / 256]  # 8-bit export
+    flagged = flag_sites(table, "DNA")
+    assert flagged.loc[5, "QC_Failed"] == "constant AGP"
+    assert flagged.loc[6, "QC_Failed"] == "scale DNA x0.00391;scale AGP x0.00391"
+    assert flagged.loc[~flagged["QC_Pass"]].index.tolist() == [1, 2, 3, 5, 6]
+    assert "constant AGP 1" in summary(flagged) and "scale DNA 1" in summary(flagged)
+    assert flag_sites(table, "DNA", {"max_scale_ratio": None}).loc[6, "QC_Pass"]
+
+
 def test_thresholds_come_from_the_parameters():
     table = sites_table()
     relaxed = flag_sites(
@@ -117,3 +136,22 @@ def test_overlays_show_failed_sites_first_then_the_range_of_cell_counts(tmp_path
     assert len(overlay_sites(flagged, "DNA", 2)) == 2 and len(overlay_sites(flagged, "DNA", 0)) == 0
     plot_heatmaps(flagged[flagged["Metadata_Plate"] == "P1"], "DNA", "plate P1", tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 5000
+
+
+def test_a_plate_whose_negcon_wells_lose_every_cell_is_caught_at_qc():
+    table = sites_table()
+    table["Metadata_Role"] = ["negcon" if i in (3, 4) else "treatment" for i in range(len(table))]
+    table.loc[table["Metadata_Plate"] == "P2", "Metadata_Role"] = "negcon"
+    table.loc[4, f"{SATURATION}_AGP"] = 5.0  # the other negcon site of P1 saturates
+    flagged = flag_sites(table, "DNA")
+    assert check_negcon(flagged[flagged["Metadata_Plate"] == "P2"], "P2") is None
+    with pytest.raises(ValueError) as error:
+        check_negcon(flagged[flagged["Metadata_Plate"] == "P1"], "P1")
+    assert str(error.value).startswith(
+        "plate P1: QC left no cell in its negcon wells ['A04', 'A05'] (cell count 1, saturation 1)"
+    )
+    assert "qc.plate_without_negcon: drop" in str(error.value)
+    warning = check_negcon(
+        flagged[flagged["Metadata_Plate"] == "P1"], "P1", {"plate_without_negcon": "drop"}
+    )
+    assert warning.endswith("left out of the profiles (qc.plate_without_negcon: drop)")

@@ -57,19 +57,24 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """A report of one method x 2 "corrections" that differ in how well batches are mixed:
-    metric bars, 2 PCAs, 1 QC figure."""
+    """A report of erm and abra x 2 "corrections" that differ in how well batches are mixed,
+    2 seeds each: metric bars, PCAs, 1 QC figure."""
     folder = tmp_path_factory.mktemp("report")
     entries = []
-    for correction, shift in [("none", 6.0), ("harmony", 0.0)]:
-        wells = wells_table(batch_shift=shift)
-        metrics = compute_metrics(wells, {"map_null_size": 500}, holdout_batches=["b2"])
-        figure = folder / f"pca_{correction}.png"
-        plot_pca(wells, correction, figure)
-        entries.append(
-            {"method": "erm", "correction": correction, "metrics": metrics, "figure": str(figure)}
-        )
-    plot_metric_bars(entries, "erm", folder / "bars.png")
+    for method in ("erm", "abra"):
+        for seed in (0, 1):
+            for correction, shift in [("none", 6.0), ("harmony", 0.0)]:
+                wells = wells_table(batch_shift=shift, seed=seed + 2 * (method == "abra"))
+                metrics = compute_metrics(wells, {"map_null_size": 500}, holdout_batches=["b2"])
+                metrics.update(
+                    method=method, seed=seed, source=f"{method}/seed{seed}", correction=correction
+                )
+                figure = folder / f"pca_{method}{seed}_{correction}.png"
+                plot_pca(wells, correction, figure)
+                entries.append(
+                    {"correction": correction, "metrics": metrics, "figure": str(figure)}
+                )
+    plot_metric_bars(entries[:2], "erm", folder / "bars.png")
     log = folder / "training_log.tsv"
     pd.DataFrame(
         {
@@ -83,10 +88,10 @@ def report(tmp_path_factory):
     ).to_csv(log, sep="\t", index=False)
     text = render(
         entries,
-        "My <screen>",
+        {"title": "My <screen>", "bootstrap": 200},
         [("cells per well", str(folder / "bars.png"))],
-        {"erm": str(log)},
-        {"erm": str(folder / "bars.png")},
+        {"erm/seed0": str(log)},
+        {"erm/seed0": str(folder / "bars.png")},
     )
     (folder / "index.html").write_text(text)
     return folder, entries, text
@@ -94,23 +99,27 @@ def report(tmp_path_factory):
 
 def test_ranking_puts_the_better_correction_first(report):
     _, entries, _ = report
-    table = ranking_table(entries)
-    assert table["correction"].tolist() == ["harmony", "none"]
-    assert table["overall"].is_monotonic_decreasing and table["rank"].tolist() == [1, 2]
+    table = ranking_table(entries, {"bootstrap": 200})
+    assert table["correction"].tolist()[:2] == ["harmony", "harmony"]
+    assert table["overall"].is_monotonic_decreasing and table["rank"].tolist() == [1, 2, 3, 4]
+    assert (table["seeds"] == 2).all() and table["overall sd"].notna().all()
+    abra = table[table["method"] == "abra"]
+    assert abra["vs erm low"].notna().all()  # paired intervals against the reference
 
 
 def test_html_is_self_contained_with_every_table_and_figure(report):
     _, _, text = report
     page = Page(text)
     assert page.external == []  # nothing to fetch: opens from disk or a mail attachment
-    assert len(page.images) == 4 and all(
+    assert len(page.images) == 8 + 2 and all(
         src.startswith("data:image/png;base64,") for src in page.images
     )
     ranking = page.tables["ranking"]
     header = ranking[0]
-    assert header[:6] == ["rank", "method", "correction", "overall", "batch", "bio"]
-    assert [row[2] for row in ranking[1:]] == ["harmony", "none"]
-    assert float(ranking[1][3]) > float(ranking[2][3])
+    assert header[:6] == ["rank", "method", "correction", "seeds", "overall", "generalisation"]
+    assert [row[2] for row in ranking[1:3]] == ["harmony", "harmony"]
+    assert "±" in ranking[1][4] and "[" in ranking[-1][-1] or ranking[-1][-1] == "n/a"
+    assert float(ranking[1][4].split()[0]) > float(ranking[-1][4].split()[0])
     values = dict(zip(page.tables["values"][0], page.tables["values"][1]))
     assert values["correction"] == "none"  # batches perfectly readable without correction
     assert values["batch acc"] == "1.000" and values["chance"] == "0.333"
@@ -118,6 +127,7 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     generalisation = page.tables["generalisation"][0]  # held-out batch b2 given, no ground truth
     assert "held-out kNN acc" in generalisation and not any("truth" in c for c in generalisation)
     assert "My &lt;screen&gt;" in text  # escaped, never raw markup from config
+    assert "Use " in text.split("<h2>")[0]  # the verdict comes before the first section
 
 
 @pytest.mark.skipif(
@@ -140,11 +150,36 @@ def test_single_batch_screen_renders_with_n_a(tmp_path):
     metrics = compute_metrics(wells, {"map_null_size": 500})
     plot_pca(wells, "one batch", tmp_path / "pca.png")
     entries = [
-        {"method": "erm", "correction": c, "metrics": metrics, "figure": str(tmp_path / "pca.png")}
+        {
+            "correction": c,
+            "figure": str(tmp_path / "pca.png"),
+            "metrics": {
+                **metrics,
+                "method": "erm",
+                "seed": 0,
+                "source": "erm/seed0",
+                "correction": c,
+            },
+        }
         for c in ("none", "harmony")
     ]
     plot_metric_bars(entries, "erm", tmp_path / "bars.png")
-    page = Page(render(entries, "one batch", method_figures={"erm": str(tmp_path / "bars.png")}))
+    page = Page(
+        render(
+            entries,
+            {"title": "one batch"},
+            source_figures={"erm/seed0": str(tmp_path / "bars.png")},
+        )
+    )
     ranking = dict(zip(page.tables["ranking"][0], page.tables["ranking"][1]))
-    assert ranking["overall"] == ranking["batch"] == ranking["iLISI"] == "n/a"
+    assert ranking["overall"] == ranking["batch"] == "n/a"
     assert float(ranking["bio"]) > 0.5
+
+
+def test_plates_left_out_of_the_profiles_are_named_first(report):
+    _, entries, text = report
+    assert "Left out of every profile" not in text
+    plates = sorted({p for e in entries for p in e["metrics"]["plates"]})
+    page = render(entries, {"bootstrap": 200}, plates=[*plates, "P9"])
+    assert "Left out of every profile: plate(s) P9." in page
+    assert page.index("Left out") < page.index("class='verdict'")

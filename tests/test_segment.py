@@ -281,8 +281,8 @@ def test_plate_without_any_cell_is_an_error(tmp_path):
     cells, sites, _ = segment_plate(manifest, ["DNA", "AGP"], None, tmp_path)
     cells.to_parquet(tmp_path / "cells.parquet")
     assert gather_tables([tmp_path / "cells.parquet"]).empty
-    with pytest.raises(ValueError, match="no cells found on any of the 1 sites"):
-        gather_cells([tmp_path / "cells.parquet"], len(sites))
+    with pytest.raises(ValueError, match="plate P1: no cells found on any of its 1 sites"):
+        gather_cells([tmp_path / "cells.parquet"], len(sites), "P1")
 
 
 def average_precision(found, reference):

@@ -84,7 +84,7 @@ def test_schema_enums_are_the_settings_allowed_values():
     )
     assert config == {
         "segment.method": list(settings.SEGMENT_METHODS),
-        "train.methods": list(settings.TRAIN_METHODS),
+        "features.measurements": list(settings.MEASUREMENTS),
         "embed.device": list(settings.DEVICES),
         "profiles.corrections": list(settings.CORRECTIONS),
     }
@@ -106,7 +106,8 @@ def flatten(block: dict, prefix=""):
     return out
 
 
-SET_BY_THE_WORKFLOW = {"train.method", "train.num_threads"}  # {method} wildcard, threads.train
+# {method} and {seed} wildcards (with train.recipes.{method}), threads.train
+SET_BY_THE_WORKFLOW = {"train.method", "train.recipe", "train.seed", "train.num_threads"}
 
 
 def test_default_config_sets_every_setting_to_its_library_default():
@@ -117,7 +118,9 @@ def test_default_config_sets_every_setting_to_its_library_default():
     demo_overrides = {
         "train.epochs": 10,
         "train.lr_schedule_epochs": 10,
-        "train.holdout_batches": ["batch3"],
+        "train.holdout_batches": ["batch4"],
+        "train.width": 16,  # the demo's network and screen are small so `make demo` is quick
+        "demo.params.sites": 1,
         "profiles.corrections": ["none", "sphering", "harmony"],
         "report.title": "debatch demo screen",
     }
@@ -137,7 +140,8 @@ def test_default_config_sets_every_setting_to_its_library_default():
         section = config
         for part in block.name.split("."):
             section = section[part]
-        written = flatten({k: v for k, v in section.items() if k != "methods"}, f"{block.name}.")
+        written = {k: v for k, v in section.items() if k not in ("methods", "seeds", "recipes")}
+        written = flatten(written, f"{block.name}.")
         defaults = flatten(block.defaults, f"{block.name}.")
         assert set(written) == set(defaults) - SET_BY_THE_WORKFLOW, block.name
         for key, value in written.items():

@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from debatch.core.images import read_raw_site
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
+from debatch.features.measure import feature_names, measure_site, site_images
+from debatch.features.plate import gather_features, measure_shard
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.shards import (
@@ -16,6 +19,7 @@ from debatch.segment.shards import (
     gather_tables,
     segment_shard,
     shard_sites,
+    small_cells_warning,
 )
 from debatch.settings import Channels
 
@@ -84,7 +88,7 @@ def run_shards(manifest, illum, shards, folder):
             frames.append(folder / f"{name}{shard}.parquet")
         masks.append(folder / f"masks{shard}.npz")
     gather_npz(masks, folder / "masks.npz")
-    return gather_cells(cells, 12), gather_tables(sites), np.load(folder / "masks.npz")
+    return gather_cells(cells, 12, "P1"), gather_tables(sites), np.load(folder / "masks.npz")
 
 
 def test_results_are_identical_whatever_the_shard_count(plate, tmp_path):
@@ -139,5 +143,53 @@ def test_a_failed_writer_leaves_no_file(tmp_path):
 
 def test_a_plate_without_cells_is_an_error(tmp_path):
     pd.DataFrame().to_parquet(tmp_path / "empty.parquet")
-    with pytest.raises(ValueError, match="no cells found on any of the 7 sites"):
-        gather_cells([tmp_path / "empty.parquet"] * 2, 7)
+    with pytest.raises(ValueError, match="plate P9: no cells found on any of its 7 sites"):
+        gather_cells([tmp_path / "empty.parquet"] * 2, 7, "P9")
+
+
+def test_features_shards_are_the_cells_table_in_order(plate, tmp_path, caplog):
+    """The features of 3 shards, gathered, equal 1 shard's: one row per row of the cells
+    table (its Metadata_ columns first), and each site's rows are measure_site's on its masks."""
+    manifest, illum = plate
+    (tmp_path / "seg").mkdir()
+    cells, _, masks = run_shards(manifest, illum, 1, tmp_path / "seg")
+    channels, p = list(CHANNELS), {"measurements": ["areashape", "intensity", "correlation"]}
+    paths = []
+    with caplog.at_level("INFO"):
+        for shard in range(3):
+            table = measure_shard(
+                cells, manifest, 3, shard, channels, illum, tmp_path / "seg" / "masks.npz", p
+            )
+            paths.append(tmp_path / f"features{shard}.parquet")
+            table.to_parquet(paths[-1])
+    gathered = gather_features(paths, cells)
+    one = measure_shard(
+        cells, manifest, 1, 0, channels, illum, tmp_path / "seg" / "masks.npz", p, threads=2
+    )
+    pd.testing.assert_frame_equal(gathered, one)
+    metadata = [c for c in cells if c.startswith("Metadata_")]
+    pd.testing.assert_frame_equal(gathered[metadata], cells[metadata])
+    assert list(gathered.columns[len(metadata) :]) == feature_names(channels, p)
+    row = manifest.sort_values(["Metadata_Well", "Metadata_Site"]).iloc[0]
+    name = f"{row['Metadata_Well']}_{row['Metadata_Site']}"
+    raw = read_raw_site(row, channels)
+    site = measure_site(masks[f"{name}_nuclei"], masks[f"{name}_cells"], site_images(raw, illum), p)
+    first = cells[
+        (cells["Metadata_Well"] == row["Metadata_Well"])
+        & (cells["Metadata_Site"] == row["Metadata_Site"])
+    ]
+    np.testing.assert_array_equal(
+        gathered.loc[first.index, site.columns].to_numpy(),
+        site.iloc[first["Metadata_ObjectNumber"] - 1].to_numpy(),
+    )
+    assert "CPU seconds per module" in caplog.text and "features" in caplog.text
+    with pytest.raises(ValueError, match="not the cells table's"):
+        gather_features(paths[:2], cells)
+
+
+def test_cells_no_bigger_than_their_nuclei_are_warned_about():
+    cells = pd.DataFrame(
+        {"Cells_AreaShape_Area": [50, 52, 300], "Nuclei_AreaShape_Area": [50, 50, 60]}
+    )
+    assert "median area ratio 1.04" in small_cells_warning(cells, "P1")
+    assert small_cells_warning(cells.assign(Cells_AreaShape_Area=[250, 260, 300]), "P1") is None

@@ -241,3 +241,95 @@ def test_plate_sheet(tmp_path):
             "platemap": "demo/P2/platemap.tsv",
         },
     ]
+
+
+PHYSICS = ("gamma", "crosstalk", "illumination_shape", "psf", "size")
+
+
+@pytest.fixture(scope="module")
+def physics(tmp_path_factory):
+    """The same plate rendered with no batch effect and with each of the batch physics alone."""
+    root = tmp_path_factory.mktemp("physics")
+    base = {**SMALL, "sites": 1}
+    plates = {}
+    for effect in (None, *PHYSICS):
+        strengths = {**NO_BATCH, **({effect: 0.5} if effect else {})}
+        generate_plate(root / str(effect), "P1", "B7", {**base, "batch": strengths})
+        plates[effect] = root / str(effect)
+    return plates, base
+
+
+def _stack(plate_dir, channel):
+    files = sorted((plate_dir / "images").glob(f"*-ch{channel}sk*.tiff"))
+    return np.stack([tifffile.imread(f).astype(np.float64) for f in files])
+
+
+@pytest.mark.parametrize("effect", PHYSICS)
+def test_each_batch_physics_is_off_at_zero(effect):
+    """Strength 0 is exactly no effect: the identity response, no bleed-through, round centred
+    illumination, an isotropic achromatic PSF, no size shift."""
+    effects = batch_effects("B7", {**SMALL, "batch": NO_BATCH})
+    assert set(effects["gamma"].values()) == {1.0} and set(effects["crosstalk"].values()) == {0.0}
+    assert effects["illumination_gradient"] == 0.0 and effects["illumination_ellipse"] == 1.0
+    assert effects["psf_elongation"] == 1.0 and effects["psf_chromatic"] == 0.0
+    assert effects["cell_size"] == 1.0
+    switched_on = batch_effects("B7", {**SMALL, "batch": {**NO_BATCH, effect: 0.5}})
+    assert switched_on != effects
+
+
+def test_gamma_bends_the_response_by_the_batchs_exponent(physics):
+    plates, base = physics
+    gamma = batch_effects("B7", {**base, "batch": {**NO_BATCH, "gamma": 0.5}})["gamma"]
+    for k, channel in enumerate(CHANNELS, start=1):
+        off, on = _stack(plates[None], k), _stack(plates["gamma"], k)
+        bright = off > np.percentile(off, 90)  # signal well above the camera noise
+        slope = np.polyfit(np.log(off[bright]), np.log(on[bright]), 1)[0]
+        assert slope == pytest.approx(gamma[channel], rel=0.1), channel
+
+
+def test_crosstalk_adds_the_bluer_stain_to_a_channel(physics):
+    plates, _ = physics
+    dna_off = _stack(plates[None], 1)
+    added = _stack(plates["crosstalk"], 2) - _stack(plates[None], 2)  # ER gains some DNA
+    assert np.corrcoef(added.ravel(), dna_off.ravel())[0, 1] > 0.8
+    np.testing.assert_array_equal(_stack(plates["crosstalk"], 1), dna_off)  # DNA bleeds nowhere
+
+
+def test_illumination_shape_adds_a_gradient_in_the_batchs_direction(physics):
+    plates, base = physics
+    fx = batch_effects("B7", {**base, "batch": {**NO_BATCH, "illumination_shape": 0.5}})
+    ratio = _stack(plates["illumination_shape"], 1).mean(0) / _stack(plates[None], 1).mean(0)
+    size = ratio.shape[0]
+    y, x = np.mgrid[:size, :size] / (size - 1) - 0.5
+    direction = np.cos(fx["illumination_angle"]) * x + np.sin(fx["illumination_angle"]) * y
+    assert np.corrcoef(ratio.ravel(), direction.ravel())[0, 1] > 0.7
+
+
+def test_psf_blurs_one_axis_more_and_the_red_channels_more(physics):
+    plates, base = physics
+    fx = batch_effects("B7", {**base, "batch": {**NO_BATCH, "psf": 0.5}})
+
+    def sharpness(images, axis):
+        return np.mean(np.abs(np.diff(images, axis=axis)))
+
+    off, on = _stack(plates[None], 1), _stack(plates["psf"], 1)
+    anisotropy_on = sharpness(on, 2) / sharpness(on, 1)  # x-gradients over y-gradients
+    anisotropy_off = sharpness(off, 2) / sharpness(off, 1)
+    assert (anisotropy_on > anisotropy_off) == (fx["psf_elongation"] > 1)
+    assert abs(np.log(anisotropy_on / anisotropy_off)) > 0.02
+    loss = [
+        sharpness(_stack(plates["psf"], k), 1) / sharpness(_stack(plates[None], k), 1)
+        for k in (1, 5)
+    ]
+    assert loss[1] < loss[0]  # Mito (reddest) loses more sharpness than DNA
+
+
+def test_size_shifts_every_cell_of_the_batch(physics):
+    plates, base = physics
+    factor = batch_effects("B7", {**base, "batch": {**NO_BATCH, "size": 0.5}})["cell_size"]
+    assert factor != 1.0
+    areas = [
+        pd.read_parquet(plates[effect] / "truth" / "cells.parquet")["cell_area"].mean()
+        for effect in (None, "size")
+    ]
+    assert (areas[1] > areas[0]) == (factor > 1)

@@ -3,6 +3,8 @@
 import pandas as pd
 import pytest
 
+from debatch.demo.plate import write_plate_sheet
+
 from conftest import REPO
 from workflow_helpers import snakemake, write_config
 
@@ -85,3 +87,43 @@ def test_unwritable_results_folder_is_named(tmp_path):
         results=str(blocker / "results"),
     )
     assert f"results folder {blocker / 'results'} is not writable" in line
+
+
+def test_two_channels_with_one_raw_id_are_named(tmp_path):
+    line = startup_error(tmp_path, {"channels": {"DNA": "1", "ER": "2", "RNA": "2", "AGP": "4"}})
+    assert "['ER', 'RNA'] all map to raw channel id '2'" in line
+
+
+@pytest.mark.slow
+def test_an_overlays_channels_replace_the_defaults(tmp_path):
+    """A real screen's first run is an overlay: its channels (renamed, one fewer) are the ones
+    used, not merged into the demo's five."""
+    write_plate_sheet(tmp_path / "plates.tsv", [("plate01", "batch1")], str(tmp_path / "demo"))
+    demo = {
+        "rows": 1,
+        "cols": 2,
+        "sites": 1,
+        "image_size": 64,
+        "cells_per_site": 4,
+        "n_treatments": 1,
+        "replicates": 1,
+        "n_inactive": 0,
+    }
+    base = write_config(
+        tmp_path,
+        {
+            "results": str(tmp_path / "results"),
+            "plates": str(tmp_path / "plates.tsv"),
+            "demo": {"root": str(tmp_path / "demo"), "params": demo},
+            "train": {"holdout_batches": []},
+        },
+    )
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(
+        "channels: {Hoechst: '1', ER: '2', RNA: '3', AGP: '4'}\nnuclei_channel: Hoechst\n"
+    )
+    snakemake(tmp_path, [base, overlay], "--until", "manifest")
+    manifest = pd.read_parquet(tmp_path / "results" / "manifest" / "plate01.parquet")
+    assert [c for c in manifest if c.startswith("Path_")] == [
+        f"Path_{c}" for c in ("Hoechst", "ER", "RNA", "AGP")
+    ]

@@ -66,7 +66,7 @@ def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
         cells = pd.read_parquet(results / "cells" / f"{plate}.parquet")
         crops = np.load(results / "crops" / f"{plate}.npy", mmap_mode="r")
         table = pd.read_parquet(results / "crops" / f"{plate}.parquet")
-        embeddings = pd.read_parquet(results / "embeddings" / "erm" / f"{plate}.parquet")
+        embeddings = pd.read_parquet(results / "embeddings" / "erm" / "seed0" / f"{plate}.parquet")
         assert len(cells) > 50
         assert len(cells) == len(table) == crops.shape[0] == len(embeddings)
         assert crops.shape[1:] == (5, 32, 32)
@@ -78,21 +78,47 @@ def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
         )
 
 
-def test_every_platemap_well_has_a_finite_profile(finished_run):
+def test_every_cell_has_cellprofiler_features_in_the_cells_tables_order(finished_run):
+    workdir, _ = finished_run
+    results = workdir / "results"
+    for plate, _ in PLATES:
+        cells = pd.read_parquet(results / "cells" / f"{plate}.parquet")
+        features = pd.read_parquet(results / "features" / f"{plate}.parquet")
+        metadata = [c for c in cells if c.startswith("Metadata_")]
+        pd.testing.assert_frame_equal(features[metadata], cells[metadata])
+        assert features["Cells_AreaShape_Area"].tolist() == cells["Cells_AreaShape_Area"].tolist()
+        assert (features.dtypes[len(metadata) :] == np.float32).all()
+        np.testing.assert_allclose(  # the same cells, measured the same way, as segmentation's
+            features["Nuclei_Intensity_MeanIntensity_DNA"] * 65535,
+            cells["Nuclei_Intensity_MeanIntensity_DNA"],
+            rtol=1e-4,
+        )
+    selection = pd.read_csv(
+        results / "profiles" / "cellprofiler" / "features.tsv", sep="\t", keep_default_na=False
+    )
+    kept = selection[selection["kept"]]["feature"]
+    assert 10 < len(kept) < len(selection) and set(selection["dropped_by"]) > {""}
+    wells = pd.read_parquet(results / "profiles" / "cellprofiler" / "none" / "wells.parquet")
+    assert [c for c in wells if not c.startswith("Metadata_")] == kept.tolist()
+    assert not any("Location" in c for c in kept)
+
+
+@pytest.mark.parametrize("source", ["erm/seed0", "cellprofiler"])
+def test_every_platemap_well_has_a_finite_profile(finished_run, source):
     workdir, _ = finished_run
     for correction in TINY["profiles"]["corrections"]:
         wells = pd.read_parquet(
-            workdir / "results" / "profiles" / "erm" / correction / "wells.parquet"
+            workdir / "results" / "profiles" / source / correction / "wells.parquet"
         )
         for plate, _ in PLATES:
             platemap = pd.read_csv(workdir / "demo" / plate / "platemap.tsv", sep="\t")
             on_plate = wells[wells["Metadata_Plate"] == plate]
             assert sorted(on_plate["Metadata_Well"]) == sorted(platemap["well"])
-        features = wells.filter(regex="^(emb|harmony_pc)_").to_numpy()
-        assert np.isfinite(features).all()
+        features = wells[[c for c in wells if not c.startswith("Metadata_")]].to_numpy()
+        assert features.shape[1] > 0 and np.isfinite(features).all()
         assert (wells["Metadata_Count_Cells"] > 0).all()
         consensus = pd.read_parquet(
-            workdir / "results" / "profiles" / "erm" / correction / "consensus.parquet"
+            workdir / "results" / "profiles" / source / correction / "consensus.parquet"
         )
         assert set(consensus["Metadata_Treatment"]) == set(wells["Metadata_Treatment"])
 
@@ -103,20 +129,25 @@ def test_report_has_ranking_and_every_figure(finished_run):
     assert "<table id='ranking'>" in html and "<table id='training'>" in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     corrections = TINY["profiles"]["corrections"]
-    # PCA per correction + metric bars + cells-per-well heatmaps, and per plate: QC heatmap,
-    # segmentation overlays, illumination functions
-    assert len(images) == len(corrections) + 2 + 3 * len(PLATES)
+    # per source (erm, cellprofiler): PCA per correction + metric bars; cells-per-well
+    # heatmaps; per plate: QC heatmap, segmentation overlays, illumination functions
+    assert len(images) == 2 * (len(corrections) + 1) + 1 + 3 * len(PLATES)
     for plate, _ in PLATES:
         assert (
             f"{plate}: segmentation overlays" in html and f"{plate}: cell count and focus" in html
         )
     assert all(len(image) > 1000 for image in images)
     for correction in corrections:
-        assert f"erm / {correction}" in html
+        assert f"erm/seed0 / {correction}" in html and f"cellprofiler / {correction}" in html
     ranking = pd.read_csv(workdir / "results" / "report" / "ranking.tsv", sep="\t")
-    assert sorted(ranking["correction"]) == sorted(corrections)
+    assert sorted(ranking["correction"]) == sorted(corrections * 2)
+    assert set(ranking["method"]) == {"erm", "cellprofiler"}
+    erm = ranking[ranking["method"] == "erm"]
+    assert erm["vs cellprofiler low"].notna().all()  # every CNN row against CellProfiler's
     assert ranking["overall"].is_monotonic_decreasing
-    training = pd.read_csv(workdir / "results" / "models" / "erm" / "training_log.tsv", sep="\t")
+    training = pd.read_csv(
+        workdir / "results" / "models" / "erm" / "seed0" / "training_log.tsv", sep="\t"
+    )
     assert training["holdout_acc"].notna().all()  # batch3 held out and scored
 
 
@@ -125,7 +156,7 @@ def test_demo_metrics_score_against_ground_truth(finished_run):
     truth = pd.read_csv(workdir / "demo" / "plate01" / "truth" / "treatments.tsv", sep="\t")
     compounds = truth[truth["treatment"] != "DMSO"]
     for correction in TINY["profiles"]["corrections"]:
-        path = workdir / "results" / "diagnostics" / "erm" / correction / "metrics.json"
+        path = workdir / "results" / "diagnostics" / "erm" / "seed0" / correction / "metrics.json"
         metrics = json.loads(path.read_text())
         for entry in [*metrics["batch"].values(), *metrics["bio"].values()]:
             assert entry["score"] is None and entry["reason"] or 0 <= entry["score"] <= 1
@@ -143,7 +174,7 @@ def test_snakemake_report_zip_has_the_key_figures(finished_run, tmp_path):
     for figure in ("pca.png", "metric_bars.png", "plate_qc.png", "ranking.tsv", "index.html"):
         assert any(name.endswith(figure) for name in archive.namelist()), figure
     page = archive.read("report/report.html").decode()
-    assert "Cells per well on every plate" in page and "0.4 x batch + 0.6 x bio" in page  # captions
+    assert "Cells per well on every plate" in page and "0.5 x generalisation" in page  # captions
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):
@@ -169,11 +200,12 @@ def test_demo_figures_for_the_docs_come_from_the_run(finished_run):
     results = workdir / "results"
     tables = docs.demo_tables(results)
     ranking = pd.read_csv(results / "report" / "ranking.tsv", sep="\t")
-    pd.testing.assert_frame_equal(tables["ranking"], ranking)
+    assert tables["ranking"][["method", "correction"]].equals(ranking[["method", "correction"]])
+    assert tables["ranking"]["overall"].tolist() == [f"{v:.3f}" for v in ranking["overall"]]
     assert tables["training"]["method"].tolist() == ["erm"]
     cells = {
         plate: len(pd.read_parquet(results / "crops" / f"{plate}.parquet")) for plate, _ in PLATES
     }
     assert dict(zip(tables["cells"]["plate"], tables["cells"]["cells"])) == cells
-    assert sorted(tables["batch"]["correction"]) == sorted(TINY["profiles"]["corrections"])
+    assert sorted(tables["batch"]["correction"]) == sorted(TINY["profiles"]["corrections"] * 2)
     assert "| rank | method |" in docs.markdown(tables["ranking"])

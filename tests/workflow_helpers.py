@@ -35,11 +35,13 @@ def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -
 
 def snakemake(
     workdir: Path,
-    config: Path,
+    config: Path | list[Path],
     *args: str,
     check: bool = True,
     snakefile: Path = REPO / "Snakefile",
 ) -> subprocess.CompletedProcess:
+    """``snakemake`` on ``config`` (a list: the config, then overlays in order)."""
+    configs = config if isinstance(config, list) else [config]
     command = [
         *SNAKEMAKE,
         "-s",
@@ -47,7 +49,7 @@ def snakemake(
         "--directory",
         str(workdir),
         "--configfile",
-        str(config),
+        *map(str, configs),
         "--cores",
         "2",
         *args,

@@ -325,10 +325,18 @@ QC = Block(
         "max_saturated_percent": 1.0,  # fail when a channel has more % of pixels at its max
         "min_cells": 1,  # fail sites with fewer cells (0: off)
         "max_cells": None,  # fail sites with more cells, e.g. debris as cells (null: off)
+        "max_scale_ratio": 16.0,  # fail a channel this many x off the plate median (null: off)
         "overlay_sites": 4,  # sites drawn in the segmentation overlay figure of each plate
+        # a plate whose negcon wells keep no cell after QC: fail at QC, or drop it from profiles
+        "plate_without_negcon": "fail",
     },
-    nullable=("focus_mad", "max_saturated_percent"),
-    checks=[number_or_null("min_focus", "max_cells"), at_least(0, "overlay_sites", "min_cells")],
+    nullable=("focus_mad", "max_saturated_percent", "max_scale_ratio"),
+    checks=[
+        one_of(("fail", "drop"), "plate_without_negcon"),
+        number_or_null("min_focus", "max_cells"),
+        at_least(0, "overlay_sites", "min_cells"),
+        above(1, "max_scale_ratio"),
+    ],
 )
 
 CROPS = Block(
@@ -341,22 +349,100 @@ CROPS = Block(
     checks=[at_least(1, "size"), above(0, "scale")],
 )
 
+# --- CellProfiler features (cp_measure): the `cellprofiler` source of profiles ---------------
+
+CELLPROFILER = "cellprofiler"  # the source name of CellProfiler features beside CNN methods
+OBJECTS = ("Nuclei", "Cells", "Cytoplasm")  # CellProfiler's object names, in column order
+MEASUREMENTS = (  # CellProfiler's measurement modules as cp_measure splits them
+    "areashape",  # MeasureObjectSizeShape incl. Zernike shape moments and Feret diameters
+    "intensity",  # MeasureObjectIntensity
+    "texture",  # MeasureTexture (Haralick)
+    "granularity",  # MeasureGranularity
+    "radial_distribution",  # MeasureObjectIntensityDistribution: FracAtD, MeanFrac, RadialCV
+    "radial_zernikes",  # MeasureObjectIntensityDistribution: intensity Zernike moments
+    "correlation",  # MeasureColocalization: Pearson, Manders, RWC, Overlap, K, Costes
+)
+# Features about where a cell lies in the field, not what it looks like: kept in the features
+# table (CellProfiler writes them) but never part of a profile.
+POSITIONAL_FEATURES = (
+    "_Location_",
+    "_AreaShape_Center_",
+    "_AreaShape_BoundingBoxMinimum_",
+    "_AreaShape_BoundingBoxMaximum_",
+)
+
+
+def _texture_scales(p: dict, name: str) -> None:
+    scales = p["texture_scales"]
+    if not scales or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in scales
+    ):
+        raise ValueError(
+            f"{name}.texture_scales must be a non-empty list of integers >= 1, not {scales!r}"
+        )
+
+
+FEATURES = Block(
+    "features",
+    {
+        "enabled": True,  # measure CellProfiler features and profile them as `cellprofiler`
+        "measurements": list(MEASUREMENTS),  # modules to run (all: what a real screen gets)
+        "shrink_nuclei": True,  # Cytoplasm = cells minus nuclei shrunk by their outline pixel
+        "zernike_degree": 9,  # highest Zernike degree (AreaShape and RadialDistribution)
+        "texture_scales": [3],  # Haralick co-occurrence distances (px), one feature set each
+        "texture_gray_levels": 256,  # gray levels of the co-occurrence matrices
+        "granularity_spectrum": 16,  # granular spectrum length (Granularity_1 .. _N)
+        "granularity_subsample": 0.25,  # image subsampling before granularity
+        "granularity_background_subsample": 0.25,  # further subsampling for the background
+        "granularity_element_size": 10,  # background opening radius (px, after subsampling)
+        "radial_bins": 4,  # RadialDistribution rings from centre to edge (scaled per object)
+        "correlation_threshold": 15.0,  # Manders / RWC / Overlap: % of each object's maximum
+    },
+    checks=[
+        each_one_of(MEASUREMENTS, "measurements", "measurement"),
+        at_least(1, "zernike_degree", "granularity_spectrum", "granularity_element_size"),
+        at_least(1, "radial_bins"),
+        between(2, 256, "texture_gray_levels"),  # co-occurrence of 8-bit quantised pixels
+        between(0, 1, "granularity_subsample", "granularity_background_subsample"),
+        between(0, 100, "correlation_threshold"),
+        _texture_scales,
+    ],
+)
+
+# --- training: a method is a recipe of orthogonal parts ----------------------------------
+#
+# input scaling x feature-statistic augmentation x head x mean teacher (docs/methods.md). The
+# five named methods are presets: their blocks keep the keys they always had, and
+# ``preset_recipe`` turns a block into the recipe it stands for. ``train.recipes`` holds
+# user-named recipes; ``train.methods`` lists presets and recipes alike.
+
+SCALINGS = ("global", "plate")
+AUGMENTS = ("none", "dsu", "mixstyle", "abra")
+SPREADS = ("within", "between")
+TEACHER_CELLS = ("training", "all")
+
 _MARGIN_HEAD = {
     "head_s": 30.0,  # scale s of a margin head
     "head_m": 0.1,  # margin m of a margin head
 }
 _HEAD = one_of(HEADS, "head")
-METHOD_BLOCKS = {
-    "erm": Block(
-        "train.erm",
-        {
-            "head": "linear",  # linear | cosface | arcface
-            **_MARGIN_HEAD,
-        },
-        checks=[_HEAD],
-    ),
-    "dsu": Block(
-        "train.dsu",
+
+
+def _levels(*keys: str) -> Check:
+    def check(p: dict, name: str) -> None:
+        for key in keys:
+            levels = p[key]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels):
+                raise ValueError(
+                    f"{name}.{key} must be a list of feature levels >= 0, not {levels!r}"
+                )
+
+    return check
+
+
+def _dsu(name: str) -> Block:
+    return Block(
+        name,
         {
             "levels": [
                 0,
@@ -366,37 +452,78 @@ METHOD_BLOCKS = {
             ],  # feature levels (0 = stem, i = after stage i) with a DSU module
             "p": 0.5,  # probability that a module acts in a forward pass
         },
-        checks=[between(0, 1, "p")],
-    ),
-    "mixstyle": Block(
-        "train.mixstyle",
+        checks=[between(0, 1, "p"), _levels("levels")],
+    )
+
+
+def _mixstyle(name: str) -> Block:
+    return Block(
+        name,
         {
             "levels": [1, 2],  # feature levels with a MixStyle module
             "p": 0.5,  # probability that a module acts in a forward pass
             "alpha": 0.1,  # mixing weight lambda ~ Beta(alpha, alpha)
         },
-        checks=[between(0, 1, "p"), above(0, "alpha")],
+        checks=[between(0, 1, "p"), above(0, "alpha"), _levels("levels")],
+    )
+
+
+_ABRA = {
+    "level": 1,  # feature level whose channel statistics are perturbed; -1: the input crop
+    "group_by": "plate",  # plate | batch | none: groups sharing one statistics shift
+    "spread": "within",  # within: shift scale = spread of a group's images; between: of groups
+    "steps": 1,  # K gradient-ascent steps of the inner maximisation
+    "bound": 2.0,  # |shift| <= bound x the spread of the statistic
+    "step_size": 1.0,  # ascent step, x the spread (signed gradient)
+    "adv_fraction": 0.5,  # share of each mini-batch trained on perturbed features
+    "adv_weight": 1.0,  # weight of the perturbed images' loss
+    "align_weight": 1.0,  # weight of the clean/perturbed embedding alignment term
+}
+_ABRA_CHECKS = [
+    one_of(GROUPINGS, "group_by"),
+    one_of(SPREADS, "spread"),
+    between(0, 1, "adv_fraction"),
+    at_least(-1, "level"),
+    at_least(0, "steps", "bound", "step_size"),
+]
+
+
+def _teacher(name: str) -> Block:
+    return Block(
+        name,
+        {
+            "decay": 0.99,  # EMA decay of the teacher's weights per optimiser step
+            "weight": 1.0,  # weight of the student/teacher consistency loss (after its ramp)
+            "ramp_epochs": 2,  # the weight rises linearly from 0 over this many epochs
+            "cells": "training",  # unlabeled cells of the consistency loss: training | all
+        },
+        checks=[
+            between(0, 1, "decay"),
+            at_least(0, "weight", "ramp_epochs"),
+            one_of(TEACHER_CELLS, "cells"),
+        ],
+    )
+
+
+METHOD_BLOCKS = {
+    "erm": Block(
+        "train.erm",
+        {
+            "head": "linear",  # linear | cosface | arcface
+            **_MARGIN_HEAD,
+        },
+        checks=[_HEAD],
     ),
+    "dsu": _dsu("train.dsu"),
+    "mixstyle": _mixstyle("train.mixstyle"),
     "abra": Block(
         "train.abra",
         {
-            "level": 1,  # feature level whose channel statistics are perturbed
-            "group_by": "plate",  # plate | batch | none: groups sharing one statistics shift
-            "steps": 1,  # K gradient-ascent steps of the inner maximisation
-            "bound": 2.0,  # |shift| <= bound x the group's spread of the statistic
-            "step_size": 1.0,  # ascent step, x the spread (signed gradient)
-            "adv_fraction": 0.5,  # share of each mini-batch trained on perturbed features
-            "adv_weight": 1.0,  # weight of the perturbed images' loss
-            "align_weight": 1.0,  # weight of the clean/perturbed embedding alignment term
+            **_ABRA,
             "head": "arcface",  # arcface | cosface | linear
             **_MARGIN_HEAD,
         },
-        checks=[
-            one_of(GROUPINGS, "group_by"),
-            between(0, 1, "adv_fraction"),
-            _HEAD,
-            at_least(0, "steps", "level", "bound", "step_size"),
-        ],
+        checks=[*_ABRA_CHECKS, _HEAD],
     ),
     "deepnoise": Block(
         "train.deepnoise",
@@ -410,13 +537,64 @@ METHOD_BLOCKS = {
 assert tuple(METHOD_BLOCKS) == TRAIN_METHODS
 
 
-def _levels_are_valid(p: dict, name: str) -> None:
-    for method in ("dsu", "mixstyle"):
-        levels = p[method]["levels"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels):
-            raise ValueError(
-                f"{name}.{method}.levels must be a list of feature levels >= 0, not {levels!r}"
-            )
+def recipe_block(name: str) -> Block:
+    """The block of a user-named recipe ``train.recipes.{name}``."""
+    return Block(
+        f"train.recipes.{name}",
+        {
+            "scaling": "global",  # global: training crops' channel mean/std | plate: each plate's
+            "jitter": 0.0,  # plate scaling: each statistic x U(1 - jitter, 1 + jitter) in training
+            "augment": "none",  # none | dsu | mixstyle | abra (settings in the blocks below)
+            "dsu": _dsu(f"train.recipes.{name}.dsu"),
+            "mixstyle": _mixstyle(f"train.recipes.{name}.mixstyle"),
+            "abra": Block(f"train.recipes.{name}.abra", dict(_ABRA), checks=_ABRA_CHECKS),
+            "head": "linear",  # linear | cosface | arcface
+            **_MARGIN_HEAD,
+            "teacher": False,  # mean teacher: EMA teacher and a consistency loss on unlabeled cells
+            "mean_teacher": _teacher(f"train.recipes.{name}.mean_teacher"),
+        },
+        checks=[
+            one_of(SCALINGS, "scaling"),
+            one_of(AUGMENTS, "augment"),
+            _HEAD,
+            between(0, 1, "jitter", open_high=True),
+        ],
+    )
+
+
+def preset_recipe(method: str, block: dict) -> dict:
+    """The recipe a preset's block stands for (exactly what the preset always did)."""
+    recipe = recipe_block(method).merge(None)
+    if method == "erm":
+        recipe.update(head=block["head"], head_s=block["head_s"], head_m=block["head_m"])
+    elif method in ("dsu", "mixstyle"):
+        recipe.update(augment=method, **{method: dict(block)})
+    elif method == "abra":
+        head = {key: block[key] for key in ("head", "head_s", "head_m")}
+        recipe.update(augment="abra", abra={k: block[k] for k in _ABRA}, **head)
+    elif method == "deepnoise":
+        recipe.update(
+            scaling="plate",
+            jitter=block["jitter"],
+            head="arcface",
+            head_s=block["head_s"],
+            head_m=block["head_m"],
+        )
+    else:
+        raise ValueError(f"{method!r} is not a preset method; presets: {list(TRAIN_METHODS)}")
+    return recipe
+
+
+def source_name(method: str, seed: int | None) -> str:
+    """A source of per-cell features as it names output folders: ``{method}/seed{k}`` for a
+    trained model, the bare name for a source without seeds (``cellprofiler``)."""
+    return method if seed is None else f"{method}/seed{seed}"
+
+
+def parse_source(source: str) -> tuple[str, int | None]:
+    """(method, seed or None) of a source name (the inverse of ``source_name``)."""
+    method, _, seed = source.partition("/seed")
+    return method, (int(seed) if seed else None)
 
 
 def _holdout_batches_sorted(p: dict, name: str) -> None:
@@ -427,16 +605,30 @@ def _holdout_batches_sorted(p: dict, name: str) -> None:
     p["holdout_batches"] = sorted(str(batch) for batch in p["holdout_batches"])
 
 
+def _recipe_resolved(p: dict, name: str) -> None:
+    """``p["recipe"]``: the recipe the run trains (a preset's, or the given user recipe)."""
+    if p["method"] in TRAIN_METHODS:
+        p["recipe"] = preset_recipe(p["method"], p[p["method"]])
+    elif p["recipe"] is None:
+        raise ValueError(
+            f"{name}.method {p['method']!r} is neither a preset "
+            f"{list(TRAIN_METHODS)} nor given a recipe (train.recipes)"
+        )
+    else:
+        p["recipe"] = recipe_block(p["method"]).merge(p["recipe"])
+
+
 TRAIN = Block(
     "train",
     {
         "method": "erm",  # the method a run trains (the workflow: each of train.methods)
+        "recipe": None,  # a user recipe's block (train.recipes.{method}); presets: derived
         "epochs": 30,  # epochs to reach; a finished run called with more epochs resumes
         "batch_size": 256,  # crops per optimiser step (last partial batch of an epoch dropped)
         "lr": 1e-3,  # AdamW peak learning rate
         "lr_schedule_epochs": 30,  # cosine decay of lr to 1% over this many epochs, then constant
         "weight_decay": 0.01,  # AdamW decoupled weight decay
-        "seed": 0,  # initialisation, data order, augmentation
+        "seed": 0,  # initialisation, data order, augmentation (the workflow: each of train.seeds)
         "width": 32,  # channels of the stem and first stage (doubled per stage)
         "depth": 2,  # residual blocks per stage
         "stages": 3,  # stages, each halving the resolution (32 px -> 4 px)
@@ -445,15 +637,14 @@ TRAIN = Block(
         "max_holdout_cells": 20000,  # fixed random subset of held-out cells scored; None = all
         "augment": True,  # random flips and 90-degree rotations of every crop
         "max_cells_per_epoch": None,  # cap on crops drawn per epoch (no replacement); None = all
-        "normalise": True,  # standardise channels (training-crop stats; deepnoise: per plate)
+        "normalise": True,  # standardise channels (training-crop stats; plate scaling: per plate)
         "num_threads": 1,  # torch CPU threads
         "device": "auto",  # "auto" (cuda if available), "cpu" or "cuda"
         "amp": True,  # mixed precision (bf16, or fp16 + loss scaling); only on cuda
-        **METHOD_BLOCKS,  # one block per method; a run uses only its method's block
+        **METHOD_BLOCKS,  # one block per preset; a run uses only its method's block
     },
     nullable=("max_holdout_cells",),
     checks=[
-        one_of(TRAIN_METHODS, "method"),
         one_of(DEVICES, "device"),
         at_least(
             1,
@@ -468,8 +659,8 @@ TRAIN = Block(
             "max_holdout_cells",
         ),
         at_least(2, "max_cells_per_epoch"),
-        _levels_are_valid,
         _holdout_batches_sorted,
+        _recipe_resolved,
     ],
 )
 
@@ -480,6 +671,24 @@ EMBED = Block(
         "device": "auto",  # auto (cuda if available) | cpu | cuda
     },
     checks=[at_least(1, "batch_size"), one_of(DEVICES, "device")],
+)
+
+SELECTIONS = ("drop_na_columns", "frequency_threshold", "correlation_threshold", "blocklist")
+
+FEATURE_SELECT = Block(
+    "profiles.feature_select",
+    {
+        # pycytominer feature_select operations, in order, on CellProfiler sources' well profiles
+        "operations": list(SELECTIONS),
+        "na_cutoff": 0.05,  # drop a feature missing in more than this share of wells
+        "freq_cut": 0.05,  # near-zero variance: 2nd most common value / most common below this
+        "unique_cut": 0.01,  # ... or distinct values / wells below this
+        "corr_threshold": 0.9,  # of a pair correlated above this, drop the more correlated one
+    },
+    checks=[
+        each_one_of(SELECTIONS, "operations", "feature selection operation"),
+        between(0, 1, "na_cutoff", "freq_cut", "unique_cut", "corr_threshold"),
+    ],
 )
 
 PROFILES = Block(
@@ -496,6 +705,7 @@ PROFILES = Block(
         "harmony_clusters": None,  # soft k-means clusters; None = wells / 30 (1 to 100)
         "harmony_seed": 0,  # Harmony's k-means initialisation
         "consensus": "median",  # wells -> treatment: median or mean
+        "feature_select": FEATURE_SELECT,  # CellProfiler features: pycytominer's selection
     },
     checks=[
         each_one_of(CORRECTIONS, "corrections", "correction"),
@@ -516,19 +726,38 @@ DIAGNOSTICS = Block(
         "max_folds": 5,  # batch-classifier cross-validation folds (fewer if a batch is small)
         "lisi_perplexity": 30.0,  # LISI neighbourhood (lowered automatically on small screens)
         "neighbours": 15,  # kNN graph of graph connectivity
-        "knn_neighbours": 5,  # kNN treatment classifier (leave-one-batch-out, held-out batches)
+        "knn_neighbours": 5,  # kNN treatment classifier of leave-one-batch-out
+        "holdout_neighbours": 1,  # kNN of held-out wells among the training batches' wells
         "pcr_components": 50,  # principal components of the batch PC regression
         "map_null_size": 10000,  # permutations of the mAP p-value null
         "map_threshold": 0.05,  # corrected p below which a treatment counts as retrieved / active
     },
     checks=[
-        at_least(1, "max_folds", "neighbours", "knn_neighbours", "pcr_components", "map_null_size"),
+        at_least(
+            1,
+            "max_folds",
+            "neighbours",
+            "knn_neighbours",
+            "holdout_neighbours",
+            "pcr_components",
+            "map_null_size",
+        ),
         _rule(lambda v: 0 < v < 1, "in (0, 1)", "map_threshold"),
         above(0, "lisi_perplexity"),
     ],
 )
 
-REPORT = Block("report", {"title": "debatch report"})
+REPORT = Block(
+    "report",
+    {
+        "title": "debatch report",  # the page title
+        # methods every row's held-out difference is measured against (those present)
+        "references": ["erm", CELLPROFILER],
+        "bootstrap": 2000,  # bootstrap draws of held-out wells for the intervals of differences
+        "seed": 0,  # the bootstrap's random draws
+    },
+    checks=[at_least(100, "bootstrap")],
+)
 
 THREADS = Block(
     "threads",
@@ -569,11 +798,11 @@ DEMO_BATCH = Block(
         "background": 0.03,  # mean extra per-channel background (illuminated like the signal)
         "noise": 0.02,  # mean extra noise level
         "density": 0.2,  # SD of the log cell-density multiplier (denser = smaller cells)
-        "gamma": 0.0,  # SD of the log per-channel detector gamma (nonlinear response)
-        "crosstalk": 0.0,  # mean bleed-through fraction from the bluer neighbouring stain
-        "illumination_shape": 0.0,  # illumination gradient and ellipticity per batch
-        "psf": 0.0,  # PSF anisotropy (SD of log sigma_y/sigma_x) and chromatic blur per batch
-        "size": 0.0,  # SD of the log cell-size multiplier per batch (beside density)
+        "gamma": 0.15,  # SD of the log per-channel detector gamma (nonlinear response)
+        "crosstalk": 0.1,  # mean bleed-through fraction from the bluer neighbouring stain
+        "illumination_shape": 0.3,  # illumination gradient and ellipticity per batch
+        "psf": 0.3,  # PSF anisotropy (SD of log sigma_y/sigma_x) and chromatic blur per batch
+        "size": 0.15,  # SD of the log cell-size multiplier per batch (beside density)
     },
     checks=[
         at_least(
@@ -631,6 +860,7 @@ STAGES = {
         SEGMENT,
         QC,
         CROPS,
+        FEATURES,
         TRAIN,
         EMBED,
         PROFILES,

@@ -10,6 +10,7 @@ import re
 import tempfile
 
 import pandas as pd
+import yaml
 from snakemake.utils import validate
 
 from debatch import settings
@@ -22,7 +23,31 @@ def fail(message):
     raise WorkflowError(f"debatch config: {message}")
 
 
+def replace_channels():
+    """An overlay's `channels:` replaces the default's instead of being merged into it
+    (Snakemake merges nested blocks: four renamed channels would keep the demo's five)."""
+    for path in reversed([str(p) for p in workflow.overwrite_configfiles]):
+        with open(path) as handle:
+            overlay = yaml.safe_load(handle) or {}
+        if "channels" in overlay:
+            config["channels"] = overlay["channels"]
+            return
+
+
+def check_channels():
+    """Each logical channel has its own raw id (two names for one file would be one image)."""
+    by_id = {}
+    for name, raw in config["channels"].items():
+        by_id.setdefault(str(raw), []).append(name)
+    shared = {raw: names for raw, names in by_id.items() if len(names) > 1}
+    if shared:
+        raw, names = next(iter(shared.items()))
+        fail(f"channels: {names} all map to raw channel id {raw!r}; give each its own id")
+
+
+replace_channels()
 validate(config, schema="../schemas/config.schema.yaml")
+check_channels()
 
 
 def check_blocks():
@@ -32,7 +57,10 @@ def check_blocks():
         settings.SEGMENT: config["segment"],
         settings.QC: config["qc"],
         settings.CROPS: config["crops"],
-        settings.TRAIN: {k: v for k, v in config["train"].items() if k != "methods"},
+        settings.FEATURES: config.get("features", {}),
+        settings.TRAIN: {
+            k: v for k, v in config["train"].items() if k not in ("methods", "seeds", "recipes")
+        },
         settings.EMBED: config["embed"],
         settings.PROFILES: config["profiles"],
         settings.DIAGNOSTICS: config["diagnostics"],
@@ -163,18 +191,65 @@ def load_plates(path):
 PLATES = load_plates(config["plates"])
 PLATE_NAMES = PLATES["plate"].tolist()
 BATCHES = sorted(PLATES["batch"].unique())
+
+
+def check_methods():
+    """train.methods names presets or recipes of train.recipes (each recipe's block checked);
+    train.holdout_batches names batches of the plate sheet and leaves one to train on."""
+    recipes = config["train"].get("recipes", {})
+    for method in config["train"]["methods"]:
+        if method in settings.TRAIN_METHODS:
+            continue
+        if method not in recipes:
+            fail(
+                f"train.methods: {method!r} is neither a preset {list(settings.TRAIN_METHODS)} "
+                f"nor a recipe of train.recipes ({sorted(recipes)})"
+            )
+        try:
+            settings.recipe_block(method).merge(recipes[method])
+        except ValueError as error:
+            fail(f"train.recipes: {error}")
+    holdout = set(config["train"].get("holdout_batches", []))
+    if sorted(holdout - set(BATCHES)):
+        fail(
+            f"train.holdout_batches {sorted(holdout - set(BATCHES))} are not batches of the "
+            f"plate sheet ({BATCHES})"
+        )
+    if holdout and holdout >= set(BATCHES):
+        fail(
+            f"train.holdout_batches {sorted(holdout)} hold out every batch of the plate sheet: "
+            f"nothing is left to train on"
+        )
+
+
+def check_features():
+    """CellProfiler features are measured on the label images segment keeps."""
+    if FEATURES["enabled"] and not config["segment"].get("save_masks", True):
+        fail(
+            "features.enabled needs the label images: set segment.save_masks to true "
+            "(or features.enabled to false)"
+        )
+
+
+check_methods()
+FEATURES = settings.FEATURES.merge(config.get("features", {}))
+check_features()
 METHODS = config["train"]["methods"]
+SEEDS = config["train"].get("seeds", [0])
+# A source of per-cell features: a trained model, {method}/seed{k}, one per method and seed,
+# and CellProfiler's measurements (features stage), `cellprofiler`, when features are enabled.
+MODELS = [settings.source_name(method, seed) for method in METHODS for seed in SEEDS]
+SOURCES = MODELS + ([settings.CELLPROFILER] if FEATURES["enabled"] else [])
 CORRECTIONS = settings.PROFILES.merge(config["profiles"])["corrections"]
-_unknown_holdout = sorted(set(config["train"].get("holdout_batches", [])) - set(BATCHES))
-if _unknown_holdout:
-    fail(f"train.holdout_batches {_unknown_holdout} are not batches of the plate sheet ({BATCHES})")
 # Ground truth exists only for plates the demo generates; a real screen has none.
 DEMO_TRUTH = [demo_plate_paths(p)["truth"] for p in PLATE_NAMES if PLATES.loc[p, "is_demo"]]
 
 
 wildcard_constraints:
     plate="|".join(re.escape(p) for p in PLATE_NAMES),
-    method="|".join(METHODS),
+    method="|".join(re.escape(m) for m in METHODS),
+    seed=r"\d+",
+    source="|".join(re.escape(s) for s in SOURCES),
     correction="|".join(CORRECTIONS),
     shard=r"\d+",
 
@@ -231,23 +306,46 @@ def segment_gpu():
 
 
 def train_params(wildcards):
-    """This method's settings: the shared train keys plus only its own block (e.g. train.abra),
-    so tuning one method, or adding one to train.methods, never retrains the others."""
-    shared = stage_params("train", drop=("methods", *settings.TRAIN_METHODS))
-    own = config["train"].get(wildcards.method)
-    return {**shared, "method": wildcards.method, **({wildcards.method: own} if own else {})}
+    """This method's settings: the shared train keys, its seed and only its own block (a
+    preset's, e.g. train.abra, or its recipe of train.recipes), so tuning one method, or adding
+    a method or a seed, never retrains the others."""
+    drop = ("methods", "seeds", "recipes", *settings.TRAIN_METHODS)
+    shared = stage_params("train", drop=drop)
+    method = wildcards.method
+    own = {}
+    if method in settings.TRAIN_METHODS and config["train"].get(method):
+        own = {method: config["train"][method]}
+    elif method not in settings.TRAIN_METHODS:
+        own = {"recipe": config["train"]["recipes"][method]}
+    return {**shared, "method": method, "seed": int(wildcards.seed), **own}
+
+
+def source_cells(wildcards):
+    """The per-cell tables of a source: a model's embeddings of every plate; for
+    `cellprofiler`, every plate's features and the crops tables naming the cells to profile
+    (the cells every CNN embeds: those on sites that passed QC)."""
+    if wildcards.source == settings.CELLPROFILER:
+        return {
+            "cells": expand(res("features/{plate}.parquet"), plate=PLATE_NAMES),
+            "crops": expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),
+        }
+    return {
+        "cells": expand(
+            res("embeddings/{source}/{plate}.parquet"), source=wildcards.source, plate=PLATE_NAMES
+        )
+    }
 
 
 # --- profiles rules' parameters ---
 
 
-def aggregation_params():
-    """The profiles keys that shape the plate-normalised wells (shared by every correction)."""
-    return {
-        key: value
-        for key, value in config["profiles"].items()
-        if key in ("aggregate", "aggregate_columns", "normalise")
-    }
+def aggregation_params(wildcards):
+    """The profiles keys that shape the plate-normalised wells (shared by every correction);
+    feature selection only for CellProfiler features, so tuning it never reruns a CNN's."""
+    keys = ["aggregate", "aggregate_columns", "normalise"]
+    if wildcards.source == settings.CELLPROFILER:
+        keys.append("feature_select")
+    return {key: value for key, value in config["profiles"].items() if key in keys}
 
 
 def correction_params(wildcards):

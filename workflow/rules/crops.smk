@@ -1,4 +1,4 @@
-rule crops:
+rule crops_shard:
     """Fixed-size illumination-corrected crops of the cells of one shard that pass QC."""
     input:
         cells=res("cells/{plate}.parquet"),
@@ -25,7 +25,7 @@ rule crops:
         "../../scripts/crops.py"
 
 
-rule gather_crops:
+rule crops:
     """The plate's memory-mappable crops/{plate}.npy and its index crops/{plate}.parquet."""
     input:
         crops=expand(res("crops/{{plate}}/shard{shard}.npy"), shard=SHARDS),
@@ -33,7 +33,7 @@ rule gather_crops:
         cells=res("cells/{plate}.parquet"),
         qc=res("qc/{plate}.parquet"),
     output:
-        # crops first: with one shard it is a hard link of the shard file (see gather_segment)
+        # crops first: with one shard it is a hard link of the shard file (see the segment rule)
         crops=res("crops/{plate}.npy"),
         table=res("crops/{plate}.parquet"),
     log:

@@ -1,20 +1,21 @@
 rule diagnostics:
-    """Batch-removal and biology metrics (+ ground truth on the demo) and PCA of one method x correction."""
+    """Batch-removal, biology and held-out metrics (+ ground truth on the demo) and PCA of one
+    source x correction."""
     input:
-        wells=res("profiles/{method}/{correction}/wells.parquet"),
+        wells=res("profiles/{source}/{correction}/wells.parquet"),
         truth=DEMO_TRUTH,
     output:
-        metrics=res("diagnostics/{method}/{correction}/metrics.json"),
+        metrics=res("diagnostics/{source}/{correction}/metrics.json"),
         figure=report(
-            res("diagnostics/{method}/{correction}/pca.png"),
+            res("diagnostics/{source}/{correction}/pca.png"),
             caption="../report/pca.rst",
             category="Diagnostics",
-            subcategory="{method} / {correction}",
+            subcategory="{source} / {correction}",
         ),
     log:
-        log_path("diagnostics", "{method}/{correction}"),
+        log_path("diagnostics", "{source}/{correction}"),
     benchmark:
-        benchmark_path("diagnostics", "{method}/{correction}")
+        benchmark_path("diagnostics", "{source}/{correction}")
     conda:
         ENV
     resources:
@@ -27,20 +28,20 @@ rule diagnostics:
 
 
 rule metric_bars:
-    """One method's metric scores as bars, one per correction."""
+    """One source's metric scores as bars, one per correction."""
     input:
-        expand(res("diagnostics/{{method}}/{correction}/metrics.json"), correction=CORRECTIONS),
+        expand(res("diagnostics/{{source}}/{correction}/metrics.json"), correction=CORRECTIONS),
     output:
         report(
-            res("diagnostics/{method}/metric_bars.png"),
+            res("diagnostics/{source}/metric_bars.png"),
             caption="../report/metric_bars.rst",
             category="Diagnostics",
-            subcategory="{method}",
+            subcategory="{source}",
         ),
     log:
-        log_path("metric_bars", "{method}"),
+        log_path("metric_bars", "{source}"),
     benchmark:
-        benchmark_path("metric_bars", "{method}")
+        benchmark_path("metric_bars", "{source}")
     conda:
         ENV
     resources:

@@ -1,15 +1,15 @@
 rule embed:
-    """Per-cell embeddings of one plate with one method's model."""
+    """Per-cell embeddings of every plate with one model (one job: torch starts once)."""
     input:
-        model=res("models/{method}/model.pt"),
-        crops=res("crops/{plate}.npy"),
-        table=res("crops/{plate}.parquet"),
+        model=res("models/{method}/seed{seed}/model.pt"),
+        crops=expand(res("crops/{plate}.npy"), plate=PLATE_NAMES),
+        tables=expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),
     output:
-        res("embeddings/{method}/{plate}.parquet"),
+        expand(res("embeddings/{{method}}/seed{{seed}}/{plate}.parquet"), plate=PLATE_NAMES),
     log:
-        log_path("embed", "{method}/{plate}"),
+        log_path("embed", "{method}/seed{seed}"),
     benchmark:
-        benchmark_path("embed", "{method}/{plate}")
+        benchmark_path("embed", "{method}/seed{seed}")
     conda:
         ENV
     threads: config["threads"]["train"]

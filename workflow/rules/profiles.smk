@@ -1,20 +1,23 @@
 rule well_profiles:
-    """Cells -> wells (aggregate), normalised per plate against negcon; shared by all corrections."""
+    """Cells -> wells (aggregate), normalised per plate against negcon (CellProfiler features:
+    then feature selection); shared by all corrections. features.tsv: each feature kept or why not."""
     input:
-        expand(res("embeddings/{{method}}/{plate}.parquet"), plate=PLATE_NAMES),
+        unpack(source_cells),
     output:
-        res("profiles/{method}/wells_normalised.parquet"),
+        wells=res("profiles/{source}/wells_normalised.parquet"),
+        features=res("profiles/{source}/features.tsv"),
     log:
-        log_path("well_profiles", "{method}"),
+        log_path("well_profiles", "{source}"),
     benchmark:
-        benchmark_path("well_profiles", "{method}")
+        benchmark_path("well_profiles", "{source}")
     conda:
         ENV
     threads: config["threads"]["images"]
     resources:
         mem_mb=4000,
     params:
-        profiles=aggregation_params(),
+        profiles=aggregation_params,
+        plate_without_negcon=config["qc"].get("plate_without_negcon", "fail"),
     script:
         "../../scripts/well_profiles.py"
 
@@ -22,14 +25,14 @@ rule well_profiles:
 rule correct_profiles:
     """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus."""
     input:
-        res("profiles/{method}/wells_normalised.parquet"),
+        res("profiles/{source}/wells_normalised.parquet"),
     output:
-        wells=res("profiles/{method}/{correction}/wells.parquet"),
-        consensus=res("profiles/{method}/{correction}/consensus.parquet"),
+        wells=res("profiles/{source}/{correction}/wells.parquet"),
+        consensus=res("profiles/{source}/{correction}/consensus.parquet"),
     log:
-        log_path("correct_profiles", "{method}/{correction}"),
+        log_path("correct_profiles", "{source}/{correction}"),
     benchmark:
-        benchmark_path("correct_profiles", "{method}/{correction}")
+        benchmark_path("correct_profiles", "{source}/{correction}")
     conda:
         ENV
     resources:

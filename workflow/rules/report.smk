@@ -1,19 +1,19 @@
 rule report:
-    """One self-contained HTML page comparing every method x correction, and its ranking table."""
+    """One self-contained HTML page comparing every method x correction over seeds, its ranking."""
     input:
         metrics=expand(
-            res("diagnostics/{method}/{correction}/metrics.json"),
-            method=METHODS,
+            res("diagnostics/{source}/{correction}/metrics.json"),
+            source=SOURCES,
             correction=CORRECTIONS,
         ),
         figures=expand(
-            res("diagnostics/{method}/{correction}/pca.png"),
-            method=METHODS,
+            res("diagnostics/{source}/{correction}/pca.png"),
+            source=SOURCES,
             correction=CORRECTIONS,
         ),
-        metric_bars=expand(res("diagnostics/{method}/metric_bars.png"), method=METHODS),
+        metric_bars=expand(res("diagnostics/{source}/metric_bars.png"), source=SOURCES),
         cells_per_well=res("diagnostics/plate_qc.png"),
-        training_logs=expand(res("models/{method}/training_log.tsv"), method=METHODS),
+        training_logs=expand(res("models/{source}/training_log.tsv"), source=MODELS),
         illum=expand(res("illum/{plate}.png"), plate=PLATE_NAMES),
         qc_overlays=expand(res("qc/overlays/{plate}.png"), plate=PLATE_NAMES),
         qc_heatmaps=expand(res("qc/heatmaps/{plate}.png"), plate=PLATE_NAMES),
@@ -32,7 +32,8 @@ rule report:
         mem_mb=1000,
     params:
         report=stage_params("report"),
-        methods=METHODS,
+        sources=SOURCES,
+        models=MODELS,
         plates=PLATE_NAMES,
     script:
         "../../scripts/report.py"

@@ -1,4 +1,4 @@
-rule segment:
+rule segment_shard:
     """Nuclei + cells of one shard of a plate's sites: cell table, per-site QC measures, label images."""
     input:
         manifest=res("manifest/{plate}.parquet"),
@@ -25,7 +25,7 @@ rule segment:
         "../../scripts/segment.py"
 
 
-rule gather_segment:
+rule segment:
     """The plate's cells/{plate}.parquet, sites/{plate}.parquet and masks/{plate}.npz from its shards."""
     input:
         cells=expand(res("cells/{{plate}}/shard{shard}.parquet"), shard=SHARDS),

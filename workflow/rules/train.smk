@@ -1,15 +1,15 @@
 rule train:
-    """Train one CNN per method on every plate's crops (held-out batches only evaluated)."""
+    """Train one CNN per method and seed on every plate's crops (held-out batches only scored)."""
     input:
         crops=expand(res("crops/{plate}.npy"), plate=PLATE_NAMES),
         tables=expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),
     output:
-        model=res("models/{method}/model.pt"),
-        log_table=res("models/{method}/training_log.tsv"),
+        model=res("models/{method}/seed{seed}/model.pt"),
+        log_table=res("models/{method}/seed{seed}/training_log.tsv"),
     log:
-        log_path("train", "{method}"),
+        log_path("train", "{method}/seed{seed}"),
     benchmark:
-        benchmark_path("train", "{method}")
+        benchmark_path("train", "{method}/seed{seed}")
     conda:
         ENV
     threads: config["threads"]["train"]

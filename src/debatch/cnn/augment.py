@@ -112,15 +112,19 @@ def build_feature_augment(kind: str, **settings) -> nn.Module:
 
 
 def group_statistics(
-    h: torch.Tensor, groups: torch.Tensor, n_groups: int, eps: float = 1e-6
+    h: torch.Tensor, groups: torch.Tensor, n_groups: int, eps: float = 1e-6, between: bool = False
 ) -> dict[str, torch.Tensor]:
     """Batch-wise feature statistics of each group (e.g. plate) in the mini-batch, all (G, C).
 
     ``mean``/``std``: channel mean/std of the group's images pooled over images and pixels (the
-    statistics a batch effect shifts). ``spread_mean``/``spread_std``: std across the group's
-    images of their per-image channel mean/std (the group's statistical fluctuation); groups with
-    fewer than MIN_GROUP images in the mini-batch get the spread across the whole mini-batch.
-    Computed without gradient: the perturbation treats them as constants.
+    statistics a batch effect shifts). ``spread_mean``/``spread_std``: how much those vary, the
+    scale of the perturbation: by default the std across the group's images of their per-image
+    channel mean/std (the group's statistical fluctuation; groups with fewer than MIN_GROUP
+    images in the mini-batch get the spread across the whole mini-batch); with ``between``, the
+    std across the mini-batch's groups of the groups' own mean/std (how much groups differ from
+    each other: the size of a batch effect), the same for every group (the within-group spread
+    when fewer than two groups have MIN_GROUP images). Computed without gradient: the
+    perturbation treats them as constants.
     """
     with torch.no_grad():
         h = h.float()
@@ -148,6 +152,15 @@ def group_statistics(
             whole = values.var(dim=0, unbiased=False, keepdim=True).expand_as(within)
             small = (count < MIN_GROUP).unsqueeze(1)
             spread.append(torch.where(small, whole, within).add(eps).sqrt())
+        full = count >= MIN_GROUP
+        if between and int(full.sum()) >= 2:
+            spread = [
+                statistic[full]
+                .std(dim=0, unbiased=False, keepdim=True)
+                .add(eps)
+                .expand_as(statistic)
+                for statistic in (mean, std)
+            ]
     return {"mean": mean, "std": std, "spread_mean": spread[0], "spread_std": spread[1]}
 
 

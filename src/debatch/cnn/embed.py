@@ -1,7 +1,8 @@
 """Embed every crop of a plate with a trained model (``model.pt`` written by debatch.cnn.train).
 
 Inputs are scaled as in training: with the training crops' channel mean/std stored in
-``model.pt``, or, for models trained with per-plate scaling (deepnoise), with the mean/std of
+``model.pt``, or, for models trained with per-plate scaling (deepnoise, plate recipes), with
+the mean/std of
 the embedded plate's own crops (debatch.cnn.data.plate_channel_stats, no jitter). Training-time
 augmentations (flips, DSU, MixStyle, ABRA, jitter) are all off: the model is in eval mode.
 """
@@ -37,6 +38,22 @@ def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
     return model, saved
 
 
+def embed_plates(
+    model_path, plates: list[tuple[str, str]], params: dict | None = None, num_threads: int = 1
+):
+    """Embeddings of each (crops .npy, crops .parquet) plate in turn (see ``embed_plate``),
+    the model loaded once: one job per model, not per model and plate."""
+    p = EMBED.merge(params)
+    model, meta = load_model(model_path, p["device"])
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        for npy_path, parquet_path in plates:
+            yield _embed(model, meta, model_path, npy_path, parquet_path, p["batch_size"])
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
 def embed_plate(
     model_path, npy_path, parquet_path, params: dict | None = None, num_threads: int = 1
 ) -> pd.DataFrame:
@@ -47,9 +64,12 @@ def embed_plate(
     Float32 also on GPU (no autocast), so embeddings do not depend on the device's
     reduced-precision kernels.
     """
-    p = EMBED.merge(params)
-    batch_size = p["batch_size"]
-    model, meta = load_model(model_path, p["device"])
+    return next(embed_plates(model_path, [(npy_path, parquet_path)], params, num_threads))
+
+
+def _embed(
+    model: nn.Module, meta: dict, model_path, npy_path, parquet_path, batch_size: int
+) -> pd.DataFrame:
     device = next(model.parameters()).device
     crops, table = open_crops(npy_path, parquet_path)
     if list(crops.shape[1:]) != meta["crop_shape"]:
@@ -67,15 +87,10 @@ def embed_plate(
         for v in stats
     )
     out = np.empty((len(crops), meta["arch"]["embedding_dim"]), dtype=np.float32)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(crops), batch_size):
-                x = to_input(np.array(crops[start : start + batch_size]), mean, std, device)
-                out[start : start + len(x)] = model.forward_features(x).float().cpu().numpy()
-    finally:
-        torch.set_num_threads(previous_threads)
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            x = to_input(np.array(crops[start : start + batch_size]), mean, std, device)
+            out[start : start + len(x)] = model.forward_features(x).float().cpu().numpy()
     metadata = table[[c for c in table.columns if c.startswith(METADATA)]]
     width = max(3, len(str(out.shape[1] - 1)))
     embedding = pd.DataFrame(out, columns=[f"emb_{i:0{width}d}" for i in range(out.shape[1])])

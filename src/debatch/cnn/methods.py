@@ -1,15 +1,12 @@
-"""Training methods: each one's settings, network (head, augmentation slots) and step loss.
+"""What a training recipe adds to the shared backbone and loop: its network and step loss.
 
-- ``erm``: cross-entropy; linear head by default (``head`` can name an angular-margin head to
-  separate the head's effect from augmentation's).
-- ``dsu``: DSU modules (debatch.cnn.augment.DSU) at ``levels``; linear head.
-- ``mixstyle``: MixStyle modules at ``levels``; linear head.
-- ``abra``: adversarial batch-wise perturbation of the feature statistics at ``level`` (see
-  ``ABRA`` below and docs/methods.md); angular-margin head.
-- ``deepnoise``: per-plate channel standardisation of the input with jittered statistics
-  (debatch.cnn.data) and an ArcFace head.
-
-Each method's settings are its block of ``train`` (debatch.settings.METHOD_BLOCKS).
+A recipe (debatch.settings: a preset's block via ``preset_recipe``, or ``train.recipes.{name}``)
+combines input scaling (``global`` | ``plate``, debatch.cnn.data), a feature-statistic
+augmentation (``none``; ``dsu`` and ``mixstyle`` modules in the network, debatch.cnn.augment;
+``abra``, the step loss ``ABRA`` below), a head (``linear`` | ``cosface`` | ``arcface``) and
+the mean teacher (debatch.cnn.teacher). The presets: ``erm`` (global, none, linear), ``dsu``,
+``mixstyle`` (global, their modules, linear), ``abra`` (global, abra, arcface), ``deepnoise``
+(plate scaling with jitter, none, arcface). docs/methods.md says what each part does.
 """
 
 from __future__ import annotations
@@ -28,41 +25,34 @@ from debatch.cnn.augment import (
 )
 
 
-def model_arch(method: str, settings: dict, **backbone) -> dict:
-    """CellResNet arguments for a method (``backbone``: in_channels, n_classes, width, ...)."""
-    arch = {
-        **backbone,
-        "head": settings.get("head", "arcface" if method == "deepnoise" else "linear"),
-    }
+def model_arch(recipe: dict, **backbone) -> dict:
+    """CellResNet arguments for a recipe (``backbone``: in_channels, n_classes, width, ...):
+    its head, and DSU or MixStyle modules when it augments with them."""
+    arch = {**backbone, "head": recipe["head"]}
     if arch["head"] != "linear":
-        arch.update(head_s=settings["head_s"], head_m=settings["head_m"])
-    if method == "dsu":
-        arch["feature_augment"] = {"kind": "dsu", "levels": settings["levels"], "p": settings["p"]}
-    elif method == "mixstyle":
-        arch["feature_augment"] = {
-            "kind": "mixstyle",
-            "levels": settings["levels"],
-            "p": settings["p"],
-            "alpha": settings["alpha"],
-        }
+        arch.update(head_s=recipe["head_s"], head_m=recipe["head_m"])
+    augment = recipe["augment"]
+    if augment in ("dsu", "mixstyle"):
+        arch["feature_augment"] = {"kind": augment, **recipe[augment]}
     return arch
 
 
-def plate_scaling(method: str) -> bool:
-    """Whether the method standardises inputs per plate (else with global training stats)."""
-    return method == "deepnoise"
+def plate_scaling(recipe: dict) -> bool:
+    """Whether the recipe standardises inputs per plate (else with global training stats)."""
+    return recipe["scaling"] == "plate"
 
 
 def cross_entropy(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, groups: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """ERM / DSU / MixStyle / DeepNoise step loss: cross-entropy of the (margin) head.
+    """Step loss without ABRA: cross-entropy of the (margin) head.
 
-    Returns (loss, logits without margin, for accuracy; loss parts).
+    Returns (loss, logits without margin, loss parts); the logits keep their graph (the mean
+    teacher's consistency trains through them; accuracy detaches them).
     """
     embedding = model.forward_features(x)
     loss = F.cross_entropy(model.head(embedding, target).float(), target)
-    return loss, model.head(embedding).detach(), {"loss_ce": loss}
+    return loss, model.head(embedding), {"loss_ce": loss}
 
 
 @contextlib.contextmanager
@@ -83,9 +73,11 @@ def frozen_batchnorm_stats(model: nn.Module):
 class ABRA:
     """ABRA step loss (adversarial batch representation augmentation).
 
-    1. Features h at ``level``; batch-wise statistics of each group (plate, batch, or the whole
-       mini-batch) and their spread across the group's images
-       (debatch.cnn.augment.group_statistics).
+    1. Features h at ``level`` (-1: the scaled input crop itself, where a batch's gain and offset
+       act); batch-wise statistics of each group (plate, batch, or the whole mini-batch) and
+       their spread: across the group's images (``spread: within``) or across the groups in the
+       mini-batch (``spread: between``, the scale of a batch effect;
+       debatch.cnn.augment.group_statistics).
     2. A random ``adv_fraction`` of the images is chosen; starting from a Gaussian draw, K
        signed gradient-ascent steps find per-group shifts of the channel mean/std, within
        ``bound`` x spread, that maximise the chosen images' task loss (network weights fixed,
@@ -107,12 +99,13 @@ class ABRA:
         self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, groups: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         s, level = self.s, self.s["level"]
-        if level >= model.levels:
+        if not -1 <= level < model.levels:
             raise ValueError(
-                f"train.abra.level {level} is outside the network's levels 0..{model.levels - 1}"
+                f"train.abra.level {level} is outside the network's levels "
+                f"-1 (the input) .. {model.levels - 1}"
             )
         h = model.features_upto(x, level)
-        stats = group_statistics(h, groups, self.n_groups)
+        stats = group_statistics(h, groups, self.n_groups, between=s["spread"] == "between")
         n_adv = min(max(1, round(s["adv_fraction"] * len(x))), len(x) - 1)
         adv = torch.zeros(len(x), dtype=torch.bool)
         adv[torch.randperm(len(x))[:n_adv]] = True
@@ -140,9 +133,9 @@ class ABRA:
         align = alignment_loss(embedding[~adv], embedding[adv])
         loss = ce_clean + s["adv_weight"] * ce_adv + s["align_weight"] * align
         parts = {"loss_ce": ce_clean, "loss_adv": ce_adv, "loss_align": align}
-        return loss, model.head(embedding).detach(), parts
+        return loss, model.head(embedding), parts
 
 
-def step_loss(method: str, settings: dict, n_groups: int):
+def step_loss(recipe: dict, n_groups: int):
     """The callable (model, x, target, groups) -> (loss, logits without margin, loss parts)."""
-    return ABRA(settings, n_groups) if method == "abra" else cross_entropy
+    return ABRA(recipe["abra"], n_groups) if recipe["augment"] == "abra" else cross_entropy

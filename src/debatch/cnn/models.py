@@ -161,14 +161,19 @@ class CellResNet(nn.Module):
         return len(self.augment)
 
     def features_upto(self, x: torch.Tensor, level: int) -> torch.Tensor:
-        """Crops -> feature map at ``level`` (after that level's augment slot)."""
+        """Crops -> feature map at ``level`` (after that level's augment slot); level -1 is the
+        input itself."""
+        if level < 0:
+            return x
         x = self.augment[0](self.stem(x))
         for i in range(level):
             x = self.augment[i + 1](self.stages[i](x))
         return x
 
     def features_from(self, h: torch.Tensor, level: int) -> torch.Tensor:
-        """Feature map at ``level`` -> embeddings (N, embedding_dim)."""
+        """Feature map at ``level`` (-1: the input) -> embeddings (N, embedding_dim)."""
+        if level < 0:
+            h, level = self.augment[0](self.stem(h)), 0
         for i in range(level, len(self.stages)):
             h = self.augment[i + 1](self.stages[i](h))
         return self.embedding(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from debatch.cnn import methods
 from debatch.cnn.data import (
@@ -37,6 +38,7 @@ from debatch.cnn.data import (
     training_channel_stats,
 )
 from debatch.cnn.models import CellResNet
+from debatch.cnn.teacher import MeanTeacher
 from debatch.core.device import amp_settings, resolve_device
 from debatch.core.io import atomic_path, write_text
 from debatch.settings import TRAIN, TRAIN_METHODS
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 # the current call only in these is resumed.
 RESUMABLE_DIFFERENCES = ("epochs", "num_threads", "device", "amp")
 LR_FLOOR = 0.01  # final fraction of lr reached by the cosine schedule
-LOSS_PARTS = ["loss_ce", "loss_adv", "loss_align"]  # NaN where a method has no such part
+LOSS_PARTS = ["loss_ce", "loss_adv", "loss_align", "loss_consistency"]  # NaN where not used
 LOG_COLUMNS = [
     "epoch",
     "loss",
@@ -58,17 +60,17 @@ LOG_COLUMNS = [
     "crops_per_s",
     "seconds",
 ]
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 
 
 def run_settings(p: dict) -> dict:
-    """The params that define a run: shared keys plus the active method's block only."""
+    """The params that define a run: shared keys plus the active method's block and recipe."""
     return {k: v for k, v in p.items() if k not in TRAIN_METHODS or k == p["method"]}
 
 
 class InputScaling:
     """Per-crop channel mean/std for the network input: one global pair (from training crops),
-    or each crop's plate's own pair (deepnoise), optionally jittered (debatch.cnn.data)."""
+    or each crop's plate's own pair (plate scaling), optionally jittered (debatch.cnn.data)."""
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class InputScaling:
         stats: tuple[list[float], list[float]] | None = None,
     ):
         channels = data.crop_shape[0]
-        self.per_plate = methods.plate_scaling(p["method"]) and p["normalise"]
+        self.per_plate = methods.plate_scaling(p["recipe"]) and p["normalise"]
         self.plate = torch.from_numpy(data.plate)
         if self.per_plate:
             pairs = [plate_channel_stats(crops) for crops in data.memmaps]
@@ -96,7 +98,7 @@ class InputScaling:
             mean, std = np.array([stats[0]]), np.array([stats[1]])
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device)[:, :, None, None]
         self.std = torch.tensor(std, dtype=torch.float32, device=device)[:, :, None, None]
-        self.jitter = p["deepnoise"]["jitter"] if self.per_plate else 0.0
+        self.jitter = p["recipe"]["jitter"] if self.per_plate else 0.0
 
     def __call__(
         self,
@@ -117,7 +119,8 @@ class InputScaling:
 
 def group_codes(data: CropSet, p: dict) -> tuple[np.ndarray, int]:
     """Per-crop group index for ABRA's batch-wise statistics (plate, batch or one group)."""
-    group_by = p["abra"]["group_by"] if p["method"] == "abra" else "none"
+    recipe = p["recipe"]
+    group_by = recipe["abra"]["group_by"] if recipe["augment"] == "abra" else "none"
     if group_by == "plate":
         return data.plate, len(data.memmaps)
     if group_by == "batch":
@@ -273,16 +276,34 @@ class Run:
     scaler: torch.amp.GradScaler
     cells_per_epoch: int
     steps_per_epoch: int
+    teacher: MeanTeacher | None = None
     epoch: int = 0
     history: list | None = None
 
     def state(self) -> dict:
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
         }
+        if self.teacher is not None:
+            state["teacher"] = self.teacher.state_dict()
+        return state
+
+    def load(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(checkpoint["teacher"])
+        self.epoch, self.history = checkpoint["epoch"], checkpoint["history"]
+
+    @property
+    def deployed(self) -> nn.Module:
+        """The network that is scored and embedded: the teacher when there is one."""
+        return self.model if self.teacher is None else self.teacher.net
 
 
 def build_run(
@@ -293,13 +314,13 @@ def build_run(
     use_amp: bool,
     amp_dtype: torch.dtype,
 ) -> Run:
-    """The network (initialised from ``seed``), the method's step loss, AdamW and its cosine
-    schedule over ``lr_schedule_epochs`` (not ``epochs``: raising epochs extends a run)."""
+    """The network (initialised from ``seed``), the recipe's step loss and mean teacher, AdamW
+    and its cosine schedule over ``lr_schedule_epochs`` (not ``epochs``: raising epochs extends
+    a run)."""
     torch.manual_seed(p["seed"])
-    method, method_settings = p["method"], p[p["method"]]
+    recipe = p["recipe"]
     arch = methods.model_arch(
-        method,
-        method_settings,
+        recipe,
         in_channels=data.crop_shape[0],
         n_classes=len(split.classes),
         width=p["width"],
@@ -308,7 +329,7 @@ def build_run(
         embedding_dim=p["embedding_dim"],
     )
     model = CellResNet(**arch).to(device, memory_format=torch.channels_last)
-    step_loss = methods.step_loss(method, method_settings, split.n_groups)
+    step_loss = methods.step_loss(recipe, split.n_groups)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     n_train = len(split.train_idx)
     cells_per_epoch = (
@@ -323,6 +344,7 @@ def build_run(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
+    teacher = MeanTeacher(model, recipe["mean_teacher"]) if recipe["teacher"] else None
     return Run(
         arch,
         model,
@@ -332,6 +354,7 @@ def build_run(
         scaler,
         cells_per_epoch,
         steps_per_epoch,
+        teacher,
         history=[],
     )
 
@@ -349,11 +372,7 @@ def resume(run: Run, checkpoint_path: Path, settings: dict, data_key: dict, epoc
     if problem:
         log.info("starting fresh instead of resuming %s: %s", checkpoint_path, problem)
         return None
-    run.model.load_state_dict(checkpoint["model"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.scheduler.load_state_dict(checkpoint["scheduler"])
-    run.scaler.load_state_dict(checkpoint["scaler"])
-    run.epoch, run.history = checkpoint["epoch"], checkpoint["history"]
+    run.load(checkpoint)
     log.info(
         "resuming from %s after epoch %d%s",
         checkpoint_path,
@@ -361,6 +380,53 @@ def resume(run: Run, checkpoint_path: Path, settings: dict, data_key: dict, epoc
         " (training already finished)" if run.epoch == epochs else "",
     )
     return checkpoint["norm_stats"]
+
+
+def _view(scaling, rows: np.ndarray, crops: np.ndarray, device, rng, flips: bool):
+    """One noisy view of crops as network input: scaled (jittered), flipped/rotated."""
+    x = scaling(rows, crops, device, rng)
+    return augment_batch(x, rng) if flips else x
+
+
+def _step(
+    run: Run,
+    p: dict,
+    data: CropSet,
+    split: Split,
+    scaling,
+    device,
+    autocast,
+    rng,
+    batch: np.ndarray,
+    step: int,
+) -> tuple[torch.Tensor, torch.Tensor, dict, torch.Tensor]:
+    """Loss of one mini-batch: the recipe's step loss, plus the mean teacher's weighted
+    consistency on a second view of the batch (and of unlabeled cells, ``cells: all``).
+    Returns (loss, logits without margin, loss parts, targets)."""
+    rows, crops = data.gather(batch)
+    x = _view(scaling, rows, crops, device, rng, p["augment"])
+    target = torch.from_numpy(split.labels[rows]).to(device, non_blocking=True)
+    groups = torch.from_numpy(split.groups[rows]).to(device, non_blocking=True)
+    teacher = run.teacher
+    if teacher is not None:
+        views = [_view(scaling, rows, crops, device, rng, p["augment"])]
+        if teacher.cells == "all":
+            unlabeled, unlabeled_crops = data.gather(rng.choice(len(split.labels), len(rows)))
+            extra = [
+                _view(scaling, unlabeled, unlabeled_crops, device, rng, p["augment"])
+                for _ in range(2)
+            ]
+            views.append(extra[1])
+    with autocast():
+        loss, logits, parts = run.step_loss(run.model, x, target, groups)
+        if teacher is not None:
+            student = (
+                logits if teacher.cells == "training" else torch.cat([logits, run.model(extra[0])])
+            )
+            consistency = teacher.consistency(student, torch.cat(views))
+            loss = loss + teacher.weight_at(run.epoch, step, run.steps_per_epoch) * consistency
+            parts["loss_consistency"] = consistency
+    return loss, logits.detach(), parts, target
 
 
 def train_epoch(run: Run, p: dict, data: CropSet, split: Split, scaling, device, autocast) -> dict:
@@ -378,24 +444,22 @@ def train_epoch(run: Run, p: dict, data: CropSet, split: Split, scaling, device,
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen, parts_seen = 0, set()
     for step in range(run.steps_per_epoch):
-        rows, crops = data.gather(order[step * p["batch_size"] : (step + 1) * p["batch_size"]])
-        x = scaling(rows, crops, device, rng)
-        if p["augment"]:
-            x = augment_batch(x, rng)
-        target = torch.from_numpy(split.labels[rows]).to(device, non_blocking=True)
-        groups = torch.from_numpy(split.groups[rows]).to(device, non_blocking=True)
-        with autocast():
-            loss, logits, parts = run.step_loss(run.model, x, target, groups)
+        batch = order[step * p["batch_size"] : (step + 1) * p["batch_size"]]
+        loss, logits, parts, target = _step(
+            run, p, data, split, scaling, device, autocast, rng, batch, step
+        )
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
+        if run.teacher is not None:
+            run.teacher.update(run.model)
         parts_seen.update(parts)
         values = [loss] + [parts.get(name, loss.new_zeros(())) for name in LOSS_PARTS]
-        sums += torch.stack([v.detach().float() for v in values]) * len(rows)
+        sums += torch.stack([v.detach().float() for v in values]) * len(batch)
         correct += (logits.argmax(1) == target).sum()
-        seen += len(rows)
+        seen += len(batch)
     means = (sums / seen).tolist()
     if not math.isfinite(means[0]):
         raise FloatingPointError(
@@ -459,7 +523,7 @@ class Training:
             self.run, self.p, self.data, self.split, self.scaling, self.device, self.autocast
         )
         row["holdout_acc"], row["holdout_well_acc"] = _holdout_scores(
-            self.run.model,
+            self.run.deployed,
             self.data,
             self.split.holdout_idx,
             self.split.labels,
@@ -500,7 +564,7 @@ class Training:
         """model.pt: everything embedding needs, rebuilt without this module's state."""
         _write_log(self.run.history, self.out_dir / "training_log.tsv")
         norm = self.scaling.global_stats or (None, None)
-        state = {k: v.cpu() for k, v in self.run.model.state_dict().items()}
+        state = {k: v.cpu() for k, v in self.run.deployed.state_dict().items()}
         _save(
             {
                 "format": CHECKPOINT_FORMAT,

@@ -8,6 +8,7 @@ output is written under a temporary name in the same folder and renamed at the e
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -34,10 +35,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     The temporary name keeps the final suffix so libraries that pick a format from the
-    extension (numpy, matplotlib, tifffile) behave the same.
+    extension (numpy, matplotlib, tifffile) behave the same. Temporaries of ``path`` that a
+    killed job left behind are removed first (one job writes a given output at a time).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{path.suffix}"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
     )

@@ -7,10 +7,14 @@ import numpy as np
 MAD_SCALE = 1.4826  # makes the median absolute deviation a consistent estimator of the SD
 
 
-def median_and_mad(values: np.ndarray, axis=None) -> tuple[np.ndarray, np.ndarray]:
-    """Median and robust SD (MAD_SCALE x median absolute deviation) along ``axis``."""
-    centre = np.median(values, axis=axis)
-    return centre, MAD_SCALE * np.median(np.abs(values - centre), axis=axis)
+def median_and_mad(
+    values: np.ndarray, axis=None, skip_nan: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust SD (MAD_SCALE x median absolute deviation) along ``axis``, over the
+    non-NaN values when ``skip_nan`` (the same numbers when there is no NaN)."""
+    median = np.nanmedian if skip_nan else np.median
+    centre = median(values, axis=axis)
+    return centre, MAD_SCALE * median(np.abs(values - centre), axis=axis)
 
 
 def pca(values: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -264,15 +264,52 @@ def knn_leave_one_batch_out(
 ) -> dict:
     """Each batch's wells predicted from the other batches only (kNN, cosine); pooled accuracy.
 
-    Score (accuracy - chance) / (1 - chance), chance = majority-treatment fraction.
+    A well whose treatment no other batch has cannot be predicted and is left out (counted as
+    ``unseen``). Score (accuracy - chance) / (1 - chance), chance = majority-treatment fraction
+    of the wells scored.
     """
     unique = np.unique(batches)
     if len(unique) < 2:
         return result(reason="needs at least 2 batches")
-    correct = 0
+    correct, scored, unseen = 0.0, [], 0
     for batch in unique:
         test = batches == batch
-        correct += knn_accuracy(values, labels, ~test, test, k) * test.sum()
-    accuracy = correct / len(labels)
-    chance = float(pd.Series(labels).value_counts(normalize=True).max())
-    return result(accuracy, _chance_corrected(accuracy, chance), chance=chance, neighbours=k)
+        known = test & np.isin(labels, labels[~test])
+        unseen += int((test & ~known).sum())
+        if known.any():
+            correct += knn_accuracy(values, labels, ~test, known, k) * known.sum()
+            scored.append(labels[known])
+    if not scored:
+        return result(reason="no treatment occurs in two batches", unseen=unseen)
+    scored = np.concatenate(scored)
+    accuracy = correct / len(scored)
+    chance = float(pd.Series(scored).value_counts(normalize=True).max())
+    return result(
+        accuracy, _chance_corrected(accuracy, chance), chance=chance, neighbours=k, unseen=unseen
+    )
+
+
+def average_precision(similarity: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """AP of each query row: the reference columns ranked by ``similarity`` (highest first),
+    ``positive`` marking the relevant ones; NaN for a query without any."""
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    hits = np.take_along_axis(positive, order, axis=1)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    precision = np.cumsum(hits, axis=1) / ranks
+    n_positive = hits.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (precision * hits).sum(axis=1) / n_positive
+
+
+def cross_batch_retrieval(
+    values: np.ndarray, labels: np.ndarray, queries: np.ndarray, reference: np.ndarray, k: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query well: whether its kNN (cosine) among the ``reference`` wells predicts its
+    treatment, and the AP of retrieving the reference wells of its treatment among them all."""
+    unit = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+    similarity = unit[queries] @ unit[reference].T
+    positive = labels[queries][:, None] == labels[reference][None, :]
+    model = KNeighborsClassifier(n_neighbors=int(min(k, reference.sum())), metric="cosine")
+    model.fit(values[reference], labels[reference])
+    correct = model.predict(values[queries]) == labels[queries]
+    return correct, average_precision(similarity, positive)

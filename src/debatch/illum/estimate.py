@@ -9,10 +9,12 @@ by ~0, and scale to mean 1 so corrected images keep their intensity units. Setti
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import tifffile
 from scipy import ndimage
 from skimage.transform import resize
 
@@ -47,6 +49,23 @@ def select_sites(manifest: pd.DataFrame, max_sites: int | None) -> pd.DataFrame:
     return manifest.iloc[np.unique(picks)]
 
 
+def odd_shapes(paths: list[str], channel: str) -> str:
+    """The message naming the images whose shape is not the plate's usual one (the minority,
+    whichever site comes first), from the files' headers."""
+    shapes = {}
+    for path in paths:
+        with tifffile.TiffFile(path) as tiff:
+            shapes[path] = tuple(s for s in tiff.pages[0].shape if s > 1)
+    usual = Counter(shapes.values()).most_common(1)[0][0]
+    odd = [path for path, shape in shapes.items() if shape != usual]
+    listed = ", ".join(f"{path} {shapes[path]}" for path in odd[:3])
+    others = len(paths) - len(odd)
+    return (
+        f"{len(odd)} {channel} image(s) differ in shape from the plate's other {others} {usual}: "
+        f"{listed}{' ...' if len(odd) > 3 else ''}"
+    )
+
+
 def compute_plate_illum(
     manifest: pd.DataFrame, channels: list[str], params: dict | None = None, threads: int = 1
 ) -> dict[str, np.ndarray]:
@@ -61,14 +80,11 @@ def compute_plate_illum(
         paths = sites[f"{PATH}{channel}"].tolist()
         total = None
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            for path, image in zip(paths, pool.map(read_image, paths)):
+            for image in pool.map(read_image, paths):
                 if total is None:
                     total = np.zeros(image.shape, np.float64)
                 elif image.shape != total.shape:
-                    raise ValueError(
-                        f"image {path} has shape {image.shape}, unlike the plate's "
-                        f"other {channel} images {total.shape}"
-                    )
+                    raise ValueError(odd_shapes(paths, channel))
                 total += image
         functions[channel] = illumination_function(total / len(paths), params)
         log.info(

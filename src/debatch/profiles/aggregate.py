@@ -14,6 +14,7 @@ much as the selection itself. ``benchmarks/aggregate.py`` measures it against
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -117,6 +118,18 @@ def _aggregate_block(block: np.ndarray, groups: WellGroups, method: str, out: np
             out[i] = (part[:, middle].astype(np.float64) + part[:, :middle].max(axis=1)) / 2
 
 
+def _aggregate_block_skipping_nan(block: np.ndarray, groups: WellGroups, method: str, out) -> None:
+    """As ``_aggregate_block``, each well's median (mean) over its finite values only (NaN
+    where a well has none), like pandas' and pycytominer's: for CellProfiler features, where
+    NaN means "could not be measured", not a broken model."""
+    block[~np.isfinite(block)] = np.nan
+    reduce = np.nanmedian if method == "median" else np.nanmean
+    with warnings.catch_warnings():  # a well without any finite value: NaN, counted later
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, (start, count) in enumerate(zip(groups.starts.tolist(), groups.counts.tolist())):
+            out[i] = reduce(block[:, start : start + count].astype(np.float64), axis=1)
+
+
 MAX_THREADS = 8  # default cap: each thread holds its own block of columns
 
 
@@ -127,6 +140,7 @@ def _aggregate(
     method: str,
     columns_per_pass: int,
     threads: int | None,
+    skip_nan: bool = False,
 ) -> pd.DataFrame:
     check_choice("profiles.aggregate", method, AGGREGATES)
     if not features:
@@ -147,6 +161,11 @@ def _aggregate(
             scratch.finite = np.empty((step, len(metadata)), bool)
         block, finite = scratch.block[: len(names)], scratch.finite[: len(names)]
         read_block(names, groups.order, block)  # cells in well order
+        if skip_nan:
+            _aggregate_block_skipping_nan(
+                block, groups, method, values[:, first : first + len(names)]
+            )
+            return None
         if not np.isfinite(block, out=finite).all():
             bad = ~finite.all(axis=0)
             return bad if groups.order is None else bad[np.argsort(groups.order)]
@@ -201,16 +220,25 @@ def aggregate_wells(
 
 
 def aggregate_parquet(
-    path, method: str = "median", columns_per_pass: int = 32, threads: int | None = None
+    path,
+    method: str = "median",
+    columns_per_pass: int = 32,
+    threads: int | None = None,
+    rows: np.ndarray | None = None,
+    features: list[str] | None = None,
+    skip_nan: bool = False,
 ) -> pd.DataFrame:
     """Like :func:`aggregate_wells`, reading ``columns_per_pass`` feature columns at a time.
 
-    Peak memory is about cells x columns_per_pass x 5 bytes per thread (a float32 block and its
-    finiteness mask) plus the metadata, whatever the number of features.
+    ``rows``: the row positions (file order) of the cells to aggregate, default all;
+    ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
+    a well's value is over its finite values (``_aggregate_block_skipping_nan``) instead of
+    NaN being an error. Peak memory is about cells x columns_per_pass x 5 bytes per thread (a
+    float32 block and its finiteness mask) plus the metadata, whatever the number of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
-    features = feature_columns(schema.names)
-    columns = [c for c in schema.names if c not in features]
+    columns = [c for c in schema.names if c not in feature_columns(schema.names)]
+    features = feature_columns(schema.names) if features is None else features
     strings = [
         c
         for c in columns
@@ -219,6 +247,8 @@ def aggregate_parquet(
     ]
     # strings dictionary-encoded (pandas categoricals): grouping works on their codes
     metadata = pq.read_table(path, columns=columns, read_dictionary=strings).to_pandas()
+    if rows is not None:
+        metadata = metadata.iloc[rows].reset_index(drop=True)
     local = threading.local()
 
     def read_block(names, order, block):
@@ -233,9 +263,13 @@ def aggregate_parquet(
                 if column.num_chunks == 1
                 else column.to_numpy()
             )  # nulls become NaN
+            if rows is not None:
+                values = values[rows]
             _copy_into(row, values.astype(np.float32, copy=False), order)
 
     try:
-        return _aggregate(read_block, metadata, features, method, columns_per_pass, threads)
+        return _aggregate(
+            read_block, metadata, features, method, columns_per_pass, threads, skip_nan
+        )
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None

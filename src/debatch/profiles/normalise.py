@@ -7,6 +7,8 @@ removes plate-level shifts while keeping treatment effects as distances from con
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,7 @@ def normalise_plates(
     """Per plate: subtract the negcon centre and divide by the negcon spread of each feature.
 
     Removes plate-level shifts while keeping treatment effects as distances from control.
+    NaN (CellProfiler features a well could not measure) are left out of the centre and spread.
     """
     check_choice("profiles.normalise", method, NORMALISATIONS)
     features = feature_columns(wells.columns)
@@ -29,10 +32,12 @@ def normalise_plates(
         controls = controls[controls[ROLE] == control_role][features].to_numpy(np.float64)
         if len(controls) == 0:
             raise ValueError(f"plate {plate} has no {control_role} well to normalise against")
-        if method == "mad_robustize":
-            centre, spread = median_and_mad(controls, axis=0)
-        else:
-            centre, spread = controls.mean(axis=0), controls.std(axis=0)
+        with warnings.catch_warnings():  # a feature NaN in every negcon well stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if method == "mad_robustize":
+                centre, spread = median_and_mad(controls, axis=0, skip_nan=True)
+            else:
+                centre, spread = np.nanmean(controls, axis=0), np.nanstd(controls, axis=0)
         spread = np.where(spread > 1e-8, spread, 1.0)  # a constant feature stays centred, not inf
         values = (wells.loc[rows, features].to_numpy(np.float64) - centre) / spread
         out.loc[rows, features] = values.astype(np.float32)

@@ -2,38 +2,128 @@
 
 Streams one plate at a time (and a block of feature columns at a time, debatch.profiles.
 aggregate), so memory is bounded by a slice of one plate whatever the screen's size.
+
+CellProfiler features (``cell_tables`` given) differ from embeddings in three ways: only the
+cells of the crops tables are profiled (the cells every CNN embeds, so all sources describe the
+same cells), positional features are left out (``settings.POSITIONAL_FEATURES``), and NaN is
+"not measurable", skipped when aggregating. After normalisation, pycytominer's feature selection
+picks the features (``profiles.select``); a kept feature's rare NaN wells get 0, the negative
+controls' median on the normalised scale.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from debatch.profiles.aggregate import aggregate_parquet
 from debatch.profiles.normalise import normalise_plates
-from debatch.settings import COUNT_CELLS, PROFILES
+from debatch.profiles.select import select_features
+from debatch.settings import (
+    COUNT_CELLS,
+    OBJECT,
+    POSITIONAL_FEATURES,
+    PROFILES,
+    SITE_KEY,
+    feature_columns,
+)
 
 log = logging.getLogger(__name__)
 
 
-def well_profiles(plate_paths, params: dict | None = None, threads: int = 1) -> pd.DataFrame:
-    """Aggregate and normalise each plate's per-cell Parquet table, one plate at a time
-    (``threads`` aggregate blocks of feature columns in parallel)."""
+def profiled_rows(features_path, cells_path) -> np.ndarray:
+    """Positions, in the features table, of the cells of ``cells_path`` (a crops table)."""
+    key = [*SITE_KEY, OBJECT]
+    table = pq.read_table(features_path, columns=key).to_pandas()
+    wanted = pd.read_parquet(cells_path, columns=key)
+    position = pd.Series(np.arange(len(table)), index=pd.MultiIndex.from_frame(table))
+    found = pd.MultiIndex.from_frame(wanted)
+    missing = ~found.isin(position.index)
+    if missing.any():
+        raise ValueError(
+            f"{features_path}: {int(missing.sum())} cells of {cells_path} have no features "
+            f"(first: well {wanted[key[0]].iloc[np.argmax(missing)]}); rerun the features stage"
+        )
+    return position.loc[found].to_numpy()
+
+
+def _profile_columns(path) -> list[str]:
+    names = feature_columns(pq.ParquetFile(path).schema_arrow.names)
+    return [n for n in names if not any(part in n for part in POSITIONAL_FEATURES)]
+
+
+def _selected(wells: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wells with the selected features only (NaN filled) and the selection report."""
+    features = feature_columns(wells.columns)
+    kept, dropped = select_features(wells, params["feature_select"])
+    why = {name: operation for operation, names in dropped.items() for name in names}
+    report = pd.DataFrame({"feature": features, "kept": [f in set(kept) for f in features]}).assign(
+        dropped_by=lambda t: t["feature"].map(why).fillna("")
+    )
+    filled = int(wells[kept].isna().to_numpy().sum())
+    wells = wells[[c for c in wells.columns if c not in features] + kept].copy()
+    wells[kept] = wells[kept].fillna(0.0)
+    log.info(
+        "feature selection: %d of %d features kept (%s); %d NaN well values of kept features "
+        "set to 0 (the negcon median)",
+        len(kept),
+        len(features),
+        ", ".join(f"{op} dropped {len(names)}" for op, names in dropped.items()),
+        filled,
+    )
+    return wells, report
+
+
+def well_profiles(
+    plate_paths,
+    params: dict | None = None,
+    threads: int = 1,
+    cell_tables=None,
+    drop_plates_without_negcon: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(well profiles of every plate, aggregated and normalised per plate; the features report:
+    feature, kept, dropped_by). ``threads`` aggregate blocks of feature columns in parallel;
+    ``cell_tables``: per plate, the crops table naming the cells to profile, when the per-cell
+    tables are CellProfiler features (see the module docstring). A plate without negcon cells
+    (QC removed them all) is an error, or left out with a warning when
+    ``drop_plates_without_negcon`` (``qc.plate_without_negcon: drop``)."""
     params = PROFILES.merge(params)
     wells = []
-    for path in plate_paths:
+    for i, path in enumerate(plate_paths):
+        options = {}
+        if cell_tables is not None:
+            options = {
+                "rows": profiled_rows(path, cell_tables[i]),
+                "features": _profile_columns(path),
+                "skip_nan": True,
+            }
         plate_wells = aggregate_parquet(
-            path, params["aggregate"], params["aggregate_columns"], threads
+            path, params["aggregate"], params["aggregate_columns"], threads, **options
         )
         try:
             wells.append(normalise_plates(plate_wells, params["normalise"]))
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            if drop_plates_without_negcon and "no negcon well" in str(error):
+                log.warning(
+                    "profiles: %s: %s; left out (qc.plate_without_negcon: drop)", path, error
+                )
+                continue
+            raise ValueError(
+                f"{path}: {error} (QC may have removed them: see its log, qc.plate_without_negcon)"
+            ) from None
         log.info(
             "profiles: %s: %d cells -> %d wells",
             path,
             int(plate_wells[COUNT_CELLS].sum()),
             len(plate_wells),
         )
-    return pd.concat(wells, ignore_index=True)
+    if not wells:
+        raise ValueError("no plate has negcon cells left to normalise against")
+    wells = pd.concat(wells, ignore_index=True)
+    if cell_tables is not None:
+        return _selected(wells, params)
+    features = feature_columns(wells.columns)
+    return wells, pd.DataFrame({"feature": features, "kept": True, "dropped_by": ""})

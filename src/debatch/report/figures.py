@@ -91,17 +91,17 @@ def plot_metric_bars(entries: list[dict], title: str, path) -> None:
     groups = [
         ("batch removal", "batch", BATCH_METRICS),
         ("biology kept", "bio", BIO_METRICS),
-        ("summary", "scores", ("batch", "bio", "overall")),
+        ("summary", "scores", ("batch", "bio", "generalisation", "overall")),
     ]
     fig, axes = plt.subplots(
-        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [5, 5, 3]}, sharey=True
+        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [5, 5, 4]}, sharey=True
     )
     width = 0.8 / max(len(entries), 1)
     for ax, (heading, section, names) in zip(axes, groups):
         x = np.arange(len(names))
         for i, entry in enumerate(entries):
             block = entry["metrics"][section]
-            scores = [block[n] if section == "scores" else block[n]["score"] for n in names]
+            scores = [block.get(n) if section == "scores" else block[n]["score"] for n in names]
             heights = [np.nan if s is None else s for s in scores]
             ax.bar(
                 x + (i - (len(entries) - 1) / 2) * width,

@@ -1,4 +1,4 @@
-"""The HTML report: one self-contained page comparing every method x correction.
+"""The HTML report: one self-contained page comparing every method x correction over seeds.
 
 Figures are embedded as base64 PNGs so the file can be mailed or opened from a cluster's
 scratch folder without a server.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from debatch.evaluate import compare
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
+from debatch.settings import REPORT
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em;
@@ -21,6 +23,8 @@ box-sizing:border-box}table{border-collapse:collapse;margin:1em 0;font-size:85%}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f0f0f0}td.text{text-align:left}img{max-width:100%}
 figure{margin:1em 0}figcaption{color:#555;font-size:90%}p.note{color:#444;font-size:92%}
+p.verdict{font-size:110%;background:#f4f7fb;border-left:4px solid #1f77b4;padding:.6em 1em}
+p.warning{background:#fff4e5;border-left:4px solid #d9822b;padding:.6em 1em}
 """
 LABELS = {
     "batch_classifier": "batch classifier",
@@ -49,30 +53,57 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
-def ranking_table(entries: list[dict]) -> pd.DataFrame:
-    """One row per method x correction: overall, batch and bio scores, then every metric's [0, 1]
-    score; best overall first (bio breaks ties and ranks single-batch screens)."""
+def ranking_table(entries: list[dict], params: dict | None = None) -> pd.DataFrame:
+    """One row per method x correction, mean over seeds, best overall first, with the paired
+    held-out difference to each reference method and its interval (debatch.evaluate.compare)."""
+    p = REPORT.merge(params)
+    return compare.ranking(entries, p["references"], p["bootstrap"], p["seed"])
+
+
+def reference_columns(table: pd.DataFrame) -> list[str]:
+    """The references a ranking table compares with (its ``held-out vs X`` columns)."""
+    return [c.removeprefix("held-out vs ") for c in table if c.startswith("held-out vs ")]
+
+
+def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranking as the page shows it: mean ± sd, each difference with its interval."""
+
+    def spread(row, score):
+        sd = row[f"{score} sd"]
+        return _fmt(row[score]) + ("" if pd.isna(sd) else f" ± {sd:.3f}")
+
+    def difference(row, reference):
+        value = row[f"held-out vs {reference}"]
+        if value is None or pd.isna(value):
+            return "n/a"
+        real = "real" if row[f"vs {reference} real"] else "not real"
+        return (
+            f"{value:+.3f} [{row[f'vs {reference} low']:+.3f}, "
+            f"{row[f'vs {reference} high']:+.3f}] {real}"
+        )
+
+    shown = table[["rank", "method", "correction", "seeds"]].copy()
+    for score in ("overall", "generalisation", "batch", "bio"):
+        shown[score] = [spread(row, score) for _, row in table.iterrows()]
+    for column in ("held-out kNN acc", "held-out mAP", "batch acc", "chance"):
+        shown[column] = table[column]
+    for reference in reference_columns(table):
+        shown[f"held-out vs {reference} (95 % interval)"] = [
+            difference(row, reference) for _, row in table.iterrows()
+        ]
+    return shown
+
+
+def scores_table(entries: list[dict]) -> pd.DataFrame:
+    """Every metric's [0, 1] score per source (method and seed) x correction."""
     rows = []
     for entry in entries:
         metrics = entry["metrics"]
-        scores = metrics["scores"]
-        row = {
-            "method": entry["method"],
-            "correction": entry["correction"],
-            "overall": scores["overall"],
-            "batch": scores["batch"],
-            "bio": scores["bio"],
-        }
+        row = {"source": metrics["source"], "correction": metrics["correction"]}
         for section, names in (("batch", BATCH_METRICS), ("bio", BIO_METRICS)):
             row.update({LABELS[name]: metrics[section][name]["score"] for name in names})
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(
-        ["overall", "bio", "method", "correction"],
-        ascending=[False, False, True, True],
-        na_position="last",
-    )
-    table.insert(0, "rank", range(1, len(table) + 1))
-    return table.reset_index(drop=True)
+    return pd.DataFrame(rows)
 
 
 def values_table(entries: list[dict]) -> pd.DataFrame:
@@ -82,7 +113,7 @@ def values_table(entries: list[dict]) -> pd.DataFrame:
         batch, bio = entry["metrics"]["batch"], entry["metrics"]["bio"]
         rows.append(
             {
-                "method": entry["method"],
+                "source": entry["metrics"]["source"],
                 "correction": entry["correction"],
                 "batch acc": batch["batch_classifier"]["value"],
                 "chance": batch["batch_classifier"].get("chance"),
@@ -107,8 +138,10 @@ def generalisation_table(entries: list[dict]) -> pd.DataFrame:
         holdout, truth = entry["metrics"].get("holdout", {}), entry["metrics"].get("truth", {})
         rows.append(
             {
-                "method": entry["method"],
+                "source": entry["metrics"]["source"],
                 "correction": entry["correction"],
+                "held-out wells": holdout.get("wells"),
+                "unseen-treatment wells left out": holdout.get("unseen_treatment_wells"),
                 "held-out kNN acc": holdout.get("knn_accuracy"),
                 "held-out mAP": holdout.get("map"),
                 "truth sensitivity": truth.get("sensitivity"),
@@ -120,13 +153,13 @@ def generalisation_table(entries: list[dict]) -> pd.DataFrame:
 
 
 def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
-    """Last epoch of each method's training log (accuracy on training and held-out batches)."""
+    """Last epoch of each source's training log (accuracy on training and held-out batches)."""
     rows = []
-    for method, path in training_logs.items():
+    for source, path in training_logs.items():
         last = pd.read_csv(path, sep="\t").iloc[-1]
         rows.append(
             {
-                "method": method,
+                "source": source,
                 "epochs": int(last["epoch"]),
                 "train acc": float(last["train_acc"]),
                 "held-out acc": None
@@ -159,31 +192,53 @@ def _figure(path, caption: str) -> str:
 
 
 RANKING_NOTE = (
-    "Overall = 0.4 x batch + 0.6 x bio (Arevalo et al. 2024, Nat Commun); batch and bio are the "
-    "means of their metrics' scores, each scaled to [0, 1] with 1 best: batch classifier "
-    "1 - (acc - chance)/(1 - chance); silhouette batch = scib's 1 - |s| within treatments; "
-    "iLISI (median - 1)/(batches - 1); PCR batch 1 - variance-weighted R² of PCs on batch; "
-    "graph connectivity as is; mAP (replicates vs negcon, copairs) as is; retrieved = fraction of "
-    "treatments with corrected p < threshold; cLISI (treatments - median)/(treatments - 1); "
-    "silhouette treatment (s + 1)/2; kNN LOBO (acc - chance)/(1 - chance). n/a: not computable "
-    "(e.g. one batch), left out of the means."
+    "Rows are method x correction, averaged over seeds (± sd over seeds). Overall = 0.2 x batch + "
+    "0.3 x bio + 0.5 x generalisation with held-out batches (0.4 x batch + 0.6 x bio without): "
+    "generalisation is how well each held-out well retrieves its treatment among the training "
+    "batches' wells (mean of the chance-corrected 1-NN accuracy and the cross-batch mAP), the "
+    "only score measured on images no model was trained on. Batch and bio are the means of their "
+    "metrics' [0, 1] scores (table below; docs/metrics.md). The difference to the reference "
+    "method (same correction) is paired by seed and held-out well; its 95 % interval is a "
+    "bootstrap over the held-out wells, and it is real only when the interval excludes 0."
 )
-
 
 GENERALISATION_NOTE = (
-    "Held-out: wells of batches never seen in training, predicted (kNN) from the other batches' "
-    "wells, and their own replicate mAP. Truth (demo only): sensitivity = truly active "
-    "treatments called active (retrieved by mAP), specificity = truly inactive ones called "
-    "inactive, AUC = mAP ranks active above inactive. Not part of the overall score."
+    "Held-out: wells of batches never seen in training, each retrieved among the training "
+    "batches' wells (1-NN accuracy, cross-batch mAP); wells of a treatment the training batches "
+    "lack are left out and counted. Truth (demo only): sensitivity = truly active treatments "
+    "called active (retrieved by mAP), specificity = truly inactive ones called inactive, AUC = "
+    "mAP ranks active above inactive."
 )
 
 
-def _ranking_section(entries: list[dict], training_logs: dict[str, str] | None) -> list[str]:
-    """The ranking, the raw values, held-out / truth scores and the training summary."""
+def _left_out(entries: list[dict], plates: list[str] | None) -> list[str]:
+    """A warning naming the plates no profile holds (qc.plate_without_negcon: drop)."""
+    profiled = {p for entry in entries for p in entry["metrics"].get("plates", [])}
+    missing = sorted(set(plates or []) - profiled) if profiled else []
+    if not missing:
+        return []
+    text = (
+        f"Left out of every profile: plate(s) {', '.join(missing)}. Their negcon wells kept no "
+        "cell after QC, so they could not be normalised (qc.plate_without_negcon: drop); see "
+        "the QC log of each plate."
+    )
+    return [f"<p class='warning'><b>{html.escape(text)}</b></p>"]
+
+
+def _ranking_section(
+    entries: list[dict], training_logs: dict[str, str] | None, params: dict | None
+) -> list[str]:
+    """The verdict, the ranking, every metric's score, held-out / truth and training."""
+    p = REPORT.merge(params)
+    table = ranking_table(entries, p)
+    sentence = compare.verdict(table, entries, p["bootstrap"], p["seed"])
     parts = [
+        f"<p class='verdict'><b>{html.escape(sentence)}</b></p>",
         "<h2>Ranking: method x correction</h2>",
         f"<p class='note'>{html.escape(RANKING_NOTE)}</p>",
-        html_table(ranking_table(entries), "ranking"),
+        html_table(ranking_display(table), "ranking"),
+        "<h3>Every metric's score, per seed</h3>",
+        html_table(scores_table(entries), "scores"),
         "<h3>Raw values</h3><p class='note'>Batch acc: cross-validated accuracy of "
         "predicting the batch (lower is better); LISI values are effective numbers of "
         "batches / treatments around a well.</p>",
@@ -205,47 +260,56 @@ def _ranking_section(entries: list[dict], training_logs: dict[str, str] | None) 
     return parts
 
 
-def _method_sections(entries: list[dict], method_figures: dict[str, str] | None) -> list[str]:
-    """Per method: its metric bars, then per correction its PCA and metrics.json."""
+def _source_sections(entries: list[dict], source_figures: dict[str, str] | None) -> list[str]:
+    """Per source: its metric bars, then per correction its PCA and metrics.json."""
     parts = []
-    for method in dict.fromkeys(entry["method"] for entry in entries):
-        parts.append(f"<h2>Method {html.escape(method)}</h2>")
-        if method_figures and method in method_figures:
-            caption = f"Metric scores of {method} per correction (1 = best)."
-            parts.append(_figure(method_figures[method], caption))
-        for entry in (e for e in entries if e["method"] == method):
-            name = f"{method} / {entry['correction']}"
+    for source in dict.fromkeys(entry["metrics"]["source"] for entry in entries):
+        parts.append(f"<h2>{html.escape(source)}</h2>")
+        if source_figures and source in source_figures:
+            caption = f"Metric scores of {source} per correction (1 = best)."
+            parts.append(_figure(source_figures[source], caption))
+        for entry in (e for e in entries if e["metrics"]["source"] == source):
+            name = f"{source} / {entry['correction']}"
             caption = (
                 f"PCA of well profiles ({name}), coloured by batch and by treatment (negcon grey)."
             )
-            metrics = html.escape(json.dumps(entry["metrics"], indent=2))
+            metrics = {k: v for k, v in entry["metrics"].items() if k != "holdout"}
+            metrics["holdout"] = {
+                k: v for k, v in entry["metrics"].get("holdout", {}).items() if k != "per_well"
+            }
+            text = html.escape(json.dumps(metrics, indent=2))
             parts += [
                 f"<h3>{html.escape(name)}</h3>",
                 _figure(entry["figure"], caption),
-                f"<details><summary>metrics.json</summary><pre>{metrics}</pre></details>",
+                f"<details><summary>metrics.json</summary><pre>{text}</pre></details>",
             ]
     return parts
 
 
 def render(
     entries: list[dict],
-    title: str,
+    params: dict | None = None,
     qc_figures: list[tuple[str, str]] = (),
     training_logs: dict[str, str] | None = None,
-    method_figures: dict[str, str] | None = None,
+    source_figures: dict[str, str] | None = None,
+    plates: list[str] | None = None,
 ) -> str:
     """HTML text of the report.
 
-    ``entries``: dicts with method, correction, metrics (dict), figure (PCA PNG path).
+    ``entries``: dicts with correction, metrics (metrics.json: source, method, seed, ...) and
+    figure (PCA PNG path). ``params``: the ``report`` block (title, references, bootstrap, seed).
     ``qc_figures``: (caption, PNG path) pairs shown last (cell counts, illumination, ...).
-    ``training_logs``: method -> training_log.tsv, summarised as a table.
-    ``method_figures``: method -> metric-bars PNG, shown at the top of the method's section.
+    ``training_logs``: source -> training_log.tsv, summarised as a table.
+    ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
+    ``plates``: every plate of the screen; those missing from the profiles are named first.
     """
+    title = REPORT.merge(params)["title"]
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-        *_ranking_section(entries, training_logs),
-        *_method_sections(entries, method_figures),
+        *_left_out(entries, plates),
+        *_ranking_section(entries, training_logs, params),
+        *_source_sections(entries, source_figures),
     ]
     if qc_figures:
         parts.append("<h2>Quality control</h2>")

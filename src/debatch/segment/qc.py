@@ -8,6 +8,10 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
   Blur removes high frequencies, so an out-of-focus site has a steeper, more negative slope.
 - ``ImageQuality_PercentMaximal_{channel}``: percent of pixels at the image's maximum value
   (saturated detector pixels pile up there; 0 for a blank image).
+- ``ImageQuality_MeanIntensity_{channel}``, ``ImageQuality_StdIntensity_{channel}``: of the raw
+  pixels. A constant (e.g. blank) channel fails its site; so does a channel whose mean is more
+  than ``max_scale_ratio`` times off the plate's median for that channel, the signature of a
+  site exported at another bit depth (8-bit values in a 16-bit file are ~256x dimmer).
 
 A focus slope depends on the stain, magnification and cell density, so the default focus test
 is relative: a site fails when its nuclei-channel slope lies more than ``focus_mad`` robust SDs
@@ -23,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from debatch.core.stats import MAD_SCALE
-from debatch.settings import PLATE, QC, QC_FAILED, QC_PASS, SITE_CELLS
+from debatch.settings import NEGCON, PLATE, QC, QC_FAILED, QC_PASS, ROLE, SITE_CELLS, WELL
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 MIN_FOCUS_SPREAD = 0.05
 FOCUS = "ImageQuality_PowerLogLogSlope"
 SATURATION = "ImageQuality_PercentMaximal"
+MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 COUNT = SITE_CELLS
 
 
@@ -66,7 +71,26 @@ def image_quality(raw: dict[str, np.ndarray]) -> dict[str, float]:
     for channel, image in raw.items():
         measures[f"{FOCUS}_{channel}"] = power_log_log_slope(image)
         measures[f"{SATURATION}_{channel}"] = percent_maximal(image)
+        measures[f"{MEAN}_{channel}"] = float(image.mean(dtype=np.float64))
+        measures[f"{SPREAD}_{channel}"] = float(image.std(dtype=np.float64))
     return measures
+
+
+def _channel_faults(sites: pd.DataFrame, plates: pd.Series, max_ratio: float | None) -> pd.Series:
+    """Per site, the channels that are constant or on another intensity scale than the plate's
+    ("constant AGP;scale Mito x0.004"), empty when none (tables without these measures: none)."""
+    faults = {index: [] for index in sites.index}
+    for column in [c for c in sites if c.startswith(SPREAD + "_")]:
+        channel = column.removeprefix(SPREAD + "_")
+        mean = sites[f"{MEAN}_{channel}"]
+        ratio = mean / mean.groupby(plates).transform("median")
+        for index in sites.index[sites[column] == 0]:
+            faults[index].append(f"constant {channel}")
+        if max_ratio is not None:
+            off = (sites[column] > 0) & ((ratio > max_ratio) | (ratio < 1 / max_ratio))
+            for index in sites.index[off]:
+                faults[index].append(f"scale {channel} x{ratio[index]:.3g}")
+    return pd.Series({index: ";".join(found) for index, found in faults.items()})
 
 
 def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = None) -> pd.DataFrame:
@@ -84,8 +108,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
         )
     failed = pd.DataFrame(False, index=sites.index, columns=["focus", "saturation", "cell count"])
     focus = sites[focus_column]
+    plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
     if p["focus_mad"] is not None:
-        plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
         median = focus.groupby(plates).transform("median")
         spread = (focus - median).abs().groupby(plates).transform("median") * MAD_SCALE
         failed["focus"] |= focus < median - p["focus_mad"] * spread.clip(lower=MIN_FOCUS_SPREAD)
@@ -97,10 +121,12 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     failed["cell count"] = sites[COUNT] < p["min_cells"]
     if p["max_cells"] is not None:
         failed["cell count"] |= sites[COUNT] > p["max_cells"]
+    channels = _channel_faults(sites, plates, p["max_scale_ratio"])
     flagged = sites.copy()
-    flagged[QC_PASS] = ~failed.any(axis=1)
+    flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "")
     flagged[QC_FAILED] = [
-        ";".join(name for name, bad in row.items() if bad) for _, row in failed.iterrows()
+        ";".join([*(name for name, bad in row.items() if bad), *filter(None, [extra])])
+        for (_, row), extra in zip(failed.iterrows(), channels)
     ]
     return flagged
 
@@ -108,9 +134,36 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
 def summary(flagged: pd.DataFrame) -> str:
     """One log line: how many sites failed, by which test, and how many cells they hold."""
     bad = flagged[~flagged[QC_PASS]]
-    reasons = pd.Series([r for text in bad[QC_FAILED] for r in text.split(";")]).value_counts()
+    reasons = pd.Series(
+        [r.split(" x")[0] for text in bad[QC_FAILED] for r in text.split(";")]
+    ).value_counts()
     detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items()) or "none"
     return (
         f"QC: {len(bad)} of {len(flagged)} sites failed ({detail}); they hold "
         f"{int(bad[COUNT].sum())} of {int(flagged[COUNT].sum())} cells, which get no crops"
     )
+
+
+def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) -> str | None:
+    """Known right after QC, not after training: a plate whose negcon wells keep no cell
+    cannot be normalised. ``plate_without_negcon: fail`` raises naming the wells and why;
+    ``drop`` returns the warning (the plate is then left out of every profile)."""
+    p = QC.merge(params)
+    negcon = flagged[flagged[ROLE] == NEGCON] if ROLE in flagged else flagged.iloc[:0]
+    kept = negcon[negcon[QC_PASS] & (negcon[COUNT] > 0)]
+    if len(negcon) == 0 or len(kept):
+        return None
+    reasons = pd.Series(
+        [r.split(" x")[0] for text in negcon[QC_FAILED] for r in text.split(";") if r]
+    ).value_counts()
+    message = (
+        f"plate {plate}: QC left no cell in its negcon wells {sorted(negcon[WELL].unique())} "
+        f"({', '.join(f'{k} {v}' for k, v in reasons.items()) or 'no cells'}), so it cannot be "
+        f"normalised"
+    )
+    if p["plate_without_negcon"] == "fail":
+        raise ValueError(
+            message + "; relax the QC thresholds (config qc), or set "
+            "qc.plate_without_negcon: drop to leave the plate out of the profiles"
+        )
+    return message + "; left out of the profiles (qc.plate_without_negcon: drop)"

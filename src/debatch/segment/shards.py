@@ -156,13 +156,13 @@ def gather_tables(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(filled, ignore_index=True) if filled else tables[0]
 
 
-def gather_cells(paths: list[str | os.PathLike], n_sites: int) -> pd.DataFrame:
+def gather_cells(paths: list[str | os.PathLike], n_sites: int, plate: str) -> pd.DataFrame:
     """The plate's cell table from its shards; a plate without any cell is an error."""
     cells = gather_tables(paths)
     if not len(cells):
         raise ValueError(
-            f"no cells found on any of the {n_sites} sites; check nuclei_channel and "
-            f"segment.propagate.nucleus_diameter (or the cellpose models)"
+            f"plate {plate}: no cells found on any of its {n_sites} sites; check nuclei_channel "
+            f"and segment.propagate.nucleus_diameter (or the cellpose models)"
         )
     return cells
 
@@ -173,6 +173,18 @@ def plate_summary(sites: pd.DataFrame) -> str:
     return (
         f"{len(sites)} sites, {int(counts.sum())} cells; cells per site min {counts.min()}, "
         f"median {np.median(counts):g}, max {counts.max()}"
+    )
+
+
+def small_cells_warning(cells: pd.DataFrame, plate: str) -> str | None:
+    """A warning when cells are barely larger than their nuclei (median area ratio below 1.2):
+    what a blank or wrong cell_channel gives, silently, otherwise."""
+    ratio = float(np.median(cells["Cells_AreaShape_Area"] / cells["Nuclei_AreaShape_Area"]))
+    if ratio >= 1.2:
+        return None
+    return (
+        f"plate {plate}: cells are barely larger than their nuclei (median area ratio "
+        f"{ratio:.2f}); is cell_channel the channel that outlines whole cells, and not blank?"
     )
 
 

@@ -1,0 +1,23 @@
+"""Snakemake script: CellProfiler features of the cells of one shard of a plate."""
+
+import pandas as pd
+
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.features.plate import measure_shard
+from debatch.illum.estimate import read_functions
+
+setup_logging(snakemake.log[0])
+params = snakemake.params
+table = measure_shard(
+    pd.read_parquet(snakemake.input.cells),
+    pd.read_parquet(snakemake.input.manifest),
+    params.shards,
+    int(snakemake.wildcards.shard),
+    params.channels,
+    read_functions(snakemake.input.illum, params.channels),
+    snakemake.input.masks,
+    params.features,
+    threads=snakemake.threads,
+)
+write_parquet(table, snakemake.output[0])

@@ -1,0 +1,12 @@
+"""Snakemake script: a plate's features from its shards, in the cells table's order."""
+
+import pandas as pd
+
+from debatch.core.io import write_parquet
+from debatch.core.logs import setup_logging
+from debatch.features.plate import gather_features
+
+log = setup_logging(snakemake.log[0])
+table = gather_features(snakemake.input.shards, pd.read_parquet(snakemake.input.cells))
+write_parquet(table, snakemake.output[0])
+log.info("plate %s: features of %d cells, %d columns", snakemake.wildcards.plate, *table.shape)

@@ -1,0 +1,33 @@
+"""The object sets CellProfiler measures per cell: Nuclei, Cells and Cytoplasm.
+
+Label i of every set belongs to cell i of the cells table (the segment stage pairs nucleus i
+with cell i). Cytoplasm is made as CellProfiler's IdentifyTertiaryObjects makes it: the cell
+minus its nucleus, where by default (``shrink_nuclei``) the nucleus first loses its outline
+pixels, so every cytoplasm keeps at least a one-pixel ring and never has zero area.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from centrosome.outline import outline
+
+
+def cytoplasm(cells: np.ndarray, nuclei: np.ndarray, shrink_nuclei: bool = True) -> np.ndarray:
+    """Cell labels with the nuclei taken out (their outline pixels kept when shrinking)."""
+    inside_nucleus = nuclei > 0
+    if shrink_nuclei:
+        inside_nucleus &= outline(nuclei) == 0
+    labels = cells.copy()
+    labels[inside_nucleus] = 0
+    return labels
+
+
+def object_sets(
+    nuclei: np.ndarray, cells: np.ndarray, shrink_nuclei: bool = True
+) -> dict[str, np.ndarray]:
+    """{CellProfiler object name: label image}, labels as in the cells table."""
+    return {
+        "Nuclei": nuclei,
+        "Cells": cells,
+        "Cytoplasm": cytoplasm(cells, nuclei, shrink_nuclei),
+    }

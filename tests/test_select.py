@@ -1,0 +1,59 @@
+"""Feature selection keeps exactly the columns pycytominer.feature_select keeps."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from debatch.profiles.select import blocklist, select_features
+
+pycytominer = pytest.importorskip("pycytominer")  # a test dependency (envs/dev-requirements.txt)
+
+
+def cellprofiler_like_wells(seed=0, n_wells=96):
+    """Well profiles with every kind of column a selection step drops: NaN-heavy, constant,
+    two-valued, correlated pairs (both signs), blocklisted, and plain informative ones."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n_wells, 6))
+    columns = {f"Cells_Intensity_MeanIntensity_C{i}": base[:, i] for i in range(6)}
+    columns["Cells_Intensity_Copy_C0"] = base[:, 0] * 2 + rng.normal(0, 0.05, n_wells)
+    columns["Nuclei_Texture_Anti_C1"] = -base[:, 1]  # perfectly anti-correlated: kept
+    columns["Cytoplasm_Texture_Close_C2"] = base[:, 2] + rng.normal(0, 0.3, n_wells)
+    columns["Cells_AreaShape_Constant"] = np.ones(n_wells)
+    columns["Cells_AreaShape_TwoValued"] = np.where(np.arange(n_wells) < 2, 1.0, 0.0)
+    sparse = rng.normal(size=n_wells)
+    sparse[rng.choice(n_wells, 10, replace=False)] = np.nan
+    columns["Nuclei_Granularity_Sparse"] = sparse
+    for name in blocklist()[:3]:
+        columns[name] = rng.normal(size=n_wells)
+    wells = pd.DataFrame(columns)
+    wells.insert(0, "Metadata_Well", [f"W{i}" for i in range(n_wells)])
+    return wells
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kept_columns_equal_pycytominer(seed):
+    wells = cellprofiler_like_wells(seed)
+    ops = ["drop_na_columns", "frequency_threshold", "correlation_threshold", "blocklist"]
+    expected = pycytominer.feature_select(wells, operation=ops)
+    kept, dropped = select_features(wells)
+    assert kept == [c for c in expected.columns if not c.startswith("Metadata_")]
+    assert "Cells_AreaShape_Constant" in dropped["frequency_threshold"]
+    assert "Nuclei_Granularity_Sparse" in dropped["drop_na_columns"]
+    assert set(dropped["blocklist"]) == set(blocklist()[:3])
+    correlated = set(dropped["correlation_threshold"])
+    assert len(correlated & {"Cells_Intensity_MeanIntensity_C0", "Cells_Intensity_Copy_C0"}) == 1
+    assert "Nuclei_Texture_Anti_C1" in kept  # signed: anti-correlation is not redundancy here
+
+
+def test_operations_and_thresholds_come_from_the_settings():
+    wells = cellprofiler_like_wells()
+    kept, dropped = select_features(
+        wells, {"operations": ["correlation_threshold"], "corr_threshold": 0.5}
+    )
+    expected = pycytominer.feature_select(
+        wells, operation="correlation_threshold", corr_threshold=0.5
+    )
+    assert kept == [c for c in expected.columns if not c.startswith("Metadata_")]
+    assert set(dropped) == {"correlation_threshold"}
+    with pytest.raises(ValueError, match="unknown feature selection operation"):
+        select_features(wells, {"operations": ["variance_threshold"]})
