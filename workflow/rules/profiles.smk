@@ -1,6 +1,7 @@
 rule well_profiles:
     """Cells -> wells (aggregate), normalised per plate against negcon (CellProfiler features:
-    then feature selection); shared by all corrections. features.tsv: each feature kept or why not."""
+    then feature selection); shared by all corrections. features.tsv: each feature kept or why not.
+    """
     input:
         unpack(source_cells),
     output:
