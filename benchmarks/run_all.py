@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+HELPERS = {"previous.py"}  # modules the benchmarks import, not benchmarks
 ORDER = [
     "image_stages.py",
     "segmentation_accuracy.py",
     "segmentation_speed.py",
+    "focus_qc.py",
     "features.py",
     "aggregate.py",
     "train_step.py",
@@ -98,7 +100,9 @@ def existing_sections() -> dict[str, str]:
 def main(only: list[str]) -> None:
     scripts = [HERE / name for name in ORDER if (HERE / name).exists()]
     scripts += sorted(
-        p for p in HERE.glob("*.py") if p.name not in ORDER and p.name != Path(__file__).name
+        p
+        for p in HERE.glob("*.py")
+        if p.name not in ORDER and p.name not in HELPERS and p.name != Path(__file__).name
     )
     kept = existing_sections() if only else {}
     sections, failures = {}, []

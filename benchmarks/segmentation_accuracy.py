@@ -4,15 +4,23 @@
     .venv/bin/python benchmarks/segmentation_accuracy.py --cellpose-nuclei-model nuclei
 
 - demo screen (config/config.yaml's demo parameters, plates of three batches): nuclei and
-  whole cells of `propagate` (default settings) and of `cellpose` against the generator's
-  ground-truth masks, after the pipeline's illumination correction. The cellpose models are
-  small CPnets trained here from scratch on another demo plate's ground truth (pretrained
-  weights cannot be downloaded on this machine): they measure the cellpose path and what a
-  screen-specific model reaches, not the pretrained cyto3 / cpsam;
+  whole cells of `propagate` (default settings), of the flooding watershed it replaced (loaded
+  from git, benchmarks/previous.py) and of `cellpose` against the generator's ground-truth
+  masks, after the pipeline's illumination correction. The cellpose models are small CPnets
+  trained here from scratch on another demo plate's ground truth (pretrained weights cannot be
+  downloaded on this machine): they measure the cellpose path and what a screen-specific model
+  reaches, not the pretrained cyto3 / cpsam;
+- a confluent demo plate (demo.params confluence 1, 60 cells per site): cells fill the space
+  between nuclei, membranes the only cue between neighbours;
+- the atlas field (../shared/data/real/atlas_BR00143976, 1080 px Opera Phenix): nuclei and
+  cells against CellProfiler's objects (filled from its outline images), with the settings of
+  config/atlas.yaml and with the defaults' Otsu nuclei;
 - NF1 Cell Painting fields (../shared/data/real/nf1_plate2): nuclei against CellProfiler's
   masks (binary, so touching nuclei it merged are one reference object; border nuclei, which
-  CellProfiler dropped, are removed from our masks before scoring). cellpose is scored only
-  when the named built-in model's weights are present (--cellpose-nuclei-model);
+  CellProfiler dropped, are removed from our masks before scoring), cells (RFP) by foreground
+  IoU and by AP on the mask components holding a single nucleus (few: the cells touch).
+  cellpose is scored only when the named built-in model's weights are present
+  (--cellpose-nuclei-model);
 - Transfluor plate (../shared/data/real/transfluor_illum, 72 fields, strong vignetting):
   coefficient of variation of an 8 x 8 grid of the per-position mean, raw and corrected, and
   the illumination function picture (docs/illum_transfluor.png).
@@ -35,16 +43,24 @@ import torch
 import yaml
 from scipy import ndimage
 
-from debatch.core.images import read_site
+from debatch.core.images import cellprofiler_scale, read_site
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
+from debatch.evaluate.cellprofiler import objects_from_outlines
 from debatch.illum.estimate import compute_plate_illum
 from debatch.illum.figures import plot_functions
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.cellpose import CellposeSegmenter, resolve_model, train_model
 from debatch.segment.propagate import segment_nuclei, segment_site
-from debatch.segment.score import drop_border_objects, score_site, summarise
+from debatch.segment.score import (
+    drop_border_objects,
+    score_against_binary_cells,
+    score_against_labels,
+    score_site,
+    summarise,
+)
 from debatch.settings import Channels
+from previous import FLOODING, flooding_cells
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
@@ -53,6 +69,13 @@ EVALUATED = [("plate01", "batch1"), ("plate03", "batch2"), ("plate05", "batch3")
 TRAINING = ("plate00", "batch1")  # a demo plate that is not scored
 CELLPOSE_TRAINING = dict(width=16, epochs=40, crop=64, images_per_epoch=24, seed=0)
 DNA_AGP = Channels(("DNA", "AGP"), "DNA", "AGP")  # the channels segmentation reads
+DEMO_SCALE = 1 / 65535  # the demo's uint16 images on CellProfiler's scale
+CONFLUENT = {"confluence": 1.0, "cells_per_site": 60}
+CONFLUENT_PROPAGATE = {"cell_level_fraction": 0.5}  # the setting a confluent screen needs
+ATLAS = yaml.safe_load((REPO / "config" / "atlas.yaml").read_text())
+ATLAS_FIELD = REAL / "atlas_BR00143976"
+ATLAS_MIN_CELL = 500  # px; smaller regions enclosed by CellProfiler's jagged cell outlines
+GOALS = {"atlas nuclei": 0.85, "atlas cells": 0.8, "confluent cells": 0.8, "demo cells@0.75": 0.8}
 
 
 def demo_plate(root: Path, plate: str, batch: str, params: dict):
@@ -92,9 +115,9 @@ def train_cellpose(root: Path, params: dict) -> tuple[Path, Path, float]:
     return nuclei, cells, time.perf_counter() - started
 
 
-def score_demo(root: Path, params: dict, segmenters: dict) -> pd.DataFrame:
+def score_demo(root: Path, params: dict, segmenters: dict, plates=EVALUATED) -> pd.DataFrame:
     rows = []
-    for plate, batch in EVALUATED:
+    for plate, batch in plates:
         manifest, illum, truth = demo_plate(root, plate, batch, params)
         sites = [read_site(row, list(CHANNELS), illum) for row in manifest.to_dict("records")]
         keys = [f"{row.Metadata_Well}_{row.Metadata_Site}" for row in manifest.itertuples()]
@@ -121,9 +144,23 @@ def score_demo(root: Path, params: dict, segmenters: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_nf1(nuclei_model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def nf1_fields():
+    """(field, DNA, RFP, CellProfiler's nuclei mask, its cells mask) of the NF1 fields."""
     folder = REAL / "nf1_plate2"
-    fields, per_field = [], []
+    for path in sorted((folder / "Plate_2_images").glob("*_01_1_*_DAPI_001.tif")):
+        well, _, _, site = path.stem.split("_")[:4]
+        rfp = f"{well}_01_3_{site}_RFP_001"
+        yield (
+            well,
+            tifffile.imread(path),
+            tifffile.imread(folder / "Plate_2_images" / f"{rfp}.tif"),
+            tifffile.imread(folder / "Plate_2_masks" / f"{path.stem}_MaskNuclei.tiff"),
+            tifffile.imread(folder / "Plate_2_masks" / f"{rfp}_MaskCells.tiff"),
+        )
+
+
+def score_nf1(nuclei_model: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(nuclei scores per segmenter, per-field counts, cell scores per segmenter)."""
     segmenter = None
     if nuclei_model:
         # one clear line if weights are absent
@@ -131,16 +168,19 @@ def score_nf1(nuclei_model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
         segmenter = CellposeSegmenter(
             {"nuclei_model": nuclei_model, "cell_model": None, "nucleus_diameter": 50.0}
         )
-    for path in sorted((folder / "Plate_2_images").glob("*_01_1_*_DAPI_001.tif")):
-        reference = ndimage.label(
-            tifffile.imread(folder / "Plate_2_masks" / f"{path.stem}_MaskNuclei.tiff") > 0
-        )[0]
-        dna = tifffile.imread(path).astype(np.float32)
-        found = {
-            "propagate": segment_nuclei(
-                dna, {**CONFIG["segment"]["propagate"], "nucleus_diameter": 50.0}
-            )
-        }
+    settings = {
+        **CONFIG["segment"]["propagate"],
+        "nucleus_diameter": 50.0,
+        "max_cell_distance": 4.0,
+    }
+    fields, per_field, cells = [], [], []
+    for field, dna, rfp, nuclei_mask, cells_mask in nf1_fields():
+        reference = ndimage.label(nuclei_mask > 0, np.ones((3, 3)))[0]
+        images = {"DNA": dna.astype(np.float32), "RFP": rfp.astype(np.float32)}
+        nuclei, found_cells = segment_site(
+            images, Channels(("DNA", "RFP"), "DNA", "RFP"), settings, cellprofiler_scale(rfp.dtype)
+        )
+        found = {"propagate": nuclei}
         if segmenter is not None:
             found["cellpose"] = segmenter([{"DNA": dna, "AGP": dna}], DNA_AGP)[0][0]
         for name, labels in found.items():
@@ -148,19 +188,77 @@ def score_nf1(nuclei_model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
             fields.append({"segmenter": name, **score})
             per_field.append(
                 {
-                    "field": path.stem.split("_")[0],
+                    "field": field,
                     "segmenter": name,
                     "ours": score["n_predicted"],
                     "CellProfiler": score["n_true"],
                 }
             )
+        cells.append(
+            {"field": field, **score_against_binary_cells(cells_mask, nuclei_mask, found_cells)}
+        )
     table = pd.DataFrame(fields)
+    cells = pd.DataFrame(cells)
     return (
         pd.DataFrame(
             [{"segmenter": name, **summarise(group)} for name, group in table.groupby("segmenter")]
         ),
         pd.DataFrame(per_field),
+        cells,
     )
+
+
+def atlas_images() -> dict[str, np.ndarray]:
+    """The atlas field's channels, named as config/atlas.yaml names them (raw uint16)."""
+    return {
+        name: tifffile.imread(ATLAS_FIELD / "images" / f"r03c03f03p01-ch{number}sk1fk1fl1.tiff")
+        for name, number in ATLAS["channels"].items()
+    }
+
+
+def atlas_references() -> tuple[np.ndarray, np.ndarray]:
+    """CellProfiler's (nuclei, cells) label images of the atlas field."""
+    outlines = ATLAS_FIELD / "outlines"
+    return (
+        objects_from_outlines(outlines / "NucleiOutlines_BR00143976_C03_3.tiff"),
+        objects_from_outlines(outlines / "CellsOutlines_BR00143976_C03_3.tiff", ATLAS_MIN_CELL),
+    )
+
+
+def score_atlas() -> pd.DataFrame:
+    """Nuclei and cells of the atlas field against CellProfiler's, per settings."""
+    images = atlas_images()
+    reference_nuclei, reference_cells = atlas_references()
+    channels = Channels(tuple(images), ATLAS["nuclei_channel"], ATLAS["cell_channel"])
+    recipe = {**CONFIG["segment"]["propagate"], **ATLAS["segment"]["propagate"]}
+    otsu = {**recipe, "threshold_method": CONFIG["segment"]["propagate"]["threshold_method"]}
+    flooding = flooding_cells()
+    rows = []
+    for name, settings, grow in (
+        ("config/atlas.yaml (minimum cross-entropy nuclei)", recipe, None),
+        ("config/atlas.yaml, Otsu nuclei (the default)", otsu, None),
+        (f"config/atlas.yaml, flooding cells ({FLOODING})", recipe, flooding),
+    ):
+        scale = cellprofiler_scale(images[channels.cell].dtype)
+        floats = {name: image.astype(np.float32) for name, image in images.items()}
+        started = time.perf_counter()
+        nuclei, cells = segment_site(floats, channels, settings, scale)
+        if grow is not None:
+            cells = grow(nuclei, floats[channels.cell], settings, scale)
+        seconds = time.perf_counter() - started
+        for compartment, ours, theirs in (
+            ("nuclei", nuclei, reference_nuclei),
+            ("cells", cells, reference_cells),
+        ):
+            rows.append(
+                {
+                    "settings": name,
+                    "compartment": compartment,
+                    **score_against_labels(theirs, ours),
+                    "s/field": seconds,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def illumination(picture: Path) -> dict:
@@ -212,8 +310,22 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def classical_segmenters(settings: dict) -> dict:
+    """propagate and the flooding watershed it replaced, as site-list segmenters."""
+    flooding = flooding_cells()
+
+    def flood(site):
+        nuclei = segment_nuclei(site["DNA"], settings)
+        return nuclei, flooding(nuclei, site["AGP"], settings)
+
+    return {
+        "propagate": lambda sites: [segment_site(s, DNA_AGP, settings, DEMO_SCALE) for s in sites],
+        f"flooding ({FLOODING})": lambda sites: [flood(s) for s in sites],
+    }
+
+
 def segment_demo(params: dict, threads: int) -> tuple[pd.DataFrame, float]:
-    """Trains the cellpose models, then scores both segmenters on the demo screen:
+    """Trains the cellpose models, then scores the segmenters on the demo screen:
     (scores, training seconds)."""
     propagate = CONFIG["segment"]["propagate"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,11 +344,24 @@ def segment_demo(params: dict, threads: int) -> tuple[pd.DataFrame, float]:
             root,
             params,
             {
-                "propagate": lambda sites: [segment_site(s, DNA_AGP, propagate) for s in sites],
+                **classical_segmenters(propagate),
                 "cellpose": lambda sites: [r[:2] for r in cellpose(sites, DNA_AGP)],
             },
         )
     return demo, training_seconds
+
+
+def segment_confluent(params: dict) -> pd.DataFrame:
+    """The classical segmenters on a confluent demo plate, with the defaults and with the
+    confluent setting."""
+    defaults = CONFIG["segment"]["propagate"]
+    confluent = {**defaults, **CONFLUENT_PROPAGATE}
+    segmenters = classical_segmenters(defaults)
+    segmenters["propagate, " + ", ".join(f"{k} {v}" for k, v in CONFLUENT_PROPAGATE.items())] = (
+        classical_segmenters(confluent)["propagate"]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        return score_demo(Path(tmp), {**params, **CONFLUENT}, segmenters, EVALUATED[:1])
 
 
 def print_demo(demo: pd.DataFrame, params: dict, training_seconds: float, threads: int) -> None:
@@ -263,11 +388,61 @@ def print_demo(demo: pd.DataFrame, params: dict, training_seconds: float, thread
     print(
         f"\nGoal demo nuclei AP@0.5 >= 0.85: propagate {nuclei['propagate']:.3f}, "
         f"cellpose {nuclei['cellpose']:.3f} "
-        f"(worst batch) -> {'met' if nuclei.min() >= 0.85 else 'NOT met'}.\n"
+        f"(worst batch) -> {'met' if nuclei.min() >= 0.85 else 'NOT met'}."
+    )
+    cells = demo[demo["compartment"] == "cells"].groupby("segmenter")["AP@0.75"].min()
+    goal = GOALS["demo cells@0.75"]
+    print(
+        f"Goal demo cells AP@0.75 >= {goal}: propagate {cells['propagate']:.3f} (worst batch; "
+        f"flooding {cells[f'flooding ({FLOODING})']:.3f}) -> "
+        f"{'met' if cells['propagate'] >= goal else 'NOT met'}.\n"
     )
 
 
-def print_nf1(nf1: pd.DataFrame, counts: pd.DataFrame, cellpose_scored: bool) -> None:
+def print_confluent(confluent: pd.DataFrame, params: dict) -> None:
+    sites = int(confluent["sites"].iloc[0])
+    print(
+        f"Confluent demo plate (confluence {CONFLUENT['confluence']}, "
+        f"{CONFLUENT['cells_per_site']} cells per site, {sites} sites of "
+        f"{params['image_size']} px):\n"
+    )
+    columns = ["compartment", "segmenter", "objects", "AP@0.5", "AP@0.75", "count_error"]
+    print(markdown(confluent.sort_values("compartment", ascending=False)[columns]))
+    cells = confluent[confluent["compartment"] == "cells"].set_index("segmenter")["AP@0.5"]
+    best = cells.drop(f"flooding ({FLOODING})").idxmax()
+    goal = GOALS["confluent cells"]
+    print(
+        f"\nGoal confluent cells AP@0.5 >= {goal}: {best} {cells[best]:.3f} -> "
+        f"{'met' if cells[best] >= goal else 'NOT met'}.\n"
+    )
+
+
+def print_atlas(atlas: pd.DataFrame) -> None:
+    print(
+        "Atlas field (BR00143976 C03 site 3, 1080 px Opera Phenix) against CellProfiler's "
+        "objects (border objects left out on both sides; area ratio = our median area / "
+        "CellProfiler's):\n"
+    )
+    columns = ["settings", "compartment", "objects", "AP@0.5", "AP@0.75", "count_error"]
+    print(markdown(atlas[columns + ["area_ratio", "s/field"]]))
+    recipe = atlas[atlas["settings"] == atlas["settings"].iloc[0]].set_index("compartment")
+    nuclei, cells = recipe.loc["nuclei"], recipe.loc["cells"]
+    met = (
+        nuclei["AP@0.5"] >= GOALS["atlas nuclei"]
+        and cells["AP@0.5"] >= GOALS["atlas cells"]
+        and abs(nuclei["area_ratio"] - 1) <= 0.05
+    )
+    print(
+        f"\nGoal atlas nuclei AP@0.5 >= {GOALS['atlas nuclei']}, cells AP@0.5 >= "
+        f"{GOALS['atlas cells']}, median nucleus area within 5 %: {nuclei['AP@0.5']:.3f}, "
+        f"{cells['AP@0.5']:.3f}, {nuclei['area_ratio'] - 1:+.1%} -> "
+        f"{'met' if met else 'NOT met'}.\n"
+    )
+
+
+def print_nf1(
+    nf1: pd.DataFrame, counts: pd.DataFrame, cells: pd.DataFrame, cellpose_scored: bool
+) -> None:
     print(
         f"NF1 Plate_2, {int(nf1['sites'].iloc[0])} fields, nuclei vs CellProfiler "
         "(nucleus_diameter 50):\n"
@@ -293,6 +468,14 @@ def print_nf1(nf1: pd.DataFrame, counts: pd.DataFrame, cellpose_scored: bool) ->
         f"{worst['count_error']:.3f}, AP@0.5 {worst['AP@0.5']:.3f} -> "
         f"{'met' if met else 'NOT met'}.\n"
     )
+    pooled = summarise(cells)
+    print(
+        "NF1 cells (RFP, max_cell_distance 4) against CellProfiler's binary cell masks: "
+        f"foreground IoU {cells['foreground_iou'].mean():.3f} (mean of {len(cells)} fields); "
+        f"AP@0.5 {pooled['AP@0.5']:.3f}, AP@0.75 {pooled['AP@0.75']:.3f} on the "
+        f"{pooled['objects']} mask components that hold a single nucleus (the other cells "
+        "touch and merge in the binary masks).\n"
+    )
 
 
 def print_illumination(flat: dict, picture: Path) -> None:
@@ -311,10 +494,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params = CONFIG["demo"]["params"]
     demo, training_seconds = segment_demo(params, args.threads)
-    nf1, counts = score_nf1(args.cellpose_nuclei_model)
+    confluent = segment_confluent(params)
+    atlas = score_atlas()
+    nf1, counts, nf1_cells = score_nf1(args.cellpose_nuclei_model)
     flat = illumination(args.picture)
     print_demo(demo, params, training_seconds, args.threads)
-    print_nf1(nf1, counts, args.cellpose_nuclei_model is not None)
+    print_confluent(confluent, params)
+    print_atlas(atlas)
+    print_nf1(nf1, counts, nf1_cells, args.cellpose_nuclei_model is not None)
     print_illumination(flat, args.picture)
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
-from debatch.segment.qc import check_negcon, flag_sites, summary
+from debatch.segment.qc import check_negcon, failure_concentration, flag_sites, summary
 
 log = setup_logging(snakemake.log[0])
 flagged = flag_sites(
@@ -15,6 +15,8 @@ write_parquet(flagged, snakemake.output[0])
 log.info("plate %s %s", snakemake.wildcards.plate, summary(flagged))
 if warning:
     log.warning(warning)
+for concentrated in failure_concentration(flagged, snakemake.params.qc):
+    log.warning("plate %s: %s", snakemake.wildcards.plate, concentrated)
 for row in flagged[~flagged["QC_Pass"]].itertuples():
     log.info(
         "failed QC: well %s site %s (%s), %d cells",

@@ -2,9 +2,12 @@
 
 import json
 
+import pandas as pd
+
 from debatch.core.io import atomic_path, write_text
 from debatch.core.logs import setup_logging
 from debatch.report.html import ranking_table, render
+from debatch.segment.qc import failure_concentration
 
 log = setup_logging(snakemake.log[0])
 entries = []
@@ -30,12 +33,20 @@ for plate, heatmap, overlay, illum in zip(
         (f"{plate}: illumination functions.", illum),
     ]
 sources = snakemake.params.sources
+sites = pd.concat([pd.read_parquet(path) for path in snakemake.input.qc_tables])
+warnings = failure_concentration(
+    sites, {"concentration_share": snakemake.params.concentration_share}
+)
+for warning in warnings:
+    log.warning(warning)
 html = render(
     entries,
     snakemake.params.report,
     qc,
     training_logs=dict(zip(snakemake.params.models, snakemake.input.training_logs)),
     source_figures=dict(zip(sources, snakemake.input.metric_bars)),
+    plates=snakemake.params.plates,
+    warnings=warnings,
 )
 with atomic_path(snakemake.output.ranking) as tmp:
     ranking_table(entries, snakemake.params.report).to_csv(

@@ -10,8 +10,11 @@ from debatch.segment.qc import (
     FOCUS,
     MEAN,
     SATURATION,
+    SHARPNESS,
     SPREAD,
     check_negcon,
+    edge_sharpness,
+    failure_concentration,
     flag_sites,
     image_quality,
     percent_maximal,
@@ -42,14 +45,64 @@ def test_blur_makes_the_focus_slope_steeper():
     assert np.isnan(power_log_log_slope(np.full((64, 64), 7, np.uint16)))  # blank: not judged
 
 
+def test_edge_sharpness_measures_the_blur_not_the_objects():
+    """Discs blurred by sigma: sharpness ~ 1 / (sigma sqrt(2 pi)) whatever their count (within
+    5 %), moved less by their size (within 20 % from 4 to 10 px radius) than by doubling the
+    blur (-30 % or more); blank images are not judged."""
+    yy, xx = np.mgrid[:256, :256]
+
+    def discs(radius, n, sigma, seed=0):
+        rng = np.random.default_rng(seed)
+        image = np.zeros((256, 256))
+        for y, x in rng.uniform(20, 236, (n, 2)):
+            image[(yy - y) ** 2 + (xx - x) ** 2 < radius**2] = 1.0
+        return ndimage.gaussian_filter(image, sigma) * 10000 + 500
+
+    reference = edge_sharpness(discs(6, 30, 1.5))
+    assert reference == pytest.approx(1 / (1.5 * np.sqrt(2 * np.pi)), rel=0.15)
+    assert edge_sharpness(discs(6, 60, 1.5)) == pytest.approx(reference, rel=0.05)
+    for radius, n in ((10, 15), (4, 30)):
+        assert edge_sharpness(discs(radius, n, 1.5)) == pytest.approx(reference, rel=0.2)
+    assert edge_sharpness(discs(6, 30, 3.0)) < 0.7 * reference
+    assert np.isnan(edge_sharpness(np.full((64, 64), 7.0)))
+
+
+def test_focus_qc_catches_defocus_but_not_phenotypes():
+    """Demo sites of treatments that change nucleus size or density, some defocused by 2 px:
+    the default focus test fails no in-focus site and catches most defocused ones."""
+    from debatch.evaluate.focus import focus_rates, focus_table
+
+    params = {"seed": 0, "image_size": 256}
+    table = focus_table(params, ["batch1", "batch2"], 4, 0.25, {"nucleus_diameter": 12.0})
+    rates = focus_rates(flag_sites(table, "DNA"))
+    assert rates["false fails"].sum() == 0, rates
+    assert rates["caught"].sum() >= 0.75 * rates["defocused"].sum(), rates
+
+
+def test_failures_concentrated_in_one_treatment_are_named():
+    """A treatment holding most failed sites, failing far more often than the rest, gets a
+    warning naming it; failures spread evenly get none."""
+    flagged = pd.DataFrame(
+        {
+            "Metadata_Treatment": ["DMSO"] * 20 + ["cpd01"] * 6 + ["cpd02"] * 6,
+            "QC_Pass": [True] * 19 + [False] + [False] * 4 + [True] * 2 + [True] * 6,
+        }
+    )
+    (warning,) = failure_concentration(flagged)
+    assert "4 of the 6 sites of treatment cpd01" in warning and "phenotype" in warning
+    even = flagged.assign(QC_Pass=[i % 4 != 0 for i in range(len(flagged))])
+    assert failure_concentration(even) == []
+    assert failure_concentration(flagged, {"concentration_share": None}) == []
+
+
 def test_percent_maximal_counts_pixels_at_the_maximum():
     image = blobs()
     assert percent_maximal(image) < 0.01
     image[:32, :64] = 65535  # 2048 of 65536 pixels clipped at the detector maximum
     assert percent_maximal(image) == pytest.approx(100 * 2048 / 65536)
     assert percent_maximal(np.zeros((8, 8), np.uint16)) == 0.0
-    measures = image_quality({"DNA": image, "AGP": blobs(1)})
-    assert set(measures) == {
+    measures = image_quality({"DNA": image, "AGP": blobs(1)}, "DNA")
+    assert set(measures) == {f"{SHARPNESS}_DNA"} | {
         f"{kind}_{channel}"
         for kind in (FOCUS, SATURATION, MEAN, SPREAD)
         for channel in ("DNA", "AGP")
@@ -61,21 +114,21 @@ def sites_table():
     """Two plates of 10 sites with different typical focus; one bad site of each kind on P1."""
     rng = np.random.default_rng(3)
     rows = []
-    for plate, centre in (("P1", -1.5), ("P2", -2.5)):
+    for plate, centre in (("P1", 0.35), ("P2", 0.25)):
         for site in range(10):
             rows.append(
                 {
                     "Metadata_Plate": plate,
                     "Metadata_Well": f"A{site + 1:02d}",
                     "Metadata_Site": 1,
-                    f"{FOCUS}_DNA": centre + rng.normal(0, 0.05),
+                    f"{SHARPNESS}_DNA": centre * np.exp(rng.normal(0, 0.02)),
                     f"{SATURATION}_DNA": 0.01,
                     f"{SATURATION}_AGP": 0.02,
                     COUNT: 30,
                 }
             )
     table = pd.DataFrame(rows)
-    table.loc[1, f"{FOCUS}_DNA"] = -2.3  # blurred (P2's typical value, but P1's outlier)
+    table.loc[1, f"{SHARPNESS}_DNA"] = 0.25  # blurred (P2's typical value, but P1's outlier)
     table.loc[2, f"{SATURATION}_AGP"] = 4.0  # saturated cell channel
     table.loc[3, COUNT] = 0  # empty field
     return table
@@ -112,8 +165,8 @@ def test_thresholds_come_from_the_parameters():
         table, "DNA", {"focus_mad": None, "max_saturated_percent": None, "min_cells": 0}
     )
     assert relaxed["QC_Pass"].all()
-    strict = flag_sites(table, "DNA", {"min_focus": -2.0, "max_cells": 29, "focus_mad": None})
-    assert not strict["QC_Pass"].any()  # P2 is below -2.0; everyone else has 30 > 29 cells
+    strict = flag_sites(table, "DNA", {"min_focus": 0.3, "max_cells": 29, "focus_mad": None})
+    assert not strict["QC_Pass"].any()  # P2 is below 0.3; everyone else has 30 > 29 cells
 
 
 def test_bad_settings_are_named():
@@ -121,7 +174,7 @@ def test_bad_settings_are_named():
         QC.merge({"focus": 3})
     with pytest.raises(ValueError, match="qc.min_focus must be a number"):
         QC.merge({"min_focus": "low"})
-    with pytest.raises(ValueError, match="no ImageQuality_PowerLogLogSlope_Hoechst"):
+    with pytest.raises(ValueError, match="no ImageQuality_EdgeSharpness_Hoechst"):
         flag_sites(sites_table(), "Hoechst")
 
 

@@ -183,3 +183,11 @@ def test_plates_left_out_of_the_profiles_are_named_first(report):
     page = render(entries, {"bootstrap": 200}, plates=[*plates, "P9"])
     assert "Left out of every profile: plate(s) P9." in page
     assert page.index("Left out") < page.index("class='verdict'")
+
+
+def test_qc_warnings_come_before_the_ranking(report):
+    """A QC failure concentrated in one treatment is said at the top, where it is read."""
+    _, entries, _ = report
+    warning = "QC failed 5 of the 8 sites of treatment cpd03: QC may be removing its phenotype"
+    page = render(entries, {"bootstrap": 200}, warnings=[warning])
+    assert page.index("QC may be removing") < page.index("class='verdict'")

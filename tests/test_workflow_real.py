@@ -105,3 +105,66 @@ def test_crops_match_cells_and_hold_real_signal(nf1_run):
     corner = np.asarray(crops[:, 0, :8, :8], np.float32).mean(axis=(1, 2))
     assert np.median(centre) > 2 * np.median(corner)  # DNA is brightest at the nucleus centroid
     assert set(table["Metadata_Treatment"]) == {"WT", "NF1_null"}
+
+
+@pytest.fixture(scope="module")
+def atlas_run(tmp_path_factory):
+    """The 1080 px Opera Phenix atlas field through manifest, illum, segment, QC, crops and
+    features, with only channels (brightfield among them), nucleus_diameter and crops.size
+    set besides where things are."""
+    from conftest import REAL_DATA, REPO
+
+    folder = REAL_DATA / "atlas_BR00143976"
+    if not folder.is_dir():
+        pytest.skip(f"real images not found at {folder}")
+    workdir = tmp_path_factory.mktemp("atlas")
+    pd.DataFrame({"well": ["C03"], "treatment": ["DMSO"], "role": ["negcon"]}).to_csv(
+        workdir / "platemap.tsv", sep="\t", index=False
+    )
+    pd.DataFrame(
+        [
+            {
+                "plate": "BR00143976",
+                "batch": "atlas",
+                "images": str(folder / "images"),
+                "pattern": "opera_phenix",
+                "platemap": str(workdir / "platemap.tsv"),
+            }
+        ]
+    ).to_csv(workdir / "plates.tsv", sep="\t", index=False)
+    import yaml
+
+    atlas = yaml.safe_load((REPO / "config" / "atlas.yaml").read_text())
+    config = write_config(
+        workdir,
+        {
+            "results": str(workdir / "results"),
+            "plates": str(workdir / "plates.tsv"),
+            "demo": {"enabled": False},
+            "train": {"holdout_batches": []},
+            "segment": {"propagate": {"nucleus_diameter": 30.0}},
+            "crops": {"size": 96},
+        },
+        replace={"channels": atlas["channels"]},
+    )
+    targets = [
+        f"{workdir}/results/{stage}/BR00143976.{ext}"
+        for stage, ext in (("crops", "npy"), ("features", "parquet"), ("qc", "parquet"))
+    ]
+    snakemake(workdir, config, *targets)
+    return workdir / "results", atlas["channels"]
+
+
+def test_a_phenix_field_with_brightfield_runs_to_features(atlas_run):
+    """Every cell of the field is cropped in all six channels (brightfield first, as listed)
+    and measured, brightfield included; segmentation read DNA and AGP only."""
+    results, channels = atlas_run
+    cells = pd.read_parquet(results / "cells" / "BR00143976.parquet")
+    crops = np.load(results / "crops" / "BR00143976.npy", mmap_mode="r")
+    features = pd.read_parquet(results / "features" / "BR00143976.parquet")
+    qc = pd.read_parquet(results / "qc" / "BR00143976.parquet")
+    assert qc["QC_Pass"].all() and 20 <= len(cells) <= 60
+    assert crops.shape == (len(cells), len(channels), 96, 96)
+    assert len(features) == len(cells)
+    brightfield = [c for c in features if c.endswith("_Brightfield")]
+    assert brightfield and np.isfinite(features[brightfield].to_numpy(float)).mean() > 0.9

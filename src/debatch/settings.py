@@ -24,6 +24,7 @@ SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted
 PATH = "Path_"  # manifest: Path_{channel} per logical channel
 CENTER_X, CENTER_Y = "Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"
 QC_PASS, QC_FAILED, SITE_CELLS = "QC_Pass", "QC_Failed", "Count_Cells"
+SITE_NUCLEUS_AREA = "Nuclei_MedianArea"  # per site, px: what the focus test adjusts for
 CROP_AT_EDGE = "Crops_TouchingEdge"
 
 
@@ -59,6 +60,10 @@ PLATEMAP_REQUIRED = ("well", "treatment", "role")
 ROLES = ("negcon", "poscon", "treatment")
 NEGCON = "negcon"
 SEGMENT_METHODS = ("propagate", "cellpose")
+# automatic thresholds of segment.propagate (CellProfiler's names: Otsu two-class, Otsu with
+# "Log transform before thresholding", the same with three classes and the middle class in the
+# foreground, Minimum Cross-Entropy)
+THRESHOLD_METHODS = ("otsu", "log_otsu", "log_otsu_three_class", "minimum_cross_entropy")
 TRAIN_METHODS = ("erm", "dsu", "mixstyle", "abra", "deepnoise")
 HEADS = ("linear", "cosface", "arcface")
 GROUPINGS = ("plate", "batch", "none")
@@ -227,6 +232,19 @@ ILLUM = Block(
     ],
 )
 
+
+def _bounds(key: str) -> Check:
+    """A check that ``key`` is [low, high] with 0 <= low <= high."""
+
+    def check(p: dict, name: str) -> None:
+        value = p[key]
+        numbers = isinstance(value, list | tuple) and all(_is_number(v) for v in value)
+        if not (numbers and len(value) == 2 and 0 <= value[0] <= value[1]):
+            raise ValueError(f"{name}.{key} must be [low, high], 0 <= low <= high, not {value!r}")
+
+    return check
+
+
 PROPAGATE = Block(
     "segment.propagate",
     {
@@ -235,9 +253,10 @@ PROPAGATE = Block(
         "nucleus_diameter": 12.0,
         # Gaussian sigma before thresholding nuclei, x diameter (suppresses texture and noise).
         "smoothing": 0.1,
-        # False: Otsu on intensity (outlines at half contrast). True: Otsu on log intensity to find
-        # dim nuclei next to bright ones, then each object trimmed at half its own contrast.
-        "log_threshold": False,
+        # Nuclei threshold: otsu (outlines at half contrast), log_otsu (Otsu on log intensity, to
+        # find dim nuclei next to bright ones, then each object trimmed at half its own contrast)
+        # or minimum_cross_entropy (CellProfiler's Cell Painting default: wider, fuller nuclei).
+        "threshold_method": "otsu",
         # Multiplies the nuclei threshold (>1 stricter, smaller and fewer nuclei).
         "threshold_correction": 1.0,
         # Smallest nucleus, as a fraction of the area of a disc of nucleus_diameter (debris filter).
@@ -247,16 +266,27 @@ PROPAGATE = Block(
         # Smallest distance between the centres of two nuclei split apart, x diameter
         # (lower splits more eagerly; higher keeps elongated nuclei whole).
         "declump_distance": 0.4,
-        # Gaussian sigma (px) of the cell channel before thresholding and taking its gradient.
-        "cell_smoothing": 1.0,
-        # Multiplies the cell-channel threshold (from Otsu on log intensity); >1 tighter cells.
+        # Gaussian sigma (px) of the cell channel before thresholding it (propagation itself
+        # follows the unsmoothed image, as CellProfiler's does).
+        "cell_smoothing": 0.0,
+        # Cell-channel threshold, one of THRESHOLD_METHODS, x its correction factor, clipped to
+        # [low, high] on CellProfiler's 0-1 intensity scale (1 = the pixel type's maximum).
+        "cell_threshold_method": "log_otsu",
         "cell_threshold_correction": 1.0,
+        "cell_threshold_bounds": [0.0, 1.0],
+        # Cap the cell threshold at this fraction of the cell channel's median over the nuclei
+        # (null: off), for confluent monolayers, where Otsu finds no gaps and cuts into the
+        # cytoplasm instead.
+        "cell_level_fraction": None,
         # Cells reach at most this far beyond the nuclei, x diameter, so cells in dim or
-        # unthresholdable regions stay local. Raise it for very spread-out cells (NF1: 4).
+        # unthresholdable regions stay local (null: no limit, as in CellProfiler).
         "max_cell_distance": 3.0,
-        # Weight of distance (per nucleus diameter) against intensity edges (per unit of the
-        # channel's 1-99 % range) when propagating; CellProfiler's default 0.05.
+        # CellProfiler's regularisation factor of IdentifySecondaryObjects' propagation: the
+        # weight of spatial distance against intensity differences on the 0-1 scale (0: cells
+        # meet at intensity ridges only; large: at half the distance between nuclei).
         "regularisation": 0.05,
+        # Fill holes inside each cell (IdentifySecondaryObjects' "Fill holes").
+        "fill_holes": True,
         # Objects whose mean intensity exceeds the background by fewer than this many background
         # noise SDs are dropped, so a field without nuclei yields none instead of noise blobs.
         "min_contrast": 3.0,
@@ -274,9 +304,13 @@ PROPAGATE = Block(
             "max_cell_distance",
             "regularisation",
             "min_contrast",
+            "cell_level_fraction",
         ),
         ordered("min_area", "max_area"),
+        one_of(THRESHOLD_METHODS, "threshold_method", "cell_threshold_method"),
+        _bounds("cell_threshold_bounds"),
     ],
+    nullable=("max_cell_distance", "cell_level_fraction"),
 )
 
 CELLPOSE = Block(
@@ -320,8 +354,17 @@ SEGMENT = Block(
 QC = Block(
     "qc",
     {
+        # focus of the nuclei channel: edge_sharpness (the blur itself) or power_log_log_slope
+        # (CellProfiler's MeasureImageQuality slope, which also follows nucleus size)
+        "focus_measure": "edge_sharpness",
         "focus_mad": 5.0,  # fail below plate median - this x robust SD of focus (null: off)
-        "min_focus": None,  # fail below this absolute power-spectrum slope (null: off)
+        # Judge focus after removing what nucleus size and cell density explain of it (a robust
+        # fit per plate), so a treatment that enlarges nuclei or crowds cells is not "blurred".
+        "focus_adjust": True,
+        # warn when one treatment holds this share of a QC run's failed sites (and >= 3 of
+        # them) while failing at least twice as often as the other sites (null: off)
+        "concentration_share": 0.5,
+        "min_focus": None,  # fail below this absolute value of the focus measure (null: off)
         "max_saturated_percent": 1.0,  # fail when a channel has more % of pixels at its max
         "min_cells": 1,  # fail sites with fewer cells (0: off)
         "max_cells": None,  # fail sites with more cells, e.g. debris as cells (null: off)
@@ -330,9 +373,11 @@ QC = Block(
         # a plate whose negcon wells keep no cell after QC: fail at QC, or drop it from profiles
         "plate_without_negcon": "fail",
     },
-    nullable=("focus_mad", "max_saturated_percent", "max_scale_ratio"),
+    nullable=("focus_mad", "max_saturated_percent", "max_scale_ratio", "concentration_share"),
     checks=[
         one_of(("fail", "drop"), "plate_without_negcon"),
+        one_of(("edge_sharpness", "power_log_log_slope"), "focus_measure"),
+        between(0, 1, "concentration_share"),
         number_or_null("min_focus", "max_cells"),
         at_least(0, "overlay_sites", "min_cells"),
         above(1, "max_scale_ratio"),
@@ -839,6 +884,14 @@ DEMO = Block(
         "n_inactive": 3,  # compounds with no effect at all
         "effect_size": 0.35,  # relative change of an affected knob (x 1.35 or x 0.65)
         "cell_heterogeneity": 0.3,  # per-cell SD of the effect, relative to its log size
+        # 0: cells keep their own outline, gaps between them. 1: a confluent monolayer: cells
+        # fill the space between nuclei, neighbours separated only by their membranes, and the
+        # cell (AGP) channel has a perinuclear Golgi ring.
+        "confluence": 0.0,
+        # fraction of sites imaged out of focus (extra blur of `defocus` px sigma on every
+        # channel), listed in truth/sites.tsv: what focus QC should catch
+        "blurred_sites": 0.0,
+        "defocus": 2.0,
         "batch": DEMO_BATCH,
     },
     checks=[
@@ -849,6 +902,8 @@ DEMO = Block(
         at_least(0, "cells_per_site", "n_treatments", "n_inactive", "cell_heterogeneity"),
         above(0, "nucleus_radius"),
         between(0, 1, "effect_size", open_high=True),
+        between(0, 1, "confluence", "blurred_sites"),
+        at_least(0, "defocus"),
         _demo_fits_the_plate,
     ],
 )

@@ -17,6 +17,7 @@ rule report:
         illum=expand(res("illum/{plate}.png"), plate=PLATE_NAMES),
         qc_overlays=expand(res("qc/overlays/{plate}.png"), plate=PLATE_NAMES),
         qc_heatmaps=expand(res("qc/heatmaps/{plate}.png"), plate=PLATE_NAMES),
+        qc_tables=expand(res("qc/{plate}.parquet"), plate=PLATE_NAMES),
     output:
         html=report(res("report/index.html"), caption="../report/index.rst", category="Report"),
         ranking=report(
@@ -32,6 +33,7 @@ rule report:
         mem_mb=1000,
     params:
         report=stage_params("report"),
+        concentration_share=config["qc"].get("concentration_share", 0.5),
         sources=SOURCES,
         models=MODELS,
         plates=PLATE_NAMES,

@@ -77,6 +77,13 @@ def check_illum(
             )
 
 
+def cellprofiler_scale(dtype) -> float:
+    """Factor that puts raw intensities on CellProfiler's scale, where 1 is the pixel type's
+    maximum (65535 for 16 bit; floats are taken as already scaled)."""
+    dtype = np.dtype(dtype)
+    return 1.0 / np.iinfo(dtype).max if dtype.kind in "ui" else 1.0
+
+
 def read_site(
     row: Mapping, channels: list[str], illum: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:

@@ -83,6 +83,12 @@ def batch_effects(batch: str, params: dict) -> dict:
     }
 
 
+def defocus(effects: dict, sigma: float) -> dict:
+    """A batch's effects for one site imaged out of focus: ``sigma`` px more blur, added in
+    quadrature to the batch's own."""
+    return {**effects, "blur_sigma": float(np.hypot(effects["blur_sigma"], sigma))}
+
+
 def vignetting_field(effects: dict, size: int) -> np.ndarray:
     """Multiplicative illumination field of a batch: 1 - amplitude * r^2 (r = 1 at the corners,
     x stretched by the ellipticity) times 1 + a linear gradient across the field."""

@@ -1,8 +1,8 @@
 """Writing demo plates: images in Opera/Phenix file naming, the platemap, the ground truth.
 
 Images are five uint16 channels per site (``r01c01f01p01-ch1sk1fk1fl1.tiff``), so the demo
-runs through the same manifest code as a real screen. The true masks, per-cell truth,
-treatment effects and batch effects are written next to the images under ``truth/``.
+runs through the same manifest code as a real screen. The true masks, per-cell truth, which
+sites are out of focus, treatment effects and batch effects are written under ``truth/``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tifffile
 
 from debatch.core.io import atomic_path, save_npz, write_json, write_parquet
 from debatch.core.wells import well_position
-from debatch.demo.batches import batch_effects, vignetting_field
+from debatch.demo.batches import batch_effects, defocus, vignetting_field
 from debatch.demo.design import CHANNELS, KNOBS, plate_layout, treatment_effects
 from debatch.demo.render import render_site
 from debatch.settings import BATCH, DEMO, PLATE, PLATE_SHEET_COLUMNS, SITE, TREATMENT, WELL
@@ -44,7 +44,7 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
     try:
         os.chmod(tmp, 0o755)
         (tmp / "images").mkdir()
-        masks, tables = {}, []
+        masks, tables, sites = {}, [], []
         for well, treatment in zip(layout["well"], layout["treatment"]):
             row, col = (index + 1 for index in well_position(well))
             effect = effects.loc[treatment].to_numpy(float)
@@ -52,7 +52,10 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
                 rng = np.random.default_rng(
                     [p["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site]
                 )
-                images, nuclei, cells, table = render_site(rng, p, fx, effect, vignette)
+                blurred = _defocused(p, plate, well, site)
+                site_fx = defocus(fx, p["defocus"]) if blurred else fx
+                images, nuclei, cells, table = render_site(rng, p, site_fx, effect, vignette)
+                sites.append({WELL: well, SITE: site, TREATMENT: treatment, "Defocused": blurred})
                 for channel_id, channel in enumerate(CHANNELS, start=1):
                     name = f"r{row:02d}c{col:02d}f{site:02d}p01-ch{channel_id}sk1fk1fl1.tiff"
                     tifffile.imwrite(tmp / "images" / name, images[channel])
@@ -68,6 +71,8 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
             layout.to_csv(path, sep="\t", index=False)
         save_npz(tmp / "truth" / "masks.npz", **masks)
         write_parquet(pd.concat(tables, ignore_index=True), tmp / "truth" / "cells.parquet")
+        with atomic_path(tmp / "truth" / "sites.tsv") as path:
+            pd.DataFrame(sites).to_csv(path, sep="\t", index=False)
         with atomic_path(tmp / "truth" / "treatments.tsv") as path:
             truth_effects.to_csv(path, sep="\t", index=False)
         write_json(fx, tmp / "truth" / "batch_effects.json")
@@ -75,6 +80,16 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _defocused(p: dict, plate: str, well: str, site: int) -> bool:
+    """Whether a site is imaged out of focus: its own draw, so the other draws stay the same."""
+    if not p["blurred_sites"]:
+        return False
+    rng = np.random.default_rng(
+        [p["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site, 1]
+    )
+    return bool(rng.random() < p["blurred_sites"])
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -108,18 +108,20 @@ def _draw_cells(rng, p: dict, fx: dict, effect: np.ndarray):
     return centres, knobs, shapes, props
 
 
-def _paint_labels(centres: np.ndarray, shapes: dict, size: int):
+def _paint_labels(centres: np.ndarray, shapes: dict, size: int, confluence: float):
     """(cells, nuclei, normalised distance inside each nucleus) label images of a site.
 
     Size-weighted Voronoi: a pixel belongs to the cell with the smallest normalised distance
-    below 1, so cells touch without overlapping and each keeps its centre.
+    below ``reach``, so cells touch without overlapping and each keeps its centre. Confluence
+    stretches the reach (1 -> 1 + 2 x confluence), so cells spread until neighbours stop them.
     """
+    reach = 1.0 + 2.0 * confluence
     r_cell, aspect_cell = shapes["cell"][:2]
     cells = np.zeros((size, size), np.int32)
     best = np.full((size, size), np.inf, np.float32)
     windows = []
     for i, (cy, cx) in enumerate(centres):
-        half = int(math.ceil(r_cell[i] * math.sqrt(aspect_cell[i]) * 1.3)) + 1
+        half = int(math.ceil(r_cell[i] * math.sqrt(aspect_cell[i]) * 1.3 * reach)) + 1
         y0, y1 = max(0, int(cy) - half), min(size, int(cy) + half + 2)
         x0, x1 = max(0, int(cx) - half), min(size, int(cx) + half + 2)
         window = (slice(y0, y1), slice(x0, x1))
@@ -129,7 +131,7 @@ def _paint_labels(centres: np.ndarray, shapes: dict, size: int):
             _shape_distance(dy, dx, *(value[i] for value in shapes[part]))
             for part in ("cell", "nucleus")
         )
-        closer = (d_cell < 1) & (d_cell < best[window])
+        closer = (d_cell < reach) & (d_cell < best[window])
         best[window][closer] = d_cell[closer]
         cells[window][closer] = i + 1
         windows.append((window, d_nuc))
@@ -148,7 +150,7 @@ def _paint_labels(centres: np.ndarray, shapes: dict, size: int):
 def render_site(rng, p: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray):
     """One site: (uint16 image per channel, nuclei labels, cell labels, true cell table)."""
     centres, knobs, shapes, props = _draw_cells(rng, p, fx, effect)
-    cells, nuclei, d_nuc_map = _paint_labels(centres, shapes, p["image_size"])
+    cells, nuclei, d_nuc_map = _paint_labels(centres, shapes, p["image_size"], p["confluence"])
 
     # Renumber so labels are 1..m and every cell has its nucleus (drops any that lost it).
     n = len(centres)
@@ -158,7 +160,7 @@ def render_site(rng, p: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray
     cells, nuclei = relabel[cells], relabel[nuclei]
     lut = {name: np.concatenate([[1.0], v[keep]]).astype(np.float32) for name, v in props.items()}
 
-    signal = _crosstalk(_channels(rng, cells, nuclei, d_nuc_map, lut), fx)
+    signal = _crosstalk(_channels(rng, cells, nuclei, d_nuc_map, lut, p["confluence"]), fx)
     images = {c: _acquire(rng, signal[c], c, fx, vignette) for c in CHANNELS}
     table = pd.DataFrame(
         {
@@ -191,8 +193,9 @@ def _spots(rng, rate: np.ndarray, peak: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(impulses, sigma)
 
 
-def _channels(rng, cells, nuclei, d_nuc, lut) -> dict[str, np.ndarray]:
-    """Noise-free float intensity of each channel (before optics and camera)."""
+def _channels(rng, cells, nuclei, d_nuc, lut, confluence: float) -> dict[str, np.ndarray]:
+    """Noise-free float intensity of each channel (before optics and camera). In a confluent
+    monolayer the AGP stain (WGA) also rings each nucleus: the Golgi, a few px out."""
     size = cells.shape[0]
     inside, nuc = cells > 0, nuclei > 0
     cyto = inside & ~nuc
@@ -218,7 +221,8 @@ def _channels(rng, cells, nuclei, d_nuc, lut) -> dict[str, np.ndarray]:
 
     cortex = np.exp(-((to_edge / 1.5) ** 2))
     agp_texture = np.clip(1 + 0.3 * _smooth_noise(rng, size, 1.0), 0.2, None)
-    agp = lut["agp"][cells] * inside * (0.2 + cortex) * agp_texture
+    golgi = confluence * cyto * np.exp(-(((to_nucleus - 3.0) / 2.0) ** 2))
+    agp = lut["agp"][cells] * inside * (0.2 + cortex + golgi) * agp_texture
 
     # mito_texture multiplies the puncta count and divides their brightness
     texture = lut["mito_texture"][cells]

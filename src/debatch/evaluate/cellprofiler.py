@@ -2,8 +2,8 @@
 
 Used to check debatch against CellProfiler on published real fields (tests, benchmarks, docs):
 
-- ``label_mask`` / ``fill_outlines``: CellProfiler's objects back from the binary masks or
-  outline images a pipeline saved;
+- ``label_mask`` / ``fill_outlines`` / ``objects_from_outlines``: CellProfiler's objects back
+  from the binary masks or outline images a pipeline saved;
 - ``match_object``: the object a CellProfiler table row describes (by its centre), accepted only
   with its area and bounding box: a mask component that merged touching neighbours is not it;
 - ``subtract_background``: CorrectIlluminationCalculate (Background, Fit Polynomial, each image)
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import tifffile
 from centrosome.cpmorphology import block
 from centrosome.smooth import fit_polynomial
 from cp_measure._sanitize import sanitize_masks
 from scipy import ndimage
-from skimage.segmentation import expand_labels
+from skimage.segmentation import expand_labels, relabel_sequential
 
 RELATIVE, ABSOLUTE = 0.01, 1e-6  # "agrees": within 1 % of CellProfiler's value or 1e-6
 
@@ -53,6 +54,19 @@ def fill_outlines(outlines: np.ndarray, reach: float = 3.0) -> np.ndarray:
     objects = expand_labels(inside, reach)
     objects[~(outline | (inside > 0))] = 0
     return objects
+
+
+def objects_from_outlines(path, min_area: int = 0) -> np.ndarray:
+    """CellProfiler's objects from a saved outline image (RGB or grey TIFF): filled regions of
+    at least ``min_area`` px, labelled 1..n (jagged outlines also enclose small pockets that
+    are no object of CellProfiler's)."""
+    outlines = tifffile.imread(path)
+    objects = fill_outlines(outlines[..., 1] if outlines.ndim == 3 else outlines)
+    areas = np.bincount(objects.ravel())
+    small = areas < min_area
+    small[0] = False
+    objects[small[objects]] = 0
+    return relabel_sequential(objects)[0]
 
 
 def match_object(labels: np.ndarray, row: pd.Series, name: str):

@@ -29,6 +29,7 @@ from cp_measure._sanitize import sanitize_masks
 from cp_measure.core import measureobjectsizeshape
 from cp_measure.core.numba import _feret, measureobjectintensity, measuretexture
 
+from debatch.core.images import cellprofiler_scale
 from debatch.features import colocalization
 from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
 from debatch.features.objects import object_sets
@@ -44,8 +45,7 @@ def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarr
     does by default. Same correction as the crops (raw / function); only the scale differs."""
     images = {}
     for channel, image in raw.items():
-        top = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
-        values = image.astype(np.float64) / top
+        values = image.astype(np.float64) * cellprofiler_scale(image.dtype)
         if illum is not None:
             values /= illum[channel]
         images[channel] = np.clip(values, 0.0, 1.0, out=values)

@@ -293,6 +293,7 @@ def render(
     training_logs: dict[str, str] | None = None,
     source_figures: dict[str, str] | None = None,
     plates: list[str] | None = None,
+    warnings: list[str] = (),
 ) -> str:
     """HTML text of the report.
 
@@ -302,12 +303,14 @@ def render(
     ``training_logs``: source -> training_log.tsv, summarised as a table.
     ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
     ``plates``: every plate of the screen; those missing from the profiles are named first.
+    ``warnings``: further lines shown first (e.g. QC failures concentrated in a treatment).
     """
     title = REPORT.merge(params)["title"]
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         *_left_out(entries, plates),
+        *(f"<p class='warning'><b>{html.escape(text)}</b></p>" for text in warnings),
         *_ranking_section(entries, training_logs, params),
         *_source_sections(entries, source_figures),
     ]

@@ -266,9 +266,14 @@ class CellposeSegmenter:
         )
 
     def __call__(
-        self, sites: list[dict[str, np.ndarray]], channels: Channels
+        self,
+        sites: list[dict[str, np.ndarray]],
+        channels: Channels,
+        scales: list[float] | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
-        """(nuclei, cells, unpaired nuclei, unpaired cells) per site, label i = the same cell."""
+        """(nuclei, cells, unpaired nuclei, unpaired cells) per site, label i = the same cell.
+        ``scales`` put each site on CellProfiler's 0-1 scale when cells are propagated."""
+        scales = scales or [1.0] * len(sites)
         results: list = [None] * len(sites)
         step = self.p["sites_per_call"]
         for start in range(0, len(sites), step):
@@ -277,19 +282,20 @@ class CellposeSegmenter:
                 by_shape.setdefault(sites[index][channels.nuclei].shape, []).append(index)
             for indices in by_shape.values():
                 group = [sites[index] for index in indices]
-                segmented = self._segment(group, channels.nuclei, channels.cell)
+                scale = [scales[index] for index in indices]
+                segmented = self._segment(group, scale, channels.nuclei, channels.cell)
                 for index, result in zip(indices, segmented):
                     results[index] = result
         return results
 
-    def _segment(self, group, nuclei_channel, cell_channel):
+    def _segment(self, group, scales, nuclei_channel, cell_channel):
         zeros = np.zeros(group[0][nuclei_channel].shape, np.float32)
         stacks = [np.dstack([site[nuclei_channel], zeros]) for site in group]
         nuclei = run_model(self.nuclei_model, stacks, self.p["nucleus_diameter"], self.p)
         if self.cell_model is None:
             return [
-                (n, segment_cells(n, site[cell_channel], self.propagate), 0, 0)
-                for site, n in zip(group, nuclei)
+                (n, segment_cells(n, site[cell_channel], self.propagate, scale), 0, 0)
+                for site, n, scale in zip(group, nuclei, scales)
             ]
         stacks = [np.dstack([site[cell_channel], site[nuclei_channel]]) for site in group]
         cells = run_model(self.cell_model, stacks, self.p["cell_diameter"], self.p)

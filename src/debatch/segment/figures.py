@@ -14,7 +14,7 @@ from skimage.segmentation import find_boundaries
 
 from debatch.core.images import read_site
 from debatch.core.plotting import draw_plate, plate_shape, pyplot
-from debatch.segment.qc import COUNT, FOCUS
+from debatch.segment.qc import COUNT, focus_column
 from debatch.settings import QC_PASS, SITE, SITE_KEY, WELL, Channels
 
 MAX_SIDE = 512  # px of a site shown in an overlay (the centre), so outlines stay visible
@@ -23,7 +23,7 @@ MAX_SIDE = 512  # px of a site shown in an overlay (the centre), so outlines sta
 def overlay_sites(qc: pd.DataFrame, focus_channel: str, count: int) -> pd.DataFrame:
     """Up to ``count`` sites: failed ones (worst focus first), then passed sites spread evenly
     from the fewest to the most cells."""
-    failed = qc[~qc[QC_PASS]].sort_values(f"{FOCUS}_{focus_channel}", kind="stable")[:count]
+    failed = qc[~qc[QC_PASS]].sort_values(focus_column(qc, focus_channel), kind="stable")[:count]
     passed = qc[qc[QC_PASS]].sort_values([COUNT, *SITE_KEY], kind="stable")
     slots = min(count - len(failed), len(passed))
     spread = np.unique(np.linspace(0, len(passed) - 1, slots).round().astype(int)) if slots else []
@@ -91,11 +91,12 @@ def plot_overlays(
 
 
 def plot_heatmaps(qc: pd.DataFrame, focus_channel: str, title: str, path) -> None:
-    """Cells per well and median focus slope per well, laid out as the plate; x = a failed site."""
+    """Cells per well and median focus per well, laid out as the plate; x = a failed site."""
     plt = pyplot()
+    focus = focus_column(qc, focus_channel)
     wells = qc.groupby(WELL).agg(
         cells=(COUNT, "sum"),
-        focus=(f"{FOCUS}_{focus_channel}", "median"),
+        focus=(focus, "median"),
         failed=(QC_PASS, lambda passed: int((~passed).sum())),
     )
     rows, cols = plate_shape(wells.index)
@@ -103,7 +104,7 @@ def plot_heatmaps(qc: pd.DataFrame, focus_channel: str, title: str, path) -> Non
     fig, axes = plt.subplots(1, 2, figsize=size, squeeze=False, layout="constrained")
     panels = (
         (axes[0, 0], "cells", "cells per well", "viridis"),
-        (axes[0, 1], "focus", f"focus: {focus_channel} spectrum slope", "magma"),
+        (axes[0, 1], "focus", f"focus: {focus.removeprefix('ImageQuality_')}", "magma"),
     )
     failed = set(wells.index[wells["failed"] > 0])
     for ax, column, label, cmap in panels:

@@ -2,27 +2,33 @@
 
 The CellProfiler recipe IdentifyPrimaryObjects + IdentifySecondaryObjects (propagation):
 
-- nuclei: Gaussian smoothing, Otsu threshold, small holes filled, touching nuclei split by a
-  watershed on the distance transform (one seed per distance peak), then a size filter;
-- cells: each nucleus grows by a watershed on the cell channel's intensity gradient (plus a
-  little distance, CellProfiler's "regularisation"), inside the cell channel's log-Otsu
-  foreground and at most ``max_cell_distance`` beyond the nuclei. Cell i grows from nucleus i,
-  so the pairing is one-to-one and each cell is one connected piece containing its nucleus.
+- nuclei: Gaussian smoothing, an automatic threshold (Otsu, log Otsu or minimum cross-entropy),
+  small holes filled, touching nuclei split by a watershed on the distance transform (one seed
+  per distance peak), then a size filter;
+- cells: the cell channel is thresholded as IdentifySecondaryObjects does (method, correction
+  factor, bounds on CellProfiler's 0-1 scale), and every nucleus grows over that foreground by
+  CellProfiler's propagation (debatch.segment.grow: all seeds together, over a distance mixing
+  intensity differences and spatial distance by the regularisation factor), at most
+  ``max_cell_distance`` beyond the nuclei; holes are filled. Cell i grows from nucleus i, so
+  the pairing is one-to-one and each cell is one connected piece containing its nucleus.
 
 Every size is relative to ``nucleus_diameter`` (px), so a new magnification needs one number
 changed (12 px suits the demo screen; about 50 for the NF1 20x fields). Settings:
-``segment.propagate`` (debatch.settings.PROPAGATE).
+``segment.propagate`` (debatch.settings.PROPAGATE); docs/segmentation.md compares them with
+CellProfiler's masks on real fields.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from centrosome.cpmorphology import fill_labeled_holes
 from scipy import ndimage
-from skimage.filters import sobel, threshold_otsu
+from skimage.filters import threshold_li, threshold_multiotsu, threshold_otsu
 from skimage.segmentation import relabel_sequential, watershed
 
 from debatch.core.stats import MAD_SCALE
-from debatch.settings import PROPAGATE, Channels
+from debatch.segment.grow import propagate
+from debatch.settings import PROPAGATE, THRESHOLD_METHODS, Channels
 
 _EIGHT = np.ones((3, 3), bool)  # objects are 8-connected, as in CellProfiler
 
@@ -38,6 +44,33 @@ def _log_otsu(smooth: np.ndarray) -> float:
     if not top > 0:
         return np.inf
     return float(np.exp(_otsu(np.log(np.maximum(smooth, top * 1e-6)))))
+
+
+def _log_otsu_three_class(smooth: np.ndarray) -> float:
+    """Lower of the two three-class Otsu thresholds of log intensity, in intensity units: the
+    middle class (a confluent cell's cytoplasm, between gaps and bright membranes) is
+    foreground, as CellProfiler's three-class Otsu with the middle class assigned to it."""
+    top = float(smooth.max())
+    if not top > 0 or smooth.min() == top:
+        return np.inf
+    logs = np.log(np.maximum(smooth, top * 1e-6))
+    return float(np.exp(threshold_multiotsu(logs, classes=3)[0]))
+
+
+def _minimum_cross_entropy(smooth: np.ndarray) -> float:
+    """Li's minimum cross-entropy threshold (CellProfiler's "Minimum Cross-Entropy")."""
+    if not smooth.size or smooth.min() == smooth.max():
+        return np.inf
+    return float(threshold_li(smooth))
+
+
+_THRESHOLDS = {
+    "otsu": _otsu,
+    "log_otsu": _log_otsu,
+    "log_otsu_three_class": _log_otsu_three_class,
+    "minimum_cross_entropy": _minimum_cross_entropy,
+}
+assert set(_THRESHOLDS) == set(THRESHOLD_METHODS)
 
 
 def _fill_small_holes(mask: np.ndarray, max_hole: float) -> np.ndarray:
@@ -62,10 +95,8 @@ def _background(image: np.ndarray, foreground: np.ndarray) -> tuple[float, float
 
 def _nuclei_foreground(dna: np.ndarray, smooth: np.ndarray, p: dict) -> np.ndarray:
     """Thresholded nuclei pixels; objects not clearly above the background noise removed."""
-    if p["log_threshold"]:
-        foreground = smooth > _log_otsu(smooth) * p["threshold_correction"]
-    else:
-        foreground = smooth > _otsu(smooth) * p["threshold_correction"]
+    method = p["threshold_method"]
+    foreground = smooth > _THRESHOLDS[method](smooth) * p["threshold_correction"]
     if not foreground.any():
         return foreground
     level, noise = _background(dna, foreground)
@@ -73,7 +104,7 @@ def _nuclei_foreground(dna: np.ndarray, smooth: np.ndarray, p: dict) -> np.ndarr
     index = np.arange(1, n + 1)
     means = np.asarray(ndimage.mean(smooth, objects, index))
     keep = np.concatenate([[False], means - level >= p["min_contrast"] * noise])
-    if p["log_threshold"]:
+    if method == "log_otsu":
         # Trim each object half-way between the background and the mean of its core (the pixels
         # above half its overall mean), near the half-maximum edge a linear Otsu would find.
         core = np.where(2 * smooth > level + means[objects - 1], objects, 0)
@@ -114,32 +145,53 @@ def segment_nuclei(dna: np.ndarray, params: dict | None = None) -> np.ndarray:
     return relabel_sequential(nuclei)[0].astype(np.int32)
 
 
-def segment_cells(
-    nuclei: np.ndarray, cell_image: np.ndarray, params: dict | None = None
+def cell_foreground(
+    cell_image: np.ndarray, nuclei: np.ndarray, params: dict | None = None
 ) -> np.ndarray:
-    """Grow each nucleus into its cell (int32): cell i contains nucleus i and is one piece."""
+    """Pixels of the cell channel (on CellProfiler's 0-1 scale) that belong to some cell:
+    smoothed, then above the chosen automatic threshold x correction, clipped to the bounds,
+    as IdentifySecondaryObjects thresholds its image. With ``cell_level_fraction`` the threshold
+    is at most that fraction of the cell channel's median over the nuclei (a level every cell
+    body reaches), so a confluent field, where no dark gaps exist to threshold against, stays
+    foreground."""
+    p = PROPAGATE.merge(params)
+    smooth = ndimage.gaussian_filter(cell_image, p["cell_smoothing"])
+    threshold = _THRESHOLDS[p["cell_threshold_method"]](smooth) * p["cell_threshold_correction"]
+    if p["cell_level_fraction"] is not None and nuclei.any():
+        threshold = min(threshold, p["cell_level_fraction"] * float(np.median(smooth[nuclei > 0])))
+    low, high = p["cell_threshold_bounds"]
+    return smooth > min(max(threshold, low), high)
+
+
+def segment_cells(
+    nuclei: np.ndarray, cell_image: np.ndarray, params: dict | None = None, scale: float = 1.0
+) -> np.ndarray:
+    """Grow each nucleus into its cell (int32) by CellProfiler's propagation: cell i contains
+    nucleus i and is one piece. ``scale`` puts ``cell_image`` on CellProfiler's 0-1 scale
+    (debatch.core.images.cellprofiler_scale), where ``regularisation`` and the threshold
+    bounds mean what they mean in a CellProfiler pipeline."""
     p = PROPAGATE.merge(params)
     nuclei = np.asarray(nuclei, np.int32)
     if nuclei.max() == 0:
         return np.zeros(nuclei.shape, np.int32)
-    smooth = ndimage.gaussian_filter(np.asarray(cell_image, np.float32), p["cell_smoothing"])
-    foreground = smooth > _log_otsu(smooth) * p["cell_threshold_correction"]
-    distance = ndimage.distance_transform_edt(nuclei == 0)
-    reach = p["max_cell_distance"] * p["nucleus_diameter"]
-    disc_area = np.pi * p["nucleus_diameter"] ** 2 / 4
-    mask = _fill_small_holes((foreground & (distance <= reach)) | (nuclei > 0), disc_area)
-    low, high = np.percentile(smooth[mask], [1, 99])
-    edges = sobel(smooth) / (high - low if high > low else 1.0)
-    elevation = edges + p["regularisation"] * distance / p["nucleus_diameter"]
-    # Nuclei are the markers, so each cell keeps its whole nucleus and floods only from it.
-    return watershed(elevation, nuclei, mask=mask).astype(np.int32)
+    image = np.asarray(cell_image, np.float64) * scale
+    mask = cell_foreground(image, nuclei, p)
+    if p["max_cell_distance"] is not None:
+        reach = p["max_cell_distance"] * p["nucleus_diameter"]
+        mask &= ndimage.distance_transform_edt(nuclei == 0) <= reach
+    # every nucleus seeds its cell, also where the cell channel is below the threshold
+    cells = propagate(image, nuclei, mask | (nuclei > 0), p["regularisation"])
+    if p["fill_holes"]:
+        cells = fill_labeled_holes(cells)
+    return cells.astype(np.int32)
 
 
 def segment_site(
     images: dict[str, np.ndarray],
     channels: Channels,
     params: dict | None = None,
+    scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(nuclei, cells) label images of one site; label i of both is the same cell."""
     nuclei = segment_nuclei(images[channels.nuclei], params)
-    return nuclei, segment_cells(nuclei, images[channels.cell], params)
+    return nuclei, segment_cells(nuclei, images[channels.cell], params, scale)

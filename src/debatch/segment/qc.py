@@ -6,6 +6,10 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
 - ``ImageQuality_PowerLogLogSlope_{channel}``: slope of the log-log radial power spectrum over
   radii 2 .. min(H, W)/8 (CellProfiler's range; the highest frequencies only hold noise).
   Blur removes high frequencies, so an out-of-focus site has a steeper, more negative slope.
+- ``ImageQuality_EdgeSharpness_{channel}`` (the nuclei channel only): the median gradient at the
+  objects' half-maximum contour over their contrast (object - background level), in 1/px.
+  A Gaussian blur of sigma s gives a step edge 1 / (s sqrt(2 pi)): it measures the blur
+  itself, and cell count does not enter it (a median over edges), unlike the spectrum.
 - ``ImageQuality_PercentMaximal_{channel}``: percent of pixels at the image's maximum value
   (saturated detector pixels pile up there; 0 for a blank image).
 - ``ImageQuality_MeanIntensity_{channel}``, ``ImageQuality_StdIntensity_{channel}``: of the raw
@@ -13,10 +17,17 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
   than ``max_scale_ratio`` times off the plate's median for that channel, the signature of a
   site exported at another bit depth (8-bit values in a 16-bit file are ~256x dimmer).
 
-A focus slope depends on the stain, magnification and cell density, so the default focus test
-is relative: a site fails when its nuclei-channel slope lies more than ``focus_mad`` robust SDs
-below the plate's median. Failed sites stay in every table, flagged; the crops stage leaves
-their cells out (the crops table is the index of what is analysed), and counts are logged.
+Focus is judged on ``focus_measure`` of the nuclei channel (edge sharpness by default, on a log
+scale; or CellProfiler's slope). Both still move with nucleus size (a bigger nucleus is a
+flatter dome: softer edges, more low-frequency power) and the slope with density, so the test
+is relative and adjusted: per plate, a robust (Huber) fit on log median nucleus area and log
+cell count removes what size and density explain, and a site fails when its remainder lies
+more than ``focus_mad`` robust SDs below zero. Without the adjustment (``focus_adjust: false``)
+or with the slope, a compound that enlarges nuclei fails as "out of focus", and QC deletes its
+phenotype (docs/segmentation.md, from benchmarks/focus_qc.py). ``failure_concentration`` says
+when failures still pile up in one treatment. Failed sites stay in every table, flagged; the
+crops stage leaves their cells out (the crops table is the index of what is analysed), and
+counts are logged.
 """
 
 from __future__ import annotations
@@ -25,9 +36,22 @@ import logging
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 from debatch.core.stats import MAD_SCALE
-from debatch.settings import NEGCON, PLATE, QC, QC_FAILED, QC_PASS, ROLE, SITE_CELLS, WELL
+from debatch.settings import (
+    NEGCON,
+    PLATE,
+    QC,
+    QC_FAILED,
+    QC_PASS,
+    ROLE,
+    SITE_CELLS,
+    SITE_NUCLEUS_AREA,
+    TREATMENT,
+    WELL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +59,13 @@ log = logging.getLogger(__name__)
 # the MAD can be ~0 and would fail sites over differences no one could see.
 MIN_FOCUS_SPREAD = 0.05
 FOCUS = "ImageQuality_PowerLogLogSlope"
+SHARPNESS = "ImageQuality_EdgeSharpness"
+FOCUS_MEASURES = {"edge_sharpness": SHARPNESS, "power_log_log_slope": FOCUS}
 SATURATION = "ImageQuality_PercentMaximal"
 MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 COUNT = SITE_CELLS
+MIN_FIT_SITES = 8  # fewer sites with cells on a plate: focus judged against the plain median
+HUBER = 1.345  # Huber's tuning constant (95 % efficiency on Gaussian residuals)
 
 
 def power_log_log_slope(image: np.ndarray) -> float:
@@ -59,21 +87,90 @@ def power_log_log_slope(image: np.ndarray) -> float:
     return float(np.polyfit(np.log(radii[usable]), np.log(ring_power[usable]), 1)[0])
 
 
+def edge_sharpness(image: np.ndarray) -> float:
+    """Median gradient magnitude on the half-maximum contour of the objects (Otsu splits
+    objects from background; the contour is half-way between the two sides' median levels)
+    divided by that contrast: 1 / (sigma sqrt(2 pi)) for a step blurred by a Gaussian of
+    sigma. Medians keep it steady on textured, unequally bright nuclei; small objects, whose
+    blurred plateau is lower, still look a little sharper (flag_sites adjusts for size)."""
+    pixels = np.asarray(image, np.float64)
+    if pixels.min() == pixels.max():
+        return float("nan")
+    otsu = threshold_otsu(pixels)
+    high, low = np.median(pixels[pixels > otsu]), np.median(pixels[pixels <= otsu])
+    inside = pixels > (high + low) / 2
+    contour = inside & ~ndimage.binary_erosion(inside)
+    if not contour.any():
+        return float("nan")
+    gradient = np.hypot(ndimage.sobel(pixels, 0), ndimage.sobel(pixels, 1)) / 8
+    return float(np.median(gradient[contour]) / (high - low))
+
+
 def percent_maximal(image: np.ndarray) -> float:
     """Percent of pixels equal to the image maximum (0 for a constant image)."""
     top = image.max()
     return 0.0 if top == image.min() else float(100.0 * np.count_nonzero(image == top) / image.size)
 
 
-def image_quality(raw: dict[str, np.ndarray]) -> dict[str, float]:
-    """Focus slope and saturation of every channel of one site's raw images."""
+def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) -> dict[str, float]:
+    """Focus slope, saturation and intensity of every channel of one site's raw images, and
+    the edge sharpness of ``focus_channel``."""
     measures = {}
+    if focus_channel is not None:
+        measures[f"{SHARPNESS}_{focus_channel}"] = edge_sharpness(raw[focus_channel])
     for channel, image in raw.items():
         measures[f"{FOCUS}_{channel}"] = power_log_log_slope(image)
         measures[f"{SATURATION}_{channel}"] = percent_maximal(image)
         measures[f"{MEAN}_{channel}"] = float(image.mean(dtype=np.float64))
         measures[f"{SPREAD}_{channel}"] = float(image.std(dtype=np.float64))
     return measures
+
+
+def focus_column(sites: pd.DataFrame, focus_channel: str) -> str:
+    """The focus measure a sites table has for ``focus_channel``: edge sharpness, else slope."""
+    sharpness = f"{SHARPNESS}_{focus_channel}"
+    return sharpness if sharpness in sites else f"{FOCUS}_{focus_channel}"
+
+
+def _huber_fit(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """Coefficients of a Huber regression of y on x (columns; an intercept is x's first),
+    by iteratively reweighted least squares: a few defocused sites do not tilt the fit."""
+    weights = np.ones(len(y))
+    coefficients = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        root = np.sqrt(weights)[:, None]
+        coefficients = np.linalg.lstsq(x * root, y * root[:, 0], rcond=None)[0]
+        residual = y - x @ coefficients
+        scale = max(MAD_SCALE * float(np.median(np.abs(residual))), 1e-12)
+        weights = np.minimum(1.0, HUBER * scale / np.maximum(np.abs(residual), 1e-12))
+    return coefficients
+
+
+def focus_deviation(sites: pd.DataFrame, focus_column: str, adjust: bool = True) -> pd.Series:
+    """Per site, focus minus what its plate predicts: the plate median, or (``adjust``) a robust
+    fit on log median nucleus area and log cell count, where the plate has enough sites with
+    cells to fit (others, e.g. empty sites, get the plate median)."""
+    plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
+    focus = sites[focus_column].astype(float)
+    deviation = focus - focus.groupby(plates).transform("median")
+    if not adjust or SITE_NUCLEUS_AREA not in sites:
+        return deviation
+    for _, plate in sites.groupby(plates):
+        usable = plate[
+            np.isfinite(plate[focus_column]) & (plate[COUNT] > 0) & (plate[SITE_NUCLEUS_AREA] > 0)
+        ]
+        if len(usable) < MIN_FIT_SITES:
+            continue
+        x = np.column_stack(
+            [
+                np.ones(len(usable)),
+                np.log(usable[SITE_NUCLEUS_AREA].to_numpy(float)),
+                np.log(usable[COUNT].to_numpy(float)),
+            ]
+        )
+        y = usable[focus_column].to_numpy(float)
+        deviation[usable.index] = y - x @ _huber_fit(y, x)
+    return deviation
 
 
 def _channel_faults(sites: pd.DataFrame, plates: pd.Series, max_ratio: float | None) -> pd.Series:
@@ -100,19 +197,21 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     within each plate; saturation on every channel; cell counts against absolute bounds.
     """
     p = QC.merge(params)
-    focus_column = f"{FOCUS}_{focus_channel}"
+    measure = FOCUS_MEASURES[p["focus_measure"]]
+    focus_column = f"{measure}_{focus_channel}"
     if focus_column not in sites:
         raise ValueError(
             f"QC table has no {focus_column}; measured channels: "
-            f"{[c.removeprefix(FOCUS + '_') for c in sites if c.startswith(FOCUS)]}"
+            f"{[c.removeprefix(measure + '_') for c in sites if c.startswith(measure)]}"
         )
     failed = pd.DataFrame(False, index=sites.index, columns=["focus", "saturation", "cell count"])
     focus = sites[focus_column]
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
     if p["focus_mad"] is not None:
-        median = focus.groupby(plates).transform("median")
-        spread = (focus - median).abs().groupby(plates).transform("median") * MAD_SCALE
-        failed["focus"] |= focus < median - p["focus_mad"] * spread.clip(lower=MIN_FOCUS_SPREAD)
+        scaled = sites.assign(**{focus_column: np.log(focus) if measure == SHARPNESS else focus})
+        deviation = focus_deviation(scaled, focus_column, p["focus_adjust"])
+        spread = deviation.abs().groupby(plates).transform("median") * MAD_SCALE
+        failed["focus"] |= deviation < -p["focus_mad"] * spread.clip(lower=MIN_FOCUS_SPREAD)
     if p["min_focus"] is not None:
         failed["focus"] |= focus < p["min_focus"]
     if p["max_saturated_percent"] is not None:
@@ -142,6 +241,32 @@ def summary(flagged: pd.DataFrame) -> str:
         f"QC: {len(bad)} of {len(flagged)} sites failed ({detail}); they hold "
         f"{int(bad[COUNT].sum())} of {int(flagged[COUNT].sum())} cells, which get no crops"
     )
+
+
+def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> list[str]:
+    """Warnings, one per treatment, when QC failures concentrate in it: it holds at least
+    ``concentration_share`` of the failed sites (and 3 or more) and fails at least twice as
+    often as the other sites. QC that fails a phenotype biases every profile built after it."""
+    p = QC.merge(params)
+    if p["concentration_share"] is None or TREATMENT not in flagged:
+        return []
+    failed = ~flagged[QC_PASS]
+    warnings = []
+    for treatment, group in flagged.groupby(TREATMENT):
+        n_failed = int(failed[group.index].sum())
+        others = failed.drop(group.index)
+        other_rate = float(others.mean()) if len(others) else 0.0
+        if (
+            n_failed >= 3
+            and n_failed >= p["concentration_share"] * failed.sum()
+            and n_failed / len(group) >= 2 * other_rate
+        ):
+            warnings.append(
+                f"QC failed {n_failed} of the {len(group)} sites of treatment {treatment} "
+                f"({n_failed / failed.sum():.0%} of all failed sites; other sites fail "
+                f"{other_rate:.0%}): QC may be removing this treatment's phenotype"
+            )
+    return warnings
 
 
 def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) -> str | None:

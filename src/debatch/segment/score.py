@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from debatch.segment.measure import border_labels
 
@@ -67,3 +68,57 @@ def drop_border_objects(labels: np.ndarray) -> np.ndarray:
     touching = border_labels(labels)
     touching[0] = False
     return np.where(touching[labels], 0, labels)
+
+
+def median_area(labels: np.ndarray) -> float:
+    """Median object area (px) of a label image (NaN without objects)."""
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.median(areas)) if len(areas) else float("nan")
+
+
+def score_against_labels(reference: np.ndarray, found: np.ndarray) -> dict:
+    """One field's objects against another tool's label image (e.g. CellProfiler's objects,
+    which leave out everything touching the border): ours touching the border are dropped too.
+    AP at each threshold, counts, count error and the median-area ratio ours / reference."""
+    found = drop_border_objects(found)
+    summary = summarise(pd.DataFrame([score_site(reference, found)]))
+    summary["area_ratio"] = median_area(found) / median_area(reference)
+    return summary
+
+
+def single_nucleus_components(cells_mask: np.ndarray, nuclei_mask: np.ndarray) -> np.ndarray:
+    """Components of a binary cell mask that hold exactly one component of the nuclei mask:
+    the cells a binary export (touching cells merged) still separates."""
+    eight = np.ones((3, 3), bool)
+    cells = ndimage.label(cells_mask > 0, eight)[0]
+    nuclei = ndimage.label(nuclei_mask > 0, eight)[0]
+    pairs = np.unique(np.stack([cells[nuclei > 0], nuclei[nuclei > 0]]), axis=1)
+    pairs = pairs[:, pairs[0] > 0]
+    held = np.bincount(pairs[0], minlength=cells.max() + 1)
+    single = held == 1
+    single[0] = False
+    return np.where(single[cells], cells, 0)
+
+
+def score_against_binary_cells(
+    cells_mask: np.ndarray, nuclei_mask: np.ndarray, found_cells: np.ndarray
+) -> dict:
+    """Cells against a binary cell mask (touching cells merged, as NF1's exports): foreground
+    IoU of the whole mask, and score_site's counts of our (non-border) cells against the
+    single-nucleus components (pool fields with ``summarise``), counting only our cells whose
+    centre lies in such a component (the others sit in merged components: not judged)."""
+    found = drop_border_objects(found_cells)
+    union = ((cells_mask > 0) | (found > 0)).sum()
+    foreground_iou = float(((cells_mask > 0) & (found > 0)).sum() / max(union, 1))
+    reference = single_nucleus_components(cells_mask, nuclei_mask)
+    index = np.arange(1, found.max() + 1)
+    present = np.asarray(ndimage.sum(np.ones_like(found), found, index)) > 0
+    centres = ndimage.center_of_mass(found > 0, found, index[present])
+    judged = [
+        label
+        for label, (y, x) in zip(index[present], centres)
+        if reference[int(round(y)), int(round(x))] > 0
+    ]
+    found = np.where(np.isin(found, judged), found, 0)
+    return {**score_site(reference, found), "foreground_iou": foreground_iou}

@@ -17,13 +17,22 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from debatch.core.images import correct_site, read_raw_site
+from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.core.io import NpzWriter, atomic_path, link_or_copy
 from debatch.core.parallel import ordered_map
 from debatch.segment.measure import measure_site
 from debatch.segment.propagate import segment_site
 from debatch.segment.qc import image_quality
-from debatch.settings import METADATA, SEGMENT, SITE, SITE_CELLS, SITE_KEY, WELL, Channels
+from debatch.settings import (
+    METADATA,
+    SEGMENT,
+    SITE,
+    SITE_CELLS,
+    SITE_KEY,
+    SITE_NUCLEUS_AREA,
+    WELL,
+    Channels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,15 @@ def _segmented(
 
     def load(row):
         raw = read_raw_site(row, channels.names)
-        return image_quality(raw), correct_site(raw, row, illum)
+        scale = cellprofiler_scale(raw[channels.cell].dtype)
+        return image_quality(raw, channels.nuclei), correct_site(raw, row, illum), scale
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if settings["method"] == "propagate":
 
             def work(row):
-                quality, images = load(row)
-                nuclei, cells = segment_site(images, channels, propagate)
+                quality, images, scale = load(row)
+                nuclei, cells = segment_site(images, channels, propagate, scale)
                 return row, quality, nuclei, cells, measure_site(nuclei, cells, images), 0, 0
 
             yield from ordered_map(pool, work, rows, 2 * max(1, threads))
@@ -63,8 +73,10 @@ def _segmented(
         loaded = ordered_map(pool, load, rows, 2 * step)
         for start in range(0, len(rows), step):
             chunk = [next(loaded) for _ in rows[start : start + step]]
-            results = segmenter([images for _, images in chunk], channels)
-            for row, (quality, images), (nuclei, cells, lost_nuclei, lost_cells) in zip(
+            results = segmenter(
+                [images for _, images, _ in chunk], channels, [scale for *_, scale in chunk]
+            )
+            for row, (quality, images, _), (nuclei, cells, lost_nuclei, lost_cells) in zip(
                 rows[start : start + step], chunk, results
             ):
                 table = measure_site(nuclei, cells, images)
@@ -97,6 +109,7 @@ def _record_site(
         **{c: row[c] for c in site_metadata},
         **quality,
         SITE_CELLS: len(table),
+        SITE_NUCLEUS_AREA: float(table["Nuclei_AreaShape_Area"].median()) if len(table) else 0.0,
         "Count_UnpairedNuclei": lost_nuclei,
         "Count_UnpairedCells": lost_cells,
     }

@@ -1,0 +1,127 @@
+"""Cell outlines against references: CellProfiler's objects on real fields, the generator's
+ground truth on demo plates (normal and confluent). Settings come from config/, as the
+pipeline and benchmarks/segmentation_accuracy.py read them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+from centrosome.propagate import propagate as centrosome_propagate
+
+from debatch.core.images import cellprofiler_scale, read_site
+from debatch.demo.plate import generate_plate
+from debatch.evaluate.cellprofiler import objects_from_outlines
+from debatch.illum.estimate import compute_plate_illum
+from debatch.ingest.manifest import build_manifest, read_platemap
+from debatch.segment.grow import propagate
+from debatch.segment.propagate import cell_foreground, segment_cells, segment_nuclei, segment_site
+from debatch.segment.score import score_against_labels, score_site, summarise
+from debatch.settings import Channels
+
+from conftest import REPO
+
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+ATLAS = yaml.safe_load((REPO / "config" / "atlas.yaml").read_text())
+DNA_AGP = Channels(("DNA", "AGP"), "DNA", "AGP")
+SMALL_PLATE = {"rows": 2, "cols": 6, "n_treatments": 4}  # 12 wells: seconds to make
+
+
+@pytest.fixture(scope="module")
+def atlas(request):
+    folder = REPO.parent / "shared" / "data" / "real" / "atlas_BR00143976"
+    if not folder.is_dir():
+        pytest.skip(f"real images not found at {folder}")
+    images = {
+        name: tifffile.imread(folder / "images" / f"r03c03f03p01-ch{number}sk1fk1fl1.tiff")
+        for name, number in ATLAS["channels"].items()
+    }
+    outlines = folder / "outlines"
+    nuclei = objects_from_outlines(outlines / "NucleiOutlines_BR00143976_C03_3.tiff")
+    cells = objects_from_outlines(outlines / "CellsOutlines_BR00143976_C03_3.tiff", 500)
+    return images, nuclei, cells
+
+
+def test_propagation_is_centrosomes(atlas):
+    """Our compiled propagation gives CellProfiler's (centrosome's) labels pixel for pixel on
+    the real 1080 px field, whatever the regularisation."""
+    images, _, _ = atlas
+    dna, agp = (images[c] * cellprofiler_scale(images[c].dtype) for c in ("DNA", "AGP"))
+    nuclei = segment_nuclei(dna, {"nucleus_diameter": 30.0})
+    mask = cell_foreground(agp, nuclei) | (nuclei > 0)
+    for regularisation in (0.0, 0.05, 1.0):
+        theirs, _ = centrosome_propagate(agp, nuclei, mask, regularisation)
+        np.testing.assert_array_equal(propagate(agp, nuclei, mask, regularisation), theirs)
+
+
+def test_atlas_objects_agree_with_cellprofiler(atlas):
+    """config/atlas.yaml (that screen's recipe: minimum cross-entropy nuclei, cells by
+    propagation on AGP): nuclei AP@0.5 >= 0.85 with the median area within 5 % of
+    CellProfiler's, cells AP@0.5 >= 0.8, against the objects CellProfiler drew."""
+    images, reference_nuclei, reference_cells = atlas
+    channels = Channels(tuple(images), ATLAS["nuclei_channel"], ATLAS["cell_channel"])
+    settings = {**CONFIG["segment"]["propagate"], **ATLAS["segment"]["propagate"]}
+    floats = {name: image.astype(np.float32) for name, image in images.items()}
+    nuclei, cells = segment_site(floats, channels, settings, cellprofiler_scale(np.uint16))
+    nuclei_score = score_against_labels(reference_nuclei, nuclei)
+    cells_score = score_against_labels(reference_cells, cells)
+    assert nuclei_score["AP@0.5"] >= 0.85 and abs(nuclei_score["area_ratio"] - 1) <= 0.05
+    assert cells_score["AP@0.5"] >= 0.8, cells_score
+
+
+def demo_scores(tmp_path, params: dict, settings: dict) -> dict:
+    """Pooled scores of segment_site on a generated demo plate against its true masks."""
+    generate_plate(tmp_path / "plate", "plate", "batch1", params)
+    manifest = build_manifest(
+        "plate",
+        "batch1",
+        tmp_path / "plate" / "images",
+        "opera_phenix",
+        read_platemap(tmp_path / "plate" / "platemap.tsv"),
+        CONFIG["channels"],
+    )
+    illum = compute_plate_illum(manifest, ["DNA", "AGP"], CONFIG["illum"])
+    truth = np.load(tmp_path / "plate" / "truth" / "masks.npz")
+    rows = {"nuclei": [], "cells": []}
+    for row in manifest.to_dict("records"):
+        site = read_site(row, ["DNA", "AGP"], illum)
+        nuclei, cells = segment_site(site, DNA_AGP, settings, 1 / 65535)
+        key = f"{row['Metadata_Well']}_{row['Metadata_Site']}"
+        rows["nuclei"].append(score_site(truth[f"{key}_nuclei"], nuclei))
+        rows["cells"].append(score_site(truth[f"{key}_cells"], cells))
+    return {name: summarise(pd.DataFrame(scores)) for name, scores in rows.items()}
+
+
+@pytest.mark.slow
+def test_demo_cells_follow_their_outlines(tmp_path):
+    """The demo's own settings on a plate of another seed than the one they were chosen on:
+    cells AP@0.75 >= 0.75 (the flooding watershed they replaced reached ~0.3; the benchmark's
+    plates reach the 0.8 goal, this harder one just misses it)."""
+    params = {**CONFIG["demo"]["params"], **SMALL_PLATE, "seed": 7}
+    scores = demo_scores(tmp_path, params, CONFIG["segment"]["propagate"])
+    assert scores["nuclei"]["AP@0.5"] >= 0.95
+    assert scores["cells"]["AP@0.75"] >= 0.75, scores["cells"]
+
+
+@pytest.mark.slow
+def test_confluent_cells_are_separated_at_their_membranes(tmp_path):
+    """A confluent monolayer (cells fill the space between nuclei, membranes the only cue):
+    with cell_level_fraction, cell AP@0.5 >= 0.8; without it, Otsu cuts into the cytoplasm."""
+    params = {**CONFIG["demo"]["params"], **SMALL_PLATE, "confluence": 1.0, "cells_per_site": 60}
+    settings = CONFIG["segment"]["propagate"]
+    confluent = demo_scores(tmp_path / "a", params, {**settings, "cell_level_fraction": 0.5})
+    assert confluent["cells"]["AP@0.5"] >= 0.8, confluent["cells"]
+    assert demo_scores(tmp_path / "b", params, settings)["cells"]["AP@0.5"] < 0.5
+
+
+def test_fill_holes_fills_a_cells_dark_pocket():
+    """A dark vacuole inside one cell is part of it with fill_holes, a hole without."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    nuclei = (((yy - 32) ** 2 + (xx - 32) ** 2) <= 25).astype(np.int32)
+    image = np.where(((yy - 32) ** 2 + (xx - 32) ** 2) <= 400, 0.5, 0.05)
+    image[((yy - 20) ** 2 + (xx - 32) ** 2) <= 9] = 0.05
+    filled = segment_cells(nuclei, image, {"nucleus_diameter": 10.0, "cell_smoothing": 0.0})
+    holed = segment_cells(
+        nuclei, image, {"nucleus_diameter": 10.0, "cell_smoothing": 0.0, "fill_holes": False}
+    )
+    assert filled[20, 32] == 1 and holed[20, 32] == 0 and holed[32, 45] == 1
