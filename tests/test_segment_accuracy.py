@@ -125,3 +125,18 @@ def test_fill_holes_fills_a_cells_dark_pocket():
         nuclei, image, {"nucleus_diameter": 10.0, "cell_smoothing": 0.0, "fill_holes": False}
     )
     assert filled[20, 32] == 1 and holed[20, 32] == 0 and holed[32, 45] == 1
+
+
+def test_a_cell_ringed_by_another_keeps_its_nucleus():
+    """Filling holes must not swallow a small cell enclosed by a large one: each nucleus stays
+    its cell's (the pairing every later stage relies on)."""
+    yy, xx = np.mgrid[0:80, 0:80]
+    r = np.hypot(yy - 40, xx - 40)
+    nuclei = np.zeros((80, 80), np.int32)
+    nuclei[(r <= 3)] = 2  # the inner cell's nucleus, at the centre of a ring-shaped cell
+    nuclei[(np.hypot(yy - 40, xx - 62) <= 4)] = 1
+    image = np.where(r <= 26, 0.5, 0.02)
+    image[(r > 5) & (r < 7)] = 0.02  # a dark gap between the inner cell and the ring
+    cells = segment_cells(nuclei, image, {"nucleus_diameter": 8.0, "max_cell_distance": None})
+    np.testing.assert_array_equal(cells[nuclei > 0], nuclei[nuclei > 0])
+    assert set(np.unique(cells)) == {0, 1, 2}

@@ -182,7 +182,8 @@ def segment_cells(
     # every nucleus seeds its cell, also where the cell channel is below the threshold
     cells = propagate(image, nuclei, mask | (nuclei > 0), p["regularisation"])
     if p["fill_holes"]:
-        cells = fill_labeled_holes(cells)
+        # a hole may hold a whole other cell (a small one ringed by a large one): it stays its own
+        cells = np.where(nuclei > 0, nuclei, fill_labeled_holes(cells))
     return cells.astype(np.int32)
 
 
