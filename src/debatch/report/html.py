@@ -241,6 +241,12 @@ RANKING_NOTE = (
     "bootstrap over the held-out wells, and it is real only when the interval excludes 0."
 )
 
+GALLERY_NOTE = (
+    "Per treatment (negative controls first): random cells, then the cells nearest the "
+    "treatment's median cell by the segmentation's own measurements (the same cells for every "
+    "method); one contrast per channel over every cell shown."
+)
+
 GENERALISATION_NOTE = (
     "Held-out: wells of batches never seen in training, each retrieved among the training "
     "batches' wells (1-NN accuracy, cross-batch mAP); wells of a treatment the training batches "
@@ -343,6 +349,7 @@ def render(
     source_figures: dict[str, str] | None = None,
     plates: list[str] | None = None,
     warnings: list[str] = (),
+    gallery: str | None = None,
 ) -> str:
     """HTML text of the report.
 
@@ -353,6 +360,7 @@ def render(
     ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
     ``plates``: every plate of the screen; those missing from the profiles are named first.
     ``warnings``: further lines shown first (e.g. QC failures concentrated in a treatment).
+    ``gallery``: PNG of example cells per treatment (debatch.report.gallery), after the ranking.
     """
     title = REPORT.merge(params)["title"]
     parts = [
@@ -361,6 +369,7 @@ def render(
         *_left_out(entries, plates),
         *(f"<p class='warning'><b>{html.escape(text)}</b></p>" for text in warnings),
         *_ranking_section(entries, training_logs, params),
+        *(["<h2>Cells per treatment</h2>", _figure(gallery, GALLERY_NOTE)] if gallery else []),
         *_source_sections(entries, source_figures),
     ]
     if qc_figures:
