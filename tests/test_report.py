@@ -209,3 +209,20 @@ def test_first_paragraph_says_what_to_use_and_how_much_batch_is_left(report):
     ranking = text.split("<table id='ranking'>")[1].split("</table>")[0]
     first_row = ranking.split("<tr>")[2]
     assert "background:#63be7b" in first_row  # the best overall is full green
+
+
+def test_replicate_pairs_and_non_replicates_are_split_by_treatment():
+    from debatch.report.figures import replicate_correlations
+
+    wells = pd.DataFrame(
+        {
+            "Metadata_Treatment": ["DMSO", "DMSO", "a", "a", "b"],
+            "Metadata_Role": ["negcon", "negcon", "trt", "trt", "trt"],
+            "f1": [0.0, 0.1, 1.0, 1.1, -1.0],
+            "f2": [1.0, 0.9, 0.0, 0.1, 2.0],
+            "f3": [0.5, 0.4, 2.0, 1.9, 0.0],
+        }
+    )
+    replicate, other = replicate_correlations(wells)
+    assert len(replicate) == 1 and replicate[0] > 0.9  # a-a only: negcon pairs are not replicates
+    assert len(other) == 10 - 2  # every pair across treatments
