@@ -4,6 +4,7 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.crops.cut import write_plate_crops
 from debatch.crops.select import select_cells
 from debatch.illum.estimate import read_functions
@@ -11,6 +12,7 @@ from debatch.segment.shards import shard_sites
 from debatch.settings import SITE_KEY
 
 log = setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 params = snakemake.params
 illum = read_functions(snakemake.input.illum, params.channels)
 manifest = shard_sites(
@@ -39,4 +41,4 @@ table = write_plate_crops(
     params.crops,
     threads=snakemake.threads,
 )
-write_parquet(table, snakemake.output.table)
+write_parquet(table, snakemake.output.table, PROVENANCE)

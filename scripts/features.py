@@ -4,10 +4,12 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.features.plate import measure_shard
 from debatch.illum.estimate import read_functions
 
 setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 params = snakemake.params
 table = measure_shard(
     pd.read_parquet(snakemake.input.cells),
@@ -20,4 +22,4 @@ table = measure_shard(
     params.features,
     threads=snakemake.threads,
 )
-write_parquet(table, snakemake.output[0])
+write_parquet(table, snakemake.output[0], PROVENANCE)

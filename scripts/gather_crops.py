@@ -4,10 +4,12 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.crops.select import select_cells
 from debatch.segment.shards import gather_npy, gather_tables
 
 log = setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 plate = snakemake.wildcards.plate
 table = gather_tables(snakemake.input.tables)
 _, counts = select_cells(
@@ -24,7 +26,7 @@ if not len(table):
 shape = gather_npy(snakemake.input.crops, snakemake.output.crops)
 if shape[0] != len(table):
     raise AssertionError(f"crops rows {shape[0]} != crops table rows {len(table)}")
-write_parquet(table, snakemake.output.table)
+write_parquet(table, snakemake.output.table, PROVENANCE)
 log.info(
     "plate %s: %d crops of shape %s from %d shard(s); of %d cells, %d left out on sites "
     "that failed QC and %d border cells left out",

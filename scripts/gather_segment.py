@@ -2,6 +2,7 @@
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.segment.shards import (
     gather_cells,
     gather_npz,
@@ -11,11 +12,12 @@ from debatch.segment.shards import (
 )
 
 log = setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 sites = gather_tables(snakemake.input.sites)
 cells = gather_cells(snakemake.input.cells, len(sites), snakemake.wildcards.plate)
 arrays = gather_npz(snakemake.input.masks, snakemake.output.masks)
-write_parquet(sites, snakemake.output.sites)
-write_parquet(cells, snakemake.output.cells)
+write_parquet(sites, snakemake.output.sites, PROVENANCE)
+write_parquet(cells, snakemake.output.cells, PROVENANCE)
 log.info(
     "plate %s, %d shard(s): %s; %d label images",
     snakemake.wildcards.plate,

@@ -2,9 +2,11 @@
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.ingest.manifest import build_manifest, read_platemap
 
 setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 manifest = build_manifest(
     plate=snakemake.wildcards.plate,
     batch=snakemake.params.batch,
@@ -14,4 +16,4 @@ manifest = build_manifest(
     channels=snakemake.params.channels,
     patterns=snakemake.params.patterns,
 )
-write_parquet(manifest, snakemake.output[0])
+write_parquet(manifest, snakemake.output[0], PROVENANCE)

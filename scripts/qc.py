@@ -4,14 +4,16 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.segment.qc import check_negcon, failure_concentration, flag_sites, summary
 
 log = setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 flagged = flag_sites(
     pd.read_parquet(snakemake.input[0]), snakemake.params.focus_channel, snakemake.params.qc
 )
 warning = check_negcon(flagged, snakemake.wildcards.plate, snakemake.params.qc)
-write_parquet(flagged, snakemake.output[0])
+write_parquet(flagged, snakemake.output[0], PROVENANCE)
 log.info("plate %s %s", snakemake.wildcards.plate, summary(flagged))
 if warning:
     log.warning(warning)

@@ -47,6 +47,7 @@ html = render(
     source_figures=dict(zip(sources, snakemake.input.metric_bars)),
     plates=snakemake.params.plates,
     warnings=warnings,
+    gallery=snakemake.input.gallery,
 )
 with atomic_path(snakemake.output.ranking) as tmp:
     ranking_table(entries, snakemake.params.report).to_csv(

@@ -4,11 +4,13 @@ import pandas as pd
 
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.illum.estimate import read_functions
 from debatch.segment.shards import segment_shard
 from debatch.settings import Channels
 
 setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 params = snakemake.params
 channels = Channels(**params.channels)
 cells, sites = segment_shard(
@@ -21,5 +23,5 @@ cells, sites = segment_shard(
     snakemake.output.masks,
     threads=snakemake.threads,
 )
-write_parquet(cells, snakemake.output.cells)
-write_parquet(sites, snakemake.output.sites)
+write_parquet(cells, snakemake.output.cells, PROVENANCE)
+write_parquet(sites, snakemake.output.sites, PROVENANCE)

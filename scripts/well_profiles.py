@@ -3,9 +3,11 @@
 
 from debatch.core.io import atomic_path, write_parquet
 from debatch.core.logs import setup_logging
+from debatch.core.provenance import job_provenance
 from debatch.profiles.wells import well_profiles
 
 setup_logging(snakemake.log[0])
+PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 # well_profiles reads one plate (and a block of feature columns) at a time
 wells, features = well_profiles(
     snakemake.input.cells,
@@ -14,6 +16,6 @@ wells, features = well_profiles(
     cell_tables=snakemake.input.get("crops"),
     drop_plates_without_negcon=snakemake.params.plate_without_negcon == "drop",
 )
-write_parquet(wells, snakemake.output.wells)
+write_parquet(wells, snakemake.output.wells, PROVENANCE)
 with atomic_path(snakemake.output.features) as tmp:
     features.to_csv(tmp, sep="\t", index=False)

@@ -191,3 +191,38 @@ def test_qc_warnings_come_before_the_ranking(report):
     warning = "QC failed 5 of the 8 sites of treatment cpd03: QC may be removing its phenotype"
     page = render(entries, {"bootstrap": 200}, warnings=[warning])
     assert page.index("QC may be removing") < page.index("class='verdict'")
+
+
+def test_first_paragraph_says_what_to_use_and_how_much_batch_is_left(report):
+    """The headline's numbers are the ranking table's: the first row's name, its batch
+    classifier accuracy and chance, the same method without correction, and the treatments
+    it retrieves; ranking cells are coloured worst (red) to best (green)."""
+    _, entries, text = report
+    table = ranking_table(entries, {"bootstrap": 200})
+    best = table.loc[0]
+    headline = text.split("class='verdict'>")[1].split("</p>")[0]
+    assert f"Use {best['method']} + {best['correction']}" in headline
+    assert f"{best['batch acc']:.0%} of the time (chance {best['chance']:.0%})" in headline
+    raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")].iloc[0]
+    assert f"without correction, {raw['batch acc']:.0%}" in headline
+    assert "Treatments retrieved:" in headline
+    ranking = text.split("<table id='ranking'>")[1].split("</table>")[0]
+    first_row = ranking.split("<tr>")[2]
+    assert "background:#63be7b" in first_row  # the best overall is full green
+
+
+def test_replicate_pairs_and_non_replicates_are_split_by_treatment():
+    from debatch.report.figures import replicate_correlations
+
+    wells = pd.DataFrame(
+        {
+            "Metadata_Treatment": ["DMSO", "DMSO", "a", "a", "b"],
+            "Metadata_Role": ["negcon", "negcon", "trt", "trt", "trt"],
+            "f1": [0.0, 0.1, 1.0, 1.1, -1.0],
+            "f2": [1.0, 0.9, 0.0, 0.1, 2.0],
+            "f3": [0.5, 0.4, 2.0, 1.9, 0.0],
+        }
+    )
+    replicate, other = replicate_correlations(wells)
+    assert len(replicate) == 1 and replicate[0] > 0.9  # a-a only: negcon pairs are not replicates
+    assert len(other) == 10 - 2  # every pair across treatments

@@ -123,6 +123,28 @@ def test_every_platemap_well_has_a_finite_profile(finished_run, source):
         assert set(consensus["Metadata_Treatment"]) == set(wells["Metadata_Treatment"])
 
 
+@pytest.mark.parametrize("source", ["erm/seed0", "cellprofiler"])
+def test_wells_open_as_anndata_with_the_parquets_values_and_provenance(finished_run, source):
+    """What scanpy opens is the Parquet beside it, and both say which job made them."""
+    import anndata
+
+    from debatch.core.provenance import read_parquet_provenance
+
+    workdir, _ = finished_run
+    folder = workdir / "results" / "profiles" / source / "none"
+    wells = pd.read_parquet(folder / "wells.parquet")
+    adata = anndata.read_h5ad(folder / "wells.h5ad")
+    features = [c for c in wells if not c.startswith("Metadata_")]
+    assert list(adata.var_names) == features
+    np.testing.assert_array_equal(adata.X, wells[features].to_numpy(np.float32))
+    assert adata.obs["Metadata_Well"].astype(str).tolist() == wells["Metadata_Well"].tolist()
+    made = read_parquet_provenance(folder / "wells.parquet")
+    assert made["step"] == "correct_profiles" and made["settings"]["profiles"]
+    assert '"step": "correct_profiles"' in adata.uns["debatch"]
+    cells = read_parquet_provenance(workdir / "results" / "cells" / f"{PLATES[0][0]}.parquet")
+    assert cells["step"] == "segment" and cells["inputs"]
+
+
 def test_report_has_ranking_and_every_figure(finished_run):
     workdir, _ = finished_run
     html = (workdir / "results" / "report" / "index.html").read_text()

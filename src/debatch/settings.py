@@ -799,9 +799,10 @@ REPORT = Block(
         # methods every row's held-out difference is measured against (those present)
         "references": ["erm", CELLPROFILER],
         "bootstrap": 2000,  # bootstrap draws of held-out wells for the intervals of differences
-        "seed": 0,  # the bootstrap's random draws
+        "seed": 0,  # the bootstrap's random draws, and the gallery's random cells
+        "gallery_cells": 5,  # per treatment, this many random and this many typical cells
     },
-    checks=[at_least(100, "bootstrap")],
+    checks=[at_least(100, "bootstrap"), at_least(1, "gallery_cells")],
 )
 
 THREADS = Block(

@@ -24,11 +24,13 @@ rule well_profiles:
 
 
 rule correct_profiles:
-    """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus."""
+    """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus;
+    the wells also as AnnData (wells.h5ad) for scanpy / scverse."""
     input:
         res("profiles/{source}/wells_normalised.parquet"),
     output:
         wells=res("profiles/{source}/{correction}/wells.parquet"),
+        h5ad=res("profiles/{source}/{correction}/wells.h5ad"),
         consensus=res("profiles/{source}/{correction}/consensus.parquet"),
     log:
         log_path("correct_profiles", "{source}/{correction}"),

@@ -18,6 +18,7 @@ rule report:
         qc_overlays=expand(res("qc/overlays/{plate}.png"), plate=PLATE_NAMES),
         qc_heatmaps=expand(res("qc/heatmaps/{plate}.png"), plate=PLATE_NAMES),
         qc_tables=expand(res("qc/{plate}.parquet"), plate=PLATE_NAMES),
+        gallery=res("report/gallery.png"),
     output:
         html=report(res("report/index.html"), caption="../report/index.rst", category="Report"),
         ranking=report(
@@ -39,3 +40,26 @@ rule report:
         plates=PLATE_NAMES,
     script:
         "../../scripts/report.py"
+
+
+rule gallery:
+    """Example cells per treatment (random and typical) from every plate's crops, for the report."""
+    input:
+        crops=expand(res("crops/{plate}.npy"), plate=PLATE_NAMES),
+        tables=expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),
+    output:
+        res("report/gallery.png"),
+    log:
+        log_path("gallery", "gallery"),
+    benchmark:
+        benchmark_path("gallery", "gallery")
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+    params:
+        cells=config["report"].get("gallery_cells", 5),
+        seed=config["report"].get("seed", 0),
+        channels=CHANNELS.names,
+    script:
+        "../../scripts/gallery.py"

@@ -19,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from debatch.core.provenance import encode
 
 
 def _current_umask() -> int:
@@ -56,9 +60,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_parquet(
+    df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None
+) -> None:
+    """``df`` as Parquet (no index); ``provenance`` (debatch.core.provenance) goes into the
+    file's key-value metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if provenance is not None:
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"debatch": encode(provenance)}
+        )
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

@@ -1,8 +1,10 @@
 """Opening a plate's crops: the memory-mapped array and the table whose row i describes crop i.
 
 The pair ``crops/{plate}.npy`` + ``crops/{plate}.parquet`` is the crops stage's contract; every
-reader (training, embedding, a notebook) opens it here, so a mismatched pair fails the same way
-everywhere, naming both files.
+reader (training, embedding, the report's gallery, a notebook) opens it here, so a mismatched pair
+fails the same way everywhere, naming both files. A plain memory-mapped ``.npy`` rather than a
+zarr store: any numpy opens it without a new dependency, slicing it reads only those crops, and
+the table (pandas) carries the metadata a viewer needs: ``open_plate(results, plate)``.
 """
 
 from __future__ import annotations
@@ -25,3 +27,11 @@ def open_crops(
             f"{len(table)} rows; expected N x C x S x S with N rows"
         )
     return crops, table
+
+
+def open_plate(results: str | os.PathLike, plate: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """A plate's crops and table from a results folder: ``open_plate("results", "plate01")``."""
+    folder = os.path.join(results, "crops")
+    return open_crops(
+        os.path.join(folder, f"{plate}.npy"), os.path.join(folder, f"{plate}.parquet")
+    )

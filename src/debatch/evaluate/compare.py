@@ -207,3 +207,34 @@ def verdict(table: pd.DataFrame, entries: list[dict], n_boot: int = 2000, seed: 
         text + f"; on held-out batches it leads {runner} by {lead['difference']:+.3f} "
         f"(95 % interval {lead['low']:+.3f} to {lead['high']:+.3f}): {sure}."
     )
+
+
+def batch_left(table: pd.DataFrame) -> str:
+    """How much batch the first row leaves: the batch classifier's accuracy on its well
+    profiles against chance, and on the same method without correction."""
+    best = table.loc[0]
+    text = (
+        f"Batch left: a classifier tells the batch from {best['method']} + "
+        f"{best['correction']}'s well profiles {best['batch acc']:.0%} of the time (chance "
+        f"{best['chance']:.0%})"
+    )
+    raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")]
+    if best["correction"] != "none" and len(raw):
+        text += f"; without correction, {raw.iloc[0]['batch acc']:.0%}"
+    return text + "."
+
+
+def treatments_retrieved(table: pd.DataFrame, entries: list[dict]) -> str:
+    """How many treatments the first row retrieves: replicate wells that find each other
+    (mAP significant, docs/metrics.md), mean over seeds."""
+    best = table.loc[0]
+    runs = group_entries(entries)[(best["method"], best["correction"])]
+    retrieved = [m["bio"]["fraction_retrieved"] for m in runs if "fraction_retrieved" in m["bio"]]
+    if not retrieved:
+        return ""
+    treatments = retrieved[0]["treatments"]
+    found = np.mean([r["value"] for r in retrieved]) * treatments
+    return (
+        f"Treatments retrieved: {found:.1f} of {treatments} (replicate wells that find each "
+        f"other, mAP p < {retrieved[0]['threshold']}; mean over seeds)."
+    )

@@ -14,14 +14,51 @@ from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
 from debatch.settings import BATCH, NEGCON, PLATE, ROLE, TREATMENT, WELL, feature_columns
 
 
+def replicate_correlations(wells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlations of well-profile pairs: (replicates: same treatment, not negcon;
+    non-replicates: different treatments), the profiling-recipe's replicate check."""
+    values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
+    correlation = np.corrcoef(values) if len(values) > 1 else np.zeros((len(values),) * 2)
+    treatment = wells[TREATMENT].astype(str).to_numpy()
+    control = (wells[ROLE] == NEGCON).to_numpy() if ROLE in wells else np.zeros(len(wells), bool)
+    upper = np.triu(np.ones_like(correlation, bool), k=1)
+    same = treatment[:, None] == treatment[None, :]
+    replicate = upper & same & ~control[:, None]
+    return correlation[replicate], correlation[upper & ~same]
+
+
+def _plot_replicates(ax, wells: pd.DataFrame) -> None:
+    replicate, other = replicate_correlations(wells)
+    bins = np.linspace(-1, 1, 41)
+    ax.hist(other, bins=bins, density=True, color="0.7", label="non-replicate pairs")
+    ax.hist(
+        replicate,
+        bins=bins,
+        density=True,
+        histtype="step",
+        lw=2,
+        color=PALETTE[0],
+        label="replicate pairs",
+    )
+    if len(other):
+        cut = np.percentile(other, 95)
+        share = float(np.mean(replicate > cut)) if len(replicate) else float("nan")
+        ax.axvline(cut, color="k", lw=1, ls="--")
+        ax.set_title(f"replicate correlation: {share:.0%} above the non-replicates' 95th pct")
+    ax.set_xlabel("Pearson correlation of two wells' profiles")
+    ax.legend(fontsize=7)
+
+
 def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
-    """PCA of well profiles coloured by batch (left) and by treatment (right, negcon grey)."""
+    """PCA of well profiles coloured by batch and by treatment (negcon grey), and the
+    replicate-correlation histogram (replicate vs non-replicate well pairs)."""
     plt = pyplot()
     scores, explained = pca(wells[feature_columns(wells.columns)].to_numpy(np.float64))
     if scores.shape[1] < 2:
         scores = np.column_stack([scores, np.zeros(len(scores))])
         explained = np.append(explained, 0.0)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    _plot_replicates(axes[2], wells)
     for ax, column in zip(axes, [BATCH, TREATMENT]):
         labels = wells[column].astype(str).to_numpy()
         for i, label in enumerate(np.unique(labels)):

@@ -171,20 +171,59 @@ def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def html_table(table: pd.DataFrame, table_id: str) -> str:
+# worst -> middle -> best, the spreadsheet red-yellow-green scale scib's summary tables use
+WORST, MIDDLE, BEST = (230, 124, 115), (255, 235, 132), (99, 190, 123)
+# ranking columns coloured from worst to best; True: higher is better
+SHADED = {
+    "overall": True,
+    "generalisation": True,
+    "batch": True,
+    "bio": True,
+    "held-out kNN acc": True,
+    "held-out mAP": True,
+    "batch acc": False,
+}
+
+
+def shade(fraction: float) -> str:
+    """CSS colour of a score placed at ``fraction`` between the worst (0) and the best (1)."""
+    low, high, t = (
+        (WORST, MIDDLE, 2 * fraction) if fraction < 0.5 else (MIDDLE, BEST, 2 * fraction - 1)
+    )
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(low, high))
+
+
+def score_shades(table: pd.DataFrame) -> dict[str, list[str | None]]:
+    """Per SHADED column of a ranking table, each row's colour, scaled within the column."""
+    shades = {}
+    for column, higher_is_better in SHADED.items():
+        values = pd.to_numeric(table[column], errors="coerce")
+        low, high = values.min(), values.max()
+        if not high > low:
+            continue
+        fraction = (values - low) / (high - low)
+        fraction = fraction if higher_is_better else 1 - fraction
+        shades[column] = [None if pd.isna(f) else shade(float(f)) for f in fraction]
+    return shades
+
+
+def html_table(
+    table: pd.DataFrame, table_id: str, shades: dict[str, list[str | None]] | None = None
+) -> str:
+    """An HTML table; ``shades`` colours the cells of some columns (column -> colour per row)."""
+    shades = shades or {}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
 
-    def cell(value):
-        return (
-            f"<td class='text'>{_fmt(value)}</td>"
-            if isinstance(value, str)
-            else f"<td>{_fmt(value)}</td>"
-        )
+    def cell(value, colour):
+        style = f" style='background:{colour}'" if colour else ""
+        kind = " class='text'" if isinstance(value, str) else ""
+        return f"<td{kind}{style}>{_fmt(value)}</td>"
 
-    body = "".join(
-        "<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False)
-    )
-    return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
+    rows = []
+    for index, row in enumerate(table.itertuples(index=False)):
+        colours = [shades.get(column, [None] * len(table))[index] for column in table.columns]
+        rows.append("<tr>" + "".join(cell(v, c) for v, c in zip(row, colours)) + "</tr>")
+    return f"<table id='{table_id}'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _figure(path, caption: str) -> str:
@@ -200,6 +239,12 @@ RANKING_NOTE = (
     "metrics' [0, 1] scores (table below; docs/metrics.md). The difference to the reference "
     "method (same correction) is paired by seed and held-out well; its 95 % interval is a "
     "bootstrap over the held-out wells, and it is real only when the interval excludes 0."
+)
+
+GALLERY_NOTE = (
+    "Per treatment (negative controls first): random cells, then the cells nearest the "
+    "treatment's median cell by the segmentation's own measurements (the same cells for every "
+    "method); one contrast per channel over every cell shown."
 )
 
 GENERALISATION_NOTE = (
@@ -225,18 +270,28 @@ def _left_out(entries: list[dict], plates: list[str] | None) -> list[str]:
     return [f"<p class='warning'><b>{html.escape(text)}</b></p>"]
 
 
+def headline(table: pd.DataFrame, entries: list[dict], params: dict | None = None) -> list[str]:
+    """The report's first paragraph, from the ranking's numbers: what to use and how sure
+    that is, how much batch it leaves, how many treatments it retrieves."""
+    p = REPORT.merge(params)
+    sentences = [compare.verdict(table, entries, p["bootstrap"], p["seed"])]
+    if not table.empty and not pd.isna(table.loc[0, "overall"]):
+        sentences += [compare.batch_left(table), compare.treatments_retrieved(table, entries)]
+    return [sentence for sentence in sentences if sentence]
+
+
 def _ranking_section(
     entries: list[dict], training_logs: dict[str, str] | None, params: dict | None
 ) -> list[str]:
     """The verdict, the ranking, every metric's score, held-out / truth and training."""
     p = REPORT.merge(params)
     table = ranking_table(entries, p)
-    sentence = compare.verdict(table, entries, p["bootstrap"], p["seed"])
     parts = [
-        f"<p class='verdict'><b>{html.escape(sentence)}</b></p>",
+        f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, p)))}</p>",
         "<h2>Ranking: method x correction</h2>",
-        f"<p class='note'>{html.escape(RANKING_NOTE)}</p>",
-        html_table(ranking_display(table), "ranking"),
+        f"<p class='note'>{html.escape(RANKING_NOTE)} Colours run from the worst (red) to the "
+        "best (green) value of each column.</p>",
+        html_table(ranking_display(table), "ranking", score_shades(table)),
         "<h3>Every metric's score, per seed</h3>",
         html_table(scores_table(entries), "scores"),
         "<h3>Raw values</h3><p class='note'>Batch acc: cross-validated accuracy of "
@@ -294,6 +349,7 @@ def render(
     source_figures: dict[str, str] | None = None,
     plates: list[str] | None = None,
     warnings: list[str] = (),
+    gallery: str | None = None,
 ) -> str:
     """HTML text of the report.
 
@@ -304,6 +360,7 @@ def render(
     ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
     ``plates``: every plate of the screen; those missing from the profiles are named first.
     ``warnings``: further lines shown first (e.g. QC failures concentrated in a treatment).
+    ``gallery``: PNG of example cells per treatment (debatch.report.gallery), after the ranking.
     """
     title = REPORT.merge(params)["title"]
     parts = [
@@ -312,6 +369,7 @@ def render(
         *_left_out(entries, plates),
         *(f"<p class='warning'><b>{html.escape(text)}</b></p>" for text in warnings),
         *_ranking_section(entries, training_logs, params),
+        *(["<h2>Cells per treatment</h2>", _figure(gallery, GALLERY_NOTE)] if gallery else []),
         *_source_sections(entries, source_figures),
     ]
     if qc_figures:

@@ -1,0 +1,117 @@
+"""The cells behind the numbers: a strip of example cells per treatment, drawn from the crops.
+
+Per treatment (negative controls first), ``per_kind`` random cells and the ``per_kind`` cells
+nearest the treatment's median cell, the same cells whatever the method: "nearest" is measured
+on the segmentation's own per-cell measurements (log areas and mean intensities, robust
+z-scores per plate so batches compare), not on any model's embedding. Every channel has one
+contrast (its 1st-99.5th percentile over all cells shown), so strips compare by eye.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from debatch.core.plotting import pyplot
+from debatch.core.stats import MAD_SCALE
+from debatch.settings import NEGCON, PLATE, ROLE, TREATMENT
+
+# composite colours (name, R G B) of the Cell Painting channels; other channels are left out
+COLOURS = {
+    "DNA": ("blue", (0.0, 0.3, 1.0)),
+    "ER": ("green", (0.0, 1.0, 0.2)),
+    "AGP": ("red", (1.0, 0.2, 0.1)),
+    "Mito": ("yellow", (1.0, 0.8, 0.0)),
+    "RNA": ("magenta", (0.8, 0.0, 0.9)),
+}
+PROFILE = ("AreaShape_Area", "Intensity_MeanIntensity_")
+
+
+def _descriptor(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, log areas and mean intensities as robust z-scores within each plate."""
+    columns = [
+        c
+        for c in table
+        if c.startswith(("Nuclei_", "Cells_")) and c.split("_", 1)[1].startswith(PROFILE)
+    ]
+    values = np.log(table[columns].clip(lower=1e-6).astype(float))
+    grouped = values.groupby(table[PLATE])
+    centre = grouped.transform("median")
+    spread = (values - centre).abs().groupby(table[PLATE]).transform("median") * MAD_SCALE
+    return (values - centre) / spread.where(spread > 0, 1.0)
+
+
+def pick_cells(table: pd.DataFrame, per_kind: int, seed: int) -> pd.DataFrame:
+    """Rows of ``table`` (all plates' crops tables, with a ``crop`` column: the row in its
+    plate's crops) to show: per treatment, ``per_kind`` random and ``per_kind`` typical cells,
+    with ``kind``; treatments in order, negative controls first."""
+    rng = np.random.default_rng(seed)
+    descriptor = _descriptor(table)
+    negcon = table[ROLE] == NEGCON if ROLE in table else pd.Series(False, index=table.index)
+    order = sorted(
+        table[TREATMENT].unique(), key=lambda t: (not negcon[table[TREATMENT] == t].any(), t)
+    )
+    picked = []
+    for treatment in order:
+        rows = table.index[table[TREATMENT] == treatment]
+        distance = ((descriptor.loc[rows] - descriptor.loc[rows].median()) ** 2).sum(axis=1)
+        typical = distance.nsmallest(per_kind).index
+        others = rows.difference(typical)
+        chosen = rng.choice(others, min(per_kind, len(others)), replace=False)
+        picked.append(table.loc[chosen].assign(kind="random"))
+        picked.append(table.loc[typical].assign(kind="typical"))
+    return pd.concat(picked)
+
+
+def channel_limits(stack: np.ndarray) -> np.ndarray:
+    """(C x 2) contrast limits: each channel's 1st and 99.5th percentile over ``stack``."""
+    flat = np.moveaxis(np.asarray(stack, np.float32), 1, 0).reshape(stack.shape[1], -1)
+    return np.percentile(flat, [1, 99.5], axis=1).T
+
+
+def composite(crops: np.ndarray, channels: list[str], limits: np.ndarray) -> np.ndarray:
+    """(N x S x S x 3) RGB in [0, 1] of crops (N x C x S x S), each channel stretched to its
+    limits and added in its colour."""
+    rgb = np.zeros((crops.shape[0], crops.shape[2], crops.shape[3], 3), np.float32)
+    for index, channel in enumerate(channels):
+        if channel not in COLOURS:
+            continue
+        low, high = limits[index]
+        scaled = np.clip(
+            (np.asarray(crops[:, index], np.float32) - low) / max(high - low, 1e-6), 0, 1
+        )
+        rgb += scaled[..., None] * np.asarray(COLOURS[channel][1], np.float32)
+    return np.clip(rgb, 0, 1)
+
+
+def plot_gallery(picked: pd.DataFrame, crops: np.ndarray, channels: list[str], path) -> None:
+    """One row per treatment: its random cells, then its typical ones (``crops``: the picked
+    cells' crops in ``picked``'s order)."""
+    plt = pyplot()
+    images = composite(crops, channels, channel_limits(crops))
+    treatments = list(dict.fromkeys(picked[TREATMENT]))
+    columns = int(picked.groupby(TREATMENT).size().max())
+    fig, axes = plt.subplots(
+        len(treatments),
+        columns,
+        figsize=(0.9 * columns + 1.2, 0.9 * len(treatments) + 0.6),
+        squeeze=False,
+    )
+    position = {t: 0 for t in treatments}
+    for image, (treatment, kind) in zip(images, zip(picked[TREATMENT], picked["kind"])):
+        row = treatments.index(treatment)
+        ax = axes[row, position[treatment]]
+        ax.imshow(image)
+        if position[treatment] == 0:
+            ax.set_ylabel(treatment, fontsize=7, rotation=0, ha="right", va="center")
+        ax.set_title(kind if kind != "random" or position[treatment] == 0 else "", fontsize=6)
+        position[treatment] += 1
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.axis("off")
+    shown = ", ".join(f"{c} {COLOURS[c][0]}" for c in channels if c in COLOURS)
+    fig.suptitle(f"Cells per treatment: random, then typical ({shown})", fontsize=8)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
