@@ -30,12 +30,16 @@ def module_at(commit: str, path: str, name: str) -> types.ModuleType:
     return module
 
 
+# the cell settings the flooding path was run (and tuned) with, where today's defaults differ
+FLOODING_SETTINGS = {"cell_smoothing": 1.0, "cell_threshold_correction": 1.0}
+
+
 def flooding_cells():
-    """segment_cells(nuclei, cell_image, params, scale) of FLOODING (``scale`` unused: the
-    flooding path was scale-free)."""
+    """segment_cells(nuclei, cell_image, params, scale) of FLOODING with its own settings
+    (``scale`` unused: the flooding path was scale-free)."""
     old = module_at(FLOODING, "src/debatch/segment/propagate.py", "flooding_propagate")
 
     def segment_cells(nuclei, cell_image, params=None, scale=1.0) -> np.ndarray:
-        return old.segment_cells(nuclei, cell_image, params)
+        return old.segment_cells(nuclei, cell_image, {**(params or {}), **FLOODING_SETTINGS})
 
     return segment_cells

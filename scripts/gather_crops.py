@@ -9,7 +9,9 @@ from debatch.crops.select import select_cells
 from debatch.segment.shards import gather_npy, gather_tables
 
 log = setup_logging(snakemake.log[0])
-PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
+PROVENANCE = job_provenance(
+    snakemake.rule, snakemake.params, snakemake.input, made_from=snakemake.input.tables[0]
+)
 plate = snakemake.wildcards.plate
 table = gather_tables(snakemake.input.tables)
 _, counts = select_cells(

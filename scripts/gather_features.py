@@ -8,7 +8,9 @@ from debatch.core.provenance import job_provenance
 from debatch.features.plate import gather_features
 
 log = setup_logging(snakemake.log[0])
-PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
+PROVENANCE = job_provenance(
+    snakemake.rule, snakemake.params, snakemake.input, made_from=snakemake.input.shards[0]
+)
 table = gather_features(snakemake.input.shards, pd.read_parquet(snakemake.input.cells))
 write_parquet(table, snakemake.output[0], PROVENANCE)
 log.info("plate %s: features of %d cells, %d columns", snakemake.wildcards.plate, *table.shape)

@@ -12,7 +12,9 @@ from debatch.segment.shards import (
 )
 
 log = setup_logging(snakemake.log[0])
-PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
+PROVENANCE = job_provenance(
+    snakemake.rule, snakemake.params, snakemake.input, made_from=snakemake.input.cells[0]
+)
 sites = gather_tables(snakemake.input.sites)
 cells = gather_cells(snakemake.input.cells, len(sites), snakemake.wildcards.plate)
 arrays = gather_npz(snakemake.input.masks, snakemake.output.masks)

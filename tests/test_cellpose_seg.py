@@ -144,9 +144,10 @@ def models(tmp_path_factory):
 @pytest.mark.slow
 def test_trained_models_reload_by_path_and_segment_unseen_sites(models):
     root, nuclei_path, cells_path = models
-    images, true_nuclei, true_cells = demo_sites(
-        root, "test01", "batch2"
-    )  # another plate and batch
+    # another plate of the training batch: the demo's batches now differ in response curve,
+    # crosstalk and PSF, which a 16-wide net trained on 16 uncorrected sites does not bridge
+    # (cross-batch cellpose accuracy is benchmarks/segmentation_accuracy.py's)
+    images, true_nuclei, true_cells = demo_sites(root, "test01", "batch1")
     segmenter = CellposeSegmenter(
         {"nuclei_model": str(nuclei_path), "cell_model": str(cells_path), "flow_threshold": 0.0},
         threads=1,

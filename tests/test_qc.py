@@ -183,10 +183,10 @@ def test_overlays_show_failed_sites_first_then_the_range_of_cell_counts(tmp_path
 
     flagged = flag_sites(sites_table(), "DNA")
     flagged[COUNT] = range(len(flagged))
-    chosen = overlay_sites(flagged, "DNA", 5)
+    chosen = overlay_sites(flagged, 5)
     picked = chosen.index.tolist()  # failed sites, worst focus first; then fewest and most cells
     assert picked[0] == 1 and set(picked[:3]) == {1, 2, 3} and picked[3:] == [0, 19]
-    assert len(overlay_sites(flagged, "DNA", 2)) == 2 and len(overlay_sites(flagged, "DNA", 0)) == 0
+    assert len(overlay_sites(flagged, 2)) == 2 and len(overlay_sites(flagged, 0)) == 0
     plot_heatmaps(flagged[flagged["Metadata_Plate"] == "P1"], "DNA", "plate P1", tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 5000
 
@@ -208,3 +208,47 @@ def test_a_plate_whose_negcon_wells_lose_every_cell_is_caught_at_qc():
         flagged[flagged["Metadata_Plate"] == "P1"], "P1", {"plate_without_negcon": "drop"}
     )
     assert warning.endswith("left out of the profiles (qc.plate_without_negcon: drop)")
+
+
+def test_focus_adjusted_for_nucleus_size_fails_only_the_blurred_site():
+    """Focus falls with log nucleus area (a bigger nucleus has softer edges): the plain median
+    fails the big-nucleus sites, the adjusted test fails only the one truly blurred site; a
+    site without cells is not judged on focus."""
+    from debatch.segment.qc import FOCUS_DEVIATION
+
+    rng = np.random.default_rng(0)
+    area = 100 * np.exp(rng.normal(0, 0.1, 40))
+    area[32:] *= 3  # a treatment that triples nucleus area, on 8 of the 40 sites
+    sharpness = 0.5 * area**-0.25 * np.exp(rng.normal(0, 0.005, 40))
+    sharpness[7] *= 0.7  # the defocused site
+    table = pd.DataFrame(
+        {
+            "Metadata_Plate": "P1",
+            f"{SHARPNESS}_DNA": sharpness,
+            "Nuclei_MedianArea": area,
+            COUNT: 30,
+        }
+    )
+    table.loc[3, COUNT] = 0
+    plain = flag_sites(table, "DNA", {"focus_adjust": False, "min_cells": 0})
+    adjusted = flag_sites(table, "DNA", {"min_cells": 0})
+    assert plain.loc[32:, "QC_Failed"].str.contains("focus").all()
+    assert adjusted.index[adjusted["QC_Failed"] == "focus"].tolist() == [7]
+    assert np.isnan(adjusted.loc[3, FOCUS_DEVIATION]) and adjusted.loc[3, "QC_Pass"]
+
+
+def test_concentration_is_counted_per_site_across_plates():
+    """Plates' QC tables concatenated (their row labels repeat) count each site once."""
+    plates = []
+    for plate in ("P1", "P2"):
+        plates.append(
+            pd.DataFrame(
+                {
+                    "Metadata_Plate": plate,
+                    "Metadata_Treatment": ["DMSO"] * 10 + ["cpd01"] * 3,
+                    "QC_Pass": [True] * 10 + [False, False, True],
+                }
+            )
+        )
+    (warning,) = failure_concentration(pd.concat(plates))
+    assert "4 of the 6 sites of treatment cpd01" in warning and "other sites fail 0%" in warning

@@ -114,16 +114,37 @@ def test_confluent_cells_are_separated_at_their_membranes(tmp_path):
     assert demo_scores(tmp_path / "b", params, settings)["cells"]["AP@0.5"] < 0.5
 
 
+def test_propagation_is_centrosomes_on_ties_and_flat_regions():
+    """Flat plateaus (ties everywhere), noise and touching seeds: the same labels as
+    centrosome's propagate for any regularisation > 0 (at exactly 0 a plateau's distances are
+    all equal, and which seed takes a tied pixel is the heap's choice in either code)."""
+    rng = np.random.default_rng(4)
+    image = np.round(rng.random((60, 70)) * 4) / 4  # few levels: many equal distances
+    image[20:40, 10:60] = 0.5
+    seeds = np.zeros((60, 70), np.int32)
+    for label, (y, x) in enumerate(rng.integers(0, 60, (12, 2)), start=1):
+        seeds[y, x : x + 2] = label
+    mask = rng.random((60, 70)) > 0.15
+    for regularisation in (0.01, 0.05, 2.0):
+        theirs, _ = centrosome_propagate(image, seeds, mask, regularisation)
+        np.testing.assert_array_equal(propagate(image, seeds, mask, regularisation), theirs)
+
+
+def test_a_raw_image_without_its_scale_is_refused():
+    nuclei = np.zeros((32, 32), np.int32)
+    nuclei[14:18, 14:18] = 1
+    with pytest.raises(ValueError, match="pass the scale of its pixel type"):
+        segment_cells(nuclei, np.full((32, 32), 5000.0), {"nucleus_diameter": 4.0}, 1.0)
+
+
 def test_fill_holes_fills_a_cells_dark_pocket():
     """A dark vacuole inside one cell is part of it with fill_holes, a hole without."""
     yy, xx = np.mgrid[0:64, 0:64]
     nuclei = (((yy - 32) ** 2 + (xx - 32) ** 2) <= 25).astype(np.int32)
     image = np.where(((yy - 32) ** 2 + (xx - 32) ** 2) <= 400, 0.5, 0.05)
     image[((yy - 20) ** 2 + (xx - 32) ** 2) <= 9] = 0.05
-    filled = segment_cells(nuclei, image, {"nucleus_diameter": 10.0, "cell_smoothing": 0.0})
-    holed = segment_cells(
-        nuclei, image, {"nucleus_diameter": 10.0, "cell_smoothing": 0.0, "fill_holes": False}
-    )
+    filled = segment_cells(nuclei, image, {"nucleus_diameter": 10.0}, 1.0)
+    holed = segment_cells(nuclei, image, {"nucleus_diameter": 10.0, "fill_holes": False}, 1.0)
     assert filled[20, 32] == 1 and holed[20, 32] == 0 and holed[32, 45] == 1
 
 
@@ -137,6 +158,7 @@ def test_a_cell_ringed_by_another_keeps_its_nucleus():
     nuclei[(np.hypot(yy - 40, xx - 62) <= 4)] = 1
     image = np.where(r <= 26, 0.5, 0.02)
     image[(r > 5) & (r < 7)] = 0.02  # a dark gap between the inner cell and the ring
-    cells = segment_cells(nuclei, image, {"nucleus_diameter": 8.0, "max_cell_distance": None})
+    cells = segment_cells(nuclei, image, {"nucleus_diameter": 8.0, "max_cell_distance": None}, 1.0)
     np.testing.assert_array_equal(cells[nuclei > 0], nuclei[nuclei > 0])
     assert set(np.unique(cells)) == {0, 1, 2}
+    assert (cells == 2).sum() > 2 * (nuclei == 2).sum()  # the inner cell keeps its cytoplasm

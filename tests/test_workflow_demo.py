@@ -142,7 +142,8 @@ def test_wells_open_as_anndata_with_the_parquets_values_and_provenance(finished_
     assert made["step"] == "correct_profiles" and made["settings"]["profiles"]
     assert '"step": "correct_profiles"' in adata.uns["debatch"]
     cells = read_parquet_provenance(workdir / "results" / "cells" / f"{PLATES[0][0]}.parquet")
-    assert cells["step"] == "segment" and cells["inputs"]
+    assert cells["step"] == "segment" and cells["made_from"]["step"] == "segment_shard"
+    assert cells["made_from"]["settings"]["segment"]["propagate"]["nucleus_diameter"] > 0
 
 
 def test_report_has_ranking_and_every_figure(finished_run):

@@ -357,7 +357,8 @@ QC = Block(
         # focus of the nuclei channel: edge_sharpness (the blur itself) or power_log_log_slope
         # (CellProfiler's MeasureImageQuality slope, which also follows nucleus size)
         "focus_measure": "edge_sharpness",
-        "focus_mad": 5.0,  # fail below plate median - this x robust SD of focus (null: off)
+        # fail this many robust SDs below the focus the plate predicts for the site (null: off)
+        "focus_mad": 5.0,
         # Judge focus after removing what nucleus size and cell density explain of it (a robust
         # fit per plate), so a treatment that enlarges nuclei or crowds cells is not "blurred".
         "focus_adjust": True,

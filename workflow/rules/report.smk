@@ -34,7 +34,7 @@ rule report:
         mem_mb=1000,
     params:
         report=stage_params("report"),
-        concentration_share=config["qc"].get("concentration_share", 0.5),
+        concentration_share=settings.QC.merge(config["qc"])["concentration_share"],
         sources=SOURCES,
         models=MODELS,
         plates=PLATE_NAMES,
@@ -58,8 +58,8 @@ rule gallery:
     resources:
         mem_mb=1000,
     params:
-        cells=config["report"].get("gallery_cells", 5),
-        seed=config["report"].get("seed", 0),
+        cells=settings.REPORT.merge(config["report"])["gallery_cells"],
+        seed=settings.REPORT.merge(config["report"])["seed"],
         channels=CHANNELS.names,
     script:
         "../../scripts/gallery.py"

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from debatch.core.provenance import encode
+from debatch.core.provenance import KEY, encode
 
 
 def _current_umask() -> int:
@@ -68,7 +68,7 @@ def write_parquet(
     table = pa.Table.from_pandas(df, preserve_index=False)
     if provenance is not None:
         table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), b"debatch": encode(provenance)}
+            {**(table.schema.metadata or {}), KEY.encode(): encode(provenance)}
         )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -36,15 +36,22 @@ def code_version() -> str:
     return f"{debatch.__version__}+{commit}" if commit else debatch.__version__
 
 
-def job_provenance(step: str, settings: Mapping, inputs: Iterable[str]) -> dict:
+def job_provenance(
+    step: str, settings: Mapping, inputs: Iterable[str], made_from: str | None = None
+) -> dict:
     """The record of one job: step (rule) name, code version, settings (a mapping, or
-    anything with ``items()`` such as a Snakemake job's params), input sizes."""
-    return {
+    anything with ``items()`` such as a Snakemake job's params), input sizes, and
+    (``made_from``: a Parquet input, e.g. a gathered shard) that input's own record, so a
+    per-plate file gathered from temporary shards still says how the shards were made."""
+    record = {
         "step": step,
         "code": code_version(),
         "settings": json.loads(json.dumps(dict(settings.items()), default=str)),
         "inputs": {str(path): os.path.getsize(path) for path in inputs if os.path.isfile(path)},
     }
+    if made_from is not None:
+        record["made_from"] = read_parquet_provenance(made_from)
+    return record
 
 
 def encode(record: dict) -> bytes:

@@ -213,28 +213,34 @@ def batch_left(table: pd.DataFrame) -> str:
     """How much batch the first row leaves: the batch classifier's accuracy on its well
     profiles against chance, and on the same method without correction."""
     best = table.loc[0]
+    if pd.isna(best["batch acc"]):
+        return ""
     text = (
         f"Batch left: a classifier tells the batch from {best['method']} + "
         f"{best['correction']}'s well profiles {best['batch acc']:.0%} of the time (chance "
         f"{best['chance']:.0%})"
     )
     raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")]
-    if best["correction"] != "none" and len(raw):
+    if best["correction"] != "none" and len(raw) and not pd.isna(raw.iloc[0]["batch acc"]):
         text += f"; without correction, {raw.iloc[0]['batch acc']:.0%}"
     return text + "."
 
 
 def treatments_retrieved(table: pd.DataFrame, entries: list[dict]) -> str:
     """How many treatments the first row retrieves: replicate wells that find each other
-    (mAP significant, docs/metrics.md), mean over seeds."""
+    (mAP significant after multiple-testing correction, docs/metrics.md), mean over seeds."""
     best = table.loc[0]
     runs = group_entries(entries)[(best["method"], best["correction"])]
-    retrieved = [m["bio"]["fraction_retrieved"] for m in runs if "fraction_retrieved" in m["bio"]]
+    retrieved = [
+        m["bio"]["fraction_retrieved"]
+        for m in runs
+        if m["bio"].get("fraction_retrieved", {}).get("value") is not None
+    ]
     if not retrieved:
         return ""
     treatments = retrieved[0]["treatments"]
     found = np.mean([r["value"] for r in retrieved]) * treatments
     return (
         f"Treatments retrieved: {found:.1f} of {treatments} (replicate wells that find each "
-        f"other, mAP p < {retrieved[0]['threshold']}; mean over seeds)."
+        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over seeds)."
     )

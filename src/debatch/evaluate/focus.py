@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from debatch.core.images import cellprofiler_scale
 from debatch.demo.focus import focus_sites
-from debatch.segment.propagate import segment_site
+from debatch.segment.propagate import segment_nuclei
 from debatch.segment.qc import image_quality
+from debatch.segment.score import median_area
 from debatch.settings import (
     PLATE,
     QC_FAILED,
@@ -19,36 +19,29 @@ from debatch.settings import (
     SITE_CELLS,
     SITE_NUCLEUS_AREA,
     TREATMENT,
-    Channels,
 )
-
-CHANNELS = Channels(("DNA", "AGP"), "DNA", "AGP")
 
 
 def focus_table(
     params: dict, batches: list[str], sites_per_treatment: int, blurred_share: float, segment: dict
 ) -> pd.DataFrame:
     """One row per site (a plate per batch): treatment, whether defocused, the DNA channel's QC
-    measures, cell count and median nucleus area, as the segment stage records them."""
+    measures, cell count and median nucleus area, as the segment stage records them (its
+    nuclei; the cells, paired 1:1 with them, are not needed here)."""
     rows = []
     for batch in batches:
         for treatment, defocused, images in focus_sites(
             params, batch, sites_per_treatment, blurred_share
         ):
-            raw = {name: images[name] for name in CHANNELS.names}
-            floats = {name: image.astype(np.float32) for name, image in raw.items()}
-            nuclei = segment_site(floats, CHANNELS, segment, cellprofiler_scale(raw["DNA"].dtype))[
-                0
-            ]
-            areas = np.bincount(nuclei.ravel())[1:]
+            nuclei = segment_nuclei(images["DNA"].astype(np.float32), segment)
             rows.append(
                 {
                     PLATE: batch,
                     TREATMENT: treatment,
                     "Defocused": defocused,
-                    **image_quality({"DNA": raw["DNA"]}, "DNA"),
-                    SITE_CELLS: int(nuclei.max()),
-                    SITE_NUCLEUS_AREA: float(np.median(areas)) if len(areas) else 0.0,
+                    **image_quality({"DNA": images["DNA"]}, "DNA"),
+                    SITE_CELLS: int(nuclei.max()),  # cells are paired 1:1 with nuclei
+                    SITE_NUCLEUS_AREA: median_area(nuclei) if nuclei.max() else 0.0,
                 }
             )
     return pd.DataFrame(rows)

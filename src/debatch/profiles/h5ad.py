@@ -6,13 +6,13 @@ var = the feature names, X = the features as float32, rows as in the Parquet bes
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pandas as pd
 
 from debatch.core.io import atomic_path
+from debatch.core.provenance import KEY, encode
 from debatch.settings import feature_columns
 
 
@@ -23,7 +23,7 @@ def wells_anndata(wells: pd.DataFrame, provenance: dict | None = None):
     features = feature_columns(wells.columns)
     obs = wells.drop(columns=features).reset_index(drop=True)
     for column in obs:
-        if not (pd.api.types.is_numeric_dtype(obs[column]) or obs[column].dtype == bool):
+        if not pd.api.types.is_numeric_dtype(obs[column]):
             obs[column] = pd.Categorical(obs[column].astype(object))
     obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
     adata = anndata.AnnData(
@@ -32,7 +32,7 @@ def wells_anndata(wells: pd.DataFrame, provenance: dict | None = None):
         var=pd.DataFrame(index=pd.Index(features, dtype=object)),
     )
     if provenance is not None:
-        adata.uns["debatch"] = json.dumps(provenance, sort_keys=True)
+        adata.uns[KEY] = encode(provenance).decode()
     return adata
 
 

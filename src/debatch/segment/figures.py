@@ -14,16 +14,16 @@ from skimage.segmentation import find_boundaries
 
 from debatch.core.images import read_site
 from debatch.core.plotting import draw_plate, plate_shape, pyplot
-from debatch.segment.qc import COUNT, focus_column
+from debatch.segment.qc import COUNT, FOCUS_DEVIATION
 from debatch.settings import QC_PASS, SITE, SITE_KEY, WELL, Channels
 
 MAX_SIDE = 512  # px of a site shown in an overlay (the centre), so outlines stay visible
 
 
-def overlay_sites(qc: pd.DataFrame, focus_channel: str, count: int) -> pd.DataFrame:
+def overlay_sites(qc: pd.DataFrame, count: int) -> pd.DataFrame:
     """Up to ``count`` sites: failed ones (worst focus first), then passed sites spread evenly
     from the fewest to the most cells."""
-    failed = qc[~qc[QC_PASS]].sort_values(focus_column(qc, focus_channel), kind="stable")[:count]
+    failed = qc[~qc[QC_PASS]].sort_values(FOCUS_DEVIATION, kind="stable")[:count]
     passed = qc[qc[QC_PASS]].sort_values([COUNT, *SITE_KEY], kind="stable")
     slots = min(count - len(failed), len(passed))
     spread = np.unique(np.linspace(0, len(passed) - 1, slots).round().astype(int)) if slots else []
@@ -53,7 +53,7 @@ def plot_overlays(
 ) -> None:
     """Sites with nuclei (cyan) and cell (yellow) outlines; failed sites titled in red."""
     plt = pyplot()
-    chosen = overlay_sites(qc, channels.nuclei, count)
+    chosen = overlay_sites(qc, count)
     by_site = manifest.set_index(SITE_KEY)
     panels = max(len(chosen), 1)
     fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6), squeeze=False)
@@ -91,12 +91,12 @@ def plot_overlays(
 
 
 def plot_heatmaps(qc: pd.DataFrame, focus_channel: str, title: str, path) -> None:
-    """Cells per well and median focus per well, laid out as the plate; x = a failed site."""
+    """Cells per well and median focus per well (robust SDs from what QC predicts for the site),
+    laid out as the plate; x = a well with a failed site."""
     plt = pyplot()
-    focus = focus_column(qc, focus_channel)
     wells = qc.groupby(WELL).agg(
         cells=(COUNT, "sum"),
-        focus=(focus, "median"),
+        focus=(FOCUS_DEVIATION, "median"),
         failed=(QC_PASS, lambda passed: int((~passed).sum())),
     )
     rows, cols = plate_shape(wells.index)
@@ -104,7 +104,12 @@ def plot_heatmaps(qc: pd.DataFrame, focus_channel: str, title: str, path) -> Non
     fig, axes = plt.subplots(1, 2, figsize=size, squeeze=False, layout="constrained")
     panels = (
         (axes[0, 0], "cells", "cells per well", "viridis"),
-        (axes[0, 1], "focus", f"focus: {focus.removeprefix('ImageQuality_')}", "magma"),
+        (
+            axes[0, 1],
+            "focus",
+            f"focus of {focus_channel}: SDs from the plate's prediction",
+            "magma",
+        ),
     )
     failed = set(wells.index[wells["failed"] > 0])
     for ax, column, label, cmap in panels:

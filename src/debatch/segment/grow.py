@@ -8,8 +8,9 @@ borders fall on intensity ridges or, with a large regularisation, half-way betwe
 
 This is centrosome's ``propagate`` (the code CellProfiler runs) with the same distance, visiting
 order and tie-breaking (distance, then label, then pixel), so the same labels (tests compare
-them on a real field); compiled, it is faster and releases the GIL, so a shard's threads
-propagate in parallel.
+them on a real field and on plateaus full of ties; only at regularisation 0, where a flat
+region's distances are exactly equal, may a tied pixel go to the other, equally near seed);
+compiled, it is faster and releases the GIL, so a shard's threads propagate in parallel.
 """
 
 from __future__ import annotations

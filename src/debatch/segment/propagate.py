@@ -54,6 +54,8 @@ def _log_otsu_three_class(smooth: np.ndarray) -> float:
     if not top > 0 or smooth.min() == top:
         return np.inf
     logs = np.log(np.maximum(smooth, top * 1e-6))
+    if len(np.unique(logs[:: max(1, logs.size // 4096)])) < 3:  # too few levels for 3 classes
+        return _log_otsu(smooth)
     return float(np.exp(threshold_multiotsu(logs, classes=3)[0]))
 
 
@@ -164,7 +166,7 @@ def cell_foreground(
 
 
 def segment_cells(
-    nuclei: np.ndarray, cell_image: np.ndarray, params: dict | None = None, scale: float = 1.0
+    nuclei: np.ndarray, cell_image: np.ndarray, params: dict | None, scale: float
 ) -> np.ndarray:
     """Grow each nucleus into its cell (int32) by CellProfiler's propagation: cell i contains
     nucleus i and is one piece. ``scale`` puts ``cell_image`` on CellProfiler's 0-1 scale
@@ -175,6 +177,12 @@ def segment_cells(
     if nuclei.max() == 0:
         return np.zeros(nuclei.shape, np.int32)
     image = np.asarray(cell_image, np.float64) * scale
+    if image.max() > 64:  # illumination correction lifts dim corners a few-fold, never 64x
+        raise ValueError(
+            f"cell image reaches {image.max():.3g} on CellProfiler's 0-1 scale: pass the scale "
+            "of its pixel type (debatch.core.images.cellprofiler_scale)"
+        )
+    image = np.clip(image, 0.0, 1.0)  # as CellProfiler's CorrectIlluminationApply leaves it
     mask = cell_foreground(image, nuclei, p)
     if p["max_cell_distance"] is not None:
         reach = p["max_cell_distance"] * p["nucleus_diameter"]
@@ -182,16 +190,17 @@ def segment_cells(
     # every nucleus seeds its cell, also where the cell channel is below the threshold
     cells = propagate(image, nuclei, mask | (nuclei > 0), p["regularisation"])
     if p["fill_holes"]:
-        # a hole may hold a whole other cell (a small one ringed by a large one): it stays its own
-        cells = np.where(nuclei > 0, nuclei, fill_labeled_holes(cells))
+        # only background is filled: a hole may hold a whole other cell (a small one ringed by
+        # a large one), which stays its own
+        cells = np.where(cells > 0, cells, fill_labeled_holes(cells))
     return cells.astype(np.int32)
 
 
 def segment_site(
     images: dict[str, np.ndarray],
     channels: Channels,
-    params: dict | None = None,
-    scale: float = 1.0,
+    params: dict | None,
+    scale: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(nuclei, cells) label images of one site; label i of both is the same cell."""
     nuclei = segment_nuclei(images[channels.nuclei], params)

@@ -55,12 +55,15 @@ from debatch.settings import (
 
 log = logging.getLogger(__name__)
 
-# Floor of the robust SD of focus slopes: on a plate of near-identical sites (or very few)
-# the MAD can be ~0 and would fail sites over differences no one could see.
+# Floor of the robust SD of the focus deviations (log sharpness, or slope units): on a plate of
+# near-identical sites (or very few) the MAD can be ~0 and would fail sites over differences
+# no one could see.
 MIN_FOCUS_SPREAD = 0.05
 FOCUS = "ImageQuality_PowerLogLogSlope"
 SHARPNESS = "ImageQuality_EdgeSharpness"
 FOCUS_MEASURES = {"edge_sharpness": SHARPNESS, "power_log_log_slope": FOCUS}
+# what the focus test judged: robust SDs from what the plate predicts (NaN: not judged)
+FOCUS_DEVIATION = "QC_FocusDeviation"
 SATURATION = "ImageQuality_PercentMaximal"
 MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 COUNT = SITE_CELLS
@@ -99,7 +102,7 @@ def edge_sharpness(image: np.ndarray) -> float:
     otsu = threshold_otsu(pixels)
     high, low = np.median(pixels[pixels > otsu]), np.median(pixels[pixels <= otsu])
     inside = pixels > (high + low) / 2
-    contour = inside & ~ndimage.binary_erosion(inside)
+    contour = inside & ~ndimage.binary_erosion(inside, border_value=1)
     if not contour.any():
         return float("nan")
     gradient = np.hypot(ndimage.sobel(pixels, 0), ndimage.sobel(pixels, 1)) / 8
@@ -126,12 +129,6 @@ def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) 
     return measures
 
 
-def focus_column(sites: pd.DataFrame, focus_channel: str) -> str:
-    """The focus measure a sites table has for ``focus_channel``: edge sharpness, else slope."""
-    sharpness = f"{SHARPNESS}_{focus_channel}"
-    return sharpness if sharpness in sites else f"{FOCUS}_{focus_channel}"
-
-
 def _huber_fit(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray:
     """Coefficients of a Huber regression of y on x (columns; an intercept is x's first),
     by iteratively reweighted least squares: a few defocused sites do not tilt the fit."""
@@ -146,18 +143,19 @@ def _huber_fit(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray
     return coefficients
 
 
-def focus_deviation(sites: pd.DataFrame, focus_column: str, adjust: bool = True) -> pd.Series:
-    """Per site, focus minus what its plate predicts: the plate median, or (``adjust``) a robust
-    fit on log median nucleus area and log cell count, where the plate has enough sites with
-    cells to fit (others, e.g. empty sites, get the plate median)."""
+def focus_deviation(sites: pd.DataFrame, measure: str, adjust: bool = True) -> pd.Series:
+    """Per site, focus (column ``measure``) minus what its plate predicts: the plate median, or
+    (``adjust``) a robust fit on log median nucleus area and log cell count, where the plate
+    has enough sites with cells to fit (others get the plate median). Sites without cells are
+    not judged (NaN): their "focus" is that of noise, and the cell-count test fails them."""
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
-    focus = sites[focus_column].astype(float)
+    focus = sites[measure].astype(float).where(sites[COUNT] > 0)
     deviation = focus - focus.groupby(plates).transform("median")
     if not adjust or SITE_NUCLEUS_AREA not in sites:
         return deviation
     for _, plate in sites.groupby(plates):
         usable = plate[
-            np.isfinite(plate[focus_column]) & (plate[COUNT] > 0) & (plate[SITE_NUCLEUS_AREA] > 0)
+            np.isfinite(plate[measure]) & (plate[COUNT] > 0) & (plate[SITE_NUCLEUS_AREA] > 0)
         ]
         if len(usable) < MIN_FIT_SITES:
             continue
@@ -168,7 +166,7 @@ def focus_deviation(sites: pd.DataFrame, focus_column: str, adjust: bool = True)
                 np.log(usable[COUNT].to_numpy(float)),
             ]
         )
-        y = usable[focus_column].to_numpy(float)
+        y = usable[measure].to_numpy(float)
         deviation[usable.index] = y - x @ _huber_fit(y, x)
     return deviation
 
@@ -198,20 +196,22 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     """
     p = QC.merge(params)
     measure = FOCUS_MEASURES[p["focus_measure"]]
-    focus_column = f"{measure}_{focus_channel}"
-    if focus_column not in sites:
+    column = f"{measure}_{focus_channel}"
+    if column not in sites:
         raise ValueError(
-            f"QC table has no {focus_column}; measured channels: "
+            f"QC table has no {column}; measured channels: "
             f"{[c.removeprefix(measure + '_') for c in sites if c.startswith(measure)]}"
         )
     failed = pd.DataFrame(False, index=sites.index, columns=["focus", "saturation", "cell count"])
-    focus = sites[focus_column]
+    focus = sites[column]
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
+    deviation = pd.Series(np.nan, index=sites.index)
     if p["focus_mad"] is not None:
-        scaled = sites.assign(**{focus_column: np.log(focus) if measure == SHARPNESS else focus})
-        deviation = focus_deviation(scaled, focus_column, p["focus_adjust"])
-        spread = deviation.abs().groupby(plates).transform("median") * MAD_SCALE
-        failed["focus"] |= deviation < -p["focus_mad"] * spread.clip(lower=MIN_FOCUS_SPREAD)
+        scaled = sites.assign(**{column: np.log(focus) if measure == SHARPNESS else focus})
+        offset = focus_deviation(scaled, column, p["focus_adjust"])
+        spread = offset.abs().groupby(plates).transform("median") * MAD_SCALE
+        deviation = offset / spread.clip(lower=MIN_FOCUS_SPREAD)
+        failed["focus"] |= deviation < -p["focus_mad"]
     if p["min_focus"] is not None:
         failed["focus"] |= focus < p["min_focus"]
     if p["max_saturated_percent"] is not None:
@@ -222,6 +222,7 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
         failed["cell count"] |= sites[COUNT] > p["max_cells"]
     channels = _channel_faults(sites, plates, p["max_scale_ratio"])
     flagged = sites.copy()
+    flagged[FOCUS_DEVIATION] = deviation
     flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "")
     flagged[QC_FAILED] = [
         ";".join([*(name for name, bad in row.items() if bad), *filter(None, [extra])])
@@ -250,20 +251,22 @@ def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> 
     p = QC.merge(params)
     if p["concentration_share"] is None or TREATMENT not in flagged:
         return []
-    failed = ~flagged[QC_PASS]
+    failed = ~flagged[QC_PASS].to_numpy(bool)
+    counts = pd.DataFrame({"failed": failed, TREATMENT: flagged[TREATMENT].to_numpy()})
+    per_treatment = counts.groupby(TREATMENT)["failed"].agg(["sum", "size"])
+    total_failed, total = int(failed.sum()), len(failed)
     warnings = []
-    for treatment, group in flagged.groupby(TREATMENT):
-        n_failed = int(failed[group.index].sum())
-        others = failed.drop(group.index)
-        other_rate = float(others.mean()) if len(others) else 0.0
+    for treatment, (n_failed, n_sites) in per_treatment.iterrows():
+        others = total - n_sites
+        other_rate = (total_failed - n_failed) / others if others else 0.0
         if (
             n_failed >= 3
-            and n_failed >= p["concentration_share"] * failed.sum()
-            and n_failed / len(group) >= 2 * other_rate
+            and n_failed >= p["concentration_share"] * total_failed
+            and n_failed / n_sites >= 2 * other_rate
         ):
             warnings.append(
-                f"QC failed {n_failed} of the {len(group)} sites of treatment {treatment} "
-                f"({n_failed / failed.sum():.0%} of all failed sites; other sites fail "
+                f"QC failed {n_failed} of the {n_sites} sites of treatment {treatment} "
+                f"({n_failed / total_failed:.0%} of all failed sites; other sites fail "
                 f"{other_rate:.0%}): QC may be removing this treatment's phenotype"
             )
     return warnings

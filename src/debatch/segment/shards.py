@@ -23,6 +23,7 @@ from debatch.core.parallel import ordered_map
 from debatch.segment.measure import measure_site
 from debatch.segment.propagate import segment_site
 from debatch.segment.qc import image_quality
+from debatch.segment.score import median_area
 from debatch.settings import (
     METADATA,
     SEGMENT,
@@ -109,7 +110,7 @@ def _record_site(
         **{c: row[c] for c in site_metadata},
         **quality,
         SITE_CELLS: len(table),
-        SITE_NUCLEUS_AREA: float(table["Nuclei_AreaShape_Area"].median()) if len(table) else 0.0,
+        SITE_NUCLEUS_AREA: median_area(nuclei) if len(table) else 0.0,
         "Count_UnpairedNuclei": lost_nuclei,
         "Count_UnpairedCells": lost_cells,
     }
