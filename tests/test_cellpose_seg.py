@@ -9,6 +9,7 @@ import torch
 from debatch.core.images import read_site
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate, write_plate_sheet
+from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment import cellpose as cellpose_seg
 from debatch.segment.cellpose import (
@@ -103,7 +104,8 @@ def test_asking_for_a_gpu_without_one_is_an_error():
 
 
 def demo_sites(root, plate, batch):
-    """Generated demo plate: (illumination-free site images, truth masks, manifest)."""
+    """Generated demo plate: (illumination-corrected site images, as the segment stage reads
+    them, truth nuclei, truth cells)."""
     generate_plate(root / plate, plate, batch, TINY)
     channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
     manifest = build_manifest(
@@ -116,7 +118,8 @@ def demo_sites(root, plate, batch):
     )
     truth = np.load(root / plate / "truth" / "masks.npz")
     keys = [f"{row.Metadata_Well}_{row.Metadata_Site}" for row in manifest.itertuples()]
-    images = [read_site(row, ["DNA", "AGP"]) for row in manifest.to_dict("records")]
+    illum = compute_plate_illum(manifest, ["DNA", "AGP"])
+    images = [read_site(row, ["DNA", "AGP"], illum) for row in manifest.to_dict("records")]
     return images, [truth[f"{key}_nuclei"] for key in keys], [truth[f"{key}_cells"] for key in keys]
 
 
@@ -144,10 +147,9 @@ def models(tmp_path_factory):
 @pytest.mark.slow
 def test_trained_models_reload_by_path_and_segment_unseen_sites(models):
     root, nuclei_path, cells_path = models
-    # another plate of the training batch: the demo's batches now differ in response curve,
-    # crosstalk and PSF, which a 16-wide net trained on 16 uncorrected sites does not bridge
-    # (cross-batch cellpose accuracy is benchmarks/segmentation_accuracy.py's)
-    images, true_nuclei, true_cells = demo_sites(root, "test01", "batch1")
+    images, true_nuclei, true_cells = demo_sites(
+        root, "test01", "batch2"
+    )  # another plate and batch
     segmenter = CellposeSegmenter(
         {"nuclei_model": str(nuclei_path), "cell_model": str(cells_path), "flow_threshold": 0.0},
         threads=1,
