@@ -23,6 +23,7 @@ import resource
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -317,12 +318,15 @@ def modules_table(ours: dict, theirs: dict) -> pd.DataFrame:
 
 
 def shard_job(args) -> tuple[float, float, int]:
-    """measure_shard of four sites on ``threads``: (wall s, CPU s, this process' peak RSS MiB)."""
+    """measure_shard of four sites on ``threads``: (wall s, CPU s of this process and the
+    workers it forked, the larger of their peak RSS in MiB)."""
     cells, manifest, masks_path, threads = args
     started, cpu = time.perf_counter(), time.process_time()
     measure_shard(cells, manifest, 1, 0, list(CHANNELS), None, masks_path, {}, threads=threads)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    return time.perf_counter() - started, time.process_time() - cpu, peak
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, children.ru_maxrss) // 1024
+    spent = time.process_time() - cpu + children.ru_utime + children.ru_stime
+    return time.perf_counter() - started, spent, peak
 
 
 def shard_rows(folder: Path) -> list[dict]:
@@ -344,10 +348,11 @@ def shard_rows(folder: Path) -> list[dict]:
     rows = []
     context = multiprocessing.get_context("spawn")
     for threads in (1, 2):
-        with context.Pool(1) as pool:
-            wall, cpu, peak = pool.apply(
-                shard_job, ((table, sites, folder / "shard_masks.npz", threads),)
-            )
+        # a fresh, non-daemonic process per run: measure_shard forks its own workers
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            wall, cpu, peak = pool.submit(
+                shard_job, (table, sites, folder / "shard_masks.npz", threads)
+            ).result()
         rows.append(
             {
                 "threads": threads,

@@ -125,7 +125,6 @@ def test_default_config_sets_every_setting_to_its_library_default():
         "report.title": "debatch demo screen",
         # chosen for the demo on plate00 (docs/segmentation.md); CellProfiler's default is 1
         "segment.propagate.cell_threshold_correction": 1.2,
-        "threads.train": 1,  # two trainings side by side on the demo's 2 cores
     }
     for block in (
         settings.ILLUM,

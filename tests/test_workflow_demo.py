@@ -152,9 +152,10 @@ def test_report_has_ranking_and_every_figure(finished_run):
     assert "<table id='ranking'>" in html and "<table id='training'>" in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     corrections = TINY["profiles"]["corrections"]
-    # per source (erm, cellprofiler): PCA per correction + metric bars; cells-per-well
-    # heatmaps; per plate: QC heatmap, segmentation overlays, illumination functions
-    assert len(images) == 2 * (len(corrections) + 1) + 1 + 3 * len(PLATES)
+    # per source (erm, cellprofiler): PCA per correction + metric bars; the cell gallery;
+    # cells-per-well heatmaps; per plate: QC heatmap, segmentation overlays, illumination
+    assert len(images) == 2 * (len(corrections) + 1) + 1 + 1 + 3 * len(PLATES)
+    assert "Cells per treatment" in html
     for plate, _ in PLATES:
         assert (
             f"{plate}: segmentation overlays" in html and f"{plate}: cell count and focus" in html
