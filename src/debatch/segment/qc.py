@@ -129,18 +129,22 @@ def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) 
     return measures
 
 
-def _huber_fit(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray:
-    """Coefficients of a Huber regression of y on x (columns; an intercept is x's first),
-    by iteratively reweighted least squares: a few defocused sites do not tilt the fit."""
+def _deleted_residuals(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """Deleted residuals of a Huber regression of y on x (columns; an intercept is x's first),
+    fitted by iteratively reweighted least squares: a few defocused sites do not tilt the fit,
+    and each site's residual is divided by 1 - its leverage, i.e. measured against the fit
+    the other sites would give (a defocused site is often also the one with the biggest,
+    blurred nuclei and the fewest cells, which would otherwise let the fit explain it away)."""
     weights = np.ones(len(y))
-    coefficients = np.zeros(x.shape[1])
     for _ in range(iterations):
         root = np.sqrt(weights)[:, None]
         coefficients = np.linalg.lstsq(x * root, y * root[:, 0], rcond=None)[0]
         residual = y - x @ coefficients
         scale = max(MAD_SCALE * float(np.median(np.abs(residual))), 1e-12)
         weights = np.minimum(1.0, HUBER * scale / np.maximum(np.abs(residual), 1e-12))
-    return coefficients
+    inverse = np.linalg.pinv((x * weights[:, None]).T @ x)
+    leverage = weights * np.einsum("ij,jk,ik->i", x, inverse, x)
+    return residual / np.maximum(1.0 - leverage, 1e-3)
 
 
 def focus_deviation(sites: pd.DataFrame, measure: str, adjust: bool = True) -> pd.Series:
@@ -166,8 +170,7 @@ def focus_deviation(sites: pd.DataFrame, measure: str, adjust: bool = True) -> p
                 np.log(usable[COUNT].to_numpy(float)),
             ]
         )
-        y = usable[measure].to_numpy(float)
-        deviation[usable.index] = y - x @ _huber_fit(y, x)
+        deviation[usable.index] = _deleted_residuals(usable[measure].to_numpy(float), x)
     return deviation
 
 
