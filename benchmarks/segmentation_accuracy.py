@@ -45,11 +45,10 @@ from scipy import ndimage
 
 from debatch.core.images import cellprofiler_scale, read_site
 from debatch.demo.design import CHANNELS
-from debatch.demo.plate import generate_plate
+from debatch.demo.plate import demo_manifest
 from debatch.evaluate.cellprofiler import objects_from_outlines
 from debatch.illum.estimate import compute_plate_illum
 from debatch.illum.figures import plot_functions
-from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.cellpose import CellposeSegmenter, resolve_model, train_model
 from debatch.segment.propagate import segment_nuclei, segment_site
 from debatch.segment.score import (
@@ -80,16 +79,7 @@ GOALS = {"atlas nuclei": 0.85, "atlas cells": 0.8, "confluent cells": 0.8, "demo
 
 def demo_plate(root: Path, plate: str, batch: str, params: dict):
     """(manifest, illumination functions, truth masks) of a generated demo plate."""
-    generate_plate(root / plate, plate, batch, params)
-    channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
-    manifest = build_manifest(
-        plate,
-        batch,
-        root / plate / "images",
-        "opera_phenix",
-        read_platemap(root / plate / "platemap.tsv"),
-        channels,
-    )
+    manifest = demo_manifest(root / plate, plate, batch, params)
     illum = compute_plate_illum(manifest, list(CHANNELS), CONFIG["illum"])
     return manifest, illum, np.load(root / plate / "truth" / "masks.npz")
 

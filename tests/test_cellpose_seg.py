@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from debatch.core.images import read_site
-from debatch.demo.design import CHANNELS
-from debatch.demo.plate import generate_plate, write_plate_sheet
+from debatch.demo.plate import demo_manifest, write_plate_sheet
 from debatch.illum.estimate import compute_plate_illum
-from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment import cellpose as cellpose_seg
 from debatch.segment.cellpose import (
     CellposeError,
@@ -106,16 +104,7 @@ def test_asking_for_a_gpu_without_one_is_an_error():
 def demo_sites(root, plate, batch):
     """Generated demo plate: (illumination-corrected site images, as the segment stage reads
     them, truth nuclei, truth cells)."""
-    generate_plate(root / plate, plate, batch, TINY)
-    channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
-    manifest = build_manifest(
-        plate,
-        batch,
-        root / plate / "images",
-        "opera_phenix",
-        read_platemap(root / plate / "platemap.tsv"),
-        channels,
-    )
+    manifest = demo_manifest(root / plate, plate, batch, TINY)
     truth = np.load(root / plate / "truth" / "masks.npz")
     keys = [f"{row.Metadata_Well}_{row.Metadata_Site}" for row in manifest.itertuples()]
     illum = compute_plate_illum(manifest, ["DNA", "AGP"])

@@ -10,10 +10,9 @@ import yaml
 from centrosome.propagate import propagate as centrosome_propagate
 
 from debatch.core.images import cellprofiler_scale, read_site
-from debatch.demo.plate import generate_plate
+from debatch.demo.plate import demo_manifest
 from debatch.evaluate.cellprofiler import objects_from_outlines
 from debatch.illum.estimate import compute_plate_illum
-from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.grow import propagate
 from debatch.segment.propagate import cell_foreground, segment_cells, segment_nuclei, segment_site
 from debatch.segment.score import score_against_labels, score_site, summarise
@@ -71,15 +70,7 @@ def test_atlas_objects_agree_with_cellprofiler(atlas):
 
 def demo_scores(tmp_path, params: dict, settings: dict) -> dict:
     """Pooled scores of segment_site on a generated demo plate against its true masks."""
-    generate_plate(tmp_path / "plate", "plate", "batch1", params)
-    manifest = build_manifest(
-        "plate",
-        "batch1",
-        tmp_path / "plate" / "images",
-        "opera_phenix",
-        read_platemap(tmp_path / "plate" / "platemap.tsv"),
-        CONFIG["channels"],
-    )
+    manifest = demo_manifest(tmp_path / "plate", "plate", "batch1", params)
     illum = compute_plate_illum(manifest, ["DNA", "AGP"], CONFIG["illum"])
     truth = np.load(tmp_path / "plate" / "truth" / "masks.npz")
     rows = {"nuclei": [], "cells": []}

@@ -22,6 +22,7 @@ from debatch.core.wells import well_position
 from debatch.demo.batches import batch_effects, defocus, vignetting_field
 from debatch.demo.design import CHANNELS, KNOBS, plate_layout, treatment_effects
 from debatch.demo.render import render_site
+from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.settings import BATCH, DEMO, PLATE, PLATE_SHEET_COLUMNS, SITE, TREATMENT, WELL
 
 
@@ -80,6 +81,16 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def demo_manifest(folder, plate: str, batch: str, params: dict) -> pd.DataFrame:
+    """Generate a demo plate into ``folder`` and return its manifest (the manifest stage's
+    table, channels named as CHANNELS), for tests and benchmarks that need real files."""
+    folder = Path(folder)
+    generate_plate(folder, plate, batch, params)
+    channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
+    platemap = read_platemap(folder / "platemap.tsv")
+    return build_manifest(plate, batch, folder / "images", "opera_phenix", platemap, channels)
 
 
 def _defocused(p: dict, plate: str, well: str, site: int) -> bool:
