@@ -9,11 +9,11 @@ STAMP := $(VENV)/.debatch-installed
 
 .PHONY: demo demo-seeds demo-abra demo-figures test test-fast lint docs docs-check dry-run bench clean-results
 
-$(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirements.txt envs/anndata-requirements.txt pyproject.toml
+$(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirements.txt envs/anndata-requirements.txt envs/scanpy-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r envs/requirements.txt -r envs/dev-requirements.txt
-	$(VENV)/bin/python -m pip install --quiet --no-deps -r envs/cellpose-requirements.txt -r envs/anndata-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -r envs/cellpose-requirements.txt -r envs/anndata-requirements.txt -r envs/scanpy-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -29,3 +29,8 @@ rule all:
     input:
         res("report/index.html"),
         expand(res("qc/{kind}/{plate}.png"), kind=["overlays", "heatmaps"], plate=PLATE_NAMES),
+        expand(
+            res("cells/{source}/{plate}.h5ad"),
+            source=SOURCES if OUTPUTS["anndata_cells"] else [],
+            plate=PLATE_NAMES,
+        ),

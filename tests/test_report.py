@@ -111,9 +111,11 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     _, _, text = report
     page = Page(text)
     assert page.external == []  # nothing to fetch: opens from disk or a mail attachment
-    assert len(page.images) == 8 + 2 and all(
+    # PCAs of each method's first seed only (2 methods x 2 corrections), metric bars, QC
+    assert len(page.images) == 4 + 2 and all(
         src.startswith("data:image/png;base64,") for src in page.images
     )
+    assert "this seed's are in diagnostics/abra/seed1/" in text
     ranking = page.tables["ranking"]
     header = ranking[0]
     assert header[:6] == ["rank", "method", "correction", "seeds", "overall", "generalisation"]

@@ -39,6 +39,7 @@ TINY = {
     },
     "profiles": {"corrections": ["none", "sphering", "harmony"]},
     "report": {"title": "tiny demo"},
+    "outputs": {"anndata_cells": True},
 }
 
 
@@ -144,6 +145,37 @@ def test_wells_open_as_anndata_with_the_parquets_values_and_provenance(finished_
     cells = read_parquet_provenance(workdir / "results" / "cells" / f"{PLATES[0][0]}.parquet")
     assert cells["step"] == "segment" and cells["made_from"]["step"] == "segment_shard"
     assert cells["made_from"]["settings"]["segment"]["propagate"]["nucleus_diameter"] > 0
+
+
+def test_scanpy_reads_the_wells_and_runs_pca_and_neighbours_without_glue(finished_run):
+    import scanpy as sc
+
+    workdir, _ = finished_run
+    wells = sc.read_h5ad(workdir / "results" / "profiles" / "cellprofiler" / "none" / "wells.h5ad")
+    sc.pp.pca(wells, n_comps=5)
+    sc.pp.neighbors(wells, n_neighbors=4, use_rep="X_pca")
+    assert wells.obsm["X_pca"].shape == (wells.n_obs, 5) and wells.obsp["connectivities"].nnz
+    assert wells.obs["Metadata_Treatment"].dtype == "category"  # what sc.pl colours by
+
+
+def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_run):
+    import anndata
+
+    workdir, _ = finished_run
+    results = workdir / "results"
+    for plate, _ in PLATES:
+        embeddings = pd.read_parquet(results / "embeddings" / "erm" / "seed0" / f"{plate}.parquet")
+        cells = anndata.read_h5ad(results / "cells" / "erm" / "seed0" / f"{plate}.h5ad")
+        np.testing.assert_array_equal(cells.X, embeddings.filter(like="emb_").to_numpy(np.float32))
+        wells = cells.obs["Metadata_Well"].astype(str).tolist()
+        assert wells == embeddings["Metadata_Well"].tolist()
+        profiled = pd.read_parquet(results / "crops" / f"{plate}.parquet")
+        measured = anndata.read_h5ad(results / "cells" / "cellprofiler" / f"{plate}.h5ad")
+        key = ["Metadata_Well", "Metadata_Site", "Metadata_ObjectNumber"]
+        obs = measured.obs[key].astype(str).reset_index(drop=True)
+        pd.testing.assert_frame_equal(obs, profiled[key].astype(str))
+        assert not any("Location" in name for name in measured.var_names)
+        assert '"step": "cells_h5ad"' in measured.uns["debatch"]
 
 
 def test_report_has_ranking_and_every_figure(finished_run):

@@ -806,6 +806,15 @@ REPORT = Block(
     checks=[at_least(100, "bootstrap"), at_least(1, "gallery_cells")],
 )
 
+OUTPUTS = Block(
+    "outputs",
+    {
+        # per-cell AnnData, cells/{source}/{plate}.h5ad: embeddings or CellProfiler features of
+        # every profiled cell (as large as the per-cell tables: off unless asked for)
+        "anndata_cells": False,
+    },
+)
+
 THREADS = Block(
     "threads",
     {
@@ -923,6 +932,7 @@ STAGES = {
         PROFILES,
         DIAGNOSTICS,
         REPORT,
+        OUTPUTS,
         THREADS,
         DEMO,
     )

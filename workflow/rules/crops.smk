@@ -12,6 +12,8 @@ rule crops_shard:
         log_path("crops", "{plate}/shard{shard}"),
     benchmark:
         benchmark_path("crops", "{plate}/shard{shard}")
+    group:
+        "plate"
     conda:
         ENV
     threads: config["threads"]["images"]
@@ -40,6 +42,8 @@ rule crops:
         log_path("crops"),
     benchmark:
         benchmark_path("gather_crops")
+    group:
+        "plate"
     conda:
         ENV
     resources:

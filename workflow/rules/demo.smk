@@ -8,6 +8,8 @@ rule demo_plate:
         log_path("demo"),
     benchmark:
         benchmark_path("demo")
+    group:
+        "plate"
     conda:
         ENV
     resources:

@@ -16,6 +16,8 @@ rule diagnostics:
         log_path("diagnostics", "{source}/{correction}"),
     benchmark:
         benchmark_path("diagnostics", "{source}/{correction}")
+    group:
+        "profiles"
     conda:
         ENV
     resources:
@@ -42,6 +44,8 @@ rule metric_bars:
         log_path("metric_bars", "{source}"),
     benchmark:
         benchmark_path("metric_bars", "{source}")
+    group:
+        "profiles"
     conda:
         ENV
     resources:

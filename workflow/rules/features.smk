@@ -11,6 +11,8 @@ rule features_shard:
         log_path("features", "{plate}/shard{shard}"),
     benchmark:
         benchmark_path("features", "{plate}/shard{shard}")
+    group:
+        "features"
     conda:
         ENV
     threads: config["threads"]["images"]
@@ -35,6 +37,8 @@ rule features:
         log_path("features"),
     benchmark:
         benchmark_path("gather_features")
+    group:
+        "features"
     conda:
         ENV
     resources:

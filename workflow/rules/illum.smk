@@ -14,6 +14,8 @@ rule illum:
         log_path("illum"),
     benchmark:
         benchmark_path("illum")
+    group:
+        "plate"
     conda:
         ENV
     threads: config["threads"]["images"]

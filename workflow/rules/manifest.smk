@@ -8,6 +8,8 @@ rule manifest:
         log_path("manifest"),
     benchmark:
         benchmark_path("manifest")
+    group:
+        "plate"
     conda:
         ENV
     resources:

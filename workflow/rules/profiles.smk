@@ -36,6 +36,8 @@ rule correct_profiles:
         log_path("correct_profiles", "{source}/{correction}"),
     benchmark:
         benchmark_path("correct_profiles", "{source}/{correction}")
+    group:
+        "profiles"
     conda:
         ENV
     resources:
@@ -44,3 +46,22 @@ rule correct_profiles:
         profiles=correction_params,
     script:
         "../../scripts/correct_profiles.py"
+
+
+rule cells_h5ad:
+    """One plate's per-cell profiles of one source as AnnData (outputs.anndata_cells): the
+    cells and features its well profiles are made from."""
+    input:
+        unpack(lambda wildcards: plate_cells(wildcards.source, wildcards.plate)),
+    output:
+        res("cells/{source}/{plate}.h5ad"),
+    log:
+        log_path("cells_h5ad", "{source}/{plate}"),
+    benchmark:
+        benchmark_path("cells_h5ad", "{source}/{plate}")
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/cells_h5ad.py"

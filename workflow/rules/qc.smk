@@ -8,6 +8,8 @@ rule qc:
         log_path("qc"),
     benchmark:
         benchmark_path("qc")
+    group:
+        "plate"
     conda:
         ENV
     resources:
@@ -43,6 +45,8 @@ rule qc_figures:
         log_path("qc_figures"),
     benchmark:
         benchmark_path("qc_figures")
+    group:
+        "plate"
     conda:
         ENV
     resources:

@@ -11,6 +11,8 @@ rule segment_shard:
         log_path("segment", "{plate}/shard{shard}"),
     benchmark:
         benchmark_path("segment", "{plate}/shard{shard}")
+    group:
+        "plate"
     conda:
         ENV
     threads: config["threads"]["images"]
@@ -41,6 +43,8 @@ rule segment:
         log_path("segment"),
     benchmark:
         benchmark_path("gather_segment")
+    group:
+        "plate"
     conda:
         ENV
     resources:

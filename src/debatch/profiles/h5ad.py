@@ -1,7 +1,7 @@
-"""Well profiles as AnnData (``.h5ad``), so scanpy, scib and the rest of scverse open them
-without glue: obs = the ``Metadata_`` columns (text as categoricals, AnnData's convention),
-var = the feature names, X = the features as float32, rows as in the Parquet beside it, and
-``uns["debatch"]`` = how it was made (debatch.core.provenance, as JSON text).
+"""Profiles as AnnData (``.h5ad``), so scanpy, scib and the rest of scverse open them without
+glue: obs = the ``Metadata_`` columns (text as categoricals, AnnData's convention), var = the
+feature names, X = the features as float32, rows as in the table, and ``uns["debatch"]`` = how
+it was made (debatch.core.provenance, as JSON text). One writer for wells and for cells.
 """
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ from debatch.core.provenance import KEY, encode
 from debatch.settings import feature_columns
 
 
-def wells_anndata(wells: pd.DataFrame, provenance: dict | None = None):
-    """AnnData of a profiles table (one row per well)."""
+def to_anndata(table: pd.DataFrame, provenance: dict | None = None, features=None):
+    """AnnData of a profiles table (wells or cells): ``features`` (default: every feature
+    column) become X, the ``Metadata_`` columns obs."""
     import anndata
 
-    features = feature_columns(wells.columns)
-    obs = wells.drop(columns=features).reset_index(drop=True)
+    features = feature_columns(table.columns) if features is None else list(features)
+    obs = table[[c for c in table.columns if c not in feature_columns(table.columns)]]
+    obs = obs.reset_index(drop=True)
     for column in obs:
         if not pd.api.types.is_numeric_dtype(obs[column]):
             obs[column] = pd.Categorical(obs[column].astype(object))
     obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
     adata = anndata.AnnData(
-        X=wells[features].to_numpy(np.float32),
+        X=table[features].to_numpy(np.float32),
         obs=obs,
         var=pd.DataFrame(index=pd.Index(features, dtype=object)),
     )
@@ -36,8 +38,10 @@ def wells_anndata(wells: pd.DataFrame, provenance: dict | None = None):
     return adata
 
 
-def write_h5ad(wells: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None):
-    """``wells`` as an .h5ad file, written atomically."""
-    adata = wells_anndata(wells, provenance)
+def write_h5ad(
+    table: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None, features=None
+):
+    """``table`` as an .h5ad file (see to_anndata), written atomically."""
+    adata = to_anndata(table, provenance, features)
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)

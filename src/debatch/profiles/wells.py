@@ -50,7 +50,8 @@ def profiled_rows(features_path, cells_path) -> np.ndarray:
     return position.loc[found].to_numpy()
 
 
-def _profile_columns(path) -> list[str]:
+def profile_columns(path) -> list[str]:
+    """A per-cell table's features without the positional ones (where, not what)."""
     names = feature_columns(pq.ParquetFile(path).schema_arrow.names)
     return [n for n in names if not any(part in n for part in POSITIONAL_FEATURES)]
 
@@ -97,7 +98,7 @@ def well_profiles(
         if cell_tables is not None:
             options = {
                 "rows": profiled_rows(path, cell_tables[i]),
-                "features": _profile_columns(path),
+                "features": profile_columns(path),
                 "skip_nan": True,
             }
         plate_wells = aggregate_parquet(

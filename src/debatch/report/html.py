@@ -316,14 +316,29 @@ def _ranking_section(
 
 
 def _source_sections(entries: list[dict], source_figures: dict[str, str] | None) -> list[str]:
-    """Per source: its metric bars, then per correction its PCA and metrics.json."""
+    """Per source: its metric bars, then per correction its PCA and metrics.json. Figures are
+    shown for each method's first seed only (further seeds' figures look alike and would
+    multiply the page's size); their metrics are all here, their PNGs beside their metrics."""
+    first_seed = {}
+    for entry in entries:
+        method, seed = entry["metrics"]["method"], entry["metrics"].get("seed")
+        if seed is not None:
+            first_seed[method] = min(seed, first_seed.get(method, seed))
     parts = []
     for source in dict.fromkeys(entry["metrics"]["source"] for entry in entries):
+        mine = [e for e in entries if e["metrics"]["source"] == source]
+        method, seed = mine[0]["metrics"]["method"], mine[0]["metrics"].get("seed")
+        shown = seed is None or seed == first_seed[method]
         parts.append(f"<h2>{html.escape(source)}</h2>")
-        if source_figures and source in source_figures:
+        if not shown:
+            parts.append(
+                f"<p class='note'>Figures of {html.escape(method)} are shown for seed "
+                f"{first_seed[method]}; this seed's are in diagnostics/{html.escape(source)}/.</p>"
+            )
+        if shown and source_figures and source in source_figures:
             caption = f"Metric scores of {source} per correction (1 = best)."
             parts.append(_figure(source_figures[source], caption))
-        for entry in (e for e in entries if e["metrics"]["source"] == source):
+        for entry in mine:
             name = f"{source} / {entry['correction']}"
             caption = (
                 f"PCA of well profiles ({name}), coloured by batch and by treatment (negcon grey)."
@@ -335,7 +350,7 @@ def _source_sections(entries: list[dict], source_figures: dict[str, str] | None)
             text = html.escape(json.dumps(metrics, indent=2))
             parts += [
                 f"<h3>{html.escape(name)}</h3>",
-                _figure(entry["figure"], caption),
+                *([_figure(entry["figure"], caption)] if shown else []),
                 f"<details><summary>metrics.json</summary><pre>{text}</pre></details>",
             ]
     return parts
