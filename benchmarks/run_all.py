@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 HELPERS = {"previous.py"}  # modules the benchmarks import, not benchmarks
 ORDER = [
     "image_stages.py",
+    "site_cost.py",
     "segmentation_accuracy.py",
     "segmentation_speed.py",
     "focus_qc.py",

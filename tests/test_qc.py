@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 from debatch.segment.qc import (
     COUNT,
@@ -43,6 +44,39 @@ def test_blur_makes_the_focus_slope_steeper():
     ]
     assert all(later < earlier - 0.1 for earlier, later in zip(slopes, slopes[1:])), slopes
     assert np.isnan(power_log_log_slope(np.full((64, 64), 7, np.uint16)))  # blank: not judged
+
+
+def full_spectrum_slope(image):
+    """CellProfiler's definition, straight: rings of the full complex FFT's power."""
+    pixels = np.asarray(image, np.float64)
+    height, width = pixels.shape
+    top = int(min(height, width) / 8)
+    power = np.abs(np.fft.fft2(pixels - pixels.mean())) ** 2
+    fy = np.minimum(np.arange(height), height - np.arange(height))[:, None]
+    fx = np.minimum(np.arange(width), width - np.arange(width))[None, :]
+    radius = np.floor(np.sqrt(fy**2 + fx**2)).astype(int) + 1
+    radii = np.arange(2, top)
+    rings = np.bincount(radius.ravel(), power.ravel(), minlength=top)[radii]
+    return np.polyfit(np.log(radii), np.log(rings), 1)[0]
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (97, 130), (130, 97), (75, 81)])
+def test_focus_slope_from_the_low_half_spectrum_equals_the_full_spectrums(shape):
+    image = np.random.default_rng(3).gamma(2.0, 100.0, shape)
+    image = ndimage.gaussian_filter(image, 1.5)
+    assert power_log_log_slope(image) == pytest.approx(full_spectrum_slope(image), rel=1e-12)
+
+
+def test_edge_sharpness_gradient_is_sobels_at_the_contour_border_included():
+    image = blobs(seed=4, size=64, n=12).astype(np.float64)
+    image[:8, :10] += 30000  # an object cut by the image's corner: its contour touches the edge
+    otsu = threshold_otsu(image)
+    high, low = np.median(image[image > otsu]), np.median(image[image <= otsu])
+    inside = image > (high + low) / 2
+    contour = inside & ~ndimage.binary_erosion(inside, border_value=1)
+    sobel = np.hypot(ndimage.sobel(image, 0), ndimage.sobel(image, 1)) / 8
+    expected = np.median(sobel[contour]) / (high - low)
+    assert edge_sharpness(image) == pytest.approx(expected, rel=1e-12)
 
 
 def test_edge_sharpness_measures_the_blur_not_the_objects():

@@ -8,7 +8,7 @@ from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
 from debatch.segment.measure import measure_site
-from debatch.segment.propagate import segment_cells, segment_nuclei
+from debatch.segment.propagate import distance_to_background, segment_cells, segment_nuclei
 from debatch.segment.shards import gather_cells, gather_tables, plate_summary, segment_shard
 from debatch.settings import PROPAGATE, Channels
 
@@ -139,6 +139,16 @@ def test_cells_stop_at_max_cell_distance():
     cells = segment_cells(nuclei, cell_image, params, scale=1e-3)
     reach = ndimage.distance_transform_edt(nuclei == 0)[cells == 1].max()
     assert 2.0 * 12 - 1 <= reach <= 2.0 * 12
+
+
+@pytest.mark.parametrize("share", [0.3, 0.9, 1.0])
+def test_distance_to_background_is_ndimages_euclidean_transform_bit_for_bit(share):
+    rng = np.random.default_rng(5)
+    field = ndimage.gaussian_filter(rng.random((150, 211)), 3)
+    foreground = field <= np.quantile(field, share)  # objects cut by the edges; 1.0: no background
+    np.testing.assert_array_equal(
+        distance_to_background(foreground), ndimage.distance_transform_edt(foreground)
+    )
 
 
 def test_measurements_of_a_known_disc():

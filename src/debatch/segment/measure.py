@@ -44,6 +44,11 @@ SHAPE_COLUMNS = [
 ]
 
 
+def _sums(labels: np.ndarray, pixels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per label 1..n, the sum of ``values`` (one per pixel of ``pixels``) in float64."""
+    return np.bincount(labels[pixels], np.asarray(values, np.float64), n + 1)[1:]
+
+
 def measure_site(
     nuclei: np.ndarray, cells: np.ndarray, images: dict[str, np.ndarray]
 ) -> pd.DataFrame:
@@ -69,12 +74,15 @@ def measure_site(
         raise ValueError(
             "nuclei and cells are not paired one-to-one (labels 1..n, cell i containing nucleus i)"
         )
-    rows, cols = np.indices(nuclei.shape)
+    # Sums run over each compartment's own pixels only (in raster order, as over the whole
+    # image: the same sums), a fraction of the site.
+    in_nuclei, in_cells = np.flatnonzero(inside), np.flatnonzero(cells_flat)
+    width = nuclei.shape[1]
     boxes = ndimage.find_objects(cells)
     table = {
         OBJECT: np.arange(1, n + 1),
-        CENTER_X: np.bincount(nuclei_flat, cols.ravel(), n + 1)[1:] / nuclei_area,
-        CENTER_Y: np.bincount(nuclei_flat, rows.ravel(), n + 1)[1:] / nuclei_area,
+        CENTER_X: _sums(nuclei_flat, in_nuclei, in_nuclei % width, n) / nuclei_area,
+        CENTER_Y: _sums(nuclei_flat, in_nuclei, in_nuclei // width, n) / nuclei_area,
         "Nuclei_AreaShape_Area": nuclei_area,
         "Cells_AreaShape_Area": cells_area,
         "Cells_AreaShape_BoundingBoxMinimum_X": [box[1].start for box in boxes],
@@ -84,11 +92,12 @@ def measure_site(
         "Nuclei_Touching_Border": border_labels(nuclei)[1:],
         "Cells_Touching_Border": border_labels(cells)[1:],
     }
-    for compartment, labels, area in (
-        ("Nuclei", nuclei_flat, nuclei_area),
-        ("Cells", cells_flat, cells_area),
+    for compartment, labels, pixels, area in (
+        ("Nuclei", nuclei_flat, in_nuclei, nuclei_area),
+        ("Cells", cells_flat, in_cells, cells_area),
     ):
         for channel, image in images.items():
-            total = np.bincount(labels, np.asarray(image, np.float64).ravel(), n + 1)[1:]
+            values = np.asarray(image).ravel()[pixels]
+            total = _sums(labels, pixels, values, n)
             table[f"{compartment}_Intensity_MeanIntensity_{channel}"] = total / area
     return pd.DataFrame(table, columns=columns)

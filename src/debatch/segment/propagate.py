@@ -20,6 +20,7 @@ CellProfiler's masks on real fields.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from centrosome.cpmorphology import fill_labeled_holes
 from scipy import ndimage
@@ -75,6 +76,18 @@ _THRESHOLDS = {
 assert set(_THRESHOLDS) == set(THRESHOLD_METHODS)
 
 
+def distance_to_background(foreground: np.ndarray) -> np.ndarray:
+    """ndimage.distance_transform_edt of ``foreground``, equal to it bit for bit, in a sixth
+    of the time: OpenCV's exact (Felzenszwalb) transform gives float32 distances, whose
+    squares round back to the exact integer squared distances (below 2,000 px)."""
+    if foreground.all() or max(foreground.shape) >= 2000:
+        return ndimage.distance_transform_edt(foreground)
+    distance = cv2.distanceTransform(
+        foreground.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+    ).astype(np.float64)
+    return np.sqrt(np.rint(distance**2))
+
+
 def _fill_small_holes(mask: np.ndarray, max_hole: float) -> np.ndarray:
     """Fill background pockets smaller than max_hole px (not the gap inside a ring of nuclei)."""
     holes, n = ndimage.label(~mask)
@@ -115,6 +128,14 @@ def _nuclei_foreground(dna: np.ndarray, smooth: np.ndarray, p: dict) -> np.ndarr
     return keep[objects]
 
 
+def _peak_position(values: np.ndarray, labels: np.ndarray, label: int, box) -> tuple[int, int]:
+    """Where ``values`` peak inside object ``label`` (the first such pixel in raster order),
+    searched in the object's bounding box: ndimage.maximum_position sorts the whole image."""
+    inside = np.where(labels[box] == label, values[box], -np.inf)
+    row, col = np.unravel_index(np.argmax(inside), inside.shape)
+    return box[0].start + int(row), box[1].start + int(col)
+
+
 def segment_nuclei(dna: np.ndarray, params: dict | None = None) -> np.ndarray:
     """Label nuclei 1..n (int32): smooth, threshold, fill holes, split clumps, size filter."""
     p = PROPAGATE.merge(params)
@@ -129,15 +150,16 @@ def segment_nuclei(dna: np.ndarray, params: dict | None = None) -> np.ndarray:
 
     # Declump: one seed per peak of the (lightly smoothed) distance to the background.
     distance = ndimage.gaussian_filter(
-        ndimage.distance_transform_edt(foreground), max(1.0, 0.05 * diameter)
+        distance_to_background(foreground), max(1.0, 0.05 * diameter)
     )
     window = 2 * max(1, round(p["declump_distance"] * diameter)) + 1
     peaks = foreground & (distance >= ndimage.maximum_filter(distance, window))
     markers, n_markers = ndimage.label(peaks, _EIGHT)  # a flat top is one seed
     # A small nucleus next to a larger one can lose its peak to the neighbour's window.
     unseeded = np.setdiff1d(np.arange(1, n + 1), components[peaks])
-    for k, position in enumerate(ndimage.maximum_position(distance, components, unseeded), 1):
-        markers[position] = n_markers + k
+    boxes = ndimage.find_objects(components)
+    for k, label in enumerate(unseeded, 1):
+        markers[_peak_position(distance, components, label, boxes[label - 1])] = n_markers + k
     nuclei = watershed(-distance, markers, connectivity=2, mask=foreground)
 
     areas = np.bincount(nuclei.ravel())
@@ -186,7 +208,7 @@ def segment_cells(
     mask = cell_foreground(image, nuclei, p)
     if p["max_cell_distance"] is not None:
         reach = p["max_cell_distance"] * p["nucleus_diameter"]
-        mask &= ndimage.distance_transform_edt(nuclei == 0) <= reach
+        mask &= distance_to_background(nuclei == 0) <= reach
     # every nucleus seeds its cell, also where the cell channel is below the threshold
     cells = propagate(image, nuclei, mask | (nuclei > 0), p["regularisation"])
     if p["fill_holes"]:
