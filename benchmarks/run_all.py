@@ -21,9 +21,9 @@ HERE = Path(__file__).resolve().parent
 HELPERS = {"previous.py"}  # modules the benchmarks import, not benchmarks
 ORDER = [
     "image_stages.py",
-    "site_cost.py",
     "segmentation_accuracy.py",
     "segmentation_speed.py",
+    "site_cost.py",
     "focus_qc.py",
     "features.py",
     "aggregate.py",

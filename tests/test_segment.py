@@ -141,11 +141,17 @@ def test_cells_stop_at_max_cell_distance():
     assert 2.0 * 12 - 1 <= reach <= 2.0 * 12
 
 
-@pytest.mark.parametrize("share", [0.3, 0.9, 1.0])
-def test_distance_to_background_is_ndimages_euclidean_transform_bit_for_bit(share):
+@pytest.mark.parametrize(
+    "shape, share",
+    [((150, 211), 0.3), ((150, 211), 0.9), ((150, 211), 1.0), ((1500, 3), 0.999),
+     ((900, 18), 0.999), ((40, 1400), 0.999), ((1413, 1413), 0.999)],
+)  # fmt: skip
+def test_distance_to_background_is_ndimages_euclidean_transform_bit_for_bit(shape, share):
+    """Objects cut by the edges, no background at all, long strips (where OpenCV errs) and a
+    diagonal near the float32 limit."""
     rng = np.random.default_rng(5)
-    field = ndimage.gaussian_filter(rng.random((150, 211)), 3)
-    foreground = field <= np.quantile(field, share)  # objects cut by the edges; 1.0: no background
+    field = ndimage.gaussian_filter(rng.random(shape), 3)
+    foreground = field <= np.quantile(field, share)
     np.testing.assert_array_equal(
         distance_to_background(foreground), ndimage.distance_transform_edt(foreground)
     )

@@ -65,6 +65,16 @@ def test_platemap_without_negcon_is_named(tmp_path):
     assert "plate P1" in line and "no negcon well" in line
 
 
+def test_a_target_of_a_plate_not_on_the_sheet_is_named(tmp_path):
+    """The plate wildcard matches any name (fast matching at 2,000 plates); the sheet decides."""
+    plates = str(REPO / "config" / "plates.tsv")
+    config = write_config(tmp_path, {"results": str(tmp_path / "results"), "plates": plates})
+    target = str(tmp_path / "results" / "crops" / "plate99.npy")
+    result = snakemake(tmp_path, config, "--dry-run", target, check=False)
+    assert result.returncode != 0
+    assert "plate 'plate99' is not on the plate sheet" in result.stdout + result.stderr
+
+
 def test_unknown_holdout_batch_is_named(tmp_path):
     line = startup_error(
         tmp_path,

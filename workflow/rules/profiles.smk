@@ -62,6 +62,7 @@ rule cells_h5ad:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        # the plate's whole table is held (read, selected, copied to float32, written)
+        mem_mb=lambda wildcards, input: max(4000, int(10 * input.size_mb)),
     script:
         "../../scripts/cells_h5ad.py"

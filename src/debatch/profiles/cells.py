@@ -18,6 +18,7 @@ def cell_profiles(path, cell_table=None):
         return cells, feature_columns(cells.columns)
     features = profile_columns(path)
     names = pq.ParquetFile(path).schema_arrow.names
-    metadata = [n for n in names if n not in feature_columns(names)]
+    every_feature = set(feature_columns(names))
+    metadata = [n for n in names if n not in every_feature]
     table = pq.read_table(path, columns=metadata + features)
     return table.take(profiled_rows(path, cell_table)).to_pandas(), features

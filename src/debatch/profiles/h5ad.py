@@ -21,17 +21,18 @@ def to_anndata(table: pd.DataFrame, provenance: dict | None = None, features=Non
     column) become X, the ``Metadata_`` columns obs."""
     import anndata
 
-    features = feature_columns(table.columns) if features is None else list(features)
-    obs = table[[c for c in table.columns if c not in feature_columns(table.columns)]]
+    every_feature = set(feature_columns(table.columns))
+    features = [c for c in table.columns if c in every_feature] if features is None else features
+    obs = table[[c for c in table.columns if c not in every_feature]]
     obs = obs.reset_index(drop=True)
     for column in obs:
         if not pd.api.types.is_numeric_dtype(obs[column]):
             obs[column] = pd.Categorical(obs[column].astype(object))
     obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
     adata = anndata.AnnData(
-        X=table[features].to_numpy(np.float32),
+        X=table[list(features)].to_numpy(np.float32),
         obs=obs,
-        var=pd.DataFrame(index=pd.Index(features, dtype=object)),
+        var=pd.DataFrame(index=pd.Index(list(features), dtype=object)),
     )
     if provenance is not None:
         adata.uns[KEY] = encode(provenance).decode()

@@ -76,6 +76,9 @@ def measure_site(
         )
     # Sums run over each compartment's own pixels only (in raster order, as over the whole
     # image: the same sums), a fraction of the site.
+    wrong = {name: image.shape for name, image in images.items() if image.shape != nuclei.shape}
+    if wrong:
+        raise ValueError(f"images {wrong} differ in shape from the label images {nuclei.shape}")
     in_nuclei, in_cells = np.flatnonzero(inside), np.flatnonzero(cells_flat)
     width = nuclei.shape[1]
     boxes = ndimage.find_objects(cells)

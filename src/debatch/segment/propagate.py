@@ -79,8 +79,11 @@ assert set(_THRESHOLDS) == set(THRESHOLD_METHODS)
 def distance_to_background(foreground: np.ndarray) -> np.ndarray:
     """ndimage.distance_transform_edt of ``foreground``, equal to it bit for bit, in a sixth
     of the time: OpenCV's exact (Felzenszwalb) transform gives float32 distances, whose
-    squares round back to the exact integer squared distances (below 2,000 px)."""
-    if foreground.all() or max(foreground.shape) >= 2000:
+    squares round back to the exact integer squared distances while distances stay below
+    2,000 px (images whose diagonal is shorter). OpenCV errs on long strips under ~20 px wide
+    (measured), and a field without background has no distances: both go to ndimage."""
+    height, width = foreground.shape
+    if foreground.all() or min(height, width) < 32 or np.hypot(height, width) >= 2000:
         return ndimage.distance_transform_edt(foreground)
     distance = cv2.distanceTransform(
         foreground.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
