@@ -63,9 +63,9 @@ def plate(folder: Path, n_sites: int) -> pd.DataFrame:
     )
 
 
-def stages(folder: Path, manifest: pd.DataFrame) -> tuple[int, float]:
+def stages(folder: Path, manifest: pd.DataFrame) -> tuple[int, float, dict]:
     """illum, segment, QC and crops of the plate, as their rules run them: (cells, CPU s of
-    the illumination functions)."""
+    the illumination functions, the functions)."""
     names = list(CHANNELS)
     started = time.process_time()
     functions = compute_plate_illum(manifest, names, {}, threads=1)
@@ -78,7 +78,7 @@ def stages(folder: Path, manifest: pd.DataFrame) -> tuple[int, float]:
     crops = CROPS.merge(ATLAS["crops"])
     chosen, _ = select_cells(cells, flagged, crops)
     write_plate_crops(chosen, manifest, names, functions, folder / "crops.npy", crops, threads=1)
-    return len(cells), illum
+    return len(cells), illum, functions
 
 
 def segment_steps(manifest: pd.DataFrame, functions) -> dict[str, float]:
@@ -124,9 +124,8 @@ def main() -> None:
         manifest = plate(folder, args.sites)
         stages(folder, manifest.head(1))  # numba compilation and imports, as a job's first site
         started = time.process_time()
-        n_cells, illum = stages(folder, manifest)
+        n_cells, illum, functions = stages(folder, manifest)
         total = time.process_time() - started
-        functions = compute_plate_illum(manifest, list(CHANNELS), {}, threads=1)
         steps = {"illumination functions (per plate)": illum, **segment_steps(manifest, functions)}
         read = min(read_seconds(manifest) for _ in range(3))
         with np.load(folder / "masks.npz") as masks:

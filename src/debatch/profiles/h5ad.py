@@ -22,7 +22,9 @@ def to_anndata(table: pd.DataFrame, provenance: dict | None = None, features=Non
     import anndata
 
     every_feature = set(feature_columns(table.columns))
-    features = [c for c in table.columns if c in every_feature] if features is None else features
+    if features is None:
+        features = [c for c in table.columns if c in every_feature]
+    features = list(features)
     obs = table[[c for c in table.columns if c not in every_feature]]
     obs = obs.reset_index(drop=True)
     for column in obs:
@@ -30,9 +32,9 @@ def to_anndata(table: pd.DataFrame, provenance: dict | None = None, features=Non
             obs[column] = pd.Categorical(obs[column].astype(object))
     obs.index = pd.Index([str(i) for i in range(len(obs))], dtype=object)
     adata = anndata.AnnData(
-        X=table[list(features)].to_numpy(np.float32),
+        X=table[features].to_numpy(np.float32),
         obs=obs,
-        var=pd.DataFrame(index=pd.Index(list(features), dtype=object)),
+        var=pd.DataFrame(index=pd.Index(features, dtype=object)),
     )
     if provenance is not None:
         adata.uns[KEY] = encode(provenance).decode()

@@ -44,9 +44,9 @@ SHAPE_COLUMNS = [
 ]
 
 
-def _sums(labels: np.ndarray, pixels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per label 1..n, the sum of ``values`` (one per pixel of ``pixels``) in float64."""
-    return np.bincount(labels[pixels], np.asarray(values, np.float64), n + 1)[1:]
+def _sums(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per label 1..n, the sum of ``values`` (one per entry of ``labels``) in float64."""
+    return np.bincount(labels, np.asarray(values, np.float64), n + 1)[1:]
 
 
 def measure_site(
@@ -74,18 +74,19 @@ def measure_site(
         raise ValueError(
             "nuclei and cells are not paired one-to-one (labels 1..n, cell i containing nucleus i)"
         )
-    # Sums run over each compartment's own pixels only (in raster order, as over the whole
-    # image: the same sums), a fraction of the site.
     wrong = {name: image.shape for name, image in images.items() if image.shape != nuclei.shape}
     if wrong:
         raise ValueError(f"images {wrong} differ in shape from the label images {nuclei.shape}")
+    # Sums run over each compartment's own pixels only (in raster order, as over the whole
+    # image: the same sums), a fraction of the site.
     in_nuclei, in_cells = np.flatnonzero(inside), np.flatnonzero(cells_flat)
+    nucleus_of, cell_of = nuclei_flat[in_nuclei], cells_flat[in_cells]
     width = nuclei.shape[1]
     boxes = ndimage.find_objects(cells)
     table = {
         OBJECT: np.arange(1, n + 1),
-        CENTER_X: _sums(nuclei_flat, in_nuclei, in_nuclei % width, n) / nuclei_area,
-        CENTER_Y: _sums(nuclei_flat, in_nuclei, in_nuclei // width, n) / nuclei_area,
+        CENTER_X: _sums(nucleus_of, in_nuclei % width, n) / nuclei_area,
+        CENTER_Y: _sums(nucleus_of, in_nuclei // width, n) / nuclei_area,
         "Nuclei_AreaShape_Area": nuclei_area,
         "Cells_AreaShape_Area": cells_area,
         "Cells_AreaShape_BoundingBoxMinimum_X": [box[1].start for box in boxes],
@@ -96,11 +97,10 @@ def measure_site(
         "Cells_Touching_Border": border_labels(cells)[1:],
     }
     for compartment, labels, pixels, area in (
-        ("Nuclei", nuclei_flat, in_nuclei, nuclei_area),
-        ("Cells", cells_flat, in_cells, cells_area),
+        ("Nuclei", nucleus_of, in_nuclei, nuclei_area),
+        ("Cells", cell_of, in_cells, cells_area),
     ):
         for channel, image in images.items():
-            values = np.asarray(image).ravel()[pixels]
-            total = _sums(labels, pixels, values, n)
+            total = _sums(labels, np.asarray(image).ravel()[pixels], n)
             table[f"{compartment}_Intensity_MeanIntensity_{channel}"] = total / area
     return pd.DataFrame(table, columns=columns)
