@@ -211,7 +211,7 @@ def in_process_rows(
     best = min((timed(shard, {"method": "propagate"}) for _ in range(repeats)), key=lambda r: r[2])
     rows = [("propagate (classical: CellProfiler's propagation)", *best[1:], len(best[0]))]
     propagation = classical.segment_cells
-    classical.segment_cells = flooding_cells()  # what segment_site calls, for these runs only
+    classical.segment_cells = flooding_cells()  # what segment_shard calls, for these runs only
     try:
         best = min(
             (timed(shard, {"method": "propagate"}) for _ in range(repeats)), key=lambda r: r[2]

@@ -5,7 +5,13 @@ import pandas as pd
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.segment.qc import check_negcon, failure_concentration, flag_sites, summary
+from debatch.segment.qc import (
+    check_negcon,
+    failure_concentration,
+    fault_warnings,
+    flag_sites,
+    summary,
+)
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
@@ -17,6 +23,8 @@ write_parquet(flagged, snakemake.output[0], PROVENANCE)
 log.info("plate %s %s", snakemake.wildcards.plate, summary(flagged))
 if warning:
     log.warning(warning)
+for fault in fault_warnings(flagged):  # wrong data, named again in the report
+    log.warning(fault)
 for concentrated in failure_concentration(flagged, snakemake.params.qc):
     log.warning("plate %s: %s", snakemake.wildcards.plate, concentrated)
 for row in flagged[~flagged["QC_Pass"]].itertuples():

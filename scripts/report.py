@@ -7,7 +7,7 @@ import pandas as pd
 from debatch.core.io import atomic_path, write_text
 from debatch.core.logs import setup_logging
 from debatch.report.html import ranking_table, render
-from debatch.segment.qc import failure_concentration
+from debatch.segment.qc import qc_warnings
 
 log = setup_logging(snakemake.log[0])
 entries = []
@@ -34,9 +34,7 @@ for plate, heatmap, overlay, illum in zip(
     ]
 sources = snakemake.params.sources
 sites = pd.concat([pd.read_parquet(path) for path in snakemake.input.qc_tables])
-warnings = failure_concentration(
-    sites, {"concentration_share": snakemake.params.concentration_share}
-)
+warnings = qc_warnings(sites, {"concentration_share": snakemake.params.concentration_share})
 for warning in warnings:
     log.warning(warning)
 html = render(

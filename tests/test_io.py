@@ -38,3 +38,36 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
         tmp.write_bytes(b"done")
     assert not left.exists() and other.exists()
     assert (tmp_path / "shard0.npz").read_bytes() == b"done"
+
+
+def test_a_full_disk_is_a_one_line_write_error_naming_the_output(tmp_path):
+    """ENOSPC (or a quota, a read-only mount) while writing: WriteError "cannot write <output>:
+    <cause>", no temporary left; other OSErrors (an unreadable input) pass unchanged."""
+    import errno
+
+    from debatch.core.io import WriteError
+
+    target = tmp_path / "crops.npy"
+    with pytest.raises(WriteError, match=f"^cannot write {target}: No space left on device$"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(target):
+            (tmp_path / "missing.tiff").read_bytes()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_memory_mapped_output_reserves_its_disk_space(tmp_path):
+    """open_npy allocates every block up front (no sparse file whose pages fail with SIGBUS
+    when the disk fills) and is an ordinary writable .npy."""
+    import numpy as np
+
+    from debatch.core.io import open_npy
+
+    array = open_npy(tmp_path / "a.npy", np.float16, (64, 5, 32, 32))
+    size = (tmp_path / "a.npy").stat()
+    assert size.st_blocks * 512 >= size.st_size  # before a single crop was written
+    array[:] = 1
+    del array
+    assert (np.load(tmp_path / "a.npy") == 1).all()

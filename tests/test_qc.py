@@ -6,23 +6,28 @@ import pytest
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from debatch.segment.propagate import segment_nuclei
 from debatch.segment.qc import (
     COUNT,
     FOCUS,
+    HALF_MAXIMUM_AREA,
     MEAN,
     SATURATION,
     SHARPNESS,
     SPREAD,
     check_negcon,
-    edge_sharpness,
+    edge_measures,
     failure_concentration,
+    fault_warnings,
     flag_sites,
     image_quality,
     percent_maximal,
     power_log_log_slope,
+    qc_warnings,
     summary,
 )
-from debatch.settings import QC
+from debatch.segment.score import median_area
+from debatch.settings import QC, SITE_SPECKS
 
 
 def blobs(seed=0, size=256, n=40):
@@ -67,6 +72,10 @@ def test_focus_slope_from_the_low_half_spectrum_equals_the_full_spectrums(shape)
     assert power_log_log_slope(image) == pytest.approx(full_spectrum_slope(image), rel=1e-12)
 
 
+def edge_sharpness(image):
+    return edge_measures(image)[0]
+
+
 def test_edge_sharpness_gradient_is_sobels_at_the_contour_border_included():
     image = blobs(seed=4, size=64, n=12).astype(np.float64)
     image[:8, :10] += 30000  # an object cut by the image's corner: its contour touches the edge
@@ -99,6 +108,24 @@ def test_edge_sharpness_measures_the_blur_not_the_objects():
         assert edge_sharpness(discs(radius, n, 1.5)) == pytest.approx(reference, rel=0.2)
     assert edge_sharpness(discs(6, 30, 3.0)) < 0.7 * reference
     assert np.isnan(edge_sharpness(np.full((64, 64), 7.0)))
+
+
+def test_object_area_at_half_maximum_moves_less_under_blur_than_the_nuclei():
+    """The size the focus fit adjusts for: discs of 113 px measure so in focus, and grow less
+    (< 15 %) when blurred twice as much than the segmented nuclei, whose low threshold's
+    outline moves out with the blur (> 20 %): a blurred site must not pass for big nuclei."""
+    yy, xx = np.mgrid[:256, :256]
+    image = np.zeros((256, 256))
+    for y, x in np.random.default_rng(0).uniform(20, 236, (20, 2)):
+        image[(yy - y) ** 2 + (xx - x) ** 2 < 36] = 1.0
+    noise = np.random.default_rng(1).normal(0, 50, image.shape)
+    half, nuclei = [], []
+    for sigma in (1.0, 2.0):
+        blurred = ndimage.gaussian_filter(image, sigma) * 1e4 + 500 + noise
+        half.append(edge_measures(blurred)[1])
+        nuclei.append(median_area(segment_nuclei(blurred, {"nucleus_diameter": 12.0})))
+    assert half[0] == pytest.approx(113, rel=0.05)
+    assert half[1] / half[0] < 1.15 and nuclei[1] / nuclei[0] > 1.2, (half, nuclei)
 
 
 def test_focus_qc_catches_defocus_but_not_phenotypes():
@@ -136,12 +163,13 @@ def test_percent_maximal_counts_pixels_at_the_maximum():
     assert percent_maximal(image) == pytest.approx(100 * 2048 / 65536)
     assert percent_maximal(np.zeros((8, 8), np.uint16)) == 0.0
     measures = image_quality({"DNA": image, "AGP": blobs(1)}, "DNA")
-    assert set(measures) == {f"{SHARPNESS}_DNA"} | {
+    assert set(measures) == {f"{SHARPNESS}_DNA", f"{HALF_MAXIMUM_AREA}_DNA"} | {
         f"{kind}_{channel}"
         for kind in (FOCUS, SATURATION, MEAN, SPREAD)
         for channel in ("DNA", "AGP")
     }
     assert measures[f"{MEAN}_DNA"] == pytest.approx(image.mean())
+    assert measures[f"{HALF_MAXIMUM_AREA}_DNA"] == edge_measures(image)[1]
 
 
 def sites_table():
@@ -174,7 +202,7 @@ def test_failing_sites_are_flagged_with_their_reasons():
     assert flagged.loc[[1, 2, 3], "QC_Failed"].tolist() == ["focus", "saturation", "cell count"]
     assert (flagged.loc[flagged["QC_Pass"], "QC_Failed"] == "").all()
     line = summary(flagged)
-    assert "3 of 20 sites failed" in line and "focus 1" in line and "60 of 570 cells" in line
+    assert "3 of 20 sites failed" in line and "focus: 1 site;" in line and "60 of 570 cells" in line
 
 
 def test_constant_and_rescaled_channels_fail_their_site_naming_the_channel():
@@ -189,8 +217,63 @@ def test_constant_and_rescaled_channels_fail_their_site_naming_the_channel():
     assert flagged.loc[5, "QC_Failed"] == "constant AGP"
     assert flagged.loc[6, "QC_Failed"] == "scale DNA x0.00391;scale AGP x0.00391"
     assert flagged.loc[~flagged["QC_Pass"]].index.tolist() == [1, 2, 3, 5, 6]
-    assert "constant AGP 1" in summary(flagged) and "scale DNA 1" in summary(flagged)
+    line = summary(flagged)
+    assert "constant (AGP): 1 site;" in line and "scale (AGP, DNA): 1 site)" in line, line
     assert flag_sites(table, "DNA", {"max_scale_ratio": None}).loc[6, "QC_Pass"]
+    faults = fault_warnings(flagged)
+    assert faults == [
+        "plate P1: 1 site(s) failed QC for a blank (constant) channel: well A06 site 1 "
+        "(constant AGP); their cells are not analysed",
+        "plate P1: 1 site(s) failed QC for a channel on another intensity scale than the "
+        "plate's (256x dimmer than the plate's median: 8-bit data in 16-bit files?): "
+        "well A07 site 1 (scale DNA x0.00391, scale AGP x0.00391); their cells are not analysed",
+    ]
+    assert qc_warnings(flagged) == faults  # no treatment column: no concentration warning
+
+
+def test_qc_warnings_take_plates_tables_concatenated():
+    """The report concatenates every plate's qc table (row labels repeat): same warnings."""
+    table = sites_table()
+    table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
+    table.loc[6, f"{MEAN}_DNA"] = 1000 / 256
+    flagged = flag_sites(table, "DNA")
+    plates = [flagged[flagged["Metadata_Plate"] == p].reset_index(drop=True) for p in ("P1", "P2")]
+    assert qc_warnings(pd.concat(plates)) == qc_warnings(flagged) != []
+
+
+def test_a_scale_fault_is_worded_from_its_ratio_and_direction():
+    """Only ~256x dimmer reads as 8-bit data in 16-bit files: a channel 20x brighter (another
+    exposure) or 256x brighter (the 16-bit site on an 8-bit plate) says so."""
+    for factor, meaning in (
+        (20.0, "(20x brighter than the plate's median: another exposure, gain or bit depth)"),
+        (256.0, "(256x brighter than the plate's median: 16-bit data beside a plate of 8-bit"),
+        (1 / 40, "(40x dimmer than the plate's median: another exposure, gain or bit depth)"),
+    ):
+        table = sites_table()
+        table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
+        table.loc[6, f"{MEAN}_DNA"] *= factor
+        (warning,) = fault_warnings(flag_sites(table, "DNA"))
+        assert meaning in warning and "8-bit data in 16-bit files" not in warning, warning
+
+
+def test_a_site_of_mostly_specks_fails_and_is_named():
+    """Segmentation left specks out of the cells; a site made mostly of them fails QC with the
+    counts, and the report's QC warnings name it. A few specks beside real cells do not, nor
+    one on an empty field."""
+    table = sites_table()
+    table[SITE_SPECKS] = 1
+    table.loc[4, [SITE_SPECKS, COUNT]] = [6, 0]
+    table.loc[5, [SITE_SPECKS, COUNT]] = [4, 5]
+    flagged = flag_sites(table, "DNA")
+    assert flagged.loc[4, "QC_Failed"] == "cell count;specks 6 of 6 objects"
+    assert flagged.loc[5, "QC_Pass"] and not flagged.loc[4, "QC_Pass"]
+    assert flagged.loc[3, "QC_Failed"] == "cell count"
+    assert "specks: 1 site" in summary(flagged)
+    (warning,) = [w for w in qc_warnings(flagged) if "specks" in w]
+    assert warning.startswith("plate P1: 1 site(s) failed QC for mostly specks") and (
+        "well A05 site 1 (specks 6 of 6 objects)" in warning
+    )
+    assert flag_sites(table, "DNA", {"max_speck_share": None}).loc[4, "QC_Failed"] == "cell count"
 
 
 def test_thresholds_come_from_the_parameters():
@@ -259,7 +342,7 @@ def test_focus_adjusted_for_nucleus_size_fails_only_the_blurred_site():
         {
             "Metadata_Plate": "P1",
             f"{SHARPNESS}_DNA": sharpness,
-            "Nuclei_MedianArea": area,
+            f"{HALF_MAXIMUM_AREA}_DNA": area,
             COUNT: 30,
         }
     )

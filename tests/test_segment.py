@@ -8,11 +8,20 @@ from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
 from debatch.segment.measure import measure_site
-from debatch.segment.propagate import distance_to_background, segment_cells, segment_nuclei
+from debatch.segment.propagate import (
+    distance_to_background,
+    find_nuclei,
+    object_medians,
+    segment_cells,
+    segment_nuclei,
+)
 from debatch.segment.shards import gather_cells, gather_tables, plate_summary, segment_shard
 from debatch.settings import PROPAGATE, Channels
 
 PARAMS = {"nucleus_diameter": 12.0}
+# Sharp synthetic discs end where Otsu's half contrast puts them; the default (minimum
+# cross-entropy, fitted to real, blurred nuclei) puts them a pixel out.
+SHARP = {**PARAMS, "threshold_method": "otsu"}
 EIGHT = np.ones((3, 3))
 
 
@@ -30,7 +39,7 @@ def two_touching_nuclei(shape=(64, 64), noise=0.0, seed=0):
 
 def test_touching_nuclei_are_split_with_their_outline():
     """Declumping: one blob of two discs becomes two nuclei, each close to its disc (IoU > 0.8)."""
-    nuclei = segment_nuclei(two_touching_nuclei(noise=5.0), PARAMS)
+    nuclei = segment_nuclei(two_touching_nuclei(noise=5.0), SHARP)
     assert nuclei.max() == 2 and nuclei.dtype == np.int32
     for centre in ((32, 24), (32, 36)):
         truth = disc(nuclei.shape, centre, 7)
@@ -43,7 +52,7 @@ def test_small_nucleus_beside_a_large_one_keeps_its_own_seed():
     shape = (80, 80)
     image = np.full(shape, 100.0, np.float32)
     image[disc(shape, (40, 30), 10) | disc(shape, (40, 46), 4)] = 1000.0  # 1 px apart
-    nuclei = segment_nuclei(image, {**PARAMS, "declump_distance": 1.0})
+    nuclei = segment_nuclei(image, {**SHARP, "declump_distance": 1.0})
     assert nuclei.max() == 2 and nuclei[40, 46] > 0
 
 
@@ -73,6 +82,40 @@ def test_debris_and_oversized_blobs_are_not_nuclei():
     assert nuclei.max() == 1 and nuclei[20, 20] == 1
 
 
+def test_specks_are_counted_but_small_solid_objects_are_not():
+    """Hot pixels (a few bright pixels, blurred into blobs by the smoothing but background in
+    most of their pixels) are left out and counted as specks. Small but solid objects (an
+    apoptotic body, a pyknotic nucleus, a nucleus cut by the border) are real: below the size
+    floor they are left out too, but not counted, so a sparse dying well is no data fault."""
+    shape = (128, 128)
+    truth = np.zeros(shape)
+    for centre in ((30, 30), (30, 90), (90, 40)):
+        truth[disc(shape, centre, 6)] = 900.0  # nuclei
+    for centre in ((70, 100), (100, 90)):
+        truth[disc(shape, centre, 1)] = 1500.0  # small and bright, blurred by the optics
+    truth[disc(shape, (127, 10), 2)] = 900.0  # a nucleus cut by the image's edge
+    image = ndimage.gaussian_filter(truth, 1.0) + 100 + np.random.default_rng(0).normal(0, 5, shape)
+    for y, x in ((10, 60), (60, 10)):
+        image[y : y + 2, x : x + 2] = 6000.0  # hot pixels: the camera's, not blurred
+    params = {**PARAMS, "min_area": 0.3}  # a floor of 34 px: the small objects measure ~21
+    nuclei, specks = find_nuclei(image.astype(np.float32), params)
+    assert nuclei.max() == 3 and specks == 2
+    assert all(nuclei[centre] > 0 for centre in ((30, 30), (30, 90), (90, 40)))
+    assert np.array_equal(nuclei, segment_nuclei(image.astype(np.float32), params))
+
+
+def test_object_medians_equal_ndimage_over_the_whole_image():
+    """The speck test's medians over object pixels only are ndimage's over the whole image."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64, np.uint16):
+        image = rng.integers(0, 4000, (96, 80)).astype(dtype)
+        objects, n = ndimage.label(rng.random((96, 80)) > 0.7, EIGHT)
+        index = np.arange(1, n + 1)
+        expected = np.asarray(ndimage.median(image, objects, index))
+        found = object_medians(image, objects, objects > 0, index)
+        assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
 def test_flat_and_noise_only_images_give_no_objects():
     """An empty field (flat, or pure camera noise) yields no nuclei and cells, not noise blobs."""
     flat = np.full((40, 40), 50.0, np.float32)
@@ -92,7 +135,7 @@ def test_log_threshold_keeps_a_dim_nucleus_beside_bright_ones():
     for centre, brightness in zip(centres, (2000.0, 2000.0, 2000.0, 600.0)):
         image[disc(shape, centre, 6)] = brightness
     image = ndimage.gaussian_filter(image, 2.0) + np.random.default_rng(2).normal(0, 5, shape)
-    assert segment_nuclei(image, PARAMS)[70, 70] == 0
+    assert segment_nuclei(image, SHARP)[70, 70] == 0
     nuclei = segment_nuclei(image, {**PARAMS, "threshold_method": "log_otsu"})
     assert nuclei.max() == 4
     for centre in centres:
@@ -272,8 +315,9 @@ def test_plate_table_is_sorted_with_metadata_and_independent_of_threads(tmp_path
         f"{well}_{site}_{kind}" for well, site in images for kind in ("nuclei", "cells")
     )
     assert masks_one["A01_1_nuclei"].dtype == np.uint16 and masks_one["A01_1_cells"].max() == 2
-    # DNA intensities are divided by the illumination function (2.0): the nucleus mean is ~1000 / 2.
-    assert one["Nuclei_Intensity_MeanIntensity_DNA"].between(400, 520).all()
+    # DNA intensities are divided by the illumination function (2.0): the nucleus mean is ~1000 / 2
+    # (a little less: the outline takes in the discs' edge pixels).
+    assert one["Nuclei_Intensity_MeanIntensity_DNA"].between(350, 520).all()
 
 
 def test_site_without_cells_is_logged_and_the_plate_goes_on(tmp_path, caplog):

@@ -123,8 +123,6 @@ def test_default_config_sets_every_setting_to_its_library_default():
         "demo.params.sites": 1,
         "profiles.corrections": ["none", "sphering", "harmony"],
         "report.title": "debatch demo screen",
-        # chosen for the demo on plate00 (docs/segmentation.md); CellProfiler's default is 1
-        "segment.propagate.cell_threshold_correction": 1.2,
     }
     for block in (
         settings.ILLUM,

@@ -1,5 +1,7 @@
 """Start-up checks: bad config or plate sheet fails before any job, naming the culprit."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -137,3 +139,133 @@ def test_an_overlays_channels_replace_the_defaults(tmp_path):
     assert [c for c in manifest if c.startswith("Path_")] == [
         f"Path_{c}" for c in ("Hoechst", "ER", "RNA", "AGP")
     ]
+
+
+def real_plate(folder, wells=("A01", "A02"), treatments=("DMSO", "cpd1"), name="map.tsv"):
+    """A plate folder as start-up sees it (file names, a platemap), no pixels: (images, map)."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    for well in wells:
+        row, col = ord(well[0]) - 64, int(well[1:])
+        (images / f"r{row:02d}c{col:02d}f01p01-ch1sk1fk1fl1.tiff").touch()
+    roles = ["negcon"] + ["treatment"] * (len(wells) - 1)
+    pd.DataFrame({"well": wells, "treatment": treatments, "role": roles}).to_csv(
+        folder / name, sep="\t", index=False
+    )
+    return str(images), str(folder / name)
+
+
+def sheet_of(tmp_path, rows):
+    """A plate sheet of (plate, batch, images, platemap) rows, pattern opera_phenix."""
+    return plate_sheet(
+        tmp_path / "plates.tsv", [[p, b, images, "opera_phenix", m] for p, b, images, m in rows]
+    )
+
+
+def test_names_differing_only_by_case_or_spaces_are_refused_naming_them(tmp_path):
+    """Issue 24 case 1: 'DMSO' and 'dmso' (or 'B1' and 'b1') would be two treatments (two
+    batches): refused at start-up, in one platemap, across platemaps and in the sheet."""
+    one = real_plate(tmp_path / "one", treatments=("DMSO", "dmso"))
+    line = startup_error(tmp_path, {"plates": sheet_of(tmp_path, [("P1", "b1", *one)])})
+    assert f"platemap {one[1]} column treatment: 'DMSO' / 'dmso' differ only by case" in line
+    a = real_plate(tmp_path / "a", treatments=("DMSO", "cpd  1"))
+    b = real_plate(tmp_path / "b", treatments=("DMSO", "cpd 1"))
+    line = startup_error(
+        tmp_path, {"plates": sheet_of(tmp_path, [("P1", "b1", *a), ("P2", "b1", *b)])}
+    )
+    assert f"treatments 'cpd  1' ({a[1]}) / 'cpd 1' ({b[1]}) differ only by case" in line
+    line = startup_error(
+        tmp_path, {"plates": sheet_of(tmp_path, [("P1", "B1", *a), ("P2", "b1", *b)])}
+    )
+    assert "column batch: 'B1' / 'b1' differ only by case or whitespace" in line
+
+
+def test_two_plates_reading_one_set_of_images_are_refused_naming_both(tmp_path):
+    """Issue 24 case 2: the same folder under two plate names, a symlink to it, or a folder
+    of links to another plate's files would be analysed twice (the copy another batch's
+    plate): refused at start-up, naming both plates."""
+    images, platemap = real_plate(tmp_path / "p1")
+    linked = tmp_path / "linked"
+    linked.symlink_to(images)
+    links = tmp_path / "links"
+    links.mkdir()
+    for file in sorted((tmp_path / "p1" / "images").iterdir()):
+        (links / file.name).symlink_to(file)
+    for other in (images, str(linked), str(links)):
+        rows = [("P1", "b1", images, platemap), ("P2", "b2", other, platemap)]
+        line = startup_error(tmp_path, {"plates": sheet_of(tmp_path, rows)})
+        assert f"plates P1 and P2 read the same images ({images} after symlinks" in line, other
+
+
+def test_plates_sharing_a_template_manifest_are_told_apart_by_the_files_it_lists(tmp_path):
+    """A CSV manifest's relative paths are relative to each plate's image folder: one template
+    manifest for two plates with their own folders is fine. Two manifests listing the same
+    (absolute) files are one set of images under two plate names: refused naming both."""
+    one = real_plate(tmp_path / "one")
+    two = real_plate(tmp_path / "two")
+    files = sorted(p.name for p in Path(one[0]).iterdir())
+    rows = [{"well": f"A0{i + 1}", "site": 1, "channel": 1, "path": f} for i, f in enumerate(files)]
+    template = tmp_path / "template.csv"
+    pd.DataFrame(rows).to_csv(template, index=False)
+    sheet = plate_sheet(
+        tmp_path / "plates.tsv",
+        [[p, "b1", images, str(template), m] for p, (images, m) in (("P1", one), ("P2", two))],
+    )
+    holdout = {"train": {"holdout_batches": []}}
+    config = write_config(
+        tmp_path, {"results": str(tmp_path / "results"), "plates": sheet, **holdout}
+    )
+    snakemake(tmp_path, config, "--dry-run")
+    for name in ("a.csv", "b.csv"):
+        listed = [{**row, "path": str(Path(one[0]) / row["path"])} for row in rows]
+        pd.DataFrame(listed).to_csv(tmp_path / name, index=False)
+    sheet = plate_sheet(
+        tmp_path / "plates.tsv",
+        [["P1", "b1", one[0], str(tmp_path / "a.csv"), one[1]]]
+        + [["P2", "b2", two[0], str(tmp_path / "b.csv"), two[1]]],
+    )
+    line = startup_error(tmp_path, {"plates": sheet, **holdout})
+    first = Path(one[0]).resolve() / files[0]
+    assert f"plates P1 and P2 read the same images (their CSV manifests both list {first}" in line
+
+
+def test_without_the_default_config_the_start_up_says_what_was_loaded(tmp_path):
+    """Issue 24 case 6: -d DIR with an overlay, where DIR has no config/config.yaml: one line
+    saying what was loaded and the --configfile that adds the defaults, not a schema dump."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("crops: {size: 64}\n")
+    result = snakemake(tmp_path, overlay, "--dry-run", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "required property" not in output
+    (line,) = [line for line in output.splitlines() if "debatch config:" in line]
+    assert (
+        f"only ['{overlay}'] was loaded" in line
+        and f"not in the working directory {tmp_path}" in line
+    )
+    assert f"--configfile {REPO}/config/config.yaml {overlay}" in line
+
+
+def test_names_yaml_reads_as_numbers_are_taken_as_written(tmp_path):
+    """Issue 24 case 7: config/README.md's `holdout_batches: [2021_05_03]` (YAML: the number
+    20210503) names batch 2021_05_03 of the sheet, and a name on the command line (--config
+    nuclei_channel=1, which Snakemake reads as a number) is the name written."""
+    a = real_plate(tmp_path / "a")
+    b = real_plate(tmp_path / "b")
+    sheet = sheet_of(tmp_path, [("001", "2021_05_03", *a), ("002", "1e5", *b)])
+    config = write_config(tmp_path, {"results": str(tmp_path / "results"), "plates": sheet})
+    overlay = tmp_path / "screen.yaml"
+    overlay.write_text("train:\n  holdout_batches: [2021_05_03]\n")
+    snakemake(tmp_path, [config, overlay], "--dry-run")
+    # --config reads 1 (and 1e5, 2021_05_03) as a number too: taken as the name written, "1",
+    # not a channel of the default config's, and a channel once one is named so
+    result = snakemake(
+        tmp_path, [config, overlay], "--dry-run", "--config", "nuclei_channel=1", check=False
+    )
+    assert "debatch config: nuclei_channel '1' is not one of the channels" in result.stdout
+    channels = {"1": "1", "ER": "2", "RNA": "3", "AGP": "4", "Mito": "5"}
+    renamed = write_config(
+        tmp_path,
+        {"results": str(tmp_path / "results"), "plates": sheet},
+        replace={"channels": channels},
+    )
+    snakemake(tmp_path, [renamed, overlay], "--dry-run", "--config", "nuclei_channel=1")

@@ -133,8 +133,8 @@ def test_failed_sites_are_flagged_logged_and_get_no_crops(runs):
     )
     qc_log = (results / "logs" / "qc" / "P1.log").read_text()
     assert (
-        f"2 of 16 sites failed (focus 1, saturation 1); they hold {spoiled} of {len(cells)} cells"
-        in qc_log
+        f"2 of 16 sites failed (focus: 1 site; saturation: 1 site); they hold {spoiled} of "
+        f"{len(cells)} cells" in qc_log
     )
     crops_log = (results / "logs" / "crops" / "P1.log").read_text()
     assert (

@@ -24,7 +24,11 @@ SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted
 PATH = "Path_"  # manifest: Path_{channel} per logical channel
 CENTER_X, CENTER_Y = "Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"
 QC_PASS, QC_FAILED, SITE_CELLS = "QC_Pass", "QC_Failed", "Count_Cells"
-SITE_NUCLEUS_AREA = "Nuclei_MedianArea"  # per site, px: what the focus test adjusts for
+SITE_NUCLEUS_AREA = "Nuclei_MedianArea"  # per site, px: the segmented nuclei's median area
+SITE_SPECKS = "Count_Specks"  # per site: specks left out as artefacts (propagate; not cells)
+# per site, px: the median object area at half maximum of the nuclei channel (its suffix), the
+# size the focus test adjusts for (debatch.segment.qc)
+HALF_MAXIMUM_AREA = "ImageQuality_HalfMaximumArea"
 CROP_AT_EDGE = "Crops_TouchingEdge"
 
 
@@ -57,8 +61,22 @@ class Channels:
 
 PLATE_SHEET_COLUMNS = ("plate", "batch", "images", "pattern", "platemap")
 PLATEMAP_REQUIRED = ("well", "treatment", "role")
+# the columns that group plates (sheet) and wells (platemap): two names in one of them that differ
+# only by case or spaces (DMSO, dmso) would be two groups, so start-up refuses them; other
+# columns keep case as written (a SMILES c1ccccc1 is not C1CCCCC1)
+PLATE_SHEET_GROUPS = ("plate", "batch")
+PLATEMAP_GROUPS = ("treatment", "role")
 ROLES = ("negcon", "poscon", "treatment")
 NEGCON = "negcon"
+# config keys that hold names (channels, batches, methods): taken as written in the YAML file,
+# which reads 2021_05_03, 001 or 1.0 as numbers (workflow/rules/common.smk)
+NAME_KEYS = (
+    "channels",
+    "nuclei_channel",
+    "cell_channel",
+    "train.holdout_batches",
+    "report.references",
+)
 SEGMENT_METHODS = ("propagate", "cellpose")
 # automatic thresholds of segment.propagate (CellProfiler's names: Otsu two-class, Otsu with
 # "Log transform before thresholding", the same with three classes and the middle class in the
@@ -253,10 +271,11 @@ PROPAGATE = Block(
         "nucleus_diameter": 12.0,
         # Gaussian sigma before thresholding nuclei, x diameter (suppresses texture and noise).
         "smoothing": 0.1,
-        # Nuclei threshold: otsu (outlines at half contrast), log_otsu (Otsu on log intensity, to
-        # find dim nuclei next to bright ones, then each object trimmed at half its own contrast)
-        # or minimum_cross_entropy (CellProfiler's Cell Painting default: wider, fuller nuclei).
-        "threshold_method": "otsu",
+        # Nuclei threshold: minimum_cross_entropy (CellProfiler's Cell Painting choice: outlines
+        # where CellProfiler draws them on real fields), otsu (outlines at half contrast: real
+        # nuclei come out too small), or log_otsu (Otsu on log intensity, to find dim
+        # nuclei next to bright ones, then each object trimmed at half its own contrast).
+        "threshold_method": "minimum_cross_entropy",
         # Multiplies the nuclei threshold (>1 stricter, smaller and fewer nuclei).
         "threshold_correction": 1.0,
         # Smallest nucleus, as a fraction of the area of a disc of nucleus_diameter (debris filter).
@@ -288,7 +307,9 @@ PROPAGATE = Block(
         # Fill holes inside each cell (IdentifySecondaryObjects' "Fill holes").
         "fill_holes": True,
         # Objects whose mean intensity exceeds the background by fewer than this many background
-        # noise SDs are dropped, so a field without nuclei yields none instead of noise blobs.
+        # noise SDs are dropped, so a field without nuclei yields none instead of noise blobs;
+        # so are objects whose unsmoothed median does not (specks: a few bright pixels, counted
+        # for QC; small solid objects are left to the size filter and not counted).
         "min_contrast": 3.0,
     },
     checks=[
@@ -351,6 +372,10 @@ SEGMENT = Block(
     checks=[one_of(SEGMENT_METHODS, "method"), at_least(1, "shards")],
 )
 
+# a site fails for specks (qc.max_speck_share) only with at least this many: fewer say little
+# about it (a dust grain on an otherwise empty field)
+MIN_SPECKS = 3
+
 QC = Block(
     "qc",
     {
@@ -370,15 +395,24 @@ QC = Block(
         "min_cells": 1,  # fail sites with fewer cells (0: off)
         "max_cells": None,  # fail sites with more cells, e.g. debris as cells (null: off)
         "max_scale_ratio": 16.0,  # fail a channel this many x off the plate median (null: off)
+        # fail a site whose objects are more than this share specks (a few bright pixels without
+        # a nucleus's body, left out by the propagate segmentation; cellpose counts none; null: off)
+        "max_speck_share": 0.5,
         "overlay_sites": 4,  # sites drawn in the segmentation overlay figure of each plate
         # a plate whose negcon wells keep no cell after QC: fail at QC, or drop it from profiles
         "plate_without_negcon": "fail",
     },
-    nullable=("focus_mad", "max_saturated_percent", "max_scale_ratio", "concentration_share"),
+    nullable=(
+        "focus_mad",
+        "max_saturated_percent",
+        "max_scale_ratio",
+        "concentration_share",
+        "max_speck_share",
+    ),
     checks=[
         one_of(("fail", "drop"), "plate_without_negcon"),
         one_of(("edge_sharpness", "power_log_log_slope"), "focus_measure"),
-        between(0, 1, "concentration_share"),
+        between(0, 1, "concentration_share", "max_speck_share"),
         number_or_null("min_focus", "max_cells"),
         at_least(0, "overlay_sites", "min_cells"),
         above(1, "max_scale_ratio"),

@@ -1,8 +1,9 @@
 """Load and check config + plate sheet before anything runs; paths, input functions, params.
 
 Every check here fails at start-up with one line naming the key, file or plate, so a typo
-never surfaces an hour into a run. Only debatch.settings and the platemap reader are imported:
-parsing the workflow (a dry run, --lint, each cluster job's re-parse) never imports torch.
+never surfaces an hour into a run. Only debatch.settings and the sheet and platemap readers are
+imported: parsing the workflow (a dry run, --lint, each cluster job's re-parse) never imports
+torch.
 """
 
 import os
@@ -11,16 +12,119 @@ import tempfile
 
 import pandas as pd
 import yaml
-from snakemake.utils import validate
+from jsonschema.exceptions import ValidationError
+from snakemake.cli import parse_config
+from snakemake.common import parse_key_value_arg
+from snakemake.utils import update_config, validate
 
 from debatch import settings
-from debatch.ingest.manifest import ManifestError, read_platemap
+from debatch.ingest.manifest import ManifestError, image_source, read_platemap
+from debatch.ingest.sheets import check_distinct, name_clashes, read_sheet
 
 ENV = "../../envs/debatch.yaml"  # every rule's software (--sdm conda)
+REPO = os.path.dirname(os.path.abspath(workflow.main_snakefile))
+DEFAULT_CONFIG = "config/config.yaml"  # the Snakefile's configfile, relative to the workdir
 
 
 def fail(message):
     raise WorkflowError(f"debatch config: {message}")
+
+
+def schema_message(error):
+    """A schema failure in one line (the key path, jsonschema's sentence) instead of the
+    schema dump Snakemake prints."""
+    cause = error.__context__
+    if not isinstance(cause, ValidationError):
+        return " ".join(str(error).split())
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in cause.absolute_path)
+    return f"{where.lstrip('.') or 'top level'}: {cause.message}"
+
+
+def check_config_loaded():
+    """-d DIR or -s from another folder with --configfile: Snakemake skips config/config.yaml
+    when the working directory has none, silently; say what was loaded and how to add it."""
+    with open(f"{REPO}/workflow/schemas/config.schema.yaml") as handle:
+        required = yaml.safe_load(handle)["required"]
+    missing = [key for key in required if key not in config]
+    if not missing:
+        return
+    loaded = [str(path) for path in workflow.configfiles]
+    lacks = f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}"
+    if not os.path.exists(DEFAULT_CONFIG):
+        fail(
+            f"the config lacks {lacks}: only {loaded} was loaded, as {DEFAULT_CONFIG} (the "
+            f"defaults) is not in the working directory {os.getcwd()} (-d / -s from another "
+            f"folder); load it first: --configfile {REPO}/{DEFAULT_CONFIG} {' '.join(loaded)}"
+        )
+    fail(f"the config lacks {lacks} (loaded: {loaded}); {DEFAULT_CONFIG} documents every key")
+
+
+def written_config():
+    """The config as written (every value the string in its file or on the command line),
+    merged in Snakemake's order: config/config.yaml, each --configfile, then --config."""
+    merged = {}
+    cli = [str(path) for path in workflow.overwrite_configfiles]
+    default = [str(path) for path in workflow.configfiles if str(path) not in cli]
+    for path in default + cli:
+        with open(path) as handle:
+            update_config(merged, yaml.load(handle, Loader=yaml.BaseLoader) or {})
+    for argument in workflow.config_settings.config_args or []:
+        key, text = parse_key_value_arg(argument, errmsg=f"--config {argument}")
+        update_config(merged, {key: yaml.load(text, Loader=yaml.BaseLoader) if text else None})
+    return merged
+
+
+def reads_as(text):
+    """What a value written as ``text`` becomes: in a YAML file, and on the command line
+    (--config reads 1e5 as a number, YAML as a string)."""
+    return [yaml.safe_load(text), parse_config([f"key={text}"])["key"]]
+
+
+def as_written(value, written, key):
+    """``value`` with every name YAML or --config turned into something else (2021_05_03 ->
+    20210503, 001 -> 1, 2021-05-03 -> a date) as the user wrote it (``written``); a value
+    written nowhere (a Snakemake API caller's number) fails."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(written, dict):
+        return {k: as_written(v, written.get(k), f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list) and isinstance(written, list) and len(written) == len(value):
+        return [as_written(v, w, f"{key}[{i}]") for i, (v, w) in enumerate(zip(value, written))]
+    if isinstance(written, str) and value in reads_as(written):  # the token as written
+        return written
+    fail(
+        f"{key}: {value!r} is a {type(value).__name__}, not a name, and no config file or "
+        'option writes it; write the name in a config file, in quotes ("...")'
+    )
+
+
+def _at(tree, path):
+    """The block holding key ``path`` (dotted) in a nested config, and the key; None where a
+    block on the way is missing."""
+    *parents, last = path.split(".")
+    for part in parents:
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return (tree if isinstance(tree, dict) else None), last
+
+
+def keep_names_as_written():
+    """Names in the config (settings.NAME_KEYS) stay the strings the user wrote, as the plate
+    sheet's and platemaps' do, so `holdout_batches: [2021_05_03]` names batch 2021_05_03."""
+    written = None
+    for key in settings.NAME_KEYS:
+        block, last = _at(config, key)
+        if block is None or block.get(last) is None:
+            continue
+        written = written if written is not None else written_config()
+        raw, _ = _at(written, key)
+        block[last] = as_written(block[last], (raw or {}).get(last), key)
+
+
+def validate_config():
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as error:
+        fail(schema_message(error))
 
 
 def replace_channels():
@@ -45,8 +149,10 @@ def check_channels():
         fail(f"channels: {names} all map to raw channel id {raw!r}; give each its own id")
 
 
+check_config_loaded()
 replace_channels()
-validate(config, schema="../schemas/config.schema.yaml")
+keep_names_as_written()
+validate_config()
 check_channels()
 
 
@@ -139,10 +245,17 @@ def demo_plate_paths(plate):
 
 
 def read_plate_sheet(path):
-    """The plate sheet, its columns and plate names checked."""
+    """The plate sheet (debatch.ingest.sheets: names as written, stray spaces stripped), its
+    columns and plate and batch names checked."""
     if not os.path.exists(path):
         fail(f"plate sheet not found: {path} (key 'plates')")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    try:
+        sheet = read_sheet(path)
+        for column in settings.PLATE_SHEET_GROUPS:
+            if column in sheet:
+                check_distinct(sheet[column], f"plate sheet {path} column {column}")
+    except ValueError as error:
+        fail(str(error))
     allowed = list(settings.PLATE_SHEET_COLUMNS)
     unknown = sorted(set(sheet.columns) - set(allowed))
     missing = sorted(set(allowed) - set(sheet.columns))
@@ -154,7 +267,9 @@ def read_plate_sheet(path):
     try:
         validate(sheet, schema="../schemas/plates.schema.yaml")
     except WorkflowError as error:
-        fail(f"plate sheet {path}: " + " ".join(str(error).split()))
+        row = re.search(r"row (\d+)", str(error))
+        line = f" line {int(row.group(1)) + 2}" if row else ""  # the header is line 1
+        fail(f"plate sheet {path}{line}: {schema_message(error)}")
     duplicated = sorted(sheet.loc[sheet["plate"].duplicated(), "plate"].unique())
     if duplicated:
         fail(f"plate sheet {path} lists plate(s) {duplicated} more than once")
@@ -163,21 +278,57 @@ def read_plate_sheet(path):
     return sheet
 
 
-def check_real_plate(row, checked_platemaps):
+def check_real_plate(row, platemaps):
     """A plate the demo does not generate: its folder, CSV manifest and platemap exist and parse.
     read_platemap checks what platemap.schema.yaml says, column-wise: a row-by-row schema check
-    cost 50 ms per platemap, most of a 2,000-plate dry run. Each platemap file is read once."""
+    cost 50 ms per platemap, most of a 2,000-plate dry run. Each platemap file is read once
+    (``platemaps``: path -> its treatments)."""
     if not os.path.isdir(row.images):
         fail(f"plate {row.plate}: image folder not found: {row.images}")
     if row.pattern.endswith(".csv") and not os.path.exists(row.pattern):
         fail(f"plate {row.plate}: CSV manifest not found: {row.pattern}")
-    if row.platemap in checked_platemaps:
+    if row.platemap in platemaps:
         return
     try:
-        read_platemap(row.platemap)
+        platemaps[row.platemap] = set(read_platemap(row.platemap)["treatment"])
     except ManifestError as error:
         fail(f"plate {row.plate}: {error}")
-    checked_platemaps.add(row.platemap)
+
+
+def check_treatments_across(platemaps):
+    """A treatment spelt two ways in two platemaps (DMSO, dmso) would be two treatments."""
+    clashes = name_clashes(set().union(*platemaps.values()))
+    if clashes:
+        where = [
+            f"{name!r} ({next(p for p, names in platemaps.items() if name in names)})"
+            for name in clashes[0]
+        ]
+        fail(
+            f"treatments {' / '.join(where)} differ only by case or whitespace; write each one way"
+        )
+
+
+def check_image_sources(sheet):
+    """Two plates reading one set of images (one folder, links to one plate's files, or CSV
+    manifests listing one file first) would be analysed as two plates, the copy counted in
+    another batch's every metric."""
+    seen = {}
+    for row in sheet[~sheet["is_demo"]].itertuples():
+        try:
+            source = image_source(row.images, row.pattern, config.get("patterns"))
+        except ValueError as error:
+            fail(f"plate {row.plate}: CSV manifest {error}")
+        if source in seen:
+            where = (
+                f"their CSV manifests both list {source[0]} first, after symlinks"
+                if source[1] == "csv"
+                else f"{source[0]} after symlinks, pattern {source[1]}"
+            )
+            fail(
+                f"plates {seen[source]} and {row.plate} read the same images ({where}); give "
+                "each plate its own images"
+            )
+        seen[source] = row.plate
 
 
 def load_plates(path):
@@ -188,9 +339,11 @@ def load_plates(path):
         and row.platemap == demo_plate_paths(row.plate)["platemap"]
         for row in sheet.itertuples()
     ]
-    checked_platemaps = set()
+    platemaps = {}
     for row in sheet[~sheet["is_demo"]].itertuples():
-        check_real_plate(row, checked_platemaps)
+        check_real_plate(row, platemaps)
+    check_treatments_across(platemaps)
+    check_image_sources(sheet)
     return sheet.set_index("plate", drop=False)
 
 

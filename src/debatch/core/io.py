@@ -2,12 +2,15 @@
 
 A stage that is killed half-way must never leave a file that looks complete, so every
 output is written under a temporary name in the same folder and renamed at the end
-(rename is atomic on POSIX within one filesystem).
+(rename is atomic on POSIX within one filesystem). A write that fails because of the disk
+(full, over quota, read-only) is a WriteError naming the output and the cause, and its
+temporary file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -32,6 +35,13 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+# the disk's failures, not the data's or the code's: a full disk, a quota, a file size limit,
+# a read-only mount
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+class WriteError(OSError):
+    """An output the disk would not take; the message names the file and the cause."""
 
 
 @contextlib.contextmanager
@@ -55,9 +65,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in DISK_ERRNOS:  # a WriteError has none: it passes through
+            raise
+        raise WriteError(f"cannot write {path}: {os.strerror(error.errno)}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def open_npy(path: str | os.PathLike, dtype, shape: tuple) -> np.memmap:
+    """A new .npy memory-mapped for writing, its blocks reserved on disk first: writing into
+    a sparse file's pages on a full disk kills the process with SIGBUS and no message, while a
+    reservation fails at once with "No space left on device" (atomic_path names the file).
+    Where the filesystem cannot reserve blocks (NFS before 4.2, some FUSE mounts) glibc's
+    posix_fallocate writes a zero into every block instead: the file is written once more in
+    full over the network before the data, a cost paid for the clear message."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # no fallocate there
+                raise
+    return array
 
 
 def write_parquet(
@@ -107,7 +138,12 @@ class NpzWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        self._zip.close()
+        try:
+            self._zip.close()
+        except OSError as closing:  # e.g. the disk filled up as the archive was finished
+            if error is None:
+                self._atomic.__exit__(type(closing), closing, closing.__traceback__)
+                raise
         self._atomic.__exit__(kind, error, traceback)
 
 

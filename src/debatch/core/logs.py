@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 
+from debatch.core.io import WriteError
+
 
 def setup_logging(log_file: str | None) -> logging.Logger:
     """Send every debatch logger to the job's log file and to stderr, with timestamps.
 
     Uncaught errors are logged too. Bad input (ValueError and subclasses, which the library
-    raises with a message naming the file/well/key) is reported as that one line, without a
+    raises with a message naming the file/well/key) and an output the disk would not take
+    (WriteError: full, over quota, read-only) are reported as that one line, without a
     traceback; anything else keeps its traceback, since it is a bug to report.
     """
     handlers = [logging.StreamHandler(sys.stderr)]
@@ -25,7 +28,7 @@ def setup_logging(log_file: str | None) -> logging.Logger:
     logger = logging.getLogger("debatch")
 
     def report(kind, error, traceback):
-        if issubclass(kind, ValueError):
+        if issubclass(kind, (ValueError, WriteError)):
             logger.error("debatch error: %s", error)
         else:
             logger.error("unexpected error", exc_info=(kind, error, traceback))

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
     cv2 = None
 
 from debatch.core.images import check_illum, read_raw_site
-from debatch.core.io import atomic_path
+from debatch.core.io import atomic_path, open_npy
 from debatch.core.parallel import ordered_map
 from debatch.settings import CENTER_X, CENTER_Y, CROP_AT_EDGE, CROPS, SITE_KEY
 
@@ -181,9 +181,7 @@ def write_plate_crops(
         return corrected_crops([raw[c] for c in channels], functions, centers[rows], size, scale)
 
     with atomic_path(npy_path) as tmp:
-        array = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(len(cells), len(channels), size, size)
-        )
+        array = open_npy(tmp, np.float16, (len(cells), len(channels), size, size))
         ahead = 2 * max(1, threads)  # sites read and cropped ahead of the writer
         with ThreadPoolExecutor(max(1, threads)) as pool:
             _write_sites(array, flags, groups, ordered_map(pool, load, groups, ahead))

@@ -23,6 +23,8 @@ _BASE_BLUR = 0.7  # optical blur sigma (pixels)
 _BASE_NOISE = 0.01  # noise level without batch noise
 _BASE_BACKGROUND = 0.04  # autofluorescence in every channel, so thresholds are meaningful
 _GAMMA_REFERENCE = 0.5  # intensity a detector gamma leaves unchanged
+_STAINED = 0.8  # DNA stain within this fraction of a nucleus's radius (the rest: its rim)
+_LAMELLA = 3.0  # px over which the AGP stain fades towards a cell's free edge
 
 
 def _place_centres(rng, n: int, size: int, min_dist: float) -> np.ndarray:
@@ -205,7 +207,12 @@ def _channels(rng, cells, nuclei, d_nuc, lut, confluence: float) -> dict[str, np
         np.float32
     )
     perinuclear = cyto * np.exp(-to_nucleus / (0.45 * lut["r_cell"][cells]))
-    dome = nuc * (0.7 + 0.3 * np.sqrt(np.clip(1 - d_nuc**2, 0, 1)))
+    # DNA stain fills a nucleus but its rim (the outer fifth of its radius: the envelope and
+    # the thin edge of a rounded nucleus), so the outline lies at the foot of the blurred edge,
+    # as on real fields: CellProfiler's minimum cross-entropy finds it there, Otsu's
+    # half-maximum inside it (docs/segmentation.md).
+    stained = d_nuc / _STAINED
+    dome = nuc * (stained < 1) * (0.8 + 0.2 * np.sqrt(np.clip(1 - stained**2, 0, 1)))
 
     dna = lut["dna"][nuclei] * dome * (1 + 0.2 * _smooth_noise(rng, size, 1.5))
     er_texture = np.clip(1 + 0.6 * _smooth_noise(rng, size, 0.8, high_pass=3.0), 0.1, None)
@@ -222,7 +229,10 @@ def _channels(rng, cells, nuclei, d_nuc, lut, confluence: float) -> dict[str, np
     cortex = np.exp(-((to_edge / 1.5) ** 2))
     agp_texture = np.clip(1 + 0.3 * _smooth_noise(rng, size, 1.0), 0.2, None)
     golgi = confluence * cyto * np.exp(-(((to_nucleus - 3.0) / 2.0) ** 2))
-    agp = lut["agp"][cells] * inside * (0.2 + cortex + golgi) * agp_texture
+    # a cell thins towards its free edge (the lamella), so its stain fades over the last few
+    # px there (not where it meets a neighbour): the blurred halo then ends where the cell does
+    lamella = np.clip(ndimage.distance_transform_edt(inside) / _LAMELLA, 0, 1)
+    agp = lut["agp"][cells] * inside * (0.2 + cortex + golgi) * agp_texture * lamella
 
     # mito_texture multiplies the puncta count and divides their brightness
     texture = lut["mito_texture"][cells]

@@ -16,11 +16,13 @@ import pandas as pd
 
 from debatch.core.wells import normalise_well as canonical_well
 from debatch.core.wells import well_name
+from debatch.ingest.sheets import check_distinct, how_read, read_sheet
 from debatch.settings import (
     BATCH,
     NEGCON,
     PATH,
     PLATE,
+    PLATEMAP_GROUPS,
     PLATEMAP_REQUIRED,
     ROLE,
     ROLES,
@@ -59,15 +61,26 @@ def normalise_well(well: str) -> str:
 
 
 def read_platemap(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and check a platemap TSV; errors name the file and the offending well."""
+    """Read and check a platemap (debatch.ingest.sheets: .tsv or .csv, names as written,
+    stray spaces stripped); errors name the file and the offending well, column or name. Two
+    spellings of one name (DMSO, dmso) are refused in the columns that group wells
+    (settings.PLATEMAP_GROUPS) only: other columns, a SMILES say, may differ by case."""
     path = Path(path)
     if not path.exists():
         raise ManifestError(f"platemap not found: {path}")
-    platemap = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    try:
+        platemap = read_sheet(path)
+        for column in (c for c in PLATEMAP_GROUPS if c in platemap):
+            check_distinct(platemap[column], f"platemap {path} column {column}")
+    except ManifestError:
+        raise
+    except ValueError as error:
+        raise ManifestError(str(error)) from None
     missing = [c for c in PLATEMAP_REQUIRED if c not in platemap.columns]
     if missing:
         raise ManifestError(
-            f"platemap {path} lacks column(s) {missing}; needs {list(PLATEMAP_REQUIRED)}"
+            f"platemap {path} lacks column(s) {missing}; needs {list(PLATEMAP_REQUIRED)} "
+            f"(read {how_read(path)}: found {list(platemap.columns)})"
         )
     try:
         platemap["well"] = platemap["well"].map(normalise_well)
@@ -87,6 +100,30 @@ def read_platemap(path: str | os.PathLike) -> pd.DataFrame:
             f"platemap {path} has no negcon well; per-plate normalisation needs one"
         )
     return platemap
+
+
+def image_source(
+    images: str | os.PathLike, pattern: str, patterns: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """Where a plate's images really are, after symlinks, so that two plates reading one set
+    of files are caught before either is analysed: (the real folder of its first file that
+    matches the pattern, the pattern) (a folder of links to another plate's files is that
+    plate's folder), or for a CSV manifest (the real path of the first file it lists, "csv"):
+    its relative paths are relative to the plate's ``images`` folder, so one template manifest
+    may serve many plates, and two manifests may list one plate's files. Reads one folder
+    entry or a few (a manifest's first rows), never the whole folder."""
+    if pattern.endswith(".csv"):
+        listed = read_sheet(pattern, rows=8).get("path", pd.Series(dtype=str))
+        first = next((path for path in listed if path), None)
+        if first is None:  # no file listed (the manifest job says what is wrong)
+            return os.path.realpath(pattern), "csv"
+        return os.path.realpath(_listed(first, Path(images))), "csv"
+    regex = re.compile({**BUILTIN_PATTERNS, **(patterns or {})}.get(pattern, "(?!)"))
+    with os.scandir(images) as entries:
+        for entry in entries:
+            if regex.match(entry.name) and entry.is_file():
+                return os.path.dirname(os.path.realpath(entry.path)), pattern
+    return os.path.realpath(images), pattern
 
 
 def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
@@ -122,15 +159,20 @@ def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
 
 
 def _read_csv_manifest(csv_path: Path, images: Path) -> pd.DataFrame:
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    table = read_sheet(csv_path)
     missing = [c for c in CSV_MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(f"CSV manifest {csv_path} lacks column(s) {missing}")
     table = table[list(CSV_MANIFEST_COLUMNS)].copy()
     table["well"] = table["well"].map(normalise_well)
     table["site"] = table["site"].astype(int)
-    table["path"] = [p if os.path.isabs(p) else str(images / p) for p in table["path"]]
+    table["path"] = [_listed(p, images) for p in table["path"]]
     return table
+
+
+def _listed(path: str, images: Path) -> str:
+    """A CSV manifest's path of a file: absolute, or relative to the plate's image folder."""
+    return path if os.path.isabs(path) else str(images / path)
 
 
 def find_images(

@@ -10,22 +10,30 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
   objects' half-maximum contour over their contrast (object - background level), in 1/px.
   A Gaussian blur of sigma s gives a step edge 1 / (s sqrt(2 pi)): it measures the blur
   itself, and cell count does not enter it (a median over edges), unlike the spectrum.
+- ``ImageQuality_HalfMaximumArea_{channel}`` (the nuclei channel only): the median area of the
+  objects inside that contour: their size as the focus test sees it (blur leaves it nearly in
+  place, while it moves a segmentation's lower threshold outwards).
 - ``ImageQuality_PercentMaximal_{channel}``: percent of pixels at the image's maximum value
   (saturated detector pixels pile up there; 0 for a blank image).
 - ``ImageQuality_MeanIntensity_{channel}``, ``ImageQuality_StdIntensity_{channel}``: of the raw
   pixels. A constant (e.g. blank) channel fails its site; so does a channel whose mean is more
   than ``max_scale_ratio`` times off the plate's median for that channel, the signature of a
   site exported at another bit depth (8-bit values in a 16-bit file are ~256x dimmer).
+- ``Count_Specks`` (from segmentation): bright objects left out as specks (a few bright pixels
+  without a nucleus's body; the propagate method counts them, cellpose none); a site made
+  mostly of them fails (``max_speck_share``).
 
 Focus is judged on ``focus_measure`` of the nuclei channel (edge sharpness by default, on a log
 scale; or CellProfiler's slope). Both still move with nucleus size (a bigger nucleus is a
 flatter dome: softer edges, more low-frequency power) and the slope with density, so the test
-is relative and adjusted: per plate, a robust (Huber) fit on log median nucleus area and log
-cell count removes what size and density explain, and a site fails when its remainder lies
-more than ``focus_mad`` robust SDs below zero. Without the adjustment (``focus_adjust: false``)
-or with the slope, a compound that enlarges nuclei fails as "out of focus", and QC deletes its
-phenotype (docs/segmentation.md, from benchmarks/focus_qc.py). ``failure_concentration`` says
-when failures still pile up in one treatment. Failed sites stay in every table, flagged; the
+is relative and adjusted: per plate, a robust fit (Huber, then bisquare) on log object area
+at half maximum and log cell count removes what size and density explain, and a site fails
+when its remainder lies more than ``focus_mad`` robust SDs below zero. Without the adjustment
+(``focus_adjust: false``) or with the slope, a compound that enlarges nuclei fails as "out of
+focus", and QC deletes its phenotype (docs/segmentation.md, from benchmarks/focus_qc.py).
+``failure_concentration`` says when failures still pile up in one treatment;
+``fault_warnings`` names the sites whose data is wrong (a blank channel, another bit depth,
+specks): both are the report's QC warnings. Failed sites stay in every table, flagged; the
 crops stage leaves their cells out (the crops table is the index of what is analysed), and
 counts are logged.
 """
@@ -42,14 +50,17 @@ from skimage.filters import threshold_otsu
 
 from debatch.core.stats import MAD_SCALE
 from debatch.settings import (
+    HALF_MAXIMUM_AREA,
+    MIN_SPECKS,
     NEGCON,
     PLATE,
     QC,
     QC_FAILED,
     QC_PASS,
     ROLE,
+    SITE,
     SITE_CELLS,
-    SITE_NUCLEUS_AREA,
+    SITE_SPECKS,
     TREATMENT,
     WELL,
 )
@@ -70,6 +81,17 @@ MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 COUNT = SITE_CELLS
 MIN_FIT_SITES = 8  # fewer sites with cells on a plate: focus judged against the plain median
 HUBER = 1.345  # Huber's tuning constant (95 % efficiency on Gaussian residuals)
+BISQUARE = 4.685  # Tukey's bisquare tuning constant (95 % efficiency on Gaussian residuals)
+# QC reasons that say the data, not the biology, is wrong (first word of a reason -> meaning):
+# the report names every site that has them. A scale fault's meaning is completed from its
+# ratios (_scale_meaning).
+FAULTS = {
+    "constant": "a blank (constant) channel",
+    "scale": "a channel on another intensity scale than the plate's",
+    "specks": "mostly specks, not cells (bright objects of a few pixels without a nucleus's body)",
+}
+# a channel this many x off the plate (128-512, around 2^8) is another bit depth's data
+BIT_DEPTH_FOLD = (128.0, 512.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -120,23 +142,37 @@ def _sobel_magnitude_at(pixels: np.ndarray, where: np.ndarray) -> np.ndarray:
     return np.hypot(across_rows, across_cols)
 
 
-def edge_sharpness(image: np.ndarray) -> float:
-    """Median gradient magnitude on the half-maximum contour of the objects (Otsu splits
-    objects from background; the contour is half-way between the two sides' median levels)
-    divided by that contrast: 1 / (sigma sqrt(2 pi)) for a step blurred by a Gaussian of
-    sigma. Medians keep it steady on textured, unequally bright nuclei; small objects, whose
-    blurred plateau is lower, still look a little sharper (flag_sites adjusts for size)."""
-    pixels = np.asarray(image, np.float64)
+def _half_maximum(pixels: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The pixels above half-way between the objects' and the background's median levels
+    (Otsu splits them), and that contrast; None for a constant image."""
     if pixels.min() == pixels.max():
-        return float("nan")
+        return None
     otsu = threshold_otsu(pixels)
     high, low = np.median(pixels[pixels > otsu]), np.median(pixels[pixels <= otsu])
-    inside = pixels > (high + low) / 2
+    return pixels > (high + low) / 2, float(high - low)
+
+
+def edge_measures(image: np.ndarray) -> tuple[float, float]:
+    """(edge sharpness, median object area at half maximum) of a nuclei channel.
+
+    Sharpness: the median gradient magnitude on the half-maximum contour divided by the
+    contrast, 1 / (sigma sqrt(2 pi)) for a step blurred by a Gaussian of sigma. Medians keep it
+    steady on textured, unequally bright nuclei; small objects, whose blurred plateau is lower,
+    still look a little sharper (flag_sites adjusts for size). Area: the size that adjustment
+    uses, as blur leaves a half-maximum outline in place where it moves a segmentation's
+    lower threshold outwards (a blurred site's nuclei would look bigger, not blurred)."""
+    pixels = np.asarray(image, np.float64)
+    half = _half_maximum(pixels)
+    if half is None:
+        return float("nan"), float("nan")
+    inside, contrast = half
     contour = inside & ~ndimage.binary_erosion(inside, border_value=1)
     if not contour.any():
-        return float("nan")
+        return float("nan"), float("nan")
     gradient = _sobel_magnitude_at(pixels, contour) / 8
-    return float(np.median(gradient) / (high - low))
+    objects, _ = ndimage.label(inside, np.ones((3, 3), bool))
+    area = float(np.median(np.bincount(objects.ravel())[1:]))
+    return float(np.median(gradient) / contrast), area
 
 
 def percent_maximal(image: np.ndarray) -> float:
@@ -147,10 +183,12 @@ def percent_maximal(image: np.ndarray) -> float:
 
 def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) -> dict[str, float]:
     """Focus slope, saturation and intensity of every channel of one site's raw images, and
-    the edge sharpness of ``focus_channel``."""
+    the edge sharpness and object size at half maximum of ``focus_channel``."""
     measures = {}
     if focus_channel is not None:
-        measures[f"{SHARPNESS}_{focus_channel}"] = edge_sharpness(raw[focus_channel])
+        sharpness, area = edge_measures(raw[focus_channel])
+        measures[f"{SHARPNESS}_{focus_channel}"] = sharpness
+        measures[f"{HALF_MAXIMUM_AREA}_{focus_channel}"] = area
     for channel, image in raw.items():
         measures[f"{FOCUS}_{channel}"] = power_log_log_slope(image)
         measures[f"{SATURATION}_{channel}"] = percent_maximal(image)
@@ -160,43 +198,47 @@ def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) 
 
 
 def _deleted_residuals(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np.ndarray:
-    """Deleted residuals of a Huber regression of y on x (columns; an intercept is x's first),
-    fitted by iteratively reweighted least squares: a few defocused sites do not tilt the fit,
-    and each site's residual is divided by 1 - its leverage, i.e. measured against the fit
-    the other sites would give (a defocused site is often also the one with the biggest,
-    blurred nuclei and the fewest cells, which would otherwise let the fit explain it away)."""
+    """Deleted residuals of a robust regression of y on x (columns; an intercept is x's first),
+    fitted by iteratively reweighted least squares, Huber's weights first, then Tukey's
+    bisquare from that start: defocused sites (a quarter of a plate, say) get no weight
+    instead of pulling the fit down towards them. Each site's residual is divided by 1 - its
+    leverage, i.e. measured against the fit the other sites would give (a defocused site is
+    often also the one with the biggest, blurred nuclei and the fewest cells, which would
+    otherwise let the fit explain it away)."""
     weights = np.ones(len(y))
-    for _ in range(iterations):
+    for step in range(iterations):
         root = np.sqrt(weights)[:, None]
         coefficients = np.linalg.lstsq(x * root, y * root[:, 0], rcond=None)[0]
         residual = y - x @ coefficients
         scale = max(MAD_SCALE * float(np.median(np.abs(residual))), 1e-12)
-        weights = np.minimum(1.0, HUBER * scale / np.maximum(np.abs(residual), 1e-12))
+        if step < iterations // 2:
+            weights = np.minimum(1.0, HUBER * scale / np.maximum(np.abs(residual), 1e-12))
+        else:
+            weights = np.clip(1 - (residual / (BISQUARE * scale)) ** 2, 0, None) ** 2
     inverse = np.linalg.pinv((x * weights[:, None]).T @ x)
     leverage = weights * np.einsum("ij,jk,ik->i", x, inverse, x)
     return residual / np.maximum(1.0 - leverage, 1e-3)
 
 
-def focus_deviation(sites: pd.DataFrame, measure: str, adjust: bool = True) -> pd.Series:
+def focus_deviation(sites: pd.DataFrame, measure: str, size: str, adjust: bool = True) -> pd.Series:
     """Per site, focus (column ``measure``) minus what its plate predicts: the plate median, or
-    (``adjust``) a robust fit on log median nucleus area and log cell count, where the plate
-    has enough sites with cells to fit (others get the plate median). Sites without cells are
-    not judged (NaN): their "focus" is that of noise, and the cell-count test fails them."""
+    (``adjust``) a robust fit on log object size (column ``size``) and log cell count, where
+    the plate has enough sites with cells to fit (others get the plate median). Sites without
+    cells are not judged (NaN): their "focus" is that of noise, and the cell-count test fails
+    them."""
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
     focus = sites[measure].astype(float).where(sites[COUNT] > 0)
     deviation = focus - focus.groupby(plates).transform("median")
-    if not adjust or SITE_NUCLEUS_AREA not in sites:
+    if not adjust or size not in sites:  # a table without sizes: the plate median
         return deviation
     for _, plate in sites.groupby(plates):
-        usable = plate[
-            np.isfinite(plate[measure]) & (plate[COUNT] > 0) & (plate[SITE_NUCLEUS_AREA] > 0)
-        ]
+        usable = plate[np.isfinite(plate[measure]) & (plate[COUNT] > 0) & (plate[size] > 0)]
         if len(usable) < MIN_FIT_SITES:
             continue
         x = np.column_stack(
             [
                 np.ones(len(usable)),
-                np.log(usable[SITE_NUCLEUS_AREA].to_numpy(float)),
+                np.log(usable[size].to_numpy(float)),
                 np.log(usable[COUNT].to_numpy(float)),
             ]
         )
@@ -221,6 +263,20 @@ def _channel_faults(sites: pd.DataFrame, plates: pd.Series, max_ratio: float | N
     return pd.Series({index: ";".join(found) for index, found in faults.items()})
 
 
+def _speck_faults(sites: pd.DataFrame, max_share: float | None) -> pd.Series:
+    """Per site, "specks 6 of 6 objects" where specks are more than ``max_share`` of its
+    objects (specks + cells) and at least MIN_SPECKS, else empty (tables without the count:
+    none)."""
+    faults = pd.Series("", index=sites.index)
+    if max_share is None or SITE_SPECKS not in sites:
+        return faults
+    specks = sites[SITE_SPECKS]
+    objects = specks + sites[COUNT]
+    bad = (specks > max_share * objects) & (specks >= MIN_SPECKS)
+    faults[bad] = [f"specks {s} of {o} objects" for s, o in zip(specks[bad], objects[bad])]
+    return faults
+
+
 def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = None) -> pd.DataFrame:
     """The per-site table with ``QC_Pass`` and ``QC_Failed`` (the failed tests, ";"-separated).
 
@@ -241,7 +297,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     deviation = pd.Series(np.nan, index=sites.index)
     if p["focus_mad"] is not None:
         scaled = sites.assign(**{column: np.log(focus) if measure == SHARPNESS else focus})
-        offset = focus_deviation(scaled, column, p["focus_adjust"])
+        size = f"{HALF_MAXIMUM_AREA}_{focus_channel}"
+        offset = focus_deviation(scaled, column, size, p["focus_adjust"])
         spread = offset.abs().groupby(plates).transform("median") * MAD_SCALE
         deviation = offset / spread.clip(lower=MIN_FOCUS_SPREAD)
         failed["focus"] |= deviation < -p["focus_mad"]
@@ -254,27 +311,104 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     if p["max_cells"] is not None:
         failed["cell count"] |= sites[COUNT] > p["max_cells"]
     channels = _channel_faults(sites, plates, p["max_scale_ratio"])
+    specks = _speck_faults(sites, p["max_speck_share"])
     flagged = sites.copy()
     flagged[FOCUS_DEVIATION] = deviation
-    flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "")
+    flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "") & (specks == "")
     flagged[QC_FAILED] = [
-        ";".join([*(name for name, bad in row.items() if bad), *filter(None, [extra])])
-        for (_, row), extra in zip(failed.iterrows(), channels)
+        ";".join([*(name for name, bad in row.items() if bad), *filter(None, extra)])
+        for (_, row), extra in zip(failed.iterrows(), zip(channels, specks))
     ]
     return flagged
 
 
-def summary(flagged: pd.DataFrame) -> str:
-    """One log line: how many sites failed, by which test, and how many cells they hold."""
-    bad = flagged[~flagged[QC_PASS]]
-    reasons = pd.Series(
-        [r.split(" x")[0] for text in bad[QC_FAILED] for r in text.split(";")]
-    ).value_counts()
-    detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items()) or "none"
-    return (
-        f"QC: {len(bad)} of {len(flagged)} sites failed ({detail}); they hold "
-        f"{int(bad[COUNT].sum())} of {int(flagged[COUNT].sum())} cells, which get no crops"
+# QC_Failed's text is the one record of why a site failed: the qc table is written to
+# qc/{plate}.parquet and the report reads it back from there, so the kind of each reason is
+# parsed from its first word (every reason starts with it) rather than kept in more columns.
+def _kind(reason: str) -> str:
+    """A QC reason without its channel and numbers: "scale DNA x0.0039" -> "scale"."""
+    first = reason.split(" ")[0]
+    return first if first in FAULTS else reason
+
+
+def _unmeasured(reason: str) -> str:
+    """A QC reason without its numbers: "scale DNA x0.0039" -> "scale DNA"."""
+    return "specks" if reason.startswith("specks") else reason.split(" x")[0]
+
+
+def _scale_meaning(ratios: list[float]) -> str:
+    """What channels off the plate's intensity scale by ``ratios`` (site mean / plate median)
+    are: "256x dimmer than the plate's median: 8-bit data in 16-bit files?"."""
+    folds = [max(r, 1 / r) for r in ratios]
+    low, high = min(folds), max(folds)
+    size = f"{low:.3g}x" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g}x to {high:.3g}x"
+    direction = (
+        "dimmer" if max(ratios) < 1 else "brighter" if min(ratios) > 1 else "dimmer or brighter"
     )
+    cause = "another exposure, gain or bit depth"
+    if all(BIT_DEPTH_FOLD[0] <= f <= BIT_DEPTH_FOLD[1] for f in folds):
+        cause = {
+            "dimmer": "8-bit data in 16-bit files?",
+            "brighter": "16-bit data beside a plate of 8-bit data?",
+        }.get(direction, "a mix of 8-bit and 16-bit data?")
+    return f"{size} {direction} than the plate's median: {cause}"
+
+
+def summary(flagged: pd.DataFrame) -> str:
+    """One log line: how many sites failed, by which test (sites per test; the channels of
+    channel faults), and how many cells they hold."""
+    bad = flagged[~flagged[QC_PASS]]
+    reasons = [text.split(";") for text in bad[QC_FAILED]]
+    kinds = pd.Series([kind for found in reasons for kind in {_kind(r) for r in found}])
+    parts = []
+    for kind, count in kinds.value_counts().items():
+        channels = sorted(
+            {r.split(" ")[1] for found in reasons for r in found if _kind(r) == kind}
+            if kind in ("scale", "constant")
+            else []
+        )
+        detail = f" ({', '.join(channels)})" if channels else ""
+        parts.append(f"{kind}{detail}: {count} site{'s' * (count != 1)}")
+    return (
+        f"QC: {len(bad)} of {len(flagged)} sites failed ({'; '.join(parts) or 'none'}); they "
+        f"hold {int(bad[COUNT].sum())} of {int(flagged[COUNT].sum())} cells, which get no crops"
+    )
+
+
+def fault_warnings(flagged: pd.DataFrame, shown: int = 5) -> list[str]:
+    """One warning per plate and kind of data fault (FAULTS: a blank channel, another bit
+    depth, specks) naming its sites (the first ``shown``) and their reasons: the data is wrong,
+    not the biology, so the report says so rather than an INFO line in a job log."""
+    flagged = flagged.reset_index(drop=True)  # plates' tables concatenated repeat row labels
+    plates = flagged[PLATE] if PLATE in flagged else pd.Series("", index=flagged.index)
+    warnings = []
+    for plate, sites in flagged[~flagged[QC_PASS]].groupby(plates, sort=True):
+        for kind, meaning in FAULTS.items():
+            found = {
+                (row[WELL], row[SITE]): [r for r in row[QC_FAILED].split(";") if _kind(r) == kind]
+                for _, row in sites.iterrows()
+            }
+            named = [
+                f"well {well} site {site} ({', '.join(reasons)})"
+                for (well, site), reasons in found.items()
+                if reasons
+            ]
+            if kind == "scale" and named:
+                ratios = [float(r.rsplit(" x", 1)[1]) for rs in found.values() for r in rs]
+                meaning = f"{meaning} ({_scale_meaning(ratios)})"
+            if named:
+                more = f" and {len(named) - shown} more" if len(named) > shown else ""
+                warnings.append(
+                    f"plate {plate}: {len(named)} site(s) failed QC for {meaning}: "
+                    f"{'; '.join(named[:shown])}{more}; their cells are not analysed"
+                )
+    return warnings
+
+
+def qc_warnings(flagged: pd.DataFrame, params: dict | None = None) -> list[str]:
+    """The report's QC warnings: sites with wrong data (fault_warnings), then treatments whose
+    sites fail QC far more often than others (failure_concentration)."""
+    return fault_warnings(flagged) + failure_concentration(flagged, params)
 
 
 def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> list[str]:
@@ -315,7 +449,7 @@ def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) 
     if len(negcon) == 0 or len(kept):
         return None
     reasons = pd.Series(
-        [r.split(" x")[0] for text in negcon[QC_FAILED] for r in text.split(";") if r]
+        [_unmeasured(r) for text in negcon[QC_FAILED] for r in text.split(";") if r]
     ).value_counts()
     message = (
         f"plate {plate}: QC left no cell in its negcon wells {sorted(negcon[WELL].unique())} "

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
-from debatch.core.io import NpzWriter, atomic_path, link_or_copy
+from debatch.core.io import NpzWriter, atomic_path, link_or_copy, open_npy
 from debatch.core.parallel import ordered_map
 from debatch.segment.measure import measure_site
-from debatch.segment.propagate import segment_site
+from debatch.segment.propagate import find_site
 from debatch.segment.qc import image_quality
 from debatch.segment.score import median_area
 from debatch.settings import (
@@ -31,6 +31,7 @@ from debatch.settings import (
     SITE_CELLS,
     SITE_KEY,
     SITE_NUCLEUS_AREA,
+    SITE_SPECKS,
     WELL,
     Channels,
 )
@@ -49,7 +50,9 @@ def shard_sites(manifest: pd.DataFrame, shards: int, shard: int) -> pd.DataFrame
 def _segmented(
     rows: list[dict], channels: Channels, illum, settings: dict, threads: int
 ) -> Iterator[tuple]:
-    """(row, quality, nuclei, cells, table, unpaired nuclei, unpaired cells) per site, in order."""
+    """(row, quality, nuclei, cells, table, unpaired nuclei, unpaired cells, specks) per site,
+    in order (specks: a few bright pixels left out as artefacts; propagate counts them,
+    cellpose has no such test and counts none)."""
     propagate = settings["propagate"]
 
     def load(row):
@@ -62,8 +65,9 @@ def _segmented(
 
             def work(row):
                 quality, images, scale = load(row)
-                nuclei, cells = segment_site(images, channels, propagate, scale)
-                return row, quality, nuclei, cells, measure_site(nuclei, cells, images), 0, 0
+                nuclei, cells, specks = find_site(images, channels, propagate, scale)
+                table = measure_site(nuclei, cells, images)
+                return row, quality, nuclei, cells, table, 0, 0, specks
 
             yield from ordered_map(pool, work, rows, 2 * max(1, threads))
             return
@@ -81,7 +85,7 @@ def _segmented(
                 rows[start : start + step], chunk, results
             ):
                 table = measure_site(nuclei, cells, images)
-                yield row, quality, nuclei, cells, table, lost_nuclei, lost_cells
+                yield row, quality, nuclei, cells, table, lost_nuclei, lost_cells, 0
 
 
 def _record_site(
@@ -90,7 +94,7 @@ def _record_site(
     """One segmented site's row of the sites table and its cells (``site_metadata``, the site's
     one-row Metadata_ columns, first); its label images go to ``masks`` (None: not kept).
     Empty sites and unpaired objects are logged."""
-    row, quality, nuclei, cells, table, lost_nuclei, lost_cells = segmented
+    row, quality, nuclei, cells, table, lost_nuclei, lost_cells, specks = segmented
     if masks is not None:
         dtype = np.uint16 if nuclei.max() < 2**16 else np.int32
         masks.add(f"{row[WELL]}_{row[SITE]}_nuclei", nuclei.astype(dtype))
@@ -113,6 +117,7 @@ def _record_site(
         SITE_NUCLEUS_AREA: median_area(nuclei) if len(table) else 0.0,
         "Count_UnpairedNuclei": lost_nuclei,
         "Count_UnpairedCells": lost_cells,
+        SITE_SPECKS: specks,
     }
     prefix = site_metadata.iloc[[0] * len(table)].reset_index(drop=True)
     return site, pd.concat([prefix, table], axis=1)
@@ -230,7 +235,7 @@ def gather_npy(
     parts = [np.load(path, mmap_mode="r") for path in paths]
     shape = (sum(len(part) for part in parts), *parts[0].shape[1:])
     with atomic_path(out) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=parts[0].dtype, shape=shape)
+        array = open_npy(tmp, parts[0].dtype, shape)
         start = 0
         for part in parts:
             for first in range(0, len(part), rows_per_copy):
