@@ -6,7 +6,8 @@ import pandas as pd
 
 from debatch.core.io import atomic_path, write_json
 from debatch.core.logs import setup_logging
-from debatch.evaluate.diagnostics import compute_metrics, read_truth
+from debatch.evaluate.diagnostics import compute_metrics
+from debatch.evaluate.truth import read_truth
 from debatch.report.figures import plot_pca
 from debatch.settings import parse_source
 

@@ -4,34 +4,11 @@ difference and do not invent one."""
 import numpy as np
 import pytest
 
-from debatch.evaluate.compare import paired_difference, ranking, verdict
+from debatch.evaluate.compare import below_chance, paired_difference, ranking
+from debatch.evaluate.verdict import first_row
 
-WELLS = [(f"P{p}", f"A{w:02d}") for p in (7, 8) for w in range(1, 41)]
-
-
-def metrics(method, seed, correction, accuracy, ap, overall, rng):
-    """A metrics entry whose held-out wells have the given kNN accuracy and mean AP."""
-    correct = rng.random(len(WELLS)) < accuracy
-    aps = np.clip(rng.normal(ap, 0.1, len(WELLS)), 0, 1)
-    per_well = [
-        {
-            "Metadata_Plate": p,
-            "Metadata_Well": w,
-            "Metadata_Treatment": "t",
-            "correct": bool(c),
-            "ap": float(a),
-        }
-        for (p, w), c, a in zip(WELLS, correct, aps)
-    ]
-    return {
-        "method": method,
-        "seed": seed,
-        "correction": correction,
-        "source": f"{method}/seed{seed}",
-        "scores": {"overall": overall, "batch": 0.5, "bio": 0.5, "generalisation": 0.5},
-        "batch": {"batch_classifier": {"value": 0.5, "chance": 0.25}},
-        "holdout": {"per_well": per_well, "knn_chance": 0.1, "knn_accuracy": accuracy, "map": ap},
-    }
+from conftest import WELLS
+from conftest import metrics_entry as metrics
 
 
 def entries(spec, seeds=(0, 1, 2), seed=0):
@@ -53,7 +30,7 @@ def test_a_real_difference_is_found_and_its_interval_holds_the_truth():
     result = paired_difference(good, erm, n_boot=1000)
     # generalisation = (chance-corrected kNN accuracy + mAP) / 2, chance 0.1
     truth = ((0.8 / 0.9 + 0.8) - (0.4 / 0.9 + 0.5)) / 2
-    assert result["real"] and result["pairs"] == 3 and result["wells"] == len(WELLS)
+    assert result["real"] and result["pairs"] == 3 and result["units"] == len(WELLS)
     assert result["low"] < truth < result["high"] and result["low"] > 0
 
 
@@ -80,6 +57,41 @@ def test_ranking_averages_seeds_and_a_single_seed_source_pairs_with_every_seed()
     assert good["vs erm real"] and good["vs erm low"] > 0
     assert table.iloc[1]["seeds"] == 1 and table.iloc[1]["vs erm real"]  # paired per erm seed
     assert np.isnan(table.iloc[2]["held-out vs erm"]) or table.iloc[2]["held-out vs erm"] is None
-    sentence = verdict(table, rows, n_boot=300)
-    assert sentence.startswith("Use good + none: overall 0.71 ± 0.01 over 3 seeds")
+    sentence = first_row(table, rows, n_boot=300, seed=0)
+    assert sentence.startswith("Use good + none: overall 0.71 ± 0.01, first of 3 rows over 3 seeds")
     assert "cellprofiler + none" in sentence and "a real difference" in sentence
+
+
+def test_below_chance_batch_accuracy_is_an_over_correction_not_a_success():
+    assert below_chance(0.10, 0.25, 192)  # far below what guessing the largest batch gets
+    assert not below_chance(0.23, 0.25, 192)  # within two binomial standard errors of chance
+    assert not below_chance(0.70, 0.25, 192)
+
+
+def test_flags_name_over_correction_and_harmony_is_marked_transductive():
+    """A correction that reads batches below chance, pulls replicates apart and loses held-out
+    retrieval against its own uncorrected row is flagged on all three; the same method without
+    correction is not; Harmony rows say they were fitted with the held-out wells."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "correction": correction,
+            "metrics": metrics(
+                "erm", k, correction, accuracy, ap, 0.5, rng, batch_acc=acc, replicating=rep
+            ),
+        }
+        for k in (0, 1, 2)
+        for correction, accuracy, ap, acc, rep in [
+            ("none", 0.9, 0.8, 0.7, 0.6),
+            ("harmony", 0.4, 0.4, 0.1, 0.3),
+            ("sphering", 0.9, 0.8, 0.3, 0.6),
+        ]
+    ]
+    table = ranking(rows, n_boot=300).set_index("correction")
+    assert set(table.loc["harmony", "flags"].split("; ")) == {
+        "batch acc below chance",
+        "replicates pulled apart",
+        "held-out below uncorrected",
+    }
+    assert table.loc["none", "flags"] == "" and table.loc["sphering", "flags"] == ""
+    assert table["transductive"].to_dict() == {"none": False, "harmony": True, "sphering": False}

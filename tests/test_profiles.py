@@ -164,3 +164,66 @@ def test_a_plate_without_negcon_cells_fails_or_is_left_out(tmp_path):
         well_profiles([good, bad])
     wells, _ = well_profiles([good, bad], drop_plates_without_negcon=True)
     assert set(wells["Metadata_Plate"]) == {"P1"}
+
+
+def test_an_embedding_dimension_blown_up_by_a_zero_negcon_spread_is_dropped(tmp_path):
+    """A dimension that is 0 in every negcon cell of a plate (a unit no control activates) has a
+    negcon MAD of 0 there: its normalised wells explode, and drop_outliers removes it from the
+    embeddings' profiles as from CellProfiler's, saying so in the features report."""
+    paths = []
+    for plate, seed in (("P1", 0), ("P2", 1)):
+        table = cells_table(plate, seed=seed)
+        table["emb_002"] = np.where(table["Metadata_Role"] == "negcon", 0.0, 1.0)
+        paths.append(tmp_path / f"{plate}.parquet")
+        table.to_parquet(paths[-1], index=False)
+    wells, report = well_profiles(paths)
+    assert feature_columns(wells.columns) == ["emb_000", "emb_001"]
+    assert report.set_index("feature").loc["emb_002", "dropped_by"] == "drop_outliers"
+    kept_only_guards, _ = well_profiles(
+        paths, {"feature_select": {"operations": ["correlation_threshold"]}}
+    )
+    assert "emb_002" in kept_only_guards  # the guard is a setting: left out, nothing is dropped
+
+
+def test_a_plate_whose_controls_do_not_vary_is_named(caplog):
+    """One negcon well left on a plate: every feature's negcon spread is 0, and the warning
+    names the plate before drop_outliers silently empties the screen."""
+    wells = aggregate_wells(cells_table())
+    wells = wells[wells["Metadata_Well"] != "A02"]  # A01 is the plate's only negcon well
+    with caplog.at_level("WARNING", logger="debatch.profiles.normalise"):
+        normalise_plates(wells)
+    assert "plate P1: 2 of 2 features do not vary over its 1 negcon well(s)" in caplog.text
+
+
+def test_cross_fitted_sphering_does_not_make_inactive_wells_look_active():
+    """Fewer negcon wells than features: whitening fitted on all of them squeezes those very
+    controls into their own span, so wells of a compound that does nothing land far from them
+    and its replicates 'find each other' (a high mAP against negcon). Sphered by fits on the
+    other plates' controls, the inactive compound stays at the level of chance."""
+    from debatch.evaluate.metrics import map_activity
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for plate in range(4):
+        for well in range(12):
+            role = "negcon" if well < 6 else "treatment"
+            rows.append(
+                {
+                    "Metadata_Plate": f"P{plate}",
+                    "Metadata_Batch": f"b{plate}",
+                    "Metadata_Well": f"A{well:02d}",
+                    "Metadata_Treatment": "DMSO" if role == "negcon" else f"inactive{well % 3}",
+                    "Metadata_Role": role,
+                    **{f"emb_{i:03d}": v for i, v in enumerate(rng.normal(size=60))},
+                }
+            )
+    wells = pd.DataFrame(rows)
+
+    def called_active(folds):
+        """Share of the inactive compounds called active (corrected p < 0.05)."""
+        sphered = correct(wells, "sphering", {"sphering_folds": folds})
+        values = sphered[feature_columns(sphered.columns)].to_numpy()
+        return map_activity(sphered, values, null_size=500)[1]["value"]
+
+    assert called_active(1) == 1.0  # every inactive compound 'active' against its own fit
+    assert called_active(4) == 0.0

@@ -118,7 +118,15 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     assert "this seed's are in diagnostics/abra/seed1/" in text
     ranking = page.tables["ranking"]
     header = ranking[0]
-    assert header[:6] == ["rank", "method", "correction", "seeds", "overall", "generalisation"]
+    assert header[:7] == [
+        "rank",
+        "method",
+        "correction",
+        "seeds",
+        "overall",
+        "activity",
+        "generalisation",
+    ]
     assert [row[2] for row in ranking[1:3]] == ["harmony", "harmony"]
     assert "±" in ranking[1][4] and "[" in ranking[-1][-1] or ranking[-1][-1] == "n/a"
     assert float(ranking[1][4].split()[0]) > float(ranking[-1][4].split()[0])
@@ -129,7 +137,7 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     generalisation = page.tables["generalisation"][0]  # held-out batch b2 given, no ground truth
     assert "held-out kNN acc" in generalisation and not any("truth" in c for c in generalisation)
     assert "My &lt;screen&gt;" in text  # escaped, never raw markup from config
-    assert "Use " in text.split("<h2>")[0]  # the verdict comes before the first section
+    assert "class='verdict'>Provisional" in text.split("<h2>")[0]  # 2 seeds; before any section
 
 
 @pytest.mark.skipif(
@@ -195,26 +203,27 @@ def test_qc_warnings_come_before_the_ranking(report):
     assert page.index("QC may be removing") < page.index("class='verdict'")
 
 
-def test_first_paragraph_says_what_to_use_and_how_much_batch_is_left(report):
-    """The headline's numbers are the ranking table's: the first row's name, its batch
-    classifier accuracy and chance, the same method without correction, and the treatments
-    it retrieves; ranking cells are coloured worst (red) to best (green)."""
+def test_first_paragraph_says_what_ranks_first_and_how_much_batch_is_left(report):
+    """The headline's numbers are the ranking table's: the first row's name (provisional with
+    2 seeds), its batch classifier accuracy and chance, the same method without correction,
+    and the treatments it retrieves; ranking cells are coloured worst (orange) to best
+    (blue), a scale readers without red-green vision read the same way."""
     _, entries, text = report
     table = ranking_table(entries, {"bootstrap": 200})
     best = table.loc[0]
     headline = text.split("class='verdict'>")[1].split("</p>")[0]
-    assert f"Use {best['method']} + {best['correction']}" in headline
+    assert f"With these seeds {best['method']} + {best['correction']} ranks first" in headline
     assert f"{best['batch acc']:.0%} of the time (chance {best['chance']:.0%})" in headline
     raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")].iloc[0]
     assert f"without correction, {raw['batch acc']:.0%}" in headline
     assert "Treatments retrieved:" in headline
     ranking = text.split("<table id='ranking'>")[1].split("</table>")[0]
     first_row = ranking.split("<tr>")[2]
-    assert "background:#63be7b" in first_row  # the best overall is full green
+    assert "background:#92c5de" in first_row  # the best overall is full blue
 
 
 def test_replicate_pairs_and_non_replicates_are_split_by_treatment():
-    from debatch.report.figures import replicate_correlations
+    from debatch.evaluate.metrics import replicate_correlations
 
     wells = pd.DataFrame(
         {
@@ -228,3 +237,27 @@ def test_replicate_pairs_and_non_replicates_are_split_by_treatment():
     replicate, other = replicate_correlations(wells)
     assert len(replicate) == 1 and replicate[0] > 0.9  # a-a only: negcon pairs are not replicates
     assert len(other) == 10 - 2  # every pair across treatments
+
+
+def test_flagged_cells_are_marked_and_never_coloured_as_good():
+    """A batch accuracy below chance would be the 'best' (lowest) value: flagged, it is marked
+    and shown as the worst, and an accuracy at chance counts as good as any lower one."""
+    from debatch.report.html import WORST, score_shades, shade
+
+    table = pd.DataFrame(
+        {
+            "overall": [0.6, 0.5, 0.4],
+            "generalisation": [0.5, 0.4, 0.3],
+            "batch": [0.9, 0.7, 0.6],
+            "bio": [0.5, 0.5, 0.4],
+            "activity": [0.5, 0.6, 0.4],
+            "held-out kNN acc": [0.5, 0.4, 0.3],
+            "held-out mAP": [0.5, 0.4, 0.3],
+            "batch acc": [0.05, 0.25, 0.7],
+            "chance": [0.25, 0.25, 0.25],
+            "flags": ["batch acc below chance", "", ""],
+        }
+    )
+    colours = score_shades(table)["batch acc"]
+    assert colours[0] == shade(0.0) == "#" + "".join(f"{c:02x}" for c in WORST)
+    assert colours[1] == shade(1.0)  # at chance: the best a batch classifier can do

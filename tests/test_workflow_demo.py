@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from debatch.demo.plate import write_plate_sheet
+from debatch.settings import FEATURE_SELECT
 
 from conftest import docs_tool
 from workflow_helpers import scheduled_rules, snakemake, write_config
@@ -102,6 +103,9 @@ def test_every_cell_has_cellprofiler_features_in_the_cells_tables_order(finished
     wells = pd.read_parquet(results / "profiles" / "cellprofiler" / "none" / "wells.parquet")
     assert [c for c in wells if not c.startswith("Metadata_")] == kept.tolist()
     assert not any("Location" in c for c in kept)
+    # the outlier guard: no kept feature beyond the cutoff after normalisation (a negcon spread
+    # near 0 once made one feature reach hundreds of thousands)
+    assert wells[kept].abs().max().max() <= FEATURE_SELECT.defaults["outlier_cutoff"]
 
 
 @pytest.mark.parametrize("source", ["erm/seed0", "cellprofiler"])

@@ -163,3 +163,18 @@ def test_editing_a_script_reruns_its_rule(run):
         assert set(scheduled_rules(workdir, config, snakefile=snakefile)) == {"report", "all"}
     finally:
         script.write_text(original)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("mad_epsilon", 1e-6), ("feature_select.outlier_cutoff", 100.0)],
+)
+def test_the_normalisation_guard_reruns_every_sources_profiles(run, key, value):
+    """The MAD floor and the outlier cutoff shape every source's wells (embeddings go through
+    drop_outliers too), so changing either reruns the well profiles of the CNN and of
+    CellProfiler, and nothing upstream."""
+    workdir, _, snakefile = run
+    jobs = scheduled_rules(
+        workdir, changed_config(run, "profiles", key, value), snakefile=snakefile
+    )
+    assert jobs["well_profiles"] == 2 and not set(UPSTREAM[:-1]) & set(jobs), jobs

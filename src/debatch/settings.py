@@ -89,6 +89,18 @@ DEVICES = ("auto", "cpu", "cuda")
 AGGREGATES = ("median", "mean")
 NORMALISATIONS = ("mad_robustize", "standardize")
 CORRECTIONS = ("none", "sphering", "harmony")
+# corrections fitted with every well, the held-out batches' treated wells included (Harmony):
+# their held-out scores are not out of sample, so the verdict on matching across batches leaves
+# them out (debatch.evaluate.compare)
+TRANSDUCTIVE = ("harmony",)
+# the report says "use X" only from at least this many seeds of every trained method
+VERDICT_SEEDS = 3
+# over-correction flag: a correction lowering the share of replicate pairs above the
+# non-replicates' 95th percentile by more than this, against no correction
+REPLICATE_DROP = 0.05
+# ground truth of generated screens: the share of truly inactive compounds a truth score's hit
+# calling may call active (debatch.evaluate.truth)
+TRUTH_FPR = 0.2
 
 # --- checking a block ----------------------------------------------------------------------
 
@@ -753,14 +765,25 @@ EMBED = Block(
     checks=[at_least(1, "batch_size"), one_of(DEVICES, "device")],
 )
 
-SELECTIONS = ("drop_na_columns", "frequency_threshold", "correlation_threshold", "blocklist")
+SELECTIONS = (
+    "drop_na_columns",
+    "drop_outliers",
+    "frequency_threshold",
+    "correlation_threshold",
+    "blocklist",
+)
+# the selection steps every source's wells go through, embeddings included: a feature blown up
+# by a near-zero negcon spread is an artefact whatever made it
+GUARDS = ("drop_outliers",)
 
 FEATURE_SELECT = Block(
     "profiles.feature_select",
     {
         # pycytominer feature_select operations, in order, on CellProfiler sources' well profiles
+        # (drop_outliers also on embeddings' wells)
         "operations": list(SELECTIONS),
         "na_cutoff": 0.05,  # drop a feature missing in more than this share of wells
+        "outlier_cutoff": 500.0,  # drop a feature whose |normalised value| exceeds this anywhere
         "freq_cut": 0.05,  # near-zero variance: 2nd most common value / most common below this
         "unique_cut": 0.01,  # ... or distinct values / wells below this
         "corr_threshold": 0.9,  # of a pair correlated above this, drop the more correlated one
@@ -768,6 +791,7 @@ FEATURE_SELECT = Block(
     checks=[
         each_one_of(SELECTIONS, "operations", "feature selection operation"),
         between(0, 1, "na_cutoff", "freq_cut", "unique_cut", "corr_threshold"),
+        above(0, "outlier_cutoff"),
     ],
 )
 
@@ -777,8 +801,14 @@ PROFILES = Block(
         "aggregate": "median",  # cells -> well: median (robust to segmentation debris) or mean
         "aggregate_columns": 32,  # feature columns per pass and thread (memory: cells x this x 5 B)
         "normalise": "mad_robustize",  # per plate vs negcon wells: mad_robustize | standardize
+        # mad_robustize divides by (1.4826 MAD + this), pycytominer's mad_robustize_epsilon: a
+        # feature whose negcon wells do not vary blows up and drop_outliers removes it
+        "mad_epsilon": 1e-18,
         "corrections": ["none"],  # post-hoc corrections, one output folder each
         "sphering_epsilon": 1e-2,  # ridge added to the negcon covariance's eigenvalues (relative)
+        # plates dealt into this many groups, each sphered by a fit on the others' negcon wells
+        # (1: one fit on every negcon well, as pycytominer)
+        "sphering_folds": 5,
         "harmony_components": 50,  # Harmony runs on this many principal components of the profiles
         "harmony_theta": 2.0,  # Harmony diversity penalty: higher mixes batches harder
         "harmony_max_iter": 20,  # Harmony rounds (Arevalo et al. 2024 use 20)
@@ -794,8 +824,10 @@ PROFILES = Block(
         _rule(
             lambda v: isinstance(v, int) and v >= 2, "null or an integer >= 2", "harmony_clusters"
         ),
-        at_least(1, "aggregate_columns", "harmony_components", "harmony_max_iter"),
-        at_least(0, "sphering_epsilon"),
+        at_least(
+            1, "aggregate_columns", "harmony_components", "harmony_max_iter", "sphering_folds"
+        ),
+        at_least(0, "sphering_epsilon", "mad_epsilon"),
     ],
 )
 

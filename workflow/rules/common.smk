@@ -506,12 +506,18 @@ def source_cells(wildcards):
 
 
 def aggregation_params(wildcards):
-    """The profiles keys that shape the plate-normalised wells (shared by every correction);
-    feature selection only for CellProfiler features, so tuning it never reruns a CNN's."""
-    keys = ["aggregate", "aggregate_columns", "normalise"]
-    if wildcards.source == settings.CELLPROFILER:
-        keys.append("feature_select")
-    return {key: value for key, value in config["profiles"].items() if key in keys}
+    """The profiles keys that shape the plate-normalised wells (shared by every correction):
+    all of feature selection for CellProfiler features, only its guards (drop_outliers and
+    its cutoff) for embeddings, so tuning the rest never reruns a CNN's."""
+    profiles = settings.PROFILES.merge(config["profiles"])
+    params = {
+        key: profiles[key] for key in ("aggregate", "aggregate_columns", "normalise", "mad_epsilon")
+    }
+    selection = profiles["feature_select"]
+    if wildcards.source != settings.CELLPROFILER:
+        guards = [o for o in selection["operations"] if o in settings.GUARDS]
+        selection = {"operations": guards, "outlier_cutoff": selection["outlier_cutoff"]}
+    return {**params, "feature_select": selection}
 
 
 def correction_params(wildcards):

@@ -7,27 +7,29 @@ import pandas as pd
 
 from debatch.core.wells import row_name, well_position
 
-# tab20 without its greys (reserved for negative controls), saturated colours first.
+# Categories readable with any colour vision: Okabe & Ito's eight, then Paul Tol's muted set
+# (greys are reserved for negative controls). Scatter plots also cycle marker shapes, so a
+# colour that repeats or that a reader cannot tell apart still differs in shape.
 PALETTE = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#bcbd22",
-    "#17becf",
-    "#aec7e8",
-    "#ffbb78",
-    "#98df8a",
-    "#ff9896",
-    "#c5b0d5",
-    "#c49c94",
-    "#f7b6d2",
-    "#dbdb8d",
-    "#9edae5",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
 ]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
 def pyplot():
@@ -63,6 +65,8 @@ def draw_plate(
     positions = [well_position(well) for well in values.index]
     for (row, col), value in zip(positions, values.to_numpy(float)):
         grid[row, col] = value
+    from matplotlib import patheffects
+
     image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
     low, high = image.get_clim()
     for (row, col), value, well in zip(positions, values.to_numpy(float), values.index):
@@ -77,9 +81,17 @@ def draw_plate(
                 fontsize=6,
                 color="white" if dark else "black",
             )
-        if well in marked:
+        if well in marked:  # white with a black edge: visible on every colour of the map
             ax.text(
-                col, row, "x", ha="center", va="center", color="red", fontsize=9, fontweight="bold"
+                col,
+                row,
+                "x",
+                ha="center",
+                va="center",
+                color="white",
+                fontsize=9,
+                fontweight="bold",
+                path_effects=[patheffects.withStroke(linewidth=2, foreground="black")],
             )
     ax.set_xticks(range(cols), [str(c + 1) for c in range(cols)], fontsize=6)
     ax.set_yticks(range(rows), [row_name(r) for r in range(rows)], fontsize=6)

@@ -13,10 +13,14 @@ when its interval excludes 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-SCORES = ("overall", "batch", "bio", "generalisation")
+from debatch.settings import PLATE, REPLICATE_DROP, TRANSDUCTIVE, WELL
+
+SCORES = ("overall", "activity", "generalisation", "batch", "bio")
 
 
 def seed_rows(entries: list[dict]) -> pd.DataFrame:
@@ -35,10 +39,13 @@ def seed_rows(entries: list[dict]) -> pd.DataFrame:
                 "held-out mAP": holdout.get("map"),
                 "batch acc": metrics["batch"]["batch_classifier"]["value"],
                 "chance": metrics["batch"]["batch_classifier"].get("chance"),
+                "replicating": metrics.get("replicates", {}).get("value"),
+                "wells": metrics.get("n_wells"),
             }
         )
     table = pd.DataFrame(rows)
     numbers = [*SCORES, "held-out kNN acc", "held-out mAP", "batch acc", "chance"]
+    numbers += ["replicating", "wells"]
     table[numbers] = table[numbers].astype(float)  # None (not computable) -> NaN
     return table
 
@@ -48,15 +55,19 @@ def per_well(metrics: dict) -> pd.DataFrame | None:
     wells = metrics.get("holdout", {}).get("per_well")
     if not wells:
         return None
-    return pd.DataFrame(wells).set_index(["Metadata_Plate", "Metadata_Well"])[["correct", "ap"]]
+    return pd.DataFrame(wells).set_index([PLATE, WELL])[["correct", "ap"]]
 
 
-def _generalisation(correct: np.ndarray, ap: np.ndarray, chance: float) -> np.ndarray:
-    """The held-out score per bootstrap row (..., wells): mean of chance-corrected kNN
-    accuracy and mAP, as debatch.evaluate.diagnostics.holdout_scores computes it."""
-    accuracy = correct.mean(axis=-1)
-    knn = np.clip((accuracy - chance) / (1 - chance), 0, 1) if chance < 1 else 0 * accuracy
-    return (knn + np.nanmean(ap, axis=-1)) / 2
+def _generalisation(chance: float):
+    """The held-out score of an array (..., wells, [correct, ap]): mean of chance-corrected
+    kNN accuracy and mAP, as debatch.evaluate.diagnostics.holdout_scores computes it."""
+
+    def score(values: np.ndarray) -> np.ndarray:
+        accuracy = values[..., 0].mean(axis=-1)
+        knn = np.clip((accuracy - chance) / (1 - chance), 0, 1) if chance < 1 else 0 * accuracy
+        return (knn + np.nanmean(values[..., 1], axis=-1)) / 2
+
+    return score
 
 
 def _seed_pairs(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
@@ -69,42 +80,50 @@ def _seed_pairs(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
     return [(x, by_seed[x.get("seed")]) for x in a if x.get("seed") in by_seed]
 
 
-def paired_difference(
-    a: list[dict], b: list[dict], n_boot: int = 2000, seed: int = 0
+def paired(
+    a: list[dict], b: list[dict], units: Callable, score: Callable, n_boot: int, seed: int
 ) -> dict | None:
-    """Generalisation score of row ``a`` minus row ``b`` (each a list of per-seed metrics),
-    paired by seed and held-out well: {"difference", "low", "high", "real", "pairs"}; None
-    when either has no held-out wells or they share none."""
+    """A score of row ``a`` minus row ``b`` (each a list of per-seed metrics), paired by seed
+    and by unit (held-out well, treatment): ``units(metrics)`` is a table indexed by unit,
+    ``score(values)`` maps an array (..., units, columns) to the score. Every bootstrap draw
+    resamples the shared units once, for both rows and every seed pair, and averages the
+    difference over seed pairs: {"difference", "low", "high", "real", "pairs", "units"}; None
+    when a row lacks the units or they share none."""
     pairs = _seed_pairs(a, b)
-    tables = [(per_well(x), per_well(y)) for x, y in pairs]
+    tables = [(units(x), units(y)) for x, y in pairs]
     if not tables or any(x is None or y is None for x, y in tables):
         return None
-    wells = tables[0][0].index
+    shared = tables[0][0].index
     for x, y in tables:
-        wells = wells.intersection(x.index).intersection(y.index)
-    if not len(wells):
+        shared = shared.intersection(x.index).intersection(y.index)
+    if not len(shared):
         return None
-    chance = pairs[0][0]["holdout"]["knn_chance"]
-    draws = np.random.default_rng(seed).integers(0, len(wells), (n_boot, len(wells)))
+    draws = np.random.default_rng(seed).integers(0, len(shared), (n_boot, len(shared)))
     observed, boot = [], []
     for x, y in tables:
-        x, y = x.loc[wells], y.loc[wells]
-        arrays = [(t["correct"].to_numpy(float), t["ap"].to_numpy(float)) for t in (x, y)]
-        observed.append(_generalisation(*arrays[0], chance) - _generalisation(*arrays[1], chance))
-        boot.append(
-            _generalisation(arrays[0][0][draws], arrays[0][1][draws], chance)
-            - _generalisation(arrays[1][0][draws], arrays[1][1][draws], chance)
-        )
-    boot = np.mean(boot, axis=0)
-    low, high = np.percentile(boot, [2.5, 97.5])
+        x, y = x.loc[shared].to_numpy(float), y.loc[shared].to_numpy(float)
+        observed.append(score(x) - score(y))
+        boot.append(score(x[draws]) - score(y[draws]))
+    low, high = np.percentile(np.mean(boot, axis=0), [2.5, 97.5])
     return {
         "difference": float(np.mean(observed)),
         "low": float(low),
         "high": float(high),
         "real": bool(low > 0 or high < 0),
         "pairs": len(tables),
-        "wells": len(wells),
+        "units": len(shared),
     }
+
+
+def paired_difference(
+    a: list[dict], b: list[dict], n_boot: int = 2000, seed: int = 0
+) -> dict | None:
+    """Generalisation score of row ``a`` minus row ``b``, paired by seed and held-out well
+    (``paired``); None without held-out wells."""
+    if per_well(a[0]) is None:
+        return None
+    chance = a[0]["holdout"]["knn_chance"]
+    return paired(a, b, per_well, _generalisation(chance), n_boot, seed)
 
 
 def group_entries(entries: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -119,12 +138,41 @@ def group_entries(entries: list[dict]) -> dict[tuple[str, str], list[dict]]:
     }
 
 
+def below_chance(accuracy: float, chance: float, wells: float) -> bool:
+    """A batch classifier reading the batch *worse* than guessing the largest batch (by two
+    binomial standard errors): the correction has pushed batches apart in the other direction,
+    an over-correction, not a success."""
+    if pd.isna(accuracy) or pd.isna(chance) or not wells:
+        return False
+    return bool(accuracy < chance - 2 * np.sqrt(chance * (1 - chance) / wells))
+
+
+def overcorrection(row: dict, uncorrected: dict | None, held_out_change: dict | None) -> list[str]:
+    """What says a correction removed biology with the batch: batch prediction below chance,
+    replicate wells pulled apart (``settings.REPLICATE_DROP`` fewer replicate pairs above the
+    non-replicates' 95th percentile than without correction), or held-out retrieval really
+    below the uncorrected row's (``held_out_change``: the paired difference to it)."""
+    flags = []
+    if below_chance(row["batch acc"], row["chance"], row["wells"]):
+        flags.append("batch acc below chance")
+    if uncorrected is not None and row["replicating"] < uncorrected["replicating"] - REPLICATE_DROP:
+        flags.append("replicates pulled apart")
+    if (
+        held_out_change is not None
+        and held_out_change["real"]
+        and held_out_change["difference"] < 0
+    ):
+        flags.append("held-out below uncorrected")
+    return flags
+
+
 def ranking(
     entries: list[dict], references=("erm",), n_boot: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
     """One row per method x correction, best mean overall first: seeds, mean and sd of every
-    score, held-out and batch figures, and the paired held-out difference to each of
-    ``references`` that was run (same correction) with its interval."""
+    score, held-out and batch figures, the paired held-out difference to each of
+    ``references`` that was run (same correction) with its interval, whether the correction
+    saw the held-out wells (``transductive``) and its over-correction ``flags``."""
     methods = {metrics["metrics"]["method"] for metrics in entries}
     references = [r for r in references if r in methods]
     rows = seed_rows(entries)
@@ -139,6 +187,17 @@ def ranking(
             row[f"{score} sd"] = sds.loc[(method, correction), score]
         for column in ("held-out kNN acc", "held-out mAP", "batch acc", "chance"):
             row[column] = means.loc[(method, correction), column]
+        row["transductive"] = correction in TRANSDUCTIVE
+        uncorrected = groups.get((method, "none")) if correction != "none" else None
+        row["flags"] = "; ".join(
+            overcorrection(
+                means.loc[(method, correction)],
+                None if uncorrected is None else means.loc[(method, "none")],
+                None
+                if uncorrected is None
+                else paired_difference(per_seed, uncorrected, n_boot, seed),
+            )
+        )
         for reference in references:
             versus = groups.get((reference, correction))
             difference = (
@@ -171,76 +230,3 @@ def _difference_columns(difference: dict | None, label: str) -> dict:
         f"{label} high": difference["high"],
         f"{label} real": difference["real"],
     }
-
-
-def verdict(table: pd.DataFrame, entries: list[dict], n_boot: int = 2000, seed: int = 0) -> str:
-    """One sentence: which row to use on this screen, and how sure that is (its held-out lead
-    over the runner-up, paired, with the interval)."""
-    if table.empty or pd.isna(table.loc[0, "overall"]):
-        return "No source x correction could be scored overall on this screen."
-    groups = group_entries(entries)
-    best = table.loc[0]
-    name = f"{best['method']} + {best['correction']}"
-    spread = f" ± {best['overall sd']:.2f}" if best["seeds"] > 1 else ""
-    text = (
-        f"Use {name}: overall {best['overall']:.2f}{spread} over {best['seeds']} "
-        f"seed{'s' if best['seeds'] > 1 else ''}, ranked first of {len(table)}"
-    )
-    if len(table) < 2:
-        return text + "."
-    second = table.loc[1]
-    lead = paired_difference(
-        groups[(best["method"], best["correction"])],
-        groups[(second["method"], second["correction"])],
-        n_boot,
-        seed,
-    )
-    runner = f"{second['method']} + {second['correction']}"
-    if lead is None:
-        return text + f"; its lead over {runner} has no held-out interval (no held-out batch)."
-    sure = (
-        "a real difference"
-        if lead["real"]
-        else "not distinguishable from it with these seeds and wells"
-    )
-    return (
-        text + f"; on held-out batches it leads {runner} by {lead['difference']:+.3f} "
-        f"(95 % interval {lead['low']:+.3f} to {lead['high']:+.3f}): {sure}."
-    )
-
-
-def batch_left(table: pd.DataFrame) -> str:
-    """How much batch the first row leaves: the batch classifier's accuracy on its well
-    profiles against chance, and on the same method without correction."""
-    best = table.loc[0]
-    if pd.isna(best["batch acc"]):
-        return ""
-    text = (
-        f"Batch left: a classifier tells the batch from {best['method']} + "
-        f"{best['correction']}'s well profiles {best['batch acc']:.0%} of the time (chance "
-        f"{best['chance']:.0%})"
-    )
-    raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")]
-    if best["correction"] != "none" and len(raw) and not pd.isna(raw.iloc[0]["batch acc"]):
-        text += f"; without correction, {raw.iloc[0]['batch acc']:.0%}"
-    return text + "."
-
-
-def treatments_retrieved(table: pd.DataFrame, entries: list[dict]) -> str:
-    """How many treatments the first row retrieves: replicate wells that find each other
-    (mAP significant after multiple-testing correction, docs/metrics.md), mean over seeds."""
-    best = table.loc[0]
-    runs = group_entries(entries)[(best["method"], best["correction"])]
-    retrieved = [
-        m["bio"]["fraction_retrieved"]
-        for m in runs
-        if m["bio"].get("fraction_retrieved", {}).get("value") is not None
-    ]
-    if not retrieved:
-        return ""
-    treatments = retrieved[0]["treatments"]
-    found = np.mean([r["value"] for r in retrieved]) * treatments
-    return (
-        f"Treatments retrieved: {found:.1f} of {treatments} (replicate wells that find each "
-        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over seeds)."
-    )

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from debatch.core.stats import pca
-from debatch.settings import NEGCON, ROLE, TREATMENT
+from debatch.settings import NEGCON, ROLE, TREATMENT, feature_columns
 
 
 def result(value=None, score=None, reason: str | None = None, **extra) -> dict:
@@ -98,7 +98,7 @@ def lisi(values: np.ndarray, labels: np.ndarray, perplexity: float) -> float:
     from harmonypy import compute_lisi
 
     scores = compute_lisi(
-        values,
+        np.ascontiguousarray(values, dtype=np.float64),  # its compiled core takes C order only
         pd.DataFrame({"label": labels}),
         ["label"],
         perplexity=_perplexity(len(values), perplexity),
@@ -287,6 +287,31 @@ def knn_leave_one_batch_out(
     return result(
         accuracy, _chance_corrected(accuracy, chance), chance=chance, neighbours=k, unseen=unseen
     )
+
+
+def replicate_correlations(wells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlations of well-profile pairs: (replicates: same treatment, not negcon;
+    non-replicates: different treatments), the profiling-recipe's replicate check."""
+    values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
+    correlation = np.corrcoef(values) if len(values) > 1 else np.zeros((len(values),) * 2)
+    treatment = wells[TREATMENT].astype(str).to_numpy()
+    control = (wells[ROLE] == NEGCON).to_numpy() if ROLE in wells else np.zeros(len(wells), bool)
+    upper = np.triu(np.ones_like(correlation, bool), k=1)
+    same = treatment[:, None] == treatment[None, :]
+    replicate = upper & same & ~control[:, None]
+    return correlation[replicate], correlation[upper & ~same]
+
+
+def percent_replicating(wells: pd.DataFrame) -> dict:
+    """Share of replicate well pairs correlated above the non-replicate pairs' 95th percentile
+    (``threshold``): not in any score; a correction that lowers it against ``none`` has pulled
+    replicates apart (an over-correction flag of the ranking)."""
+    replicate, other = replicate_correlations(wells)
+    if not len(replicate) or not len(other):
+        return result(reason="needs replicate and non-replicate well pairs")
+    threshold = float(np.percentile(other, 95))
+    share = float(np.mean(replicate > threshold))
+    return result(share, share, threshold=threshold, pairs=len(replicate))
 
 
 def average_precision(similarity: np.ndarray, positive: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from debatch.settings import (
     BATCH,
     CORRECTIONS,
     NEGCON,
+    PLATE,
     PROFILES,
     ROLE,
     check_choice,
@@ -37,6 +38,38 @@ def sphering_transform(controls: np.ndarray, epsilon: float) -> tuple[np.ndarray
     eigenvalues, eigenvectors = np.linalg.eigh(np.atleast_2d(covariance))
     eigenvalues = np.clip(eigenvalues, 0, None) + epsilon * max(eigenvalues.max(), 1e-12)
     return mean, (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+
+
+def sphere(
+    values: np.ndarray, controls: np.ndarray, plates: np.ndarray, epsilon: float, folds: int
+) -> np.ndarray:
+    """ZCA whitening fitted on negcon wells, cross-fitted by plate: the plates are dealt into
+    ``folds`` groups and each group is transformed with the whitening fitted on the other
+    groups' negcon wells (``folds`` 1, or a single plate: one fit on every negcon well, as
+    pycytominer's ``spherize``).
+
+    Why cross-fit: with fewer negcon wells than features, the whitening shrinks the controls it
+    was fitted on into the subspace they span and blows up every direction they do not, so
+    every other well, an inactive compound's too, lands far from them: measured against those
+    same controls, every treatment looked active (docs/metrics.md). Controls transformed by a
+    fit they were not part of scatter as treated wells do.
+    """
+    names = np.unique(plates)
+    fold = dict(zip(names, np.arange(len(names)) % max(min(folds, len(names)), 1)))
+    groups = np.array([fold[plate] for plate in plates])
+    out = np.empty_like(values)
+    single = len(np.unique(groups)) == 1
+    for group in np.unique(groups):
+        fit = controls if single else controls & (groups != group)
+        if fit.sum() < 2:
+            raise ValueError(
+                f"sphering needs at least 2 negcon wells outside each fold of plates, found "
+                f"{int(fit.sum())}; lower profiles.sphering_folds"
+            )
+        mean, transform = sphering_transform(values[fit], epsilon)
+        chosen = groups == group
+        out[chosen] = (values[chosen] - mean) @ transform
+    return out
 
 
 def harmony(values: np.ndarray, batches: np.ndarray, params: dict) -> np.ndarray:
@@ -78,13 +111,11 @@ def correct(
     features = feature_columns(wells.columns)
     values = wells[features].to_numpy(np.float64)
     if method == "sphering":
-        controls = values[(wells[ROLE] == control_role).to_numpy()]
-        if len(controls) < 2:
-            raise ValueError(
-                f"sphering needs at least 2 {control_role} wells, found {len(controls)}"
-            )
-        mean, transform = sphering_transform(controls, params["sphering_epsilon"])
-        corrected = (values - mean) @ transform
+        plates = wells[PLATE].astype(str).to_numpy() if PLATE in wells else np.zeros(len(wells))
+        controls = (wells[ROLE] == control_role).to_numpy()
+        corrected = sphere(
+            values, controls, plates, params["sphering_epsilon"], params["sphering_folds"]
+        )
     else:
         batches = wells[BATCH].astype(str).to_numpy()
         if len(np.unique(batches)) < 2:

@@ -6,6 +6,10 @@ and a well table is small enough to decide that exactly), before any correction.
 in ``profiles.feature_select.operations`` order, each on the features the previous ones kept:
 
 - ``drop_na_columns``: a feature missing in more than ``na_cutoff`` of the wells;
+- ``drop_outliers``: a feature whose absolute value exceeds ``outlier_cutoff`` in any well (after
+  normalisation: a negcon spread near 0 blew it up). First by default, so the correlation step
+  never keeps an artefact in place of a sound partner. Embeddings' wells go through this step
+  too (``settings.GUARDS``);
 - ``frequency_threshold``: near-zero variance, as caret's ``nearZeroVar``: the second most
   common value is rarer than ``freq_cut`` x the most common one, or fewer than ``unique_cut`` x
   wells distinct values;
@@ -40,6 +44,11 @@ def na_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
 def _frequency_ratio(column: pd.Series) -> float:
     counts = column.value_counts()
     return 0.0 if len(counts) < 2 else counts.iloc[1] / counts.iloc[0]
+
+
+def outlier_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
+    """Features whose largest absolute value (NaN skipped) exceeds ``cutoff``."""
+    return values.columns[values.abs().max() > cutoff].tolist()
 
 
 def low_variance_columns(values: pd.DataFrame, freq_cut: float, unique_cut: float) -> list[str]:
@@ -77,6 +86,8 @@ def select_features(wells: pd.DataFrame, params: dict | None = None) -> tuple[li
         values = wells[kept]
         if operation == "drop_na_columns":
             out = na_columns(values, p["na_cutoff"])
+        elif operation == "drop_outliers":
+            out = outlier_columns(values, p["outlier_cutoff"])
         elif operation == "frequency_threshold":
             out = low_variance_columns(values, p["freq_cut"], p["unique_cut"])
         elif operation == "correlation_threshold":

@@ -8,7 +8,9 @@ cells of the crops tables are profiled (the cells every CNN embeds, so all sourc
 same cells), positional features are left out (``settings.POSITIONAL_FEATURES``), and NaN is
 "not measurable", skipped when aggregating. After normalisation, pycytominer's feature selection
 picks the features (``profiles.select``); a kept feature's rare NaN wells get 0, the negative
-controls' median on the normalised scale.
+controls' median on the normalised scale. Embeddings go through the selection's guards only
+(``settings.GUARDS``: a dimension blown up by a near-zero negcon spread is dropped, as a
+CellProfiler feature would be).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from debatch.profiles.normalise import normalise_plates
 from debatch.profiles.select import select_features
 from debatch.settings import (
     COUNT_CELLS,
+    GUARDS,
     OBJECT,
     POSITIONAL_FEATURES,
     PROFILES,
@@ -57,12 +60,20 @@ def profile_columns(path) -> list[str]:
 
 
 def _selected(wells: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Wells with the selected features only (NaN filled) and the selection report."""
+    """Wells with the selected features only (NaN filled) and the selection report
+    (``params``: the ``profiles.feature_select`` block)."""
     features = feature_columns(wells.columns)
-    kept, dropped = select_features(wells, params["feature_select"])
+    kept, dropped = select_features(wells, params)
+    if not kept:
+        counts = ", ".join(f"{op} dropped {len(names)}" for op, names in dropped.items())
+        raise ValueError(f"feature selection kept none of {len(features)} features ({counts})")
     why = {name: operation for operation, names in dropped.items() for name in names}
-    report = pd.DataFrame({"feature": features, "kept": [f in set(kept) for f in features]}).assign(
-        dropped_by=lambda t: t["feature"].map(why).fillna("")
+    report = pd.DataFrame(
+        {
+            "feature": features,
+            "kept": [f in set(kept) for f in features],
+            "dropped_by": [why.get(f, "") for f in features],
+        }
     )
     filled = int(wells[kept].isna().to_numpy().sum())
     wells = wells[[c for c in wells.columns if c not in features] + kept].copy()
@@ -105,7 +116,11 @@ def well_profiles(
             path, params["aggregate"], params["aggregate_columns"], threads, **options
         )
         try:
-            wells.append(normalise_plates(plate_wells, params["normalise"]))
+            wells.append(
+                normalise_plates(
+                    plate_wells, params["normalise"], mad_epsilon=params["mad_epsilon"]
+                )
+            )
         except ValueError as error:
             if drop_plates_without_negcon and "no negcon well" in str(error):
                 log.warning(
@@ -124,7 +139,7 @@ def well_profiles(
     if not wells:
         raise ValueError("no plate has negcon cells left to normalise against")
     wells = pd.concat(wells, ignore_index=True)
-    if cell_tables is not None:
-        return _selected(wells, params)
-    features = feature_columns(wells.columns)
-    return wells, pd.DataFrame({"feature": features, "kept": True, "dropped_by": ""})
+    selection = params["feature_select"]
+    if cell_tables is None:
+        selection = {**selection, "operations": [o for o in selection["operations"] if o in GUARDS]}
+    return _selected(wells, selection)

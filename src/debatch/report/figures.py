@@ -8,27 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from debatch.core.plotting import PALETTE, draw_plate, plate_shape, pyplot
+from debatch.core.plotting import MARKERS, PALETTE, draw_plate, plate_shape, pyplot
 from debatch.core.stats import pca
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
+from debatch.evaluate.metrics import percent_replicating, replicate_correlations
 from debatch.settings import BATCH, NEGCON, PLATE, ROLE, TREATMENT, WELL, feature_columns
-
-
-def replicate_correlations(wells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson correlations of well-profile pairs: (replicates: same treatment, not negcon;
-    non-replicates: different treatments), the profiling-recipe's replicate check."""
-    values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
-    correlation = np.corrcoef(values) if len(values) > 1 else np.zeros((len(values),) * 2)
-    treatment = wells[TREATMENT].astype(str).to_numpy()
-    control = (wells[ROLE] == NEGCON).to_numpy() if ROLE in wells else np.zeros(len(wells), bool)
-    upper = np.triu(np.ones_like(correlation, bool), k=1)
-    same = treatment[:, None] == treatment[None, :]
-    replicate = upper & same & ~control[:, None]
-    return correlation[replicate], correlation[upper & ~same]
 
 
 def _plot_replicates(ax, wells: pd.DataFrame) -> None:
     replicate, other = replicate_correlations(wells)
+    entry = percent_replicating(wells)
     bins = np.linspace(-1, 1, 41)
     ax.hist(other, bins=bins, density=True, color="0.7", label="non-replicate pairs")
     ax.hist(
@@ -40,11 +29,9 @@ def _plot_replicates(ax, wells: pd.DataFrame) -> None:
         color=PALETTE[0],
         label="replicate pairs",
     )
-    if len(other):
-        cut = np.percentile(other, 95)
-        share = float(np.mean(replicate > cut)) if len(replicate) else float("nan")
-        ax.axvline(cut, color="k", lw=1, ls="--")
-        ax.set_title(f"replicate correlation: {share:.0%} above the non-replicates' 95th pct")
+    if entry["value"] is not None:
+        ax.axvline(entry["threshold"], color="k", lw=1, ls="--")
+        ax.set_title(f"{entry['value']:.0%} of replicate pairs above the non-replicates' 95th pct")
     ax.set_xlabel("Pearson correlation of two wells' profiles")
     ax.legend(fontsize=7)
 
@@ -70,6 +57,7 @@ def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
                 s=18,
                 label=label,
                 color="0.75" if negcon else PALETTE[i % len(PALETTE)],
+                marker=MARKERS[i % len(MARKERS)],
                 edgecolors="none",
             )
         ax.set_xlabel(f"PC1 ({explained[0]:.0%})")

@@ -16,13 +16,14 @@ from debatch.core.plotting import pyplot
 from debatch.core.stats import MAD_SCALE
 from debatch.settings import NEGCON, PLATE, ROLE, TREATMENT
 
-# composite colours (name, R G B) of the Cell Painting channels; other channels are left out
+# composite colours (name, R G B) of the Cell Painting channels; other channels are left out.
+# Green beside magenta, never beside red, so readers without red-green vision tell them apart.
 COLOURS = {
     "DNA": ("blue", (0.0, 0.3, 1.0)),
     "ER": ("green", (0.0, 1.0, 0.2)),
-    "AGP": ("red", (1.0, 0.2, 0.1)),
+    "AGP": ("magenta", (1.0, 0.1, 0.8)),
     "Mito": ("yellow", (1.0, 0.8, 0.0)),
-    "RNA": ("magenta", (0.8, 0.0, 0.9)),
+    "RNA": ("cyan", (0.0, 0.85, 0.9)),
 }
 PROFILE = ("AreaShape_Area", "Intensity_MeanIntensity_")
 

@@ -77,7 +77,7 @@ def plot_overlays(
             f"{site.Metadata_Well} site {site.Metadata_Site}: "
             f"{getattr(site, COUNT)} cells\n{status}",
             fontsize=8,
-            color="black" if site.QC_Pass else "red",
+            color="black" if site.QC_Pass else "#D55E00",  # Okabe-Ito vermillion
         )
         ax.axis("off")
     if not len(chosen):
