@@ -342,6 +342,7 @@ def write_verdict(results: Path) -> None:
                 ),
                 "within": "yes" if v["within"] else "no",
                 "Kendall's tau (overall vs truth)": v["tau"],
+                "truth's own tau": v["ceiling"],
             }
         ]
     )
