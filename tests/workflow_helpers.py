@@ -12,6 +12,10 @@ import yaml
 from conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_CONFIG = REPO / ".test" / "config"
+# The tiny screen of .test/config/config.yaml: an overlay of config/config.yaml
+TINY_OVERLAY = yaml.safe_load((TEST_CONFIG / "config.yaml").read_text())
+TINY_DEMO = TINY_OVERLAY["demo"]["params"]
 
 
 def deep_update(base: dict, override: dict) -> dict:
@@ -31,6 +35,21 @@ def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def tiny_workdir(workdir: Path, overrides: dict | None = None, sheet: str = "plates.tsv") -> Path:
+    """The tiny screen of .test/config in ``workdir``: its plate sheet (``sheet``) with the demo
+    plates under workdir/demo, results in workdir/results, ``overrides`` merged over the overlay.
+    Returns the config written (the default config, the overlay, the overrides)."""
+    root = workdir / "demo"
+    text = (TEST_CONFIG / sheet).read_text()
+    (workdir / "plates.tsv").write_text(text.replace(TINY_OVERLAY["demo"]["root"], str(root)))
+    paths = {
+        "results": str(workdir / "results"),
+        "plates": str(workdir / "plates.tsv"),
+        "demo": {"root": str(root)},
+    }
+    return write_config(workdir, deep_update(deep_update(TINY_OVERLAY, paths), overrides or {}))
 
 
 def snakemake(
