@@ -24,6 +24,9 @@ from debatch.cnn.augment import (
     perturb_statistics,
 )
 
+# the parts of a step loss the training log reports (NaN where a recipe has none)
+LOSS_PARTS = ["loss_ce", "loss_adv", "loss_align", "loss_consistency"]
+
 
 def model_arch(recipe: dict, **backbone) -> dict:
     """CellResNet arguments for a recipe (``backbone``: in_channels, n_classes, width, ...):
