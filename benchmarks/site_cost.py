@@ -29,10 +29,10 @@ import yaml
 
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.crops.cut import write_plate_crops
-from debatch.crops.select import select_cells
+from debatch.crops.eligible import select_cells
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
-from debatch.segment.measure import measure_site
+from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import segment_cells, segment_nuclei
 from debatch.segment.qc import flag_sites, image_quality
 from debatch.segment.score import score_against_labels

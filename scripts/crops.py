@@ -5,10 +5,10 @@ import pandas as pd
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
+from debatch.core.shards import shard_sites
 from debatch.crops.cut import write_plate_crops
-from debatch.crops.select import select_cells
+from debatch.crops.eligible import select_cells
 from debatch.illum.estimate import read_functions
-from debatch.segment.shards import shard_sites
 from debatch.settings import SITE_KEY
 
 log = setup_logging(snakemake.log[0])

@@ -5,8 +5,8 @@ import pandas as pd
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.crops.select import select_cells
-from debatch.segment.shards import gather_npy, gather_tables
+from debatch.core.shards import gather_npy, gather_tables
+from debatch.crops.eligible import select_cells
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(

@@ -5,7 +5,7 @@ import pandas as pd
 from debatch.core.io import atomic_path, save_npz
 from debatch.core.logs import setup_logging
 from debatch.illum.estimate import compute_plate_illum
-from debatch.illum.figures import plot_functions
+from debatch.illum.plot import plot_functions
 
 setup_logging(snakemake.log[0])
 manifest = pd.read_parquet(snakemake.input[0])

@@ -6,7 +6,7 @@ import pandas as pd
 from debatch.core.io import atomic_path
 from debatch.core.logs import setup_logging
 from debatch.illum.estimate import read_functions
-from debatch.segment.figures import plot_heatmaps, plot_overlays
+from debatch.segment.qc_figures import plot_heatmaps, plot_overlays
 from debatch.settings import Channels
 
 setup_logging(snakemake.log[0])

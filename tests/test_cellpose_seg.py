@@ -10,6 +10,7 @@ from debatch.core.images import read_site
 from debatch.demo.plate import demo_manifest
 from debatch.illum.estimate import compute_plate_illum
 from debatch.segment import cellpose as cellpose_seg
+from debatch.segment.cell_table import measure_site
 from debatch.segment.cellpose import (
     CellposeError,
     CellposeSegmenter,
@@ -18,7 +19,6 @@ from debatch.segment.cellpose import (
     resolve_model,
     train_model,
 )
-from debatch.segment.measure import measure_site
 from debatch.segment.score import score_site, summarise
 from debatch.settings import CELLPOSE, Channels
 

@@ -5,20 +5,17 @@ import pandas as pd
 import pytest
 
 from debatch.core.images import read_raw_site
+from debatch.core.io import NpzWriter
+from debatch.core.shards import gather_npy, gather_npz, gather_tables, shard_sites
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
-from debatch.features.measure import feature_names, measure_site, site_images
 from debatch.features.plate import gather_features, measure_shard
+from debatch.features.site import feature_names, measure_site, site_images
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.shards import (
-    NpzWriter,
     gather_cells,
-    gather_npy,
-    gather_npz,
-    gather_tables,
     segment_shard,
-    shard_sites,
     small_cells_warning,
 )
 from debatch.settings import Channels

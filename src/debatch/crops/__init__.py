@@ -1,2 +1,2 @@
-"""Crops: which cells get a crop (select), the fixed-size corrected crop of each (cut), and
+"""Crops: which cells get a crop (eligible), the fixed-size corrected crop of each (cut), and
 opening a plate's crops with their table (store)."""

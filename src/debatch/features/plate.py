@@ -21,8 +21,8 @@ import pandas as pd
 
 from debatch.core.images import check_illum, read_raw_site
 from debatch.core.parallel import ordered_map
-from debatch.features.measure import feature_names, measure_site, site_images
-from debatch.segment.shards import gather_tables, shard_sites
+from debatch.core.shards import gather_tables, shard_sites
+from debatch.features.site import feature_names, measure_site, site_images
 from debatch.settings import FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
 
 log = logging.getLogger(__name__)

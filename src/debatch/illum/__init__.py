@@ -1,2 +1,2 @@
 """Illumination correction: one smooth mean-1 function per plate and channel (estimate), and
-its QC picture (figures)."""
+its QC picture (plot)."""

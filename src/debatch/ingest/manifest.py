@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debatch.core.wells import normalise_well as canonical_well
-from debatch.core.wells import well_name
+from debatch.core.wells import normalise_well, well_name
 from debatch.ingest.sheets import check_distinct, how_read, read_sheet
 from debatch.settings import (
     BATCH,
@@ -52,10 +51,10 @@ class ManifestError(ValueError):
     """Input that cannot be turned into a manifest; the message names the file/well."""
 
 
-def normalise_well(well: str) -> str:
+def _checked_well(well: str) -> str:
     """'b7', 'B7' and 'B07' all mean well B07; anything else is a ManifestError."""
     try:
-        return canonical_well(well)
+        return normalise_well(well)
     except ValueError as error:
         raise ManifestError(str(error)) from None
 
@@ -83,7 +82,7 @@ def read_platemap(path: str | os.PathLike) -> pd.DataFrame:
             f"(read {how_read(path)}: found {list(platemap.columns)})"
         )
     try:
-        platemap["well"] = platemap["well"].map(normalise_well)
+        platemap["well"] = platemap["well"].map(_checked_well)
     except ManifestError as exc:
         raise ManifestError(f"platemap {path}: {exc}") from None
     duplicated = platemap["well"][platemap["well"].duplicated()].unique()
@@ -143,7 +142,7 @@ def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
             continue
         fields = match.groupdict()
         well = (
-            normalise_well(fields["well"])
+            _checked_well(fields["well"])
             if fields.get("well")
             else well_name(int(fields["row"]) - 1, int(fields["col"]) - 1)
         )
@@ -164,7 +163,7 @@ def _read_csv_manifest(csv_path: Path, images: Path) -> pd.DataFrame:
     if missing:
         raise ManifestError(f"CSV manifest {csv_path} lacks column(s) {missing}")
     table = table[list(CSV_MANIFEST_COLUMNS)].copy()
-    table["well"] = table["well"].map(normalise_well)
+    table["well"] = table["well"].map(_checked_well)
     table["site"] = table["site"].astype(int)
     table["path"] = [_listed(p, images) for p in table["path"]]
     return table

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from debatch.segment.measure import border_labels
+from debatch.segment.cell_table import border_labels
 
 THRESHOLDS = (0.5, 0.75)
 

@@ -18,7 +18,7 @@ in ``profiles.feature_select.operations`` order, each on the features the previo
 - ``blocklist``: CellProfiler features known to be noisy (``data/blocklist.txt``, the list
   pycytominer ships, from Way 2019).
 
-``tests/test_select.py`` checks the kept columns equal ``pycytominer.feature_select``'s.
+``tests/test_feature_select.py`` checks the kept columns equal ``pycytominer.feature_select``'s.
 """
 
 from __future__ import annotations

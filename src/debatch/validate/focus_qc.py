@@ -1,4 +1,4 @@
-"""How well focus QC separates defocused sites from phenotypes: sites of debatch.demo.focus
+"""How well focus QC separates defocused sites from phenotypes: sites of debatch.demo.focus_sites
 (treatments that change nucleus size or density, some defocused) measured and segmented as the
 segment stage does, then flagged by debatch.segment.qc. Used by the QC docs' numbers
 (benchmarks/focus_qc.py) and the tests."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from debatch.demo.focus import focus_sites
+from debatch.demo.focus_sites import focus_sites
 from debatch.segment.propagate import segment_nuclei
 from debatch.segment.qc import image_quality
 from debatch.segment.score import median_area

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.profiles.select import blocklist, select_features
+from debatch.profiles.feature_select import blocklist, select_features
 
 pycytominer = pytest.importorskip("pycytominer")  # a test dependency (envs/dev-requirements.txt)
 

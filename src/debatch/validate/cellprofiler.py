@@ -142,7 +142,7 @@ def compare_objects(
     ``modules`` limits the comparison (e.g. ``("AreaShape",)`` when the intensities CellProfiler
     measured are not available). Returns (``agreement`` rows of every object compared,
     {object: why it was skipped})."""
-    from debatch.features.measure import measure_objects, prepare_site
+    from debatch.features.site import measure_objects, prepare_site
     from debatch.settings import FEATURES
 
     p = FEATURES.merge(params)
