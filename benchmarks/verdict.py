@@ -137,7 +137,7 @@ def run_screen(workdir: Path, config: dict) -> float:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
     command += ["--directory", str(workdir), "--configfile", str(path), "--cores", "2"]
     command += ["--quiet", "--forcerun", "diagnostics", "report"]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -30,7 +30,7 @@ def start(workdir: Path, config: Path) -> subprocess.Popen:
     command = [
         *SNAKEMAKE,
         "-s",
-        str(REPO / "Snakefile"),
+        str(REPO / "workflow" / "Snakefile"),
         "--directory",
         str(workdir),
         "--configfile",
@@ -407,7 +407,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path):
     if probe.returncode != 0:
         pytest.skip("no user namespaces here to mount a small tmpfs in")
     command = " ".join(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+        [*SNAKEMAKE, "-s", str(REPO / "workflow" / "Snakefile"), "--directory", str(tmp_path)]
         + ["--configfile", str(config), "--cores", "1", str(results / "crops" / "bad.npy")]
     )
     script = (

@@ -6,7 +6,8 @@ import pytest
 
 from debatch.profiles.feature_select import blocklist, select_features
 
-pycytominer = pytest.importorskip("pycytominer")  # a test dependency (envs/dev-requirements.txt)
+# a test dependency (workflow/envs/dev-requirements.txt)
+pycytominer = pytest.importorskip("pycytominer")
 
 
 def cellprofiler_like_wells(seed=0, n_wells=96):

@@ -27,13 +27,9 @@ UPSTREAM = [
 def run(tmp_path_factory):
     """A finished tiny run made with a private copy of the workflow (its scripts can be edited)."""
     workdir = tmp_path_factory.mktemp("reruns")
-    workflow = workdir / "workflow_copy"
-    workflow.mkdir()
-    shutil.copy(REPO / "Snakefile", workflow)
-    for folder in ("workflow", "scripts", "envs"):
-        shutil.copytree(REPO / folder, workflow / folder)
+    shutil.copytree(REPO / "workflow", workdir / "workflow_copy")
     config = tiny_workdir(workdir, {"train": {"holdout_batches": []}}, sheet="plates_two.tsv")
-    snakefile = workflow / "Snakefile"
+    snakefile = workdir / "workflow_copy" / "Snakefile"
     snakemake(workdir, config, snakefile=snakefile)
     assert scheduled_rules(workdir, config, snakefile=snakefile) == {}
     return workdir, config, snakefile

@@ -57,7 +57,7 @@ def snakemake(
     config: Path | list[Path],
     *args: str,
     check: bool = True,
-    snakefile: Path = REPO / "Snakefile",
+    snakefile: Path = REPO / "workflow" / "Snakefile",
 ) -> subprocess.CompletedProcess:
     """``snakemake`` on ``config`` (a list: the config, then overlays in order)."""
     configs = config if isinstance(config, list) else [config]
@@ -82,7 +82,7 @@ def snakemake(
 
 
 def scheduled_rules(
-    workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+    workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "workflow" / "Snakefile"
 ) -> dict[str, int]:
     """Rule -> job count that a dry run would execute (empty when nothing to do)."""
     # `--quiet rules` last: argparse would read a target after it as another --quiet choice.

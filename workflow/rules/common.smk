@@ -21,8 +21,10 @@ from debatch import settings
 from debatch.pipeline import ConfigError, checks, plates
 from debatch.pipeline import params as rule_params
 
-ENV = "../../envs/debatch.yaml"  # every rule's software (--sdm conda)
-REPO = os.path.dirname(os.path.abspath(workflow.main_snakefile))
+ENV = "../envs/debatch.yaml"  # every rule's software (--sdm conda)
+# The checkout (or module source) holding this workflow, two folders above this file: not the
+# main Snakefile's, which is the user's own when debatch is used as a module.
+REPO = os.path.dirname(os.path.dirname(workflow.current_basedir.get_path_or_uri(secret_free=True)))
 DEFAULT_CONFIG = "config/config.yaml"  # the Snakefile's configfile, relative to the workdir
 
 
@@ -41,7 +43,7 @@ def checked(check, *args):
 def check_config_loaded():
     """-d DIR or -s from another folder with --configfile: Snakemake skips config/config.yaml
     when the working directory has none, silently; say what was loaded and how to add it."""
-    with open(f"{REPO}/workflow/schemas/config.schema.yaml") as handle:
+    with open(workflow.source_path("../schemas/config.schema.yaml")) as handle:
         required = yaml.safe_load(handle)["required"]
     missing = [key for key in required if key not in config]
     if not missing:

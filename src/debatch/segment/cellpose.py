@@ -47,7 +47,7 @@ def _cellpose():
     except ImportError as error:
         raise CellposeError(
             f"segment.method is cellpose but cellpose cannot be imported "
-            f"({error}); pip install --no-deps -r envs/cellpose-requirements.txt"
+            f"({error}); pip install --no-deps -r workflow/envs/cellpose-requirements.txt"
         ) from None
     return models, int(str(version).split(".")[0])
 
