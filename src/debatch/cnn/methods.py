@@ -139,6 +139,18 @@ class ABRA:
         return loss, model.head(embedding), parts
 
 
+# A recipe's ``augment`` -> its step loss's maker: (recipe, number of ABRA groups) -> the
+# callable (model, x, target, groups) -> (loss, logits without margin, loss parts). DSU and
+# MixStyle act inside the network (model_arch), so their step loss is plain cross-entropy; a
+# new augmentation that acts in the loss registers here (docs/extending.md).
+STEP_LOSSES = {
+    "none": lambda recipe, n_groups: cross_entropy,
+    "dsu": lambda recipe, n_groups: cross_entropy,
+    "mixstyle": lambda recipe, n_groups: cross_entropy,
+    "abra": lambda recipe, n_groups: ABRA(recipe["abra"], n_groups),
+}
+
+
 def step_loss(recipe: dict, n_groups: int):
-    """The callable (model, x, target, groups) -> (loss, logits without margin, loss parts)."""
-    return ABRA(recipe["abra"], n_groups) if recipe["augment"] == "abra" else cross_entropy
+    """The recipe's step loss (``STEP_LOSSES``)."""
+    return STEP_LOSSES[recipe["augment"]](recipe, n_groups)
