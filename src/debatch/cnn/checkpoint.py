@@ -1,5 +1,5 @@
 """A training run's state and its files: the network, optimiser and schedule built from the
-settings (``build_run``), resumed from ``checkpoints/last.pt`` when that was made with the same
+settings (``_build_run``), resumed from ``checkpoints/last.pt`` when that was made with the same
 settings and data, checkpointed after every epoch, and ``model.pt`` with everything embedding
 needs. The learning-rate schedule depends only on ``lr_schedule_epochs``, not on ``epochs``, so
 raising ``epochs`` later extends the same trajectory instead of invalidating it.
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 # Parameters that change how fast a run goes, not where it ends: a checkpoint that differs from
 # the current call only in these is resumed.
 RESUMABLE_DIFFERENCES = ("epochs", "num_threads", "device", "amp")
-LR_FLOOR = 0.01  # final fraction of lr reached by the cosine schedule
-LOG_COLUMNS = [
+_LR_FLOOR = 0.01  # final fraction of lr reached by the cosine schedule
+_LOG_COLUMNS = [
     "epoch",
     "loss",
     *LOSS_PARTS,
@@ -42,7 +42,7 @@ LOG_COLUMNS = [
     "crops_per_s",
     "seconds",
 ]
-CHECKPOINT_FORMAT = 3
+_CHECKPOINT_FORMAT = 3
 
 
 def run_settings(p: dict) -> dict:
@@ -51,7 +51,7 @@ def run_settings(p: dict) -> dict:
 
 
 def _write_log(history: list[dict], path: Path) -> None:
-    frame = pd.DataFrame(history, columns=LOG_COLUMNS)
+    frame = pd.DataFrame(history, columns=_LOG_COLUMNS)
     write_text(frame.to_csv(sep="\t", index=False, na_rep="NaN"), path)
 
 
@@ -62,8 +62,8 @@ def _save(obj: dict, path: Path) -> None:
 
 def _resume_problem(checkpoint: dict, params: dict, data_key: dict) -> str | None:
     """Why ``checkpoint`` cannot be continued with these run settings and data (None if it can)."""
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        return f"checkpoint format {checkpoint.get('format')} != {CHECKPOINT_FORMAT}"
+    if checkpoint.get("format") != _CHECKPOINT_FORMAT:
+        return f"checkpoint format {checkpoint.get('format')} != {_CHECKPOINT_FORMAT}"
     old = checkpoint["params"]
     diffs = [
         f"{k}: {old.get(k)!r} -> {params[k]!r}"
@@ -160,7 +160,7 @@ class Run:
         }
 
 
-def build_run(
+def _build_run(
     p: dict,
     data: CropSet,
     split: Split,
@@ -194,7 +194,7 @@ def build_run(
 
     def lr_factor(step: int) -> float:
         progress = min(step / horizon, 1.0)
-        return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
+        return _LR_FLOOR + (1 - _LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
@@ -213,7 +213,7 @@ def build_run(
     )
 
 
-def resume(run: Run, checkpoint_path: Path, settings: dict, data_key: dict, epochs: int):
+def _resume(run: Run, checkpoint_path: Path, settings: dict, data_key: dict, epochs: int):
     """Load ``checkpoint_path`` into ``run`` when it was made with these settings and data;
     returns its global input statistics (None: fresh start or per-plate scaling)."""
     if not checkpoint_path.exists():
@@ -247,8 +247,8 @@ def start_run(
 ) -> tuple[Run, InputScaling]:
     """The run from the seed, resumed from ``out_dir``'s checkpoint when it fits, and the input
     scaling (a resumed run keeps the global statistics it was trained with)."""
-    run = build_run(p, data, split, device, *amp)
-    stats = resume(
+    run = _build_run(p, data, split, device, *amp)
+    stats = _resume(
         run, out_dir / "checkpoints" / "last.pt", settings, split.data_key(data), p["epochs"]
     )
     run.resumed_from = run.epoch
@@ -261,7 +261,7 @@ def save_checkpoint(
     """checkpoints/last.pt and training_log.tsv after an epoch: what resuming needs."""
     _save(
         {
-            "format": CHECKPOINT_FORMAT,
+            "format": _CHECKPOINT_FORMAT,
             "epoch": run.epoch,
             "params": settings,
             "data_key": data_key,
@@ -283,7 +283,7 @@ def save_model(
     state = {k: v.cpu() for k, v in run.deployed.state_dict().items()}
     _save(
         {
-            "format": CHECKPOINT_FORMAT,
+            "format": _CHECKPOINT_FORMAT,
             "arch": run.arch,
             "params": settings,
             "classes": split.classes,

@@ -81,7 +81,7 @@ class InputScaling:
         return augment_batch(x, rng) if flips else x
 
 
-def group_codes(data: CropSet, p: dict) -> tuple[np.ndarray, int]:
+def _group_codes(data: CropSet, p: dict) -> tuple[np.ndarray, int]:
     """Per-crop group index for ABRA's batch-wise statistics (plate, batch or one group)."""
     recipe = p["recipe"]
     group_by = recipe["abra"]["group_by"] if recipe["augment"] == "abra" else "none"
@@ -172,5 +172,5 @@ def split_cells(data: CropSet, p: dict) -> Split:
             "%d held-out cells have treatments absent from training and are not scored",
             int((held & ~known).sum()),
         )
-    groups, n_groups = group_codes(data, p)
+    groups, n_groups = _group_codes(data, p)
     return Split(train_idx, holdout_idx, classes, labels, groups, n_groups)

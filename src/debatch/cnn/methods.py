@@ -45,7 +45,7 @@ def plate_scaling(recipe: dict) -> bool:
     return recipe["scaling"] == "plate"
 
 
-def cross_entropy(
+def _cross_entropy(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, groups: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Step loss without ABRA: cross-entropy of the (margin) head.
@@ -144,9 +144,9 @@ class ABRA:
 # MixStyle act inside the network (model_arch), so their step loss is plain cross-entropy; a
 # new augmentation that acts in the loss registers here (docs/extending.md).
 STEP_LOSSES = {
-    "none": lambda recipe, n_groups: cross_entropy,
-    "dsu": lambda recipe, n_groups: cross_entropy,
-    "mixstyle": lambda recipe, n_groups: cross_entropy,
+    "none": lambda recipe, n_groups: _cross_entropy,
+    "dsu": lambda recipe, n_groups: _cross_entropy,
+    "mixstyle": lambda recipe, n_groups: _cross_entropy,
     "abra": lambda recipe, n_groups: ABRA(recipe["abra"], n_groups),
 }
 

@@ -19,7 +19,7 @@ from debatch.settings import DEMO
 
 # treatment -> (knob multipliers, cell-density multiplier, sites relative to the others: a
 # plate is mostly negative controls)
-FOCUS_TREATMENTS = {
+_FOCUS_TREATMENTS = {
     "DMSO": ({}, 1.0, 4),
     "nuclei x1.35": ({"nucleus_size": 1.35}, 1.0, 1),
     "nuclei x1.7": ({"nucleus_size": 1.7}, 1.0, 1),
@@ -39,7 +39,7 @@ def focus_sites(
     p = DEMO.merge(params)
     fx = batch_effects(batch, p)
     vignette = vignetting_field(fx, p["image_size"])
-    for treatment, (knobs, density, weight) in FOCUS_TREATMENTS.items():
+    for treatment, (knobs, density, weight) in _FOCUS_TREATMENTS.items():
         effect = np.array([knobs.get(knob, 1.0) for knob in KNOBS])
         site_params = {**p, "cells_per_site": p["cells_per_site"] * density}
         n_sites = sites_per_treatment * weight

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Named filename patterns. Each regex must capture ``site`` and ``channel`` plus either ``well``
 # or ``row`` + ``col`` (numbers, 1-based). Users add their own under ``patterns:`` in config.
-BUILTIN_PATTERNS = {
+_BUILTIN_PATTERNS = {
     # Opera/Phenix (Harmony export): r01c01f01p01-ch1sk1fk1fl1.tiff
     "opera_phenix": r"^r(?P<row>\d{2})c(?P<col>\d{2})f(?P<site>\d{2})p\d{2}-ch(?P<channel>\d+)"
     r"sk\d+fk\d+fl\d+\.tiff?$",
@@ -43,8 +43,8 @@ BUILTIN_PATTERNS = {
     "metaxpress": r"^.*_(?P<well>[A-Pa-p]\d{1,2})_s(?P<site>\d+)_w(?P<channel>\d)[^_]*\.tiff?$",
 }
 # Platemap columns with a fixed Metadata_ name; any other column becomes Metadata_{column}.
-PLATEMAP_RENAME = {"well": WELL, "treatment": TREATMENT, "role": ROLE}
-CSV_MANIFEST_COLUMNS = ("well", "site", "channel", "path")
+_PLATEMAP_RENAME = {"well": WELL, "treatment": TREATMENT, "role": ROLE}
+_CSV_MANIFEST_COLUMNS = ("well", "site", "channel", "path")
 
 
 class ManifestError(ValueError):
@@ -117,7 +117,7 @@ def image_source(
         if first is None:  # no file listed (the manifest job says what is wrong)
             return os.path.realpath(pattern), "csv"
         return os.path.realpath(_listed(first, Path(images))), "csv"
-    regex = re.compile({**BUILTIN_PATTERNS, **(patterns or {})}.get(pattern, "(?!)"))
+    regex = re.compile({**_BUILTIN_PATTERNS, **(patterns or {})}.get(pattern, "(?!)"))
     with os.scandir(images) as entries:
         for entry in entries:
             if regex.match(entry.name) and entry.is_file():
@@ -154,15 +154,15 @@ def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
                 "path": entry.path,
             }
         )
-    return pd.DataFrame(records, columns=list(CSV_MANIFEST_COLUMNS)), unmatched
+    return pd.DataFrame(records, columns=list(_CSV_MANIFEST_COLUMNS)), unmatched
 
 
 def _read_csv_manifest(csv_path: Path, images: Path) -> pd.DataFrame:
     table = read_sheet(csv_path)
-    missing = [c for c in CSV_MANIFEST_COLUMNS if c not in table.columns]
+    missing = [c for c in _CSV_MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(f"CSV manifest {csv_path} lacks column(s) {missing}")
-    table = table[list(CSV_MANIFEST_COLUMNS)].copy()
+    table = table[list(_CSV_MANIFEST_COLUMNS)].copy()
     table["well"] = table["well"].map(_checked_well)
     table["site"] = table["site"].astype(int)
     table["path"] = [_listed(p, images) for p in table["path"]]
@@ -179,12 +179,12 @@ def find_images(
 ) -> tuple[pd.DataFrame, int]:
     """Long table (well, site, channel, path) of a plate's images, plus the count of ignored files.
 
-    ``pattern`` is a name in BUILTIN_PATTERNS / ``patterns`` or a path to a CSV manifest.
+    ``pattern`` is a name in _BUILTIN_PATTERNS / ``patterns`` or a path to a CSV manifest.
     """
     images = Path(images)
     if not images.is_dir():
         raise ManifestError(f"image folder not found: {images}")
-    known = {**BUILTIN_PATTERNS, **(patterns or {})}
+    known = {**_BUILTIN_PATTERNS, **(patterns or {})}
     if pattern in known:
         return _scan_folder(images, known[pattern])
     if pattern.endswith(".csv"):
@@ -291,7 +291,7 @@ def build_manifest(
     wide = _one_path_per_channel(found, plate, images, channels)
     wide = _match_platemap(wide, plate, images, platemap)
     metadata = platemap.rename(
-        columns={c: PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
+        columns={c: _PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
     )
     manifest = wide.rename(
         columns={"well": WELL, "site": SITE, **{name: f"{PATH}{name}" for name in channels}}

@@ -24,7 +24,7 @@ def schema_message(error: Exception) -> str:
     return f"{where.lstrip('.') or 'top level'}: {cause.message}"
 
 
-def as_written(value, written, key: str, reads_as):
+def _as_written(value, written, key: str, reads_as):
     """``value`` with every name YAML or --config turned into something else (2021_05_03 ->
     20210503, 001 -> 1, 2021-05-03 -> a date) as the user wrote it (``written``); a value
     written nowhere (a Snakemake API caller's number) fails. ``reads_as(text)``: the values
@@ -32,10 +32,10 @@ def as_written(value, written, key: str, reads_as):
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and isinstance(written, dict):
-        return {k: as_written(v, written.get(k), f"{key}.{k}", reads_as) for k, v in value.items()}
+        return {k: _as_written(v, written.get(k), f"{key}.{k}", reads_as) for k, v in value.items()}
     if isinstance(value, list) and isinstance(written, list) and len(written) == len(value):
         return [
-            as_written(v, w, f"{key}[{i}]", reads_as)
+            _as_written(v, w, f"{key}[{i}]", reads_as)
             for i, (v, w) in enumerate(zip(value, written))
         ]
     if isinstance(written, str) and value in reads_as(written):  # the token as written
@@ -66,7 +66,7 @@ def keep_names_as_written(config: dict, written_config, reads_as) -> None:
             continue
         written = written if written is not None else written_config()
         raw, _ = _at(written, key)
-        block[last] = as_written(block[last], (raw or {}).get(last), key, reads_as)
+        block[last] = _as_written(block[last], (raw or {}).get(last), key, reads_as)
 
 
 def check_channels(channels: dict) -> None:

@@ -24,7 +24,7 @@ def demo_plate_paths(root: str, plate: str) -> dict:
     }
 
 
-def read_plate_sheet(path: str, check_schema) -> pd.DataFrame:
+def _read_plate_sheet(path: str, check_schema) -> pd.DataFrame:
     """The plate sheet (debatch.ingest.sheets: names as written, stray spaces stripped), its
     columns and plate and batch names checked; ``check_schema(sheet)`` holds it against
     plates.schema.yaml (raising ConfigError)."""
@@ -54,7 +54,7 @@ def read_plate_sheet(path: str, check_schema) -> pd.DataFrame:
     return sheet
 
 
-def check_real_plate(row, platemaps: dict) -> None:
+def _check_real_plate(row, platemaps: dict) -> None:
     """A plate the demo does not generate: its folder, CSV manifest and platemap exist and parse.
     read_platemap checks what platemap.schema.yaml says, column-wise: a row-by-row schema check
     cost 50 ms per platemap, most of a 2,000-plate dry run. Each platemap file is read once
@@ -71,7 +71,7 @@ def check_real_plate(row, platemaps: dict) -> None:
         raise ConfigError(f"plate {row.plate}: {error}") from None
 
 
-def check_treatments_across(platemaps: dict) -> None:
+def _check_treatments_across(platemaps: dict) -> None:
     """A treatment spelt two ways in two platemaps (DMSO, dmso) would be two treatments."""
     clashes = name_clashes(set().union(*platemaps.values()))
     if clashes:
@@ -84,7 +84,7 @@ def check_treatments_across(platemaps: dict) -> None:
         )
 
 
-def check_image_sources(sheet: pd.DataFrame, patterns: dict | None) -> None:
+def _check_image_sources(sheet: pd.DataFrame, patterns: dict | None) -> None:
     """Two plates reading one set of images (one folder, links to one plate's files, or CSV
     manifests listing one file first) would be analysed as two plates, the copy counted in
     another batch's every metric."""
@@ -110,7 +110,7 @@ def check_image_sources(sheet: pd.DataFrame, patterns: dict | None) -> None:
 def load_plates(path: str, config: dict, check_schema) -> pd.DataFrame:
     """The checked plate sheet indexed by plate, with ``is_demo``: whether the demo (when
     enabled) generates the plate, which it does for plates at its paths under demo.root."""
-    sheet = read_plate_sheet(path, check_schema)
+    sheet = _read_plate_sheet(path, check_schema)
     root = os.path.normpath(config["demo"]["root"])
     sheet["is_demo"] = [
         config["demo"]["enabled"]
@@ -120,7 +120,7 @@ def load_plates(path: str, config: dict, check_schema) -> pd.DataFrame:
     ]
     platemaps = {}
     for row in sheet[~sheet["is_demo"]].itertuples():
-        check_real_plate(row, platemaps)
-    check_treatments_across(platemaps)
-    check_image_sources(sheet, config.get("patterns"))
+        _check_real_plate(row, platemaps)
+    _check_treatments_across(platemaps)
+    _check_image_sources(sheet, config.get("patterns"))
     return sheet.set_index("plate", drop=False)

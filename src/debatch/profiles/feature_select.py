@@ -37,7 +37,7 @@ def blocklist() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def na_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
+def _na_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
     return values.columns[values.isna().mean() > cutoff].tolist()
 
 
@@ -46,18 +46,18 @@ def _frequency_ratio(column: pd.Series) -> float:
     return 0.0 if len(counts) < 2 else counts.iloc[1] / counts.iloc[0]
 
 
-def outlier_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
+def _outlier_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
     """Features whose largest absolute value (NaN skipped) exceeds ``cutoff``."""
     return values.columns[values.abs().max() > cutoff].tolist()
 
 
-def low_variance_columns(values: pd.DataFrame, freq_cut: float, unique_cut: float) -> list[str]:
+def _low_variance_columns(values: pd.DataFrame, freq_cut: float, unique_cut: float) -> list[str]:
     rare_second = values.apply(_frequency_ratio, axis=0) < freq_cut
     few_values = values.nunique() / len(values) < unique_cut
     return values.columns[rare_second.to_numpy() | few_values.to_numpy()].tolist()
 
 
-def correlated_columns(values: pd.DataFrame, threshold: float) -> list[str]:
+def _correlated_columns(values: pd.DataFrame, threshold: float) -> list[str]:
     """Of each pair above ``threshold``, the member with the larger total |correlation|."""
     if values.shape[1] < 2:
         return []
@@ -85,13 +85,13 @@ def select_features(wells: pd.DataFrame, params: dict | None = None) -> tuple[li
     for operation in p["operations"]:
         values = wells[kept]
         if operation == "drop_na_columns":
-            out = na_columns(values, p["na_cutoff"])
+            out = _na_columns(values, p["na_cutoff"])
         elif operation == "drop_outliers":
-            out = outlier_columns(values, p["outlier_cutoff"])
+            out = _outlier_columns(values, p["outlier_cutoff"])
         elif operation == "frequency_threshold":
-            out = low_variance_columns(values, p["freq_cut"], p["unique_cut"])
+            out = _low_variance_columns(values, p["freq_cut"], p["unique_cut"])
         elif operation == "correlation_threshold":
-            out = correlated_columns(values, p["corr_threshold"])
+            out = _correlated_columns(values, p["corr_threshold"])
         else:
             out = [name for name in blocklist() if name in kept]
         dropped[operation] = sorted(out)

@@ -29,7 +29,7 @@ def _dtype(column: str) -> str:
     return "float64" if "Intensity" in column or "Center" in column else "int64"
 
 
-SHAPE_COLUMNS = [
+_SHAPE_COLUMNS = [
     OBJECT,
     CENTER_X,
     CENTER_Y,
@@ -54,7 +54,7 @@ def measure_site(
 ) -> pd.DataFrame:
     """One row per cell (label 1..n): nucleus centroid (x = column), areas, cell bounding box
     (minimum inclusive, maximum exclusive, like skimage), border flags, mean intensities."""
-    columns = SHAPE_COLUMNS + [
+    columns = _SHAPE_COLUMNS + [
         f"{compartment}_Intensity_MeanIntensity_{channel}"
         for compartment in ("Nuclei", "Cells")
         for channel in images

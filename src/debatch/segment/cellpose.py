@@ -52,7 +52,7 @@ def _cellpose():
     return models, int(str(version).split(".")[0])
 
 
-def builtin_weights(name: str) -> tuple[Path, str] | None:
+def _builtin_weights(name: str) -> tuple[Path, str] | None:
     """(expected weight file, download URL) of a built-in model of the installed cellpose."""
     models, major = _cellpose()
     if name not in models.MODEL_NAMES:
@@ -80,7 +80,7 @@ def resolve_model(spec: str, key: str, timeout: float) -> str:
     if path.is_file():
         return str(path)
     models, major = _cellpose()
-    found = builtin_weights(spec)
+    found = _builtin_weights(spec)
     if found is None:
         raise CellposeError(
             f"segment.cellpose.{key} {spec!r} is neither a model file nor a "
@@ -165,7 +165,9 @@ def load_model(spec: str, key: str, device: str = "auto", timeout: float = 10.0)
         ) from None
 
 
-def run_model(model, stacks: list[np.ndarray], diameter: float | None, p: dict) -> list[np.ndarray]:
+def _run_model(
+    model, stacks: list[np.ndarray], diameter: float | None, p: dict
+) -> list[np.ndarray]:
     """Label images (int32) of same-shaped (Y, X, C) stacks, evaluated in one cellpose call."""
     _, major = _cellpose()
     batch = np.stack(stacks).astype(np.float32)
@@ -291,14 +293,14 @@ class CellposeSegmenter:
     def _segment(self, group, scales, nuclei_channel, cell_channel):
         zeros = np.zeros(group[0][nuclei_channel].shape, np.float32)
         stacks = [np.dstack([site[nuclei_channel], zeros]) for site in group]
-        nuclei = run_model(self.nuclei_model, stacks, self.p["nucleus_diameter"], self.p)
+        nuclei = _run_model(self.nuclei_model, stacks, self.p["nucleus_diameter"], self.p)
         if self.cell_model is None:
             return [
                 (n, segment_cells(n, site[cell_channel], self.propagate, scale), 0, 0)
                 for site, n, scale in zip(group, nuclei, scales)
             ]
         stacks = [np.dstack([site[cell_channel], site[nuclei_channel]]) for site in group]
-        cells = run_model(self.cell_model, stacks, self.p["cell_diameter"], self.p)
+        cells = _run_model(self.cell_model, stacks, self.p["cell_diameter"], self.p)
         return [pair_objects(n, c) for n, c in zip(nuclei, cells)]
 
 

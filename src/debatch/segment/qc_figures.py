@@ -17,7 +17,7 @@ from debatch.core.plotting import draw_plate, plate_shape, pyplot
 from debatch.segment.qc import COUNT, FOCUS_DEVIATION
 from debatch.settings import QC_PASS, SITE, SITE_KEY, WELL, Channels
 
-MAX_SIDE = 512  # px of a site shown in an overlay (the centre), so outlines stay visible
+_MAX_SIDE = 512  # px of a site shown in an overlay (the centre), so outlines stay visible
 
 
 def overlay_sites(qc: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -70,8 +70,8 @@ def plot_overlays(
             for name, colour in (("cells", (1.0, 0.85, 0.0)), ("nuclei", (0.0, 1.0, 1.0))):
                 picture[find_boundaries(masks[f"{key}_{name}"], mode="inner")] = colour
         height, width = picture.shape[:2]
-        top, left = max(0, (height - MAX_SIDE) // 2), max(0, (width - MAX_SIDE) // 2)
-        ax.imshow(picture[top : top + MAX_SIDE, left : left + MAX_SIDE])
+        top, left = max(0, (height - _MAX_SIDE) // 2), max(0, (width - _MAX_SIDE) // 2)
+        ax.imshow(picture[top : top + _MAX_SIDE, left : left + _MAX_SIDE])
         status = "passed QC" if site.QC_Pass else f"FAILED {site.QC_Failed}"
         ax.set_title(
             f"{site.Metadata_Well} site {site.Metadata_Site}: "

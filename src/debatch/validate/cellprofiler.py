@@ -24,7 +24,7 @@ from cp_measure._sanitize import sanitize_masks
 from scipy import ndimage
 from skimage.segmentation import expand_labels, relabel_sequential
 
-RELATIVE, ABSOLUTE = 0.01, 1e-6  # "agrees": within 1 % of CellProfiler's value or 1e-6
+_RELATIVE, _ABSOLUTE = 0.01, 1e-6  # "agrees": within 1 % of CellProfiler's value or 1e-6
 
 
 def subtract_background(raw: np.ndarray, block_size: int = 50) -> np.ndarray:
@@ -105,7 +105,7 @@ def match_object(labels: np.ndarray, row: pd.Series, name: str):
     return label, ""
 
 
-def module_of(feature: str) -> str:
+def _module_of(feature: str) -> str:
     """CellProfiler's module of a feature column: ``Cells_Texture_...`` -> ``Texture``."""
     return feature.split("_")[1]
 
@@ -116,10 +116,10 @@ def agreement(ours: pd.Series, theirs: pd.Series) -> pd.DataFrame:
     common = ours.index.intersection(theirs.index)
     a = ours[common].astype(np.float64)
     b = pd.to_numeric(theirs[common], errors="coerce").astype(np.float64)
-    close = (a - b).abs() <= np.maximum(ABSOLUTE, RELATIVE * b.abs())
+    close = (a - b).abs() <= np.maximum(_ABSOLUTE, _RELATIVE * b.abs())
     return pd.DataFrame(
         {
-            "module": [module_of(name) for name in common],
+            "module": [_module_of(name) for name in common],
             "ours": a,
             "cellprofiler": b,
             "agrees": close | (a.isna() & b.isna()),
