@@ -13,9 +13,10 @@ treatment) and prints:
 - Kendall's tau between the ranking's overall score and the truth score over every row.
 
 Goals (issue 23): the recommended row within the truth-best's interval on at least 5 of 6
-screens, tau >= 0.6 on every screen. ``--keep DIR`` keeps (and reuses) the runs, so a change to
-the scoring is judged again without rerunning the images and training (diagnostics and report
-rerun every time).
+screens, tau >= 0.6 on every screen. The runs are kept in benchmarks/out/verdict_{panel} (about
+2.5 hours on 2 cores from scratch) and reused, so a change to the scoring is judged again
+without rerunning the images and training (diagnostics and report rerun every time); delete the
+folder after changing the image stages or training.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import copy
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +33,8 @@ import yaml
 
 from debatch.evaluate.truth import judge
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 METHODS = ["erm", "deepnoise", "abra_plate"]
 SEEDS = [0, 1, 2]
 PLATES = [(f"plate{i + 1:02d}", f"batch{i // 2 + 1}") for i in range(8)]
@@ -156,20 +157,23 @@ def read_entries(results: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="folder for the runs (kept and reused)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="folder for the runs (default benchmarks/out/verdict_{panel}: kept and reused; "
+        "delete it to start over after changing image stages or training)",
+    )
     parser.add_argument("--panel", choices=list(PANELS), default="report")
     parser.add_argument("--screens", nargs="*", help="only these screens (names as in SCREENS)")
     args = parser.parse_args()
-    screens = screen_params(args.panel)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = (args.keep or Path(tmp)).resolve()
-        verdicts, seconds = {}, {}
-        for i, (name, screen) in enumerate(screens.items()):
-            if args.screens and name not in args.screens:
-                continue
-            workdir = root / f"screen{i + 1}"
-            seconds[name] = run_screen(workdir, screen_config(workdir, copy.deepcopy(screen)))
-            verdicts[name] = judge(read_entries(workdir / "results"))
+    root = (args.keep or HERE / "out" / f"verdict_{args.panel}").resolve()
+    verdicts, seconds = {}, {}
+    for i, (name, screen) in enumerate(screen_params(args.panel).items()):
+        if args.screens and name not in args.screens:
+            continue
+        workdir = root / f"screen{i + 1}"
+        seconds[name] = run_screen(workdir, screen_config(workdir, copy.deepcopy(screen)))
+        verdicts[name] = judge(read_entries(workdir / "results"))
     report(verdicts, seconds, args.panel)
 
 

@@ -114,6 +114,7 @@ def metrics_entry(method, seed, correction, accuracy, ap, overall, rng, **extra)
             "batch": 0.5,
             "bio": 0.5,
             "generalisation": ((accuracy - 0.1) / 0.9 + ap) / 2,
+            "matching": ((accuracy - 0.1) / 0.9 + ap) / 2,
         },
         "n_wells": 192,
         "batch": {"batch_classifier": {"value": extra.get("batch_acc", 0.5), "chance": 0.25}},

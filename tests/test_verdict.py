@@ -68,3 +68,15 @@ def test_one_row_best_at_both_jobs_is_said_once():
     spec = {("both", "none"): (0.9, 0.8, 0.7, 0.9), ("other", "none"): (0.5, 0.5, 0.6, 0.6)}
     text, _ = paragraph(screen([0, 1, 2], spec))
     assert "both + none is best at both jobs" in text and "To call" not in text
+
+
+def test_without_held_out_batches_matching_is_leave_one_batch_out():
+    entries = screen([0, 1, 2], SPEC)
+    for entry in entries:  # no held-out batch: the consistency job is kNN LOBO's
+        metrics = entry["metrics"]
+        metrics["holdout"] = {"reason": "no held-out batch configured"}
+        metrics["scores"]["generalisation"] = None
+        metrics["scores"]["matching"] = 0.9 if metrics["method"] == "travels" else 0.2
+    text, _ = paragraph(entries)
+    assert "To match treatments across batches" in text and "kNN leave-one-batch-out" in text
+    assert "leave-one-batch-out score 0.900" in text

@@ -122,9 +122,9 @@ def two_jobs(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) -
 
     inductive = table[~table["transductive"].astype(bool)]
     held_out = inductive["generalisation"].notna().any()
-    matching_column = "generalisation" if held_out else "bio"
+    score = "held-out score" if held_out else "kNN leave-one-batch-out score"
     calls = table.sort_values("activity", ascending=False).iloc[0]
-    matches = inductive.sort_values(matching_column, ascending=False).iloc[0]
+    matches = inductive.sort_values("matching", ascending=False).iloc[0]
     left_out = ", ".join(sorted(set(table.loc[table["transductive"].astype(bool), "correction"])))
     matching_job = "match treatments across batches" + (
         f" (rows with {left_out} left out: fitted with the held-out wells)" if left_out else ""
@@ -133,7 +133,7 @@ def two_jobs(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) -
         return [
             f"{_name(calls)} is best at both jobs: calling active treatments against {NEGCON} "
             f"(activity mAP {calls['activity']:.3f}) and matching treatments across batches "
-            f"({matching_column} {matches[matching_column]:.3f})."
+            f"({score} {matches['matching']:.3f})."
         ]
     return [
         _job_sentence(
@@ -145,9 +145,9 @@ def two_jobs(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) -
         ),
         _job_sentence(
             matching_job,
-            "held-out score" if held_out else "bio score",
+            score,
             inductive,
-            matching_column,
+            "matching",
             matching_lead if held_out else lambda best, second: None,
         ),
     ]
