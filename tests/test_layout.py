@@ -90,3 +90,40 @@ def test_imports_have_no_cycle(level):
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as error:
         pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
+
+
+# packages whose __init__ re-exports the names of their modules: __all__ holds those names
+REEXPORTING = {"settings", "pipeline"}
+
+
+def init_of(folder: Path) -> tuple[str, list[str] | None]:
+    """A package __init__'s docstring and its __all__ (None when it has none), read, not run."""
+    tree = ast.parse((folder / "__init__.py").read_text())
+    names = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            names = ast.literal_eval(node.value)
+    return ast.get_docstring(tree) or "", names
+
+
+@pytest.mark.parametrize(
+    "folder",
+    sorted(p.parent for p in (SRC / "debatch").glob("*/__init__.py")),
+    ids=lambda folder: folder.name,
+)
+def test_package_init_names_its_modules(folder):
+    doc, names = init_of(folder)
+    public = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    assert names is not None, f"{folder.name}/__init__.py has no __all__"
+    assert {m for m in public if f"``{m}``" not in doc and f"({m})" not in doc} == set()
+    if folder.name not in REEXPORTING:
+        assert sorted(names) == sorted(public)
+
+
+def test_debatch_init_names_its_packages():
+    doc, names = init_of(SRC / "debatch")
+    packages = {p.parent.name for p in (SRC / "debatch").glob("*/__init__.py")}
+    assert sorted(names) == sorted(packages)
+    assert {p for p in packages if f"``{p}``" not in doc} == set()

@@ -1,7 +1,12 @@
-"""The workflow's Python, apart from Snakemake: the config and plate-sheet checks run at
-start-up (checks, plates) and each rule's params (params). torch-free and Snakemake-free, so it
-is unit-tested directly (tests/test_pipeline.py); workflow/rules/common.smk binds it to the
-loaded config and turns a ConfigError into Snakemake's one-line start-up failure.
+"""The workflow's Python, apart from Snakemake: torch-free and Snakemake-free, so it is
+unit-tested directly (tests/test_pipeline.py).
+
+- ``checks``: checks the config at start-up (blocks, channels, methods; ``ConfigError``);
+- ``plates``: reads the plate sheet and finds each plate's files (``load_plates``);
+- ``params``: slices the config into each rule's params (``train_params``, ...).
+
+workflow/rules/common.smk binds it to the loaded config and turns a ConfigError into Snakemake's
+one-line start-up failure.
 """
 
 from .checks import ConfigError
