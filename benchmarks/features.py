@@ -230,7 +230,7 @@ def demo_field(size: int, cells: int, nucleus: float, cell: float, folder: Path)
 
 def cp_measure_site(nuclei, cells, images, timings) -> None:
     """The same features with cp_measure's functions called directly (its default backend)."""
-    p = FEATURES.merge({})
+    features = FEATURES.merge({})
     core, pairs = get_core_measurements(), get_correlation_measurements()
     calls = {
         "areashape": [
@@ -246,7 +246,7 @@ def cp_measure_site(nuclei, cells, images, timings) -> None:
         "radial_distribution": [core["radial_distribution"]],
         "radial_zernikes": [core["radial_zernikes"]],
     }
-    for labels in object_sets(nuclei, cells, p["shrink_nuclei"]).values():
+    for labels in object_sets(nuclei, cells, features["shrink_nuclei"]).values():
         for module, functions in calls.items():
             started = time.thread_time()
             for function in functions:

@@ -83,7 +83,7 @@ def stages(folder: Path, manifest: pd.DataFrame) -> tuple[int, float, dict]:
 
 def segment_steps(manifest: pd.DataFrame, functions) -> dict[str, float]:
     """CPU seconds of each step of the segment stage, summed over the sites."""
-    names, p = list(CHANNELS), SETTINGS["propagate"]
+    names, propagate_settings = list(CHANNELS), SETTINGS["propagate"]
     steps = dict.fromkeys(
         ["read the TIFFs", "image-quality measures", "illumination correction",
          "nuclei (threshold, declump)", "cells (propagation)", "per-cell measurements"], 0.0
@@ -99,9 +99,13 @@ def segment_steps(manifest: pd.DataFrame, functions) -> dict[str, float]:
         raw = timed("read the TIFFs", read_raw_site, row, names)
         timed("image-quality measures", image_quality, raw, "DNA")
         images = timed("illumination correction", correct_site, raw, row, functions)
-        nuclei = timed("nuclei (threshold, declump)", segment_nuclei, images["DNA"], p)
+        nuclei = timed(
+            "nuclei (threshold, declump)", segment_nuclei, images["DNA"], propagate_settings
+        )
         scale = cellprofiler_scale(raw["AGP"].dtype)
-        cells = timed("cells (propagation)", segment_cells, nuclei, images["AGP"], p, scale)
+        cells = timed(
+            "cells (propagation)", segment_cells, nuclei, images["AGP"], propagate_settings, scale
+        )
         timed("per-cell measurements", measure_site, nuclei, cells, images)
     return steps
 

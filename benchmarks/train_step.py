@@ -92,7 +92,7 @@ def trainings(plates, folder: Path, args) -> dict[str, Training]:
     out = {}
     for name, own in params.items():
         training = Training(plates, folder / name, {**shared, **own})
-        with torch_runtime(training.p, training.device):
+        with torch_runtime(training.train, training.device):
             training.start()
         out[name] = training
     return out
@@ -104,7 +104,7 @@ def seconds_per_step(runs: dict[str, Training], args) -> dict[str, float]:
     seconds = {name: [] for name in runs}
     for round_ in range(args.repeats + 1):
         for name, t in runs.items():
-            with torch_runtime(t.p, t.device):
+            with torch_runtime(t.train, t.device):
                 t.run.epoch += 1
                 started = time.perf_counter()
                 t.epoch()

@@ -92,11 +92,11 @@ PANELS = {
 
 def screen_params(panel: str) -> dict[str, dict]:
     """Each screen's demo.params changes on ``panel``."""
-    p = PANELS[panel]
+    panel_params = PANELS[panel]
     return {
         name: {
-            "seed": p["seed"] + i,
-            "effect_size": p[effect],
+            "seed": panel_params["seed"] + i,
+            "effect_size": panel_params[effect],
             "confluence": confluence,
             "batch": batch,
         }

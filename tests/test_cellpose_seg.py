@@ -149,7 +149,8 @@ def test_trained_models_reload_by_path_and_segment_unseen_sites(models):
     assert nuclei["AP@0.5"] > 0.8 and cells["AP@0.5"] > 0.7, (nuclei, cells)
     for (paired_nuclei, paired_cells, _, _), site in zip(results, images):
         assert len(measure_site(paired_nuclei, paired_cells, site)) == paired_nuclei.max()
-    segmenter.p["sites_per_call"] = 1  # batched evaluation gives exactly the one-by-one masks
+    # batched evaluation gives exactly the one-by-one masks
+    segmenter.cellpose["sites_per_call"] = 1
     for batched, single in zip(results, segmenter(images, Channels(("DNA", "AGP"), "DNA", "AGP"))):
         np.testing.assert_array_equal(batched[1], single[1])
 

@@ -157,8 +157,8 @@ def demo_field():
 
 def test_granularity_spectrum_shared_across_objects_equals_cp_measure():
     nuclei, cells, images = demo_field()
-    p = FEATURES.merge({})
-    spectrum = granular_spectrum(images["ER"], p)
+    features = FEATURES.merge({})
+    spectrum = granular_spectrum(images["ER"], features)
     for labels in object_sets(nuclei, cells).values():
         ours = object_granularity(spectrum, labels, ObjectMeans(labels, spectrum.small_shape), 16)
         theirs = get_granularity(labels, images["ER"])

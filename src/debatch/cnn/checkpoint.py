@@ -45,9 +45,9 @@ _LOG_COLUMNS = [
 _CHECKPOINT_FORMAT = 3
 
 
-def run_settings(p: dict) -> dict:
+def run_settings(train: dict) -> dict:
     """The params that define a run: shared keys plus the active method's block and recipe."""
-    return {k: v for k, v in p.items() if k not in TRAIN_METHODS or k == p["method"]}
+    return {k: v for k, v in train.items() if k not in TRAIN_METHODS or k == train["method"]}
 
 
 def _write_log(history: list[dict], path: Path) -> None:
@@ -80,7 +80,7 @@ def _resume_problem(checkpoint: dict, params: dict, data_key: dict) -> str | Non
 
 
 @contextlib.contextmanager
-def torch_runtime(p: dict, device: torch.device):
+def torch_runtime(train: dict, device: torch.device):
     """torch threads and determinism for the run (cuDNN autotuning on a GPU, deterministic
     algorithms on CPU), restored afterwards so a caller's torch settings are left alone."""
     previous_threads = torch.get_num_threads()
@@ -88,7 +88,7 @@ def torch_runtime(p: dict, device: torch.device):
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    torch.set_num_threads(p["num_threads"])
+    torch.set_num_threads(train["num_threads"])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     else:
@@ -161,7 +161,7 @@ class Run:
 
 
 def _build_run(
-    p: dict,
+    train: dict,
     data: CropSet,
     split: Split,
     device: torch.device,
@@ -171,26 +171,30 @@ def _build_run(
     """The network (initialised from ``seed``), the recipe's step loss and mean teacher, AdamW
     and its cosine schedule over ``lr_schedule_epochs`` (not ``epochs``: raising epochs extends
     a run)."""
-    torch.manual_seed(p["seed"])
-    recipe = p["recipe"]
+    torch.manual_seed(train["seed"])
+    recipe = train["recipe"]
     arch = methods.model_arch(
         recipe,
         in_channels=data.crop_shape[0],
         n_classes=len(split.classes),
-        width=p["width"],
-        depth=p["depth"],
-        stages=p["stages"],
-        embedding_dim=p["embedding_dim"],
+        width=train["width"],
+        depth=train["depth"],
+        stages=train["stages"],
+        embedding_dim=train["embedding_dim"],
     )
     model = CellResNet(**arch).to(device, memory_format=torch.channels_last)
     step_loss = methods.step_loss(recipe, split.n_groups)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"]
+    )
     n_train = len(split.train_idx)
     cells_per_epoch = (
-        n_train if p["max_cells_per_epoch"] is None else min(n_train, p["max_cells_per_epoch"])
+        n_train
+        if train["max_cells_per_epoch"] is None
+        else min(n_train, train["max_cells_per_epoch"])
     )
-    steps_per_epoch = max(1, cells_per_epoch // p["batch_size"])
-    horizon = p["lr_schedule_epochs"] * steps_per_epoch
+    steps_per_epoch = max(1, cells_per_epoch // train["batch_size"])
+    horizon = train["lr_schedule_epochs"] * steps_per_epoch
 
     def lr_factor(step: int) -> float:
         progress = min(step / horizon, 1.0)
@@ -237,7 +241,7 @@ def _resume(run: Run, checkpoint_path: Path, settings: dict, data_key: dict, epo
 
 
 def start_run(
-    p: dict,
+    train: dict,
     data: CropSet,
     split: Split,
     device: torch.device,
@@ -247,12 +251,12 @@ def start_run(
 ) -> tuple[Run, InputScaling]:
     """The run from the seed, resumed from ``out_dir``'s checkpoint when it fits, and the input
     scaling (a resumed run keeps the global statistics it was trained with)."""
-    run = _build_run(p, data, split, device, *amp)
+    run = _build_run(train, data, split, device, *amp)
     stats = _resume(
-        run, out_dir / "checkpoints" / "last.pt", settings, split.data_key(data), p["epochs"]
+        run, out_dir / "checkpoints" / "last.pt", settings, split.data_key(data), train["epochs"]
     )
     run.resumed_from = run.epoch
-    return run, InputScaling(data, split.train_idx, p, device, stats)
+    return run, InputScaling(data, split.train_idx, train, device, stats)
 
 
 def save_checkpoint(

@@ -34,13 +34,13 @@ class InputScaling:
         self,
         data: CropSet,
         train_idx: np.ndarray,
-        p: dict,
+        train: dict,
         device: torch.device,
         stats: tuple[list[float], list[float]] | None = None,
     ):
         channels = data.crop_shape[0]
         self.crop_shape = data.crop_shape
-        self.per_plate = methods.plate_scaling(p["recipe"]) and p["normalise"]
+        self.per_plate = methods.plate_scaling(train["recipe"]) and train["normalise"]
         self.plate = torch.from_numpy(data.plate)
         if self.per_plate:
             pairs = [plate_channel_stats(crops) for crops in data.memmaps]
@@ -49,15 +49,15 @@ class InputScaling:
         else:
             if stats is None:
                 stats = (
-                    training_channel_stats(data, train_idx, p["seed"])
-                    if p["normalise"]
+                    training_channel_stats(data, train_idx, train["seed"])
+                    if train["normalise"]
                     else ([0.0] * channels, [1.0] * channels)
                 )
             self.global_stats = stats
             mean, std = np.array([stats[0]]), np.array([stats[1]])
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device)[:, :, None, None]
         self.std = torch.tensor(std, dtype=torch.float32, device=device)[:, :, None, None]
-        self.jitter = p["recipe"]["jitter"] if self.per_plate else 0.0
+        self.jitter = train["recipe"]["jitter"] if self.per_plate else 0.0
 
     def __call__(
         self,
@@ -81,9 +81,9 @@ class InputScaling:
         return augment_batch(x, rng) if flips else x
 
 
-def _group_codes(data: CropSet, p: dict) -> tuple[np.ndarray, int]:
+def _group_codes(data: CropSet, train: dict) -> tuple[np.ndarray, int]:
     """Per-crop group index for ABRA's batch-wise statistics (plate, batch or one group)."""
-    recipe = p["recipe"]
+    recipe = train["recipe"]
     group_by = recipe["abra"]["group_by"] if recipe["augment"] == "abra" else "none"
     if group_by == "plate":
         return data.plate, len(data.memmaps)
@@ -139,11 +139,11 @@ class Split:
         }
 
 
-def split_cells(data: CropSet, p: dict) -> Split:
+def split_cells(data: CropSet, train: dict) -> Split:
     """Training cells (not in ``holdout_batches``) and a fixed subset of held-out cells whose
     treatment is among the training classes; errors name the setting that leaves none."""
-    held = np.isin(data.batch, p["holdout_batches"])
-    unknown_batches = sorted(set(p["holdout_batches"]) - set(data.batch))
+    held = np.isin(data.batch, train["holdout_batches"])
+    unknown_batches = sorted(set(train["holdout_batches"]) - set(data.batch))
     if unknown_batches:
         raise ValueError(
             f"holdout_batches {unknown_batches} not found in Metadata_Batch "
@@ -153,7 +153,7 @@ def split_cells(data: CropSet, p: dict) -> Split:
     if len(train_idx) < 2:
         raise ValueError(
             f"no training cells: {len(train_idx)} cells remain after removing "
-            f"holdout_batches {p['holdout_batches']}"
+            f"holdout_batches {train['holdout_batches']}"
         )
     classes = sorted(set(data.treatment[train_idx]))
     if len(classes) < 2:
@@ -161,10 +161,10 @@ def split_cells(data: CropSet, p: dict) -> Split:
     labels = np.searchsorted(classes, data.treatment).astype(np.int64)
     known = np.isin(data.treatment, classes)
     holdout_idx = np.flatnonzero(held & known)
-    if p["max_holdout_cells"] is not None and len(holdout_idx) > p["max_holdout_cells"]:
+    if train["max_holdout_cells"] is not None and len(holdout_idx) > train["max_holdout_cells"]:
         holdout_idx = np.sort(
-            np.random.default_rng([p["seed"], 1 << 31]).choice(
-                holdout_idx, p["max_holdout_cells"], replace=False
+            np.random.default_rng([train["seed"], 1 << 31]).choice(
+                holdout_idx, train["max_holdout_cells"], replace=False
             )
         )
     if (held & ~known).any():
@@ -172,5 +172,5 @@ def split_cells(data: CropSet, p: dict) -> Split:
             "%d held-out cells have treatments absent from training and are not scored",
             int((held & ~known).sum()),
         )
-    groups, n_groups = _group_codes(data, p)
+    groups, n_groups = _group_codes(data, train)
     return Split(train_idx, holdout_idx, classes, labels, groups, n_groups)

@@ -42,13 +42,13 @@ class Training:
     """One method's run: its settings, data split and device, and the steps of the loop."""
 
     def __init__(self, plates: list[tuple[str, str]], out_dir, params: dict):
-        self.p = TRAIN.merge(params)
-        self.settings = run_settings(self.p)
+        self.train = TRAIN.merge(params)
+        self.settings = run_settings(self.train)
         self.out_dir = Path(out_dir)
         self.data = CropSet(plates)
-        self.split = split_cells(self.data, self.p)
-        self.device = resolve_device(self.p["device"], "train.device")
-        self.use_amp, self.amp_dtype = amp_settings(self.device, self.p["amp"])
+        self.split = split_cells(self.data, self.train)
+        self.device = resolve_device(self.train["device"], "train.device")
+        self.use_amp, self.amp_dtype = amp_settings(self.device, self.train["amp"])
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
@@ -56,7 +56,7 @@ class Training:
     def start(self) -> None:
         """Network and optimiser from the seed, resumed from the checkpoint when it fits."""
         self.run, self.scaling = start_run(
-            self.p,
+            self.train,
             self.data,
             self.split,
             self.device,
@@ -66,7 +66,7 @@ class Training:
         )
         log.info(
             "training %s on %d cells (%d classes), %d held-out cells scored, on %s",
-            self.p["method"],
+            self.train["method"],
             len(self.split.train_idx),
             len(self.split.classes),
             len(self.split.holdout_idx),
@@ -79,7 +79,7 @@ class Training:
         """Loss of one mini-batch: the recipe's step loss, plus the mean teacher's weighted
         consistency on a second view of the batch (and of unlabeled cells, ``cells: all``).
         Returns (loss, logits without margin, loss parts, targets)."""
-        run, split, device, flips = self.run, self.split, self.device, self.p["augment"]
+        run, split, device, flips = self.run, self.split, self.device, self.train["augment"]
         autocast = self.autocast()  # entered only around the forward passes below
         rows, crops = self.data.gather(batch)
         x = self.scaling.view(rows, crops, device, rng, flips)
@@ -114,9 +114,9 @@ class Training:
         """One pass over (a seeded draw of) the training cells; returns the epoch's loss parts,
         accuracy and throughput. Data order, augmentation and torch's RNG come from (seed,
         epoch), so a resumed run continues exactly like an uninterrupted one."""
-        run, batch_size = self.run, self.p["batch_size"]
+        run, batch_size = self.run, self.train["batch_size"]
         started = time.perf_counter()
-        rng = np.random.default_rng([self.p["seed"], run.epoch])
+        rng = np.random.default_rng([self.train["seed"], run.epoch])
         torch.manual_seed(int(rng.integers(2**62)))
         order = rng.permutation(self.split.train_idx)[: run.cells_per_epoch]
         if run.cells_per_epoch >= batch_size:  # drop the partial last batch; tiny sets: one batch
@@ -169,7 +169,7 @@ class Training:
             self.split.labels,
             self.scaling,
             self.device,
-            2 * self.p["batch_size"],
+            2 * self.train["batch_size"],
             self.autocast,
         )
         row["seconds"] = time.perf_counter() - row.pop("started")
@@ -180,7 +180,7 @@ class Training:
             "epoch %d/%d loss %.4f train_acc %.3f holdout_acc %.3f (wells %.3f) "
             "%.0f crops/s %.1f s",
             self.run.epoch,
-            self.p["epochs"],
+            self.train["epochs"],
             row["loss"],
             row["train_acc"],
             row["holdout_acc"],
@@ -200,8 +200,8 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict) -> dict:
     fresh start), epochs, n_train_cells, n_holdout_cells, classes.
     """
     training = Training(plates, out_dir, params)
-    epochs = training.p["epochs"]
-    with torch_runtime(training.p, training.device):
+    epochs = training.train["epochs"]
+    with torch_runtime(training.train, training.device):
         training.start()
         while training.run.epoch < epochs:
             training.next_epoch()

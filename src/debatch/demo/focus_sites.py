@@ -36,19 +36,19 @@ def focus_sites(
     """(treatment, defocused, uint16 image per channel) for every site: each treatment gets
     ``sites_per_treatment`` sites (DMSO four times as many), the first ``blurred_share`` of
     them defocused by the demo's ``defocus`` sigma."""
-    p = DEMO.merge(params)
-    fx = batch_effects(batch, p)
-    vignette = vignetting_field(fx, p["image_size"])
+    demo = DEMO.merge(params)
+    fx = batch_effects(batch, demo)
+    vignette = vignetting_field(fx, demo["image_size"])
     for treatment, (knobs, density, weight) in _FOCUS_TREATMENTS.items():
         effect = np.array([knobs.get(knob, 1.0) for knob in KNOBS])
-        site_params = {**p, "cells_per_site": p["cells_per_site"] * density}
+        site_params = {**demo, "cells_per_site": demo["cells_per_site"] * density}
         n_sites = sites_per_treatment * weight
         n_blurred = round(blurred_share * n_sites)
         for site in range(n_sites):
             rng = np.random.default_rng(
-                [p["seed"], zlib.crc32(batch.encode()), zlib.crc32(treatment.encode()), site]
+                [demo["seed"], zlib.crc32(batch.encode()), zlib.crc32(treatment.encode()), site]
             )
             blurred = site < n_blurred
-            site_fx = defocus(fx, p["defocus"]) if blurred else fx
+            site_fx = defocus(fx, demo["defocus"]) if blurred else fx
             images = render_site(rng, site_params, site_fx, effect, vignette)[0]
             yield treatment, blurred, images

@@ -52,25 +52,27 @@ def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarr
     return images
 
 
-def _shape(labels: np.ndarray, p: dict) -> Measured:
+def _shape(labels: np.ndarray, features: dict) -> Measured:
     measured = measureobjectsizeshape.get_sizeshape(
         labels, None, calculate_advanced=False, new_features=False
     )
-    measured |= measureobjectsizeshape.get_zernike(labels, None, p["zernike_degree"])
+    measured |= measureobjectsizeshape.get_zernike(labels, None, features["zernike_degree"])
     measured |= _feret.get_feret(labels, None)
     return {f"AreaShape_{key}": value for key, value in measured.items()}
 
 
-def _intensity(labels, pixels, channel, p) -> Measured:
+def _intensity(labels, pixels, channel, features) -> Measured:
     # legacy: CellProfiler's own quartile convention (n * q), not numpy's ((n - 1) * q)
     measured = measureobjectintensity.get_intensity(labels, pixels, legacy=True)
     return {f"{key}_{channel}": value for key, value in measured.items()}
 
 
-def _texture(labels, pixels, channel, p) -> Measured:
+def _texture(labels, pixels, channel, features) -> Measured:
     out = {}
-    for scale in p["texture_scales"]:
-        measured = measuretexture.get_texture(labels, pixels, scale, p["texture_gray_levels"])
+    for scale in features["texture_scales"]:
+        measured = measuretexture.get_texture(
+            labels, pixels, scale, features["texture_gray_levels"]
+        )
         for key, value in measured.items():
             feature, suffix = key.split("_", 1)
             out[f"Texture_{feature}_{channel}_{suffix}"] = value
@@ -92,7 +94,7 @@ PAIR_NAMES = {
 }
 
 
-def _correlation(labels, images, p, costes) -> Measured:
+def _correlation(labels, images, features, costes) -> Measured:
     """MeasureColocalization of every channel pair (CellProfiler reports Pearson and Overlap
     once per pair, the directional coefficients both ways: ``Manders_DNA_ER`` is DNA's share).
     Per channel, the object pixels' values, ranks and maxima are shared by all its pairs."""
@@ -107,7 +109,7 @@ def _correlation(labels, images, p, costes) -> Measured:
             (values[a], values[b]),
             (ranks[a], ranks[b]),
             (maxima[a], maxima[b]),
-            p["correlation_threshold"],
+            features["correlation_threshold"],
             costes[a, b],
         )
         for key, (feature, reversed_pair) in PAIR_NAMES.items():
@@ -136,30 +138,30 @@ def _timed(timings: dict | None, module: str):
 
 
 def prepare_site(
-    images: Mapping[str, np.ndarray], p: dict, scale_max: int, timings: dict | None = None
+    images: Mapping[str, np.ndarray], features: dict, scale_max: int, timings: dict | None = None
 ) -> Site:
     """The image-level work of a site, done once for Nuclei, Cells and Cytoplasm: Costes'
     thresholds (CellProfiler finds them on the whole image and applies them to every object)
     and each channel's granular spectrum."""
     site = Site(images)
-    if "correlation" in p["measurements"]:
+    if "correlation" in features["measurements"]:
         with _timed(timings, "correlation"):
             site.costes = {
                 (a, b): colocalization.costes_thresholds(images[a], images[b], scale_max)
                 for a, b in itertools.combinations(images, 2)
             }
-    if "granularity" in p["measurements"]:
+    if "granularity" in features["measurements"]:
         with _timed(timings, "granularity"):
-            site.spectra = {c: granular_spectrum(image, p) for c, image in images.items()}
+            site.spectra = {c: granular_spectrum(image, features) for c, image in images.items()}
     return site
 
 
-def _granularity(labels, site: Site, p) -> Measured:
+def _granularity(labels, site: Site, features) -> Measured:
     spectra = [s for s in site.spectra.values() if s is not None]
     means = ObjectMeans(labels, spectra[0].small_shape) if spectra else None
     out = {}
     for channel, spectrum in site.spectra.items():
-        measured = object_granularity(spectrum, labels, means, p["granularity_spectrum"])
+        measured = object_granularity(spectrum, labels, means, features["granularity_spectrum"])
         out |= {f"{key}_{channel}": value for key, value in measured.items()}
     return out
 
@@ -170,16 +172,16 @@ def _radial_name(key: str, channel: str) -> str:
     return f"{module}_{feature}_{channel}_{suffix}"
 
 
-def _radial_distribution(labels, site: Site, p) -> Measured:
-    geometry = RadialGeometry(labels, p["radial_bins"])
+def _radial_distribution(labels, site: Site, features) -> Measured:
+    geometry = RadialGeometry(labels, features["radial_bins"])
     out = {}
     for channel, image in site.images.items():
         out |= {_radial_name(k, channel): v for k, v in geometry.measure(image).items()}
     return out
 
 
-def _radial_zernikes(labels, site: Site, p) -> Measured:
-    moments = ZernikeBasis(labels, p["zernike_degree"]).measure(site.images)
+def _radial_zernikes(labels, site: Site, features) -> Measured:
+    moments = ZernikeBasis(labels, features["zernike_degree"]).measure(site.images)
     return {
         _radial_name(key, channel): value
         for channel, measured in moments.items()
@@ -190,37 +192,37 @@ def _radial_zernikes(labels, site: Site, p) -> Measured:
 def _per_channel(function: Callable) -> Callable:
     """A module measured channel by channel (cp_measure's signature) as a module of the site."""
 
-    def measure(labels, site: Site, p) -> Measured:
+    def measure(labels, site: Site, features) -> Measured:
         out = {}
         for channel, image in site.images.items():
-            out |= function(labels, image, channel, p)
+            out |= function(labels, image, channel, features)
         return out
 
     return measure
 
 
 _MODULES: dict[str, Callable] = {
-    "areashape": lambda labels, site, p: _shape(labels, p),
+    "areashape": lambda labels, site, features: _shape(labels, features),
     "intensity": _per_channel(_intensity),
     "texture": _per_channel(_texture),
     "granularity": _granularity,
     "radial_distribution": _radial_distribution,
     "radial_zernikes": _radial_zernikes,
-    "correlation": lambda labels, site, p: (
-        _correlation(labels, site.images, p, site.costes) if len(site.images) > 1 else {}
+    "correlation": lambda labels, site, features: (
+        _correlation(labels, site.images, features, site.costes) if len(site.images) > 1 else {}
     ),
 }
 
 
 def measure_objects(
-    labels: np.ndarray, site: Site, p: dict, timings: dict | None = None
+    labels: np.ndarray, site: Site, features: dict, timings: dict | None = None
 ) -> Measured:
     """Every configured module on one object set (labels 1..N, no gaps: see measure_site)."""
     measured: Measured = {}
     for module, function in _MODULES.items():
-        if module in p["measurements"]:
+        if module in features["measurements"]:
             with _timed(timings, module):
-                measured |= function(labels, site, p)
+                measured |= function(labels, site, features)
     return measured
 
 
@@ -243,8 +245,8 @@ def _feature_names(channels: tuple[str, ...], settings: str) -> tuple[str, ...]:
 
 def feature_names(channels, params: dict | None = None) -> list[str]:
     """CellProfiler column names of the features stage for ``channels`` (see measure_site)."""
-    p = FEATURES.merge(params)
-    return list(_feature_names(tuple(channels), json.dumps(p, sort_keys=True)))
+    features = FEATURES.merge(params)
+    return list(_feature_names(tuple(channels), json.dumps(features, sort_keys=True)))
 
 
 def measure_site(
@@ -263,21 +265,21 @@ def measure_site(
     ``feature_names(images, params)``, whatever objects the site has. ``timings``: a dict to
     add each module's CPU seconds to.
     """
-    p = FEATURES.merge(params)
+    features = FEATURES.merge(params)
     n = int(max(nuclei.max(initial=0), cells.max(initial=0)))
     columns: dict[str, np.ndarray] = {}
     with warnings.catch_warnings():  # NaN are counted in the job log instead
         warnings.simplefilter("ignore", RuntimeWarning)
-        site = prepare_site(images, p, scale_max, timings)
-        for name, labels in object_sets(nuclei, cells, p["shrink_nuclei"]).items():
+        site = prepare_site(images, features, scale_max, timings)
+        for name, labels in object_sets(nuclei, cells, features["shrink_nuclei"]).items():
             clean, ids = sanitize_masks(labels)
             if ids.size == 0:
                 continue
-            for key, values in measure_objects(clean, site, p, timings).items():
+            for key, values in measure_objects(clean, site, features, timings).items():
                 column = np.full(n, np.nan, np.float32)
                 column[ids - 1] = np.asarray(values, np.float64)
                 columns[f"{name}_{key}"] = column
     table = pd.DataFrame(columns, index=pd.RangeIndex(n))
     if names:
-        table = table.reindex(columns=feature_names(images, p))
+        table = table.reindex(columns=feature_names(images, features))
     return table.astype(np.float32)

@@ -79,19 +79,21 @@ def _correlated_columns(values: pd.DataFrame, threshold: float) -> list[str]:
 
 def select_features(wells: pd.DataFrame, params: dict | None = None) -> tuple[list[str], dict]:
     """(kept feature columns in table order, {operation: dropped columns})."""
-    p = FEATURE_SELECT.merge(params)
+    feature_select = FEATURE_SELECT.merge(params)
     kept = feature_columns(wells.columns)
     dropped = {}
-    for operation in p["operations"]:
+    for operation in feature_select["operations"]:
         values = wells[kept]
         if operation == "drop_na_columns":
-            out = _na_columns(values, p["na_cutoff"])
+            out = _na_columns(values, feature_select["na_cutoff"])
         elif operation == "drop_outliers":
-            out = _outlier_columns(values, p["outlier_cutoff"])
+            out = _outlier_columns(values, feature_select["outlier_cutoff"])
         elif operation == "frequency_threshold":
-            out = _low_variance_columns(values, p["freq_cut"], p["unique_cut"])
+            out = _low_variance_columns(
+                values, feature_select["freq_cut"], feature_select["unique_cut"]
+            )
         elif operation == "correlation_threshold":
-            out = _correlated_columns(values, p["corr_threshold"])
+            out = _correlated_columns(values, feature_select["corr_threshold"])
         else:
             out = [name for name in blocklist() if name in kept]
         dropped[operation] = sorted(out)

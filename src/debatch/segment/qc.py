@@ -283,8 +283,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     Focus is judged on ``focus_channel`` (the nuclei channel: sharp, present in every cell)
     within each plate; saturation on every channel; cell counts against absolute bounds.
     """
-    p = QC.merge(params)
-    measure = FOCUS_MEASURES[p["focus_measure"]]
+    qc = QC.merge(params)
+    measure = FOCUS_MEASURES[qc["focus_measure"]]
     column = f"{measure}_{focus_channel}"
     if column not in sites:
         raise ValueError(
@@ -295,23 +295,23 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     focus = sites[column]
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
     deviation = pd.Series(np.nan, index=sites.index)
-    if p["focus_mad"] is not None:
+    if qc["focus_mad"] is not None:
         scaled = sites.assign(**{column: np.log(focus) if measure == SHARPNESS else focus})
         size = f"{HALF_MAXIMUM_AREA}_{focus_channel}"
-        offset = focus_deviation(scaled, column, size, p["focus_adjust"])
+        offset = focus_deviation(scaled, column, size, qc["focus_adjust"])
         spread = offset.abs().groupby(plates).transform("median") * MAD_SCALE
         deviation = offset / spread.clip(lower=MIN_FOCUS_SPREAD)
-        failed["focus"] |= deviation < -p["focus_mad"]
-    if p["min_focus"] is not None:
-        failed["focus"] |= focus < p["min_focus"]
-    if p["max_saturated_percent"] is not None:
+        failed["focus"] |= deviation < -qc["focus_mad"]
+    if qc["min_focus"] is not None:
+        failed["focus"] |= focus < qc["min_focus"]
+    if qc["max_saturated_percent"] is not None:
         saturation = sites[[c for c in sites if c.startswith(SATURATION + "_")]]
-        failed["saturation"] = (saturation > p["max_saturated_percent"]).any(axis=1)
-    failed["cell count"] = sites[COUNT] < p["min_cells"]
-    if p["max_cells"] is not None:
-        failed["cell count"] |= sites[COUNT] > p["max_cells"]
-    channels = _channel_faults(sites, plates, p["max_scale_ratio"])
-    specks = _speck_faults(sites, p["max_speck_share"])
+        failed["saturation"] = (saturation > qc["max_saturated_percent"]).any(axis=1)
+    failed["cell count"] = sites[COUNT] < qc["min_cells"]
+    if qc["max_cells"] is not None:
+        failed["cell count"] |= sites[COUNT] > qc["max_cells"]
+    channels = _channel_faults(sites, plates, qc["max_scale_ratio"])
+    specks = _speck_faults(sites, qc["max_speck_share"])
     flagged = sites.copy()
     flagged[FOCUS_DEVIATION] = deviation
     flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "") & (specks == "")
@@ -415,8 +415,8 @@ def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> 
     """Warnings, one per treatment, when QC failures concentrate in it: it holds at least
     ``concentration_share`` of the failed sites (and 3 or more) and fails at least twice as
     often as the other sites. QC that fails a phenotype biases every profile built after it."""
-    p = QC.merge(params)
-    if p["concentration_share"] is None or TREATMENT not in flagged:
+    qc = QC.merge(params)
+    if qc["concentration_share"] is None or TREATMENT not in flagged:
         return []
     failed = ~flagged[QC_PASS].to_numpy(bool)
     counts = pd.DataFrame({"failed": failed, TREATMENT: flagged[TREATMENT].to_numpy()})
@@ -428,7 +428,7 @@ def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> 
         other_rate = (total_failed - n_failed) / others if others else 0.0
         if (
             n_failed >= 3
-            and n_failed >= p["concentration_share"] * total_failed
+            and n_failed >= qc["concentration_share"] * total_failed
             and n_failed / n_sites >= 2 * other_rate
         ):
             warnings.append(
@@ -443,7 +443,7 @@ def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) 
     """Known right after QC, not after training: a plate whose negcon wells keep no cell
     cannot be normalised. ``plate_without_negcon: fail`` raises naming the wells and why;
     ``drop`` returns the warning (the plate is then left out of every profile)."""
-    p = QC.merge(params)
+    qc = QC.merge(params)
     negcon = flagged[flagged[ROLE] == NEGCON] if ROLE in flagged else flagged.iloc[:0]
     kept = negcon[negcon[QC_PASS] & (negcon[COUNT] > 0)]
     if len(negcon) == 0 or len(kept):
@@ -456,7 +456,7 @@ def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) 
         f"({', '.join(f'{k} {v}' for k, v in reasons.items()) or 'no cells'}), so it cannot be "
         f"normalised"
     )
-    if p["plate_without_negcon"] == "fail":
+    if qc["plate_without_negcon"] == "fail":
         raise ValueError(
             message + "; relax the QC thresholds (config qc), or set "
             "qc.plate_without_negcon: drop to leave the plate out of the profiles"

@@ -63,7 +63,7 @@ def _segmented(
         from debatch.segment.cellpose import CellposeSegmenter
 
         segmenter = CellposeSegmenter(settings.get("cellpose"), propagate, threads)
-        step = segmenter.p["sites_per_call"]
+        step = segmenter.cellpose["sites_per_call"]
         loaded = ordered_map(pool, load, rows, 2 * step)
         for start in range(0, len(rows), step):
             chunk = [next(loaded) for _ in rows[start : start + step]]

@@ -84,9 +84,9 @@ class Block:
 def rule(test: Callable, rule: str, *keys: str, nullable: bool = True) -> Check:
     """A check that every key's value passes ``test``; ``rule`` completes "must be ..."."""
 
-    def check(p: dict, name: str) -> None:
+    def check(merged: dict, name: str) -> None:
         for key in keys:
-            value = p[key]
+            value = merged[key]
             if value is None and nullable:
                 continue
             if not (is_number(value) and test(value)):
@@ -119,9 +119,9 @@ def number_or_null(*keys: str, positive: bool = False) -> Check:
 def one_of(allowed: Iterable, *keys: str) -> Check:
     allowed = tuple(allowed)
 
-    def check(p: dict, name: str) -> None:
+    def check(merged: dict, name: str) -> None:
         for key in keys:
-            check_choice(f"{name}.{key}", p[key], allowed)
+            check_choice(f"{name}.{key}", merged[key], allowed)
 
     return check
 
@@ -129,8 +129,8 @@ def one_of(allowed: Iterable, *keys: str) -> Check:
 def each_one_of(allowed: Iterable, key: str, noun: str) -> Check:
     allowed = tuple(allowed)
 
-    def check(p: dict, name: str) -> None:
-        bad = sorted(set(p[key]) - set(allowed))
+    def check(merged: dict, name: str) -> None:
+        bad = sorted(set(merged[key]) - set(allowed))
         if bad:
             raise ValueError(f"unknown {noun}(s) {bad} in {name}.{key}; known: {list(allowed)}")
 
@@ -138,10 +138,11 @@ def each_one_of(allowed: Iterable, key: str, noun: str) -> Check:
 
 
 def ordered(low_key: str, high_key: str) -> Check:
-    def check(p: dict, name: str) -> None:
-        if not p[low_key] < p[high_key]:
+    def check(merged: dict, name: str) -> None:
+        if not merged[low_key] < merged[high_key]:
             raise ValueError(
-                f"{name}.{low_key} ({p[low_key]}) must be below {high_key} ({p[high_key]})"
+                f"{name}.{low_key} ({merged[low_key]}) must be below "
+                f"{high_key} ({merged[high_key]})"
             )
 
     return check

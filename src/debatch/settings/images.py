@@ -36,8 +36,8 @@ ILLUM = Block(
 def _bounds(key: str) -> Check:
     """A check that ``key`` is [low, high] with 0 <= low <= high."""
 
-    def check(p: dict, name: str) -> None:
-        value = p[key]
+    def check(merged: dict, name: str) -> None:
+        value = merged[key]
         numbers = isinstance(value, list | tuple) and all(is_number(v) for v in value)
         if not (numbers and len(value) == 2 and 0 <= value[0] <= value[1]):
             raise ValueError(f"{name}.{key} must be [low, high], 0 <= low <= high, not {value!r}")
@@ -170,8 +170,8 @@ CROPS = Block(
 )
 
 
-def _texture_scales(p: dict, name: str) -> None:
-    scales = p["texture_scales"]
+def _texture_scales(features: dict, name: str) -> None:
+    scales = features["texture_scales"]
     if not scales or not all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in scales
     ):

@@ -6,22 +6,22 @@ from __future__ import annotations
 from .block import Block, above, at_least, between
 
 
-def _demo_fits_the_plate(p: dict, name: str) -> None:
-    if not p["cell_radius"] > p["nucleus_radius"]:
+def _demo_fits_the_plate(demo: dict, name: str) -> None:
+    if not demo["cell_radius"] > demo["nucleus_radius"]:
         raise ValueError(
-            f"{name}.cell_radius ({p['cell_radius']}) must exceed "
-            f"nucleus_radius ({p['nucleus_radius']})"
+            f"{name}.cell_radius ({demo['cell_radius']}) must exceed "
+            f"nucleus_radius ({demo['nucleus_radius']})"
         )
-    if not p["n_treatments"] * p["replicates"] < p["rows"] * p["cols"]:
+    if not demo["n_treatments"] * demo["replicates"] < demo["rows"] * demo["cols"]:
         raise ValueError(
-            f"{name}: n_treatments x replicates ({p['n_treatments']} x "
-            f"{p['replicates']}) must leave at least one DMSO well of "
-            f"rows x cols ({p['rows']} x {p['cols']})"
+            f"{name}: n_treatments x replicates ({demo['n_treatments']} x "
+            f"{demo['replicates']}) must leave at least one DMSO well of "
+            f"rows x cols ({demo['rows']} x {demo['cols']})"
         )
-    if not p["n_inactive"] <= p["n_treatments"]:
+    if not demo["n_inactive"] <= demo["n_treatments"]:
         raise ValueError(
-            f"{name}.n_inactive ({p['n_inactive']}) must be at most "
-            f"n_treatments ({p['n_treatments']})"
+            f"{name}.n_inactive ({demo['n_inactive']}) must be at most "
+            f"n_treatments ({demo['n_treatments']})"
         )
 
 

@@ -22,9 +22,9 @@ _HEAD = one_of(HEADS, "head")
 
 
 def _levels(*keys: str) -> Check:
-    def check(p: dict, name: str) -> None:
+    def check(merged: dict, name: str) -> None:
         for key in keys:
-            levels = p[key]
+            levels = merged[key]
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in levels):
                 raise ValueError(
                     f"{name}.{key} must be a list of feature levels >= 0, not {levels!r}"
@@ -178,25 +178,25 @@ def preset_recipe(method: str, block: dict) -> dict:
     return recipe
 
 
-def _holdout_batches_sorted(p: dict, name: str) -> None:
-    if isinstance(p["holdout_batches"], str):
+def _holdout_batches_sorted(train: dict, name: str) -> None:
+    if isinstance(train["holdout_batches"], str):
         raise ValueError(
             f"{name}.holdout_batches must be a list of Metadata_Batch values, not a string"
         )
-    p["holdout_batches"] = sorted(str(batch) for batch in p["holdout_batches"])
+    train["holdout_batches"] = sorted(str(batch) for batch in train["holdout_batches"])
 
 
-def _recipe_resolved(p: dict, name: str) -> None:
-    """``p["recipe"]``: the recipe the run trains (a preset's, or the given user recipe)."""
-    if p["method"] in TRAIN_METHODS:
-        p["recipe"] = preset_recipe(p["method"], p[p["method"]])
-    elif p["recipe"] is None:
+def _recipe_resolved(train: dict, name: str) -> None:
+    """``train["recipe"]``: the recipe the run trains (a preset's, or the given user recipe)."""
+    if train["method"] in TRAIN_METHODS:
+        train["recipe"] = preset_recipe(train["method"], train[train["method"]])
+    elif train["recipe"] is None:
         raise ValueError(
-            f"{name}.method {p['method']!r} is neither a preset "
+            f"{name}.method {train['method']!r} is neither a preset "
             f"{list(TRAIN_METHODS)} nor given a recipe (train.recipes)"
         )
     else:
-        p["recipe"] = recipe_block(p["method"]).merge(p["recipe"])
+        train["recipe"] = recipe_block(train["method"]).merge(train["recipe"])
 
 
 # config/config.yaml comments every key but those the workflow sets for each job: method (each

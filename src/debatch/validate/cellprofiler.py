@@ -145,8 +145,8 @@ def compare_objects(
     from debatch.features.site import measure_objects, prepare_site
     from debatch.settings import FEATURES
 
-    p = FEATURES.merge(params)
-    site = prepare_site(images, p, 65535)
+    features = FEATURES.merge(params)
+    site = prepare_site(images, features, 65535)
     compared, skipped = [], {}
     for name, labels in objects.items():
         label, why = match_object(labels, row, name)
@@ -154,7 +154,7 @@ def compare_objects(
             skipped[name] = why
             continue
         clean, ids = sanitize_masks(labels.astype(np.int32))  # labels 1..N without gaps
-        measured = measure_objects(clean, site, p)
+        measured = measure_objects(clean, site, features)
         at = int(np.searchsorted(ids, label))
         ours = pd.Series({f"{name}_{k}": float(np.asarray(v)[at]) for k, v in measured.items()})
         table = agreement(ours, row)
