@@ -1,5 +1,5 @@
 # The two commands of README.md: `make demo` and `make test`. Both build .venv on first use
-# from the pinned spec in envs/ (no conda needed) and reuse it afterwards.
+# from the pinned spec in workflow/envs/ (no conda needed) and reuse it afterwards.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,11 +9,11 @@ STAMP := $(VENV)/.debatch-installed
 
 .PHONY: demo demo-seeds demo-abra demo-figures test test-fast lint docs docs-check dry-run bench clean-results
 
-$(STAMP): envs/requirements.txt envs/dev-requirements.txt envs/cellpose-requirements.txt envs/anndata-requirements.txt envs/scanpy-requirements.txt pyproject.toml
+$(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt workflow/envs/cellpose-requirements.txt workflow/envs/anndata-requirements.txt workflow/envs/scanpy-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r envs/requirements.txt -r envs/dev-requirements.txt
-	$(VENV)/bin/python -m pip install --quiet --no-deps -r envs/cellpose-requirements.txt -r envs/anndata-requirements.txt -r envs/scanpy-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet -r workflow/envs/requirements.txt -r workflow/envs/dev-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -r workflow/envs/cellpose-requirements.txt -r workflow/envs/anndata-requirements.txt -r workflow/envs/scanpy-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -31,7 +31,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakefmt --check workflow/Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint
 
 # Figures quoted in README.md and docs/ are copied from files a command regenerates

@@ -26,7 +26,7 @@ thread option). Two ratios:
 Goals (issue 5): >= 10x faster than ``pycytominer.aggregate`` on the same table; debatch
 streamed peak memory <= 1.5x the cell table's in-memory size. Also checks that every well
 profile equals pycytominer's (float tolerance) and that the cell counts agree. Prints markdown;
-needs the test dependencies in envs/dev-requirements.txt.
+needs the test dependencies in workflow/envs/dev-requirements.txt.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def dry_run(folder: Path, config: Path, *options: str) -> tuple[float, str]:
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "Snakefile"),
+            str(REPO / "workflow" / "Snakefile"),
             "--directory",
             str(folder),
             "--configfile",

@@ -35,7 +35,7 @@ def run(workdir: Path, config: dict) -> float:
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "Snakefile"),
+            str(REPO / "workflow" / "Snakefile"),
             "--directory",
             str(workdir),
             "--configfile",

@@ -36,7 +36,13 @@ from skimage.segmentation import relabel_sequential
 from debatch.core.io import NpzWriter
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
-from debatch.evaluate.cellprofiler import (
+from debatch.features.objects import cytoplasm, object_sets
+from debatch.features.plate import measure_shard
+from debatch.features.site import PAIR_NAMES, measure_site, site_images
+from debatch.ingest.manifest import build_manifest, read_platemap
+from debatch.segment.shards import segment_shard
+from debatch.settings import FEATURES, Channels
+from debatch.validate.cellprofiler import (
     agreement,
     compare_objects,
     fill_outlines,
@@ -44,12 +50,6 @@ from debatch.evaluate.cellprofiler import (
     match_object,
     subtract_background,
 )
-from debatch.features.measure import PAIR_NAMES, measure_site, site_images
-from debatch.features.objects import cytoplasm, object_sets
-from debatch.features.plate import measure_shard
-from debatch.ingest.manifest import build_manifest, read_platemap
-from debatch.segment.shards import segment_shard
-from debatch.settings import FEATURES, Channels
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 ATLAS_CHANNELS = {"ER": 2, "AGP": 3, "Mito": 4, "DNA": 5, "RNA": 6}
@@ -230,7 +230,7 @@ def demo_field(size: int, cells: int, nucleus: float, cell: float, folder: Path)
 
 def cp_measure_site(nuclei, cells, images, timings) -> None:
     """The same features with cp_measure's functions called directly (its default backend)."""
-    p = FEATURES.merge({})
+    features = FEATURES.merge({})
     core, pairs = get_core_measurements(), get_correlation_measurements()
     calls = {
         "areashape": [
@@ -246,7 +246,7 @@ def cp_measure_site(nuclei, cells, images, timings) -> None:
         "radial_distribution": [core["radial_distribution"]],
         "radial_zernikes": [core["radial_zernikes"]],
     }
-    for labels in object_sets(nuclei, cells, p["shrink_nuclei"]).values():
+    for labels in object_sets(nuclei, cells, features["shrink_nuclei"]).values():
         for module, functions in calls.items():
             started = time.thread_time()
             for function in functions:

@@ -3,10 +3,10 @@ change nucleus size or cell density?
 
     .venv/bin/python benchmarks/focus_qc.py        # ~1 min on 2 cores
 
-Sites of debatch.demo.focus (the demo renderer; config/config.yaml's demo parameters, four
+Sites of debatch.demo.focus_sites (the demo renderer; config/config.yaml's demo parameters, four
 batches as four plates; per plate DMSO x4 and six treatments: nuclei x1.35 / x1.7 / x2.5 / x0.65 in
 area, cell density x1.6 / x0.5), one in eight of each defocused by demo.params.defocus px,
-measured and segmented as the segment stage does (debatch.evaluate.focus), then flagged by
+measured and segmented as the segment stage does (debatch.validate.focus_qc), then flagged by
 debatch.segment.qc.flag_sites with each focus measure, with and without the nucleus-size /
 density adjustment. Prints, per treatment, in-focus sites failed (false fails) and defocused
 sites caught (sensitivity); the robust SD of what each test's prediction leaves (the unit of
@@ -24,7 +24,6 @@ import pandas as pd
 import yaml
 
 from debatch.core.stats import MAD_SCALE
-from debatch.evaluate.focus import focus_rates, focus_table
 from debatch.segment.qc import (
     FOCUS_MEASURES,
     MIN_FOCUS_SPREAD,
@@ -34,6 +33,7 @@ from debatch.segment.qc import (
     focus_deviation,
 )
 from debatch.settings import HALF_MAXIMUM_AREA, PLATE
+from debatch.validate.focus_qc import focus_rates, focus_table
 from previous import BEFORE_ISSUE_24, qc_before_issue_24
 
 REPO = Path(__file__).resolve().parents[1]

@@ -50,9 +50,8 @@ from scipy import ndimage
 from debatch.core.images import cellprofiler_scale, read_site
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import demo_manifest
-from debatch.evaluate.cellprofiler import objects_from_outlines
 from debatch.illum.estimate import compute_plate_illum
-from debatch.illum.figures import plot_functions
+from debatch.illum.plot import plot_functions
 from debatch.segment.cellpose import CellposeSegmenter, resolve_model, train_model
 from debatch.segment.propagate import segment_nuclei, segment_site
 from debatch.segment.score import (
@@ -64,6 +63,7 @@ from debatch.segment.score import (
     summarise,
 )
 from debatch.settings import Channels
+from debatch.validate.cellprofiler import objects_from_outlines
 from previous import (
     BEFORE_ISSUE_24,
     BEFORE_ISSUE_24_SETTINGS,

@@ -71,7 +71,7 @@ ONE_THREAD = {
     "NUMBA_NUM_THREADS": "1",
 }
 
-# The segment rule as a fresh process (scripts/segment.py minus Snakemake): imports, model
+# The segment rule as a fresh process (workflow/scripts/segment.py minus Snakemake): imports, model
 # loading, then segment_shard. Prints its own timings as JSON on the last line.
 DRIVER = """
 import json, sys, time

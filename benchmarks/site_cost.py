@@ -29,10 +29,10 @@ import yaml
 
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.crops.cut import write_plate_crops
-from debatch.crops.select import select_cells
+from debatch.crops.eligible import select_cells
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
-from debatch.segment.measure import measure_site
+from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import segment_cells, segment_nuclei
 from debatch.segment.qc import flag_sites, image_quality
 from debatch.segment.score import score_against_labels
@@ -83,7 +83,7 @@ def stages(folder: Path, manifest: pd.DataFrame) -> tuple[int, float, dict]:
 
 def segment_steps(manifest: pd.DataFrame, functions) -> dict[str, float]:
     """CPU seconds of each step of the segment stage, summed over the sites."""
-    names, p = list(CHANNELS), SETTINGS["propagate"]
+    names, propagate_settings = list(CHANNELS), SETTINGS["propagate"]
     steps = dict.fromkeys(
         ["read the TIFFs", "image-quality measures", "illumination correction",
          "nuclei (threshold, declump)", "cells (propagation)", "per-cell measurements"], 0.0
@@ -99,9 +99,13 @@ def segment_steps(manifest: pd.DataFrame, functions) -> dict[str, float]:
         raw = timed("read the TIFFs", read_raw_site, row, names)
         timed("image-quality measures", image_quality, raw, "DNA")
         images = timed("illumination correction", correct_site, raw, row, functions)
-        nuclei = timed("nuclei (threshold, declump)", segment_nuclei, images["DNA"], p)
+        nuclei = timed(
+            "nuclei (threshold, declump)", segment_nuclei, images["DNA"], propagate_settings
+        )
         scale = cellprofiler_scale(raw["AGP"].dtype)
-        cells = timed("cells (propagation)", segment_cells, nuclei, images["AGP"], p, scale)
+        cells = timed(
+            "cells (propagation)", segment_cells, nuclei, images["AGP"], propagate_settings, scale
+        )
         timed("per-cell measurements", measure_site, nuclei, cells, images)
     return steps
 

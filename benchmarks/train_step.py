@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from debatch.cnn.checkpoint import torch_runtime
 from debatch.cnn.data import to_input
-from debatch.cnn.train import Training, torch_runtime, train_epoch
+from debatch.cnn.train import Training
 from debatch.settings import TRAIN_METHODS
 
 CROP_SHAPE, N_CLASSES, N_PLATES, CELLS_PER_PLATE = (5, 32, 32), 9, 4, 1024
@@ -91,7 +92,7 @@ def trainings(plates, folder: Path, args) -> dict[str, Training]:
     out = {}
     for name, own in params.items():
         training = Training(plates, folder / name, {**shared, **own})
-        with torch_runtime(training.p, training.device):
+        with torch_runtime(training.train, training.device):
             training.start()
         out[name] = training
     return out
@@ -103,10 +104,10 @@ def seconds_per_step(runs: dict[str, Training], args) -> dict[str, float]:
     seconds = {name: [] for name in runs}
     for round_ in range(args.repeats + 1):
         for name, t in runs.items():
-            with torch_runtime(t.p, t.device):
+            with torch_runtime(t.train, t.device):
                 t.run.epoch += 1
                 started = time.perf_counter()
-                train_epoch(t.run, t.p, t.data, t.split, t.scaling, t.device, t.autocast)
+                t.epoch()
                 if t.device.type == "cuda":
                     torch.cuda.synchronize()
                 if round_:

@@ -92,11 +92,11 @@ PANELS = {
 
 def screen_params(panel: str) -> dict[str, dict]:
     """Each screen's demo.params changes on ``panel``."""
-    p = PANELS[panel]
+    panel_params = PANELS[panel]
     return {
         name: {
-            "seed": p["seed"] + i,
-            "effect_size": p[effect],
+            "seed": panel_params["seed"] + i,
+            "effect_size": panel_params[effect],
             "confluence": confluence,
             "batch": batch,
         }
@@ -138,7 +138,7 @@ def run_screen(workdir: Path, config: dict) -> float:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
     command += ["--directory", str(workdir), "--configfile", str(path), "--cores", "2"]
     command += ["--quiet", "--forcerun", "diagnostics", "report"]
     result = subprocess.run(command, capture_output=True, text=True)

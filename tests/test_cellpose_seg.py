@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from debatch.core.images import read_site
-from debatch.demo.plate import demo_manifest, write_plate_sheet
+from debatch.demo.plate import demo_manifest
 from debatch.illum.estimate import compute_plate_illum
 from debatch.segment import cellpose as cellpose_seg
+from debatch.segment.cell_table import measure_site
 from debatch.segment.cellpose import (
     CellposeError,
     CellposeSegmenter,
@@ -18,11 +19,10 @@ from debatch.segment.cellpose import (
     resolve_model,
     train_model,
 )
-from debatch.segment.measure import measure_site
 from debatch.segment.score import score_site, summarise
 from debatch.settings import CELLPOSE, Channels
 
-from workflow_helpers import snakemake, write_config
+from workflow_helpers import snakemake, tiny_workdir
 
 TINY = {
     "rows": 2,
@@ -149,7 +149,8 @@ def test_trained_models_reload_by_path_and_segment_unseen_sites(models):
     assert nuclei["AP@0.5"] > 0.8 and cells["AP@0.5"] > 0.7, (nuclei, cells)
     for (paired_nuclei, paired_cells, _, _), site in zip(results, images):
         assert len(measure_site(paired_nuclei, paired_cells, site)) == paired_nuclei.max()
-    segmenter.p["sites_per_call"] = 1  # batched evaluation gives exactly the one-by-one masks
+    # batched evaluation gives exactly the one-by-one masks
+    segmenter.cellpose["sites_per_call"] = 1
     for batched, single in zip(results, segmenter(images, Channels(("DNA", "AGP"), "DNA", "AGP"))):
         np.testing.assert_array_equal(batched[1], single[1])
 
@@ -157,13 +158,10 @@ def test_trained_models_reload_by_path_and_segment_unseen_sites(models):
 @pytest.mark.slow
 def test_pipeline_segments_with_cellpose_models_given_by_path(models, tmp_path):
     _, nuclei_path, cells_path = models
-    write_plate_sheet(tmp_path / "plates.tsv", [("plate01", "batch1")], str(tmp_path / "demo"))
-    config = write_config(
+    config = tiny_workdir(
         tmp_path,
         {
-            "results": str(tmp_path / "results"),
-            "plates": str(tmp_path / "plates.tsv"),
-            "demo": {"root": str(tmp_path / "demo"), "params": TINY},
+            "demo": {"params": TINY},
             "threads": {"images": 1},
             "train": {"holdout_batches": []},
             "segment": {
@@ -177,6 +175,7 @@ def test_pipeline_segments_with_cellpose_models_given_by_path(models, tmp_path):
                 },
             },
         },
+        sheet="plates_two.tsv",
     )
     snakemake(tmp_path, config, str(tmp_path / "results" / "crops" / "plate01.npy"))
     results = tmp_path / "results"
@@ -194,22 +193,17 @@ def test_pipeline_segments_with_cellpose_models_given_by_path(models, tmp_path):
 @pytest.mark.slow
 def test_pipeline_stops_with_one_line_when_weights_are_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no_models"))
-    write_plate_sheet(tmp_path / "plates.tsv", [("plate01", "batch1")], str(tmp_path / "demo"))
-    config = write_config(
+    config = tiny_workdir(
         tmp_path,
         {
-            "results": str(tmp_path / "results"),
-            "plates": str(tmp_path / "plates.tsv"),
-            "demo": {
-                "root": str(tmp_path / "demo"),
-                "params": {**TINY, "cols": 2, "n_treatments": 1},
-            },
+            "demo": {"params": {**TINY, "cols": 2, "n_treatments": 1}},
             "train": {"holdout_batches": []},
             "segment": {
                 "method": "cellpose",
                 "cellpose": {"nuclei_model": "nuclei", "download_timeout": 0.0},
             },
         },
+        sheet="plates_two.tsv",
     )
     run = snakemake(
         tmp_path, config, str(tmp_path / "results" / "cells" / "plate01.parquet"), check=False

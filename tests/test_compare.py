@@ -7,8 +7,8 @@ import pytest
 from debatch.evaluate.compare import below_chance, paired_difference, ranking
 from debatch.evaluate.verdict import first_row
 
-from conftest import WELLS
-from conftest import metrics_entry as metrics
+from builders import WELLS
+from builders import metrics_entry as metrics
 
 
 def entries(spec, seeds=(0, 1, 2), seed=0):

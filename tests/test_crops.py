@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from debatch.crops.cut import crop_site, write_plate_crops
-from debatch.crops.select import select_cells
+from debatch.crops.eligible import select_cells
 from debatch.settings import CROPS
 
 

@@ -9,32 +9,9 @@ from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS, compute_met
 from debatch.evaluate.truth import truth_scores
 from debatch.settings import DIAGNOSTICS
 
+from builders import wells_table
+
 FAST = {"map_null_size": 2000}
-
-
-def wells_table(batch_shift=0.0, effect=3.0, n_batches=3, seed=0):
-    """3 batches x (DMSO + 5 compounds) x 4 replicate wells; compound k moves feature k by
-    ``effect``, batch b moves feature 6 + b by ``batch_shift`` (its own direction, as cosine sees
-    it)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for batch in range(n_batches):
-        for treatment in range(6):
-            for replicate in range(4):
-                values = rng.normal(size=9) * 0.3
-                values[treatment] += effect * (treatment > 0)
-                values[6 + batch] += batch_shift
-                rows.append(
-                    {
-                        "Metadata_Plate": f"P{batch}",
-                        "Metadata_Batch": f"b{batch}",
-                        "Metadata_Well": f"A{treatment * 4 + replicate + 1:02d}",
-                        "Metadata_Treatment": "DMSO" if treatment == 0 else f"t{treatment}",
-                        "Metadata_Role": "negcon" if treatment == 0 else "treatment",
-                        **{f"emb_{i:03d}": v for i, v in enumerate(values)},
-                    }
-                )
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")

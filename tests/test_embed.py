@@ -12,7 +12,7 @@ from debatch.cnn.embed import embed_plate, load_model
 from debatch.cnn.train import train_model
 from debatch.settings import TRAIN_METHODS
 
-from test_train import TINY, write_plates
+from builders import TINY_TRAIN, write_plates
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def trained(tmp_path_factory):
     """A tiny model trained for one epoch, and the plates it was trained on."""
     directory = tmp_path_factory.mktemp("embed")
     plates = write_plates(directory)
-    train_model(plates, directory / "run", {**TINY, "epochs": 1})
+    train_model(plates, directory / "run", {**TINY_TRAIN, "epochs": 1})
     return directory / "run" / "model.pt", plates
 
 
@@ -31,7 +31,7 @@ def test_rows_columns_and_dtype(trained):
     table = pd.read_parquet(parquet)
     out = embed_plate(model_path, npy, parquet)
     metadata = [c for c in table.columns if c.startswith("Metadata_")]
-    embedding = [f"emb_{i:03d}" for i in range(TINY["embedding_dim"])]
+    embedding = [f"emb_{i:03d}" for i in range(TINY_TRAIN["embedding_dim"])]
     assert list(out.columns) == metadata + embedding
     assert len(out) == len(np.load(npy, mmap_mode="r"))
     pd.testing.assert_frame_equal(out[metadata], table[metadata])
@@ -79,7 +79,7 @@ def trained_methods(tmp_path_factory):
     directory = tmp_path_factory.mktemp("embed_methods")
     plates = write_plates(directory)
     for method in TRAIN_METHODS:
-        train_model(plates, directory / method, {**TINY, "method": method, "epochs": 1})
+        train_model(plates, directory / method, {**TINY_TRAIN, "method": method, "epochs": 1})
     return directory, plates
 
 

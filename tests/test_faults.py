@@ -11,59 +11,26 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from debatch.demo.plate import generate_plate, write_plate_sheet
+from debatch.demo.plate import generate_plate
 from debatch.segment.qc import qc_warnings
 
 from conftest import REPO
-from workflow_helpers import SNAKEMAKE, snakemake, write_config
+from workflow_helpers import SNAKEMAKE, TINY_DEMO, snakemake, tiny_workdir, write_config
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "params": {
-        "rows": 2,
-        "cols": 4,
-        "sites": 1,
-        "image_size": 96,
-        "cells_per_site": 12,
-        "n_treatments": 3,
-        "replicates": 2,
-        "n_inactive": 1,
-    }
-}
-
 
 def tiny_config(workdir: Path, epochs: int = 40) -> Path:
-    write_plate_sheet(
-        workdir / "plates.tsv",
-        [("plate01", "batch1"), ("plate02", "batch2")],
-        str(workdir / "demo"),
-    )
-    return write_config(
-        workdir,
-        {
-            "results": str(workdir / "results"),
-            "plates": str(workdir / "plates.tsv"),
-            "demo": {"root": str(workdir / "demo"), **TINY},
-            "train": {
-                "methods": ["erm"],
-                "holdout_batches": [],
-                "epochs": epochs,
-                "lr_schedule_epochs": epochs,
-                "width": 8,
-                "embedding_dim": 8,
-                "batch_size": 32,
-            },
-            "profiles": {"corrections": ["none"]},
-        },
-    )
+    """The two-plate tiny screen, trained long enough for a kill to land mid-training."""
+    train = {"holdout_batches": [], "epochs": epochs, "lr_schedule_epochs": epochs}
+    return tiny_workdir(workdir, {"train": train}, sheet="plates_two.tsv")
 
 
 def start(workdir: Path, config: Path) -> subprocess.Popen:
     command = [
         *SNAKEMAKE,
         "-s",
-        str(REPO / "Snakefile"),
+        str(REPO / "workflow" / "Snakefile"),
         "--directory",
         str(workdir),
         "--configfile",
@@ -157,7 +124,7 @@ def test_second_run_on_the_same_folder_is_refused_with_the_way_out(tmp_path):
 
 def test_corrupt_tiff_fails_its_plate_with_one_line_and_keeps_other_plates(tmp_path):
     for plate, batch in (("good", "b1"), ("bad", "b2")):
-        generate_plate(tmp_path / plate, plate, batch, TINY["params"])
+        generate_plate(tmp_path / plate, plate, batch, TINY_DEMO)
     broken = tmp_path / "bad" / "images" / "r01c02f01p01-ch3sk1fk1fl1.tiff"
     broken.write_bytes(broken.read_bytes()[:300])  # truncated mid-file
     pd.DataFrame(
@@ -196,7 +163,7 @@ def spoilt_screen(tmp_path: Path, spoil) -> Path:
     """Two generated plates (good, bad) as a real screen (demo off); ``spoil(images folder,
     platemap)`` damages the bad one. Returns the config."""
     for plate, batch in (("good", "b1"), ("bad", "b2")):
-        generate_plate(tmp_path / plate, plate, batch, TINY["params"])
+        generate_plate(tmp_path / plate, plate, batch, TINY_DEMO)
     spoil(tmp_path / "bad" / "images", pd.read_csv(tmp_path / "bad" / "platemap.tsv", sep="\t"))
     pd.DataFrame(
         [
@@ -311,7 +278,7 @@ def real_screen(tmp_path: Path, rows: list[dict], extra: dict | None = None) -> 
     for row in rows:
         folder = tmp_path / row["plate"].strip()
         if not folder.exists():
-            generate_plate(folder, row["plate"].strip(), row["batch"].strip(), TINY["params"])
+            generate_plate(folder, row["plate"].strip(), row["batch"].strip(), TINY_DEMO)
         row.setdefault("images", str(folder / "images"))
         row.setdefault("pattern", "opera_phenix")
         row.setdefault("platemap", str(folder / "platemap.tsv"))
@@ -440,7 +407,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path):
     if probe.returncode != 0:
         pytest.skip("no user namespaces here to mount a small tmpfs in")
     command = " ".join(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+        [*SNAKEMAKE, "-s", str(REPO / "workflow" / "Snakefile"), "--directory", str(tmp_path)]
         + ["--configfile", str(config), "--cores", "1", str(results / "crops" / "bad.npy")]
     )
     script = (

@@ -13,12 +13,6 @@ from scipy import stats
 from skimage.morphology import disk
 from skimage.morphology import reconstruction as skimage_reconstruction
 
-from debatch.evaluate.cellprofiler import (
-    compare_objects,
-    fill_outlines,
-    label_mask,
-    subtract_background,
-)
 from debatch.features.colocalization import costes_thresholds
 from debatch.features.granularity import (
     ObjectMeans,
@@ -26,10 +20,16 @@ from debatch.features.granularity import (
     object_granularity,
     reconstruction,
 )
-from debatch.features.measure import feature_names, measure_site, site_images
 from debatch.features.objects import cytoplasm, object_sets
 from debatch.features.radial import RadialGeometry, ZernikeBasis
+from debatch.features.site import feature_names, measure_site, site_images
 from debatch.settings import FEATURES
+from debatch.validate.cellprofiler import (
+    compare_objects,
+    fill_outlines,
+    label_mask,
+    subtract_background,
+)
 
 NF1_CHANNELS = ("DAPI", "GFP", "RFP")
 
@@ -157,8 +157,8 @@ def demo_field():
 
 def test_granularity_spectrum_shared_across_objects_equals_cp_measure():
     nuclei, cells, images = demo_field()
-    p = FEATURES.merge({})
-    spectrum = granular_spectrum(images["ER"], p)
+    features = FEATURES.merge({})
+    spectrum = granular_spectrum(images["ER"], features)
     for labels in object_sets(nuclei, cells).values():
         ours = object_granularity(spectrum, labels, ObjectMeans(labels, spectrum.small_shape), 16)
         theirs = get_granularity(labels, images["ER"])

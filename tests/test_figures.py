@@ -6,7 +6,7 @@ from debatch.core.stats import pca
 from debatch.evaluate.diagnostics import compute_metrics
 from debatch.report.figures import plot_cells_per_well, plot_metric_bars, plot_pca
 
-from test_diagnostics import wells_table
+from builders import wells_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

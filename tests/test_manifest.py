@@ -9,7 +9,6 @@ from debatch.ingest.manifest import (
     ManifestError,
     build_manifest,
     find_images,
-    normalise_well,
     read_platemap,
 )
 
@@ -44,10 +43,13 @@ def platemap(tmp_path):
     )
 
 
-def test_normalise_well_accepts_common_spellings():
-    assert normalise_well("b7") == normalise_well("B07") == "B07"
+def test_platemap_wells_in_common_spellings_are_one_name(tmp_path):
+    path = tmp_path / "platemap.tsv"
+    write_platemap(path, [("b7", "DMSO", "negcon", ""), ("A01", "x", "treatment", "")])
+    assert read_platemap(path)["well"].tolist() == ["B07", "A01"]
+    write_platemap(path, [("7B", "DMSO", "negcon", "")])
     with pytest.raises(ManifestError, match="well .7B. is not a plate position"):
-        normalise_well("7B")
+        read_platemap(path)
 
 
 def test_opera_manifest_one_row_per_site_with_metadata(tmp_path, platemap):

@@ -131,7 +131,7 @@ def test_object_area_at_half_maximum_moves_less_under_blur_than_the_nuclei():
 def test_focus_qc_catches_defocus_but_not_phenotypes():
     """Demo sites of treatments that change nucleus size or density, some defocused by 2 px:
     the default focus test fails no in-focus site and catches most defocused ones."""
-    from debatch.evaluate.focus import focus_rates, focus_table
+    from debatch.validate.focus_qc import focus_rates, focus_table
 
     params = {"seed": 0, "image_size": 256}
     table = focus_table(params, ["batch1", "batch2"], 4, 0.25, {"nucleus_diameter": 12.0})
@@ -296,7 +296,7 @@ def test_bad_settings_are_named():
 
 
 def test_overlays_show_failed_sites_first_then_the_range_of_cell_counts(tmp_path):
-    from debatch.segment.figures import overlay_sites, plot_heatmaps
+    from debatch.segment.qc_figures import overlay_sites, plot_heatmaps
 
     flagged = flag_sites(sites_table(), "DNA")
     flagged[COUNT] = range(len(flagged))

@@ -59,7 +59,7 @@ def test_presets_are_exactly_todays_methods(method):
 
 
 def test_a_user_recipe_combines_parts():
-    p = TRAIN.merge(
+    train = TRAIN.merge(
         {
             "method": "abra_plate",
             "recipe": {
@@ -71,7 +71,7 @@ def test_a_user_recipe_combines_parts():
             },
         }
     )
-    recipe = p["recipe"]
+    recipe = train["recipe"]
     assert recipe["scaling"] == "plate" and recipe["augment"] == "abra"
     assert recipe["abra"]["spread"] == "between" and recipe["abra"]["bound"] == 2.0
     assert isinstance(methods.step_loss(recipe, 2), methods.ABRA)

@@ -11,8 +11,8 @@ from debatch.evaluate.diagnostics import compute_metrics
 from debatch.report.figures import plot_metric_bars, plot_pca
 from debatch.report.html import ranking_table, render
 
+from builders import wells_table
 from conftest import docs_tool
-from test_diagnostics import wells_table
 
 CHROMIUM = (
     shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

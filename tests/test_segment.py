@@ -7,7 +7,8 @@ import tifffile
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
-from debatch.segment.measure import measure_site
+from debatch.core.shards import gather_tables
+from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import (
     distance_to_background,
     find_nuclei,
@@ -15,7 +16,7 @@ from debatch.segment.propagate import (
     segment_cells,
     segment_nuclei,
 )
-from debatch.segment.shards import gather_cells, gather_tables, plate_summary, segment_shard
+from debatch.segment.shards import gather_cells, plate_summary, segment_shard
 from debatch.settings import PROPAGATE, Channels
 
 PARAMS = {"nucleus_diameter": 12.0}

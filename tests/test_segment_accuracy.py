@@ -12,7 +12,6 @@ from scipy import ndimage
 
 from debatch.core.images import cellprofiler_scale, read_site
 from debatch.demo.plate import demo_manifest
-from debatch.evaluate.cellprofiler import objects_from_outlines
 from debatch.illum.estimate import compute_plate_illum
 from debatch.segment.grow import propagate
 from debatch.segment.propagate import cell_foreground, segment_cells, segment_nuclei, segment_site
@@ -23,6 +22,7 @@ from debatch.segment.score import (
     summarise,
 )
 from debatch.settings import Channels
+from debatch.validate.cellprofiler import objects_from_outlines
 
 from conftest import REPO
 

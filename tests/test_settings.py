@@ -2,11 +2,22 @@
 name the key; the config schema's allowed values are the library's, and config.yaml documents
 every setting with its default."""
 
+import ast
+import importlib
+import inspect
+import io
+import re
+import tokenize
+
 import pytest
 import yaml
 
 from debatch import settings
-from debatch.settings import Block, at_least, check_choice
+from debatch.settings import (
+    Block,
+    at_least,
+    check_choice,
+)
 
 from conftest import REPO
 
@@ -110,6 +121,13 @@ def flatten(block: dict, prefix=""):
 SET_BY_THE_WORKFLOW = {"train.method", "train.recipe", "train.seed", "train.num_threads"}
 
 
+def config_section(config: dict, block: settings.Block) -> dict:
+    """The part of config.yaml a block reads (``demo.params.batch`` -> config's that block)."""
+    for part in block.name.split("."):
+        config = config[part]
+    return config
+
+
 def test_default_config_sets_every_setting_to_its_library_default():
     """config/config.yaml documents every key; where it differs from the library default the
     demo needs it (train.methods/epochs/holdout, profiles.corrections, demo.params) or it is
@@ -124,25 +142,91 @@ def test_default_config_sets_every_setting_to_its_library_default():
         "profiles.corrections": ["none", "sphering", "harmony"],
         "report.title": "debatch demo screen",
     }
-    for block in (
-        settings.ILLUM,
-        settings.SEGMENT,
-        settings.QC,
-        settings.CROPS,
-        settings.TRAIN,
-        settings.EMBED,
-        settings.PROFILES,
-        settings.DIAGNOSTICS,
-        settings.REPORT,
-        settings.THREADS,
-        settings.DEMO,
-    ):
-        section = config
-        for part in block.name.split("."):
-            section = section[part]
+    for block in settings.STAGES:
+        section = config_section(config, block)
         written = {k: v for k, v in section.items() if k not in ("methods", "seeds", "recipes")}
         written = flatten(written, f"{block.name}.")
         defaults = flatten(block.defaults, f"{block.name}.")
         assert set(written) == set(defaults) - SET_BY_THE_WORKFLOW, block.name
         for key, value in written.items():
             assert value == demo_overrides.get(key, defaults[key]), key
+
+
+def commented_keys(text: str) -> set[str]:
+    """Dotted keys of a YAML file with a trailing comment on their line or on the lines their
+    value continues on (a flow list over two lines)."""
+    found, path, current = set(), [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            current = None if not stripped else current
+            continue
+        key = re.match(r"(\s*)([A-Za-z_]\w*):", line)
+        if key:
+            depth = len(key.group(1)) // 2
+            path = [*path[:depth], key.group(2)]
+            current = ".".join(path)
+        if current and " #" in line:
+            found.add(current)
+    return found
+
+
+def block_keys(block: settings.Block, prefix: str) -> set[str]:
+    keys = set()
+    for key in block.defaults:
+        keys.add(f"{prefix}{key}")
+        if key in block.children:
+            keys |= block_keys(block.children[key], f"{prefix}{key}.")
+    return keys
+
+
+def test_config_yaml_comments_every_setting():
+    """Each key's meaning is written once, beside it in config/config.yaml (train.recipes only
+    shows a recipe, its keys are those of the presets above it)."""
+    commented = commented_keys((REPO / "config" / "config.yaml").read_text())
+    keys = set().union(*(block_keys(block, f"{block.name}.") for block in settings.STAGES))
+    assert sorted(keys - SET_BY_THE_WORKFLOW - commented) == []
+
+
+def block_default_lines(tree: ast.Module) -> set[int]:
+    """Lines of every Block's defaults dict, and of the module dicts spread into one."""
+    lines, spread = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Block":
+            defaults = node.args[1]
+            lines |= set(range(defaults.lineno, defaults.end_lineno + 1))
+            if isinstance(defaults, ast.Dict):
+                spread |= {v.id for k, v in zip(defaults.keys, defaults.values) if k is None}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in spread:
+            lines |= set(range(node.lineno, node.end_lineno + 1))
+    return lines
+
+
+def test_no_block_repeats_the_config_comments():
+    """A comment beside a default would be a second copy of config.yaml's, free to drift."""
+    commented = []
+    for path in (REPO / "src" / "debatch" / "settings").glob("*.py"):
+        text = path.read_text()
+        lines = block_default_lines(ast.parse(text))
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        commented += [
+            f"{path.name}:{t.start[0]}"
+            for t in tokens
+            if t.type == tokenize.COMMENT and t.start[0] in lines
+        ]
+    assert commented == []
+
+
+def test_the_package_exports_every_public_name_of_its_modules():
+    for part in ("names", "block", "images", "training", "analysis", "synthetic"):
+        module = importlib.import_module(f"debatch.settings.{part}")
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", module.__name__) == module.__name__
+            and not inspect.ismodule(value)
+        }
+        assert public <= set(settings.__all__), module.__name__
+    assert all(hasattr(settings, name) for name in settings.__all__)

@@ -5,20 +5,17 @@ import pandas as pd
 import pytest
 
 from debatch.core.images import read_raw_site
+from debatch.core.io import NpzWriter
+from debatch.core.shards import gather_npy, gather_npz, gather_tables, shard_sites
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
-from debatch.features.measure import feature_names, measure_site, site_images
 from debatch.features.plate import gather_features, measure_shard
+from debatch.features.site import feature_names, measure_site, site_images
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.shards import (
-    NpzWriter,
     gather_cells,
-    gather_npy,
-    gather_npz,
-    gather_tables,
     segment_shard,
-    shard_sites,
     small_cells_warning,
 )
 from debatch.settings import Channels
@@ -153,27 +150,29 @@ def test_features_shards_are_the_cells_table_in_order(plate, tmp_path, caplog):
     manifest, illum = plate
     (tmp_path / "seg").mkdir()
     cells, _, masks = run_shards(manifest, illum, 1, tmp_path / "seg")
-    channels, p = list(CHANNELS), {"measurements": ["areashape", "intensity", "correlation"]}
+    channels, features = list(CHANNELS), {"measurements": ["areashape", "intensity", "correlation"]}
     paths = []
     with caplog.at_level("INFO"):
         for shard in range(3):
             table = measure_shard(
-                cells, manifest, 3, shard, channels, illum, tmp_path / "seg" / "masks.npz", p
+                cells, manifest, 3, shard, channels, illum, tmp_path / "seg" / "masks.npz", features
             )
             paths.append(tmp_path / f"features{shard}.parquet")
             table.to_parquet(paths[-1])
     gathered = gather_features(paths, cells)
     one = measure_shard(
-        cells, manifest, 1, 0, channels, illum, tmp_path / "seg" / "masks.npz", p, threads=2
+        cells, manifest, 1, 0, channels, illum, tmp_path / "seg" / "masks.npz", features, threads=2
     )
     pd.testing.assert_frame_equal(gathered, one)
     metadata = [c for c in cells if c.startswith("Metadata_")]
     pd.testing.assert_frame_equal(gathered[metadata], cells[metadata])
-    assert list(gathered.columns[len(metadata) :]) == feature_names(channels, p)
+    assert list(gathered.columns[len(metadata) :]) == feature_names(channels, features)
     row = manifest.sort_values(["Metadata_Well", "Metadata_Site"]).iloc[0]
     name = f"{row['Metadata_Well']}_{row['Metadata_Site']}"
     raw = read_raw_site(row, channels)
-    site = measure_site(masks[f"{name}_nuclei"], masks[f"{name}_cells"], site_images(raw, illum), p)
+    site = measure_site(
+        masks[f"{name}_nuclei"], masks[f"{name}_cells"], site_images(raw, illum), features
+    )
     first = cells[
         (cells["Metadata_Well"] == row["Metadata_Well"])
         & (cells["Metadata_Site"] == row["Metadata_Site"])

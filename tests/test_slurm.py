@@ -13,37 +13,17 @@ import subprocess
 import pandas as pd
 import pytest
 
-from debatch.demo.plate import write_plate_sheet
-
 from conftest import REPO
-from workflow_helpers import scheduled_rules, snakemake, write_config
+from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
 
+# the two-plate tiny screen of .test/config with one-CPU jobs: two run at once on the 2-core node
 TINY = {
-    "demo": {
-        "params": {
-            "rows": 2,
-            "cols": 4,
-            "sites": 1,
-            "image_size": 96,
-            "cells_per_site": 10,
-            "n_treatments": 3,
-            "replicates": 2,
-            "n_inactive": 1,
-        }
-    },
-    "train": {
-        "methods": ["erm"],
-        "holdout_batches": [],
-        "epochs": 1,
-        "width": 8,
-        "embedding_dim": 8,
-        "batch_size": 32,
-    },
-    "profiles": {"corrections": ["none"]},
+    "demo": {"params": {"cells_per_site": 10}},
+    "train": {"holdout_batches": []},
     "threads": {"images": 1, "train": 1},
-}  # one-CPU jobs: two run at once on the 2-core node
+}
 SLURM_ARGS = [
     "--profile",
     str(REPO / "profiles" / "slurm"),
@@ -83,20 +63,7 @@ def slurm():
 
 
 def tiny_run(workdir):
-    write_plate_sheet(
-        workdir / "plates.tsv",
-        [("plate01", "batch1"), ("plate02", "batch2")],
-        str(workdir / "demo"),
-    )
-    return write_config(
-        workdir,
-        {
-            **TINY,
-            "results": str(workdir / "results"),
-            "plates": str(workdir / "plates.tsv"),
-            "demo": {**TINY["demo"], "root": str(workdir / "demo")},
-        },
-    )
+    return tiny_workdir(workdir, TINY, sheet="plates_two.tsv")
 
 
 def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):

@@ -15,62 +15,10 @@ import torch
 
 from debatch.cnn.data import augment_batch
 from debatch.cnn.train import train_model
-from debatch.demo.plate import write_plate_sheet
 from debatch.settings import TRAIN_METHODS
 
-from workflow_helpers import scheduled_rules, snakemake, write_config
-
-TINY = {
-    "epochs": 2,
-    "batch_size": 32,
-    "lr": 1e-2,
-    "lr_schedule_epochs": 4,
-    "width": 8,
-    "depth": 1,
-    "embedding_dim": 16,
-    "num_threads": 1,
-}
-
-
-def write_plates(
-    directory,
-    n=80,
-    size=16,
-    batches=("B1", "B2", "B3"),
-    treatments=("DMSO", "A", "B"),
-    seed=0,
-    nan_batch=None,
-):
-    """One plate per batch, one well per treatment; treatment k brightens channel 1 by 0.15 * k,
-    so it is learnable.
-
-    Batches also shift every channel a little (a batch effect). ``nan_batch``'s crops are all NaN.
-    Returns [(npy path, parquet path), ...] as train_model expects.
-    """
-    rng = np.random.default_rng(seed)
-    plates = []
-    for b, batch in enumerate(batches):
-        treatment = np.array(treatments)[rng.integers(0, len(treatments), n)]
-        crops = rng.random((n, 5, size, size), dtype=np.float32) * 0.2 + 0.05 * b
-        crops[:, 1] += 0.15 * np.searchsorted(sorted(treatments), treatment)[:, None, None]
-        if batch == nan_batch:
-            crops[:] = np.nan
-        npy, parquet = directory / f"P{b}.npy", directory / f"P{b}.parquet"
-        np.save(npy, crops.astype(np.float16))
-        pd.DataFrame(
-            {
-                "Metadata_Plate": f"P{b}",
-                "Metadata_Batch": batch,
-                "Metadata_Well": [f"A{sorted(treatments).index(t) + 1:02d}" for t in treatment],
-                "Metadata_Site": 1,
-                "Metadata_ObjectNumber": np.arange(1, n + 1),
-                "Metadata_Treatment": treatment,
-                "Metadata_Role": np.where(treatment == "DMSO", "negcon", "treatment"),
-                "Cells_AreaShape_Area": rng.random(n),
-            }
-        ).to_parquet(parquet)
-        plates.append((str(npy), str(parquet)))
-    return plates
+from builders import TINY_TRAIN, write_plates
+from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
 
 
 def weights(out_dir) -> dict:
@@ -86,7 +34,9 @@ def test_training_writes_outputs_and_learns(tmp_path, method):
     """The pipeline needs model.pt, a checkpoint and the log; accuracy must beat chance (1/3)."""
     plates = write_plates(tmp_path)
     summary = train_model(
-        plates, tmp_path / "run", {**TINY, "method": method, "epochs": 4, "holdout_batches": ["B3"]}
+        plates,
+        tmp_path / "run",
+        {**TINY_TRAIN, "method": method, "epochs": 4, "holdout_batches": ["B3"]},
     )
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
@@ -134,7 +84,7 @@ RECIPES = {
 
 
 def recipe_params(name: str, **extra) -> dict:
-    return {**TINY, "method": name, "recipe": RECIPES[name], **extra}
+    return {**TINY_TRAIN, "method": name, "recipe": RECIPES[name], **extra}
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -185,7 +135,7 @@ def test_teacher_cells_all_uses_held_out_crops_training_does_not(tmp_path):
         train_model(
             plates,
             tmp_path / "all",
-            {**TINY, **held_out, "method": "deepnoise_teacher", "recipe": everything},
+            {**TINY_TRAIN, **held_out, "method": "deepnoise_teacher", "recipe": everything},
         )
 
 
@@ -198,7 +148,7 @@ def test_held_out_cells_never_enter_training(tmp_path, method):
     summary = train_model(
         plates,
         tmp_path / "run",
-        {**TINY, "method": method, "holdout_batches": ["B2"], "max_holdout_cells": 50},
+        {**TINY_TRAIN, "method": method, "holdout_batches": ["B2"], "max_holdout_cells": 50},
     )
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
     assert np.isfinite(log["loss"]).all()
@@ -210,7 +160,7 @@ def test_held_out_cells_never_enter_training(tmp_path, method):
 
 def test_without_holdout_log_has_nan_holdout_acc(tmp_path):
     """No held-out batch -> holdout_acc is NaN (not 0), so it cannot be mistaken for a score."""
-    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1})
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY_TRAIN, "epochs": 1})
     log = pd.read_csv(tmp_path / "run" / "training_log.tsv", sep="\t")
     assert math.isnan(summary["holdout_acc"]) and log["holdout_acc"].isna().all()
 
@@ -231,11 +181,11 @@ def test_augment_applies_a_random_dihedral_transform_per_crop():
 def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_path, caplog):
     """Raising epochs continues the checkpoint; a finished run only restores model.pt."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, TINY)
+    train_model(plates, run, TINY_TRAIN)
     first_rows = pd.read_csv(run / "training_log.tsv", sep="\t")
     caplog.set_level("INFO", logger="debatch")
     caplog.clear()
-    summary = train_model(plates, run, {**TINY, "epochs": 3})
+    summary = train_model(plates, run, {**TINY_TRAIN, "epochs": 3})
     assert summary["resumed_from"] == 2 and summary["epochs_run"] == 1
     assert sum(m.startswith("epoch ") for m in caplog.messages) == 1
     log = pd.read_csv(run / "training_log.tsv", sep="\t")
@@ -244,7 +194,7 @@ def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_pa
 
     final = weights(run)
     (run / "model.pt").unlink()
-    summary = train_model(plates, run, {**TINY, "epochs": 3})
+    summary = train_model(plates, run, {**TINY_TRAIN, "epochs": 3})
     assert summary["epochs_run"] == 0 and summary["resumed_from"] == 3
     assert same_weights(weights(run), final)
 
@@ -252,7 +202,7 @@ def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_pa
 @pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path, method):
     """Stopping after epoch 1 and resuming must give exactly the weights of one 2-epoch run."""
-    plates, params = write_plates(tmp_path), {**TINY, "method": method}
+    plates, params = write_plates(tmp_path), {**TINY_TRAIN, "method": method}
     train_model(plates, tmp_path / "a", {**params, "epochs": 1})
     resumed = train_model(plates, tmp_path / "a", params)
     train_model(plates, tmp_path / "b", params)
@@ -279,7 +229,7 @@ train_model(json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]))
 def test_run_killed_with_sigkill_resumes_after_its_last_epoch(tmp_path):
     """kill -9 after epoch 1's checkpoint; rerunning the same settings resumes after epoch 1 and
     ends bit-identical to an uninterrupted run (ABRA: the most random state per step)."""
-    plates, params = write_plates(tmp_path), {**TINY, "method": "abra", "epochs": 3}
+    plates, params = write_plates(tmp_path), {**TINY_TRAIN, "method": "abra", "epochs": 3}
     with subprocess.Popen(
         [
             sys.executable,
@@ -307,22 +257,22 @@ def test_run_killed_with_sigkill_resumes_after_its_last_epoch(tmp_path):
 def test_other_methods_settings_do_not_invalidate_a_checkpoint(tmp_path, caplog):
     """Only the active method's block defines a run: tuning abra must not restart erm."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, {**TINY, "epochs": 1})
-    summary = train_model(plates, run, {**TINY, "abra": {"steps": 3}})
+    train_model(plates, run, {**TINY_TRAIN, "epochs": 1})
+    summary = train_model(plates, run, {**TINY_TRAIN, "abra": {"steps": 3}})
     assert summary["resumed_from"] == 1 and summary["epochs_run"] == 1
     caplog.set_level("INFO", logger="debatch")
     caplog.clear()
-    train_model(plates, run, {**TINY, "epochs": 3, "erm": {"head": "cosface"}})
+    train_model(plates, run, {**TINY_TRAIN, "epochs": 3, "erm": {"head": "cosface"}})
     assert any("starting fresh" in m and "erm" in m for m in caplog.messages)
 
 
 def test_changed_params_start_fresh_and_say_why(tmp_path, caplog):
     """A checkpoint trained with other params must not be continued silently."""
     plates, run = write_plates(tmp_path), tmp_path / "run"
-    train_model(plates, run, {**TINY, "epochs": 1})
+    train_model(plates, run, {**TINY_TRAIN, "epochs": 1})
     caplog.set_level("INFO", logger="debatch")
     caplog.clear()
-    summary = train_model(plates, run, {**TINY, "epochs": 1, "lr": 5e-3})
+    summary = train_model(plates, run, {**TINY_TRAIN, "epochs": 1, "lr": 5e-3})
     assert summary["resumed_from"] == 0 and summary["epochs_run"] == 1
     assert any("starting fresh" in m and "lr" in m for m in caplog.messages)
 
@@ -333,7 +283,7 @@ def test_unreadable_checkpoint_starts_fresh(tmp_path, caplog):
     (tmp_path / "run" / "checkpoints" / "last.pt").write_text("not a checkpoint")
     caplog.set_level("INFO", logger="debatch")
     caplog.clear()
-    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "epochs": 1})
+    summary = train_model(write_plates(tmp_path), tmp_path / "run", {**TINY_TRAIN, "epochs": 1})
     assert summary["resumed_from"] == 0 and any(
         "unreadable checkpoint" in m for m in caplog.messages
     )
@@ -341,9 +291,9 @@ def test_unreadable_checkpoint_starts_fresh(tmp_path, caplog):
 
 def test_max_cells_per_epoch_caps_steps(tmp_path):
     """64 of 240 cells per epoch at batch size 32 -> 2 optimiser steps per epoch."""
-    train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, "max_cells_per_epoch": 64})
+    train_model(write_plates(tmp_path), tmp_path / "run", {**TINY_TRAIN, "max_cells_per_epoch": 64})
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
-    assert checkpoint["scheduler"]["last_epoch"] == 2 * TINY["epochs"]
+    assert checkpoint["scheduler"]["last_epoch"] == 2 * TINY_TRAIN["epochs"]
 
 
 @pytest.mark.parametrize("method", TRAIN_METHODS)
@@ -352,7 +302,9 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, method):
     augmentations included)."""
     plates = write_plates(tmp_path)
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train_model(plates, tmp_path / name, {**TINY, "method": method, "epochs": 1, "seed": seed})
+        train_model(
+            plates, tmp_path / name, {**TINY_TRAIN, "method": method, "epochs": 1, "seed": seed}
+        )
     assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
     assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
@@ -372,39 +324,16 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, method):
 def test_clear_errors(tmp_path, params, match):
     """Misconfiguration fails fast with a message naming the offending setting."""
     with pytest.raises(ValueError, match=match):
-        train_model(write_plates(tmp_path), tmp_path / "run", {**TINY, **params})
+        train_model(write_plates(tmp_path), tmp_path / "run", {**TINY_TRAIN, **params})
 
 
 def test_single_treatment_is_an_error(tmp_path):
     """One class cannot train a classifier."""
     with pytest.raises(ValueError, match="at least 2 treatments"):
-        train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY)
+        train_model(write_plates(tmp_path, treatments=("DMSO",)), tmp_path / "run", TINY_TRAIN)
 
 
-WORKFLOW_PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
-WORKFLOW_TINY = {
-    "demo": {
-        "params": {
-            "rows": 2,
-            "cols": 4,
-            "sites": 1,
-            "image_size": 128,
-            "cells_per_site": 14,
-            "n_treatments": 3,
-            "replicates": 2,
-            "n_inactive": 1,
-        }
-    },
-    "train": {
-        "methods": [*TRAIN_METHODS, "abra_plate"],  # abra_plate: the recipe of config.yaml
-        "holdout_batches": ["batch3"],
-        "epochs": 1,
-        "width": 8,
-        "embedding_dim": 16,
-        "batch_size": 32,
-    },
-    "profiles": {"corrections": ["none"]},
-}
+METHODS = [*TRAIN_METHODS, "abra_plate"]  # abra_plate: the recipe of config.yaml
 
 
 @pytest.mark.slow
@@ -412,15 +341,10 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
     """train.methods (presets and a recipe) -> one model, log and embeddings per method and
     seed; tuning one method's block reruns that method's training only; adding a seed only
     adds that seed's jobs."""
-    write_plate_sheet(tmp_path / "plates.tsv", WORKFLOW_PLATES, str(tmp_path / "demo"))
-    paths = {
-        "results": str(tmp_path / "results"),
-        "plates": str(tmp_path / "plates.tsv"),
-        "demo": {**WORKFLOW_TINY["demo"], "root": str(tmp_path / "demo")},
-    }
+    train = {"methods": METHODS}
+    config = tiny_workdir(tmp_path, {"train": train})
     results = tmp_path / "results"
-    config = write_config(tmp_path, {**WORKFLOW_TINY, **paths})
-    methods = WORKFLOW_TINY["train"]["methods"]
+    methods = METHODS
     snakemake(
         tmp_path,
         config,
@@ -439,16 +363,11 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
         embeddings = pd.read_parquet(results / "embeddings" / method / "seed0" / "plate03.parquet")
         assert len(embeddings) > 0 and np.isfinite(embeddings.filter(like="emb_").to_numpy()).all()
 
-    changed = write_config(
-        tmp_path,
-        {**WORKFLOW_TINY, **paths, "train": {**WORKFLOW_TINY["train"], "abra": {"steps": 2}}},
-    )
+    changed = tiny_workdir(tmp_path, {"train": {**train, "abra": {"steps": 2}}})
     models = {method: str(results / "models" / method / "seed0" / "model.pt") for method in methods}
     assert scheduled_rules(tmp_path, changed, models.pop("abra")) == {"train": 1}
     assert scheduled_rules(tmp_path, changed, *models.values()) == {}
-    seeds = write_config(
-        tmp_path, {**WORKFLOW_TINY, **paths, "train": {**WORKFLOW_TINY["train"], "seeds": [0, 1]}}
-    )
+    seeds = tiny_workdir(tmp_path, {"train": {**train, "seeds": [0, 1]}})
     both = [
         str(results / "models" / method / f"seed{k}" / "model.pt")
         for method in methods

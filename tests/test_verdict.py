@@ -6,7 +6,7 @@ import numpy as np
 from debatch.evaluate.compare import ranking
 from debatch.evaluate.verdict import headline
 
-from conftest import metrics_entry
+from builders import metrics_entry
 
 TREATMENTS = [f"cpd{i}" for i in range(8)]
 

@@ -8,38 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debatch.demo.plate import write_plate_sheet
 from debatch.settings import FEATURE_SELECT
 
 from conftest import docs_tool
-from workflow_helpers import scheduled_rules, snakemake, write_config
+from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
 
 PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
+# what this run needs beyond the tiny screen of .test/config (3 plates, batch3 held out)
 TINY = {
-    "demo": {
-        "params": {
-            "rows": 2,
-            "cols": 4,
-            "sites": 2,
-            "image_size": 128,
-            "cells_per_site": 14,
-            "n_treatments": 3,
-            "replicates": 2,
-            "n_inactive": 1,
-        }
-    },
-    "train": {
-        "methods": ["erm"],
-        "holdout_batches": ["batch3"],
-        "epochs": 2,
-        "width": 8,
-        "embedding_dim": 16,
-        "batch_size": 64,
-    },
+    "demo": {"params": {"sites": 2, "image_size": 128, "cells_per_site": 14}},
+    "train": {"epochs": 2, "embedding_dim": 16, "batch_size": 64},
     "profiles": {"corrections": ["none", "sphering", "harmony"]},
-    "report": {"title": "tiny demo"},
     "outputs": {"anndata_cells": True},
 }
 
@@ -47,16 +28,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    write_plate_sheet(workdir / "plates.tsv", PLATES, str(workdir / "demo"))
-    config = write_config(
-        workdir,
-        {
-            **TINY,
-            "results": str(workdir / "results"),
-            "plates": str(workdir / "plates.tsv"),
-            "demo": {**TINY["demo"], "root": str(workdir / "demo")},
-        },
-    )
+    config = tiny_workdir(workdir, TINY)
     snakemake(workdir, config)
     return workdir, config
 

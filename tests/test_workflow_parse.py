@@ -30,7 +30,7 @@ def test_dry_run_imports_no_torch_and_creates_no_results_folder(tmp_path):
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "Snakefile"),
+            str(REPO / "workflow" / "Snakefile"),
             "--directory",
             str(tmp_path),
             "--configfile",

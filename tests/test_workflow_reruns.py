@@ -6,10 +6,8 @@ import shutil
 import pytest
 import yaml
 
-from debatch.demo.plate import write_plate_sheet
-
 from conftest import REPO
-from workflow_helpers import scheduled_rules, snakemake, write_config
+from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -29,46 +27,9 @@ UPSTREAM = [
 def run(tmp_path_factory):
     """A finished tiny run made with a private copy of the workflow (its scripts can be edited)."""
     workdir = tmp_path_factory.mktemp("reruns")
-    workflow = workdir / "workflow_copy"
-    workflow.mkdir()
-    shutil.copy(REPO / "Snakefile", workflow)
-    for folder in ("workflow", "scripts", "envs"):
-        shutil.copytree(REPO / folder, workflow / folder)
-    write_plate_sheet(
-        workdir / "plates.tsv",
-        [("plate01", "batch1"), ("plate02", "batch2")],
-        str(workdir / "demo"),
-    )
-    config = write_config(
-        workdir,
-        {
-            "results": str(workdir / "results"),
-            "plates": str(workdir / "plates.tsv"),
-            "demo": {
-                "root": str(workdir / "demo"),
-                "params": {
-                    "rows": 2,
-                    "cols": 4,
-                    "sites": 1,
-                    "image_size": 96,
-                    "cells_per_site": 12,
-                    "n_treatments": 3,
-                    "replicates": 2,
-                    "n_inactive": 1,
-                },
-            },
-            "train": {
-                "methods": ["erm"],
-                "holdout_batches": [],
-                "epochs": 1,
-                "width": 8,
-                "embedding_dim": 8,
-                "batch_size": 32,
-            },
-            "profiles": {"corrections": ["none"]},
-        },
-    )
-    snakefile = workflow / "Snakefile"
+    shutil.copytree(REPO / "workflow", workdir / "workflow_copy")
+    config = tiny_workdir(workdir, {"train": {"holdout_batches": []}}, sheet="plates_two.tsv")
+    snakefile = workdir / "workflow_copy" / "Snakefile"
     snakemake(workdir, config, snakefile=snakefile)
     assert scheduled_rules(workdir, config, snakefile=snakefile) == {}
     return workdir, config, snakefile

@@ -12,6 +12,10 @@ import yaml
 from conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_CONFIG = REPO / ".test" / "config"
+# The tiny screen of .test/config/config.yaml: an overlay of config/config.yaml
+TINY_OVERLAY = yaml.safe_load((TEST_CONFIG / "config.yaml").read_text())
+TINY_DEMO = TINY_OVERLAY["demo"]["params"]
 
 
 def deep_update(base: dict, override: dict) -> dict:
@@ -33,12 +37,27 @@ def write_config(tmp_path: Path, overrides: dict, replace: dict | None = None) -
     return path
 
 
+def tiny_workdir(workdir: Path, overrides: dict | None = None, sheet: str = "plates.tsv") -> Path:
+    """The tiny screen of .test/config in ``workdir``: its plate sheet (``sheet``) with the demo
+    plates under workdir/demo, results in workdir/results, ``overrides`` merged over the overlay.
+    Returns the config written (the default config, the overlay, the overrides)."""
+    root = workdir / "demo"
+    text = (TEST_CONFIG / sheet).read_text()
+    (workdir / "plates.tsv").write_text(text.replace(TINY_OVERLAY["demo"]["root"], str(root)))
+    paths = {
+        "results": str(workdir / "results"),
+        "plates": str(workdir / "plates.tsv"),
+        "demo": {"root": str(root)},
+    }
+    return write_config(workdir, deep_update(deep_update(TINY_OVERLAY, paths), overrides or {}))
+
+
 def snakemake(
     workdir: Path,
     config: Path | list[Path],
     *args: str,
     check: bool = True,
-    snakefile: Path = REPO / "Snakefile",
+    snakefile: Path = REPO / "workflow" / "Snakefile",
 ) -> subprocess.CompletedProcess:
     """``snakemake`` on ``config`` (a list: the config, then overlays in order)."""
     configs = config if isinstance(config, list) else [config]
@@ -63,7 +82,7 @@ def snakemake(
 
 
 def scheduled_rules(
-    workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+    workdir: Path, config: Path, *args: str, snakefile: Path = REPO / "workflow" / "Snakefile"
 ) -> dict[str, int]:
     """Rule -> job count that a dry run would execute (empty when nothing to do)."""
     # `--quiet rules` last: argparse would read a target after it as another --quiet choice.

@@ -24,7 +24,7 @@ rule crops_shard:
         shards=len(SHARDS),
         channels=list(CHANNELS.names),
     script:
-        "../../scripts/crops.py"
+        "../scripts/crops.py"
 
 
 rule crops:
@@ -51,4 +51,4 @@ rule crops:
     params:
         crops=stage_params("crops"),
     script:
-        "../../scripts/gather_crops.py"
+        "../scripts/gather_crops.py"

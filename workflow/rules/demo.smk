@@ -18,4 +18,4 @@ rule demo_plate:
         demo=config["demo"].get("params", {}),
         batch=lambda wildcards: plate_row(wildcards)["batch"],
     script:
-        "../../scripts/demo_plate.py"
+        "../scripts/demo_plate.py"

@@ -26,7 +26,7 @@ rule diagnostics:
         diagnostics=stage_params("diagnostics"),
         holdout_batches=config["train"].get("holdout_batches", []),
     script:
-        "../../scripts/diagnostics.py"
+        "../scripts/diagnostics.py"
 
 
 rule metric_bars:
@@ -51,4 +51,4 @@ rule metric_bars:
     resources:
         mem_mb=1000,
     script:
-        "../../scripts/metric_bars.py"
+        "../scripts/metric_bars.py"

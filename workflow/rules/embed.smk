@@ -19,4 +19,4 @@ rule embed:
     params:
         embed=stage_params("embed"),
     script:
-        "../../scripts/embed.py"
+        "../scripts/embed.py"

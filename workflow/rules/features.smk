@@ -23,7 +23,7 @@ rule features_shard:
         shards=len(SHARDS),
         channels=list(CHANNELS.names),
     script:
-        "../../scripts/features.py"
+        "../scripts/features.py"
 
 
 rule features:
@@ -44,4 +44,4 @@ rule features:
     resources:
         mem_mb=4000,
     script:
-        "../../scripts/gather_features.py"
+        "../scripts/gather_features.py"

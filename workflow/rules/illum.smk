@@ -25,4 +25,4 @@ rule illum:
         illum=stage_params("illum"),
         channels=list(CHANNELS.names),
     script:
-        "../../scripts/illum.py"
+        "../scripts/illum.py"

@@ -20,4 +20,4 @@ rule manifest:
         channels=config["channels"],
         patterns=config.get("patterns", {}),
     script:
-        "../../scripts/manifest.py"
+        "../scripts/manifest.py"

@@ -20,7 +20,7 @@ rule well_profiles:
         profiles=aggregation_params,
         plate_without_negcon=config["qc"].get("plate_without_negcon", "fail"),
     script:
-        "../../scripts/well_profiles.py"
+        "../scripts/well_profiles.py"
 
 
 rule correct_profiles:
@@ -45,7 +45,7 @@ rule correct_profiles:
     params:
         profiles=correction_params,
     script:
-        "../../scripts/correct_profiles.py"
+        "../scripts/correct_profiles.py"
 
 
 rule cells_h5ad:
@@ -65,4 +65,4 @@ rule cells_h5ad:
         # the plate's whole table is held (read, selected, copied to float32, written)
         mem_mb=lambda wildcards, input: max(4000, int(10 * input.size_mb)),
     script:
-        "../../scripts/cells_h5ad.py"
+        "../scripts/cells_h5ad.py"

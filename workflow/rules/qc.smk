@@ -18,7 +18,7 @@ rule qc:
         qc=stage_params("qc", drop=("overlay_sites",)),
         focus_channel=CHANNELS.nuclei,
     script:
-        "../../scripts/qc.py"
+        "../scripts/qc.py"
 
 
 rule qc_figures:
@@ -55,7 +55,7 @@ rule qc_figures:
         overlay_sites=settings.QC.merge(config["qc"])["overlay_sites"],
         channels=CHANNELS.as_params(),
     script:
-        "../../scripts/qc_figures.py"
+        "../scripts/qc_figures.py"
 
 
 rule plate_qc:
@@ -77,4 +77,4 @@ rule plate_qc:
     resources:
         mem_mb=1000,
     script:
-        "../../scripts/plate_qc.py"
+        "../scripts/plate_qc.py"

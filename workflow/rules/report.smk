@@ -39,7 +39,7 @@ rule report:
         models=MODELS,
         plates=PLATE_NAMES,
     script:
-        "../../scripts/report.py"
+        "../scripts/report.py"
 
 
 rule gallery:
@@ -62,4 +62,4 @@ rule gallery:
         seed=settings.REPORT.merge(config["report"])["seed"],
         channels=CHANNELS.names,
     script:
-        "../../scripts/gallery.py"
+        "../scripts/gallery.py"

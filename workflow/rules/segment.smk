@@ -24,7 +24,7 @@ rule segment_shard:
         shards=len(SHARDS),
         channels=CHANNELS.as_params(),
     script:
-        "../../scripts/segment.py"
+        "../scripts/segment.py"
 
 
 rule segment:
@@ -50,4 +50,4 @@ rule segment:
     resources:
         mem_mb=2000,
     script:
-        "../../scripts/gather_segment.py"
+        "../scripts/gather_segment.py"

@@ -20,4 +20,4 @@ rule train:
     params:
         train=train_params,
     script:
-        "../../scripts/train.py"
+        "../scripts/train.py"

@@ -30,7 +30,7 @@ def channel_moments(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Te
     return mean, (square - mean.square()).clamp_min(0).add(eps).sqrt()
 
 
-def restyle(
+def _restyle(
     x: torch.Tensor,
     mean: torch.Tensor,
     std: torch.Tensor,
@@ -62,7 +62,7 @@ class DSU(nn.Module):
         spread_std = (std.var(dim=0, keepdim=True) + self.eps).sqrt()
         beta = mean + torch.randn_like(mean) * spread_mean
         gamma = std + torch.randn_like(std) * spread_std
-        return restyle(x, mean, std, beta, gamma)
+        return _restyle(x, mean, std, beta, gamma)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -90,22 +90,22 @@ class MixStyle(nn.Module):
         perm = torch.randperm(x.shape[0]).to(x.device)
         mixed_mean = lam * mean + (1 - lam) * mean[perm]
         mixed_std = lam * std + (1 - lam) * std[perm]
-        return restyle(x, mean, std, mixed_mean, mixed_std)
+        return _restyle(x, mean, std, mixed_mean, mixed_std)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, alpha={self.alpha}"
 
 
-FEATURE_AUGMENTS = {"dsu": DSU, "mixstyle": MixStyle}
+_FEATURE_AUGMENTS = {"dsu": DSU, "mixstyle": MixStyle}
 
 
 def build_feature_augment(kind: str, **settings) -> nn.Module:
     """A DSU or MixStyle module from its name and settings (as recorded in model.pt)."""
-    if kind not in FEATURE_AUGMENTS:
+    if kind not in _FEATURE_AUGMENTS:
         raise ValueError(
-            f"unknown feature augmentation {kind!r}; expected one of {sorted(FEATURE_AUGMENTS)}"
+            f"unknown feature augmentation {kind!r}; expected one of {sorted(_FEATURE_AUGMENTS)}"
         )
-    return FEATURE_AUGMENTS[kind](**settings)
+    return _FEATURE_AUGMENTS[kind](**settings)
 
 
 # ABRA: batch-wise structured uncertainty of the feature statistics.

@@ -23,7 +23,7 @@ from debatch.crops.store import open_crops
 from debatch.settings import BATCH, PLATE, TREATMENT, WELL
 
 NORM_SAMPLE_CELLS = 20000  # crops (seeded sample / evenly spaced subset) used to estimate mean/std
-GATHER_CHUNK = 4096  # crops read per chunk when estimating statistics
+_GATHER_CHUNK = 4096  # crops read per chunk when estimating statistics
 
 
 class CropSet:
@@ -97,7 +97,7 @@ def training_channel_stats(
             train_idx, NORM_SAMPLE_CELLS, replace=False
         )
     chunks = (
-        data.gather(sample[s : s + GATHER_CHUNK])[1] for s in range(0, len(sample), GATHER_CHUNK)
+        data.gather(sample[s : s + _GATHER_CHUNK])[1] for s in range(0, len(sample), _GATHER_CHUNK)
     )
     mean, std = _moments(chunks, data.crop_shape[0])
     return mean.tolist(), std.tolist()
@@ -113,7 +113,7 @@ def plate_channel_stats(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(rows) > NORM_SAMPLE_CELLS:
         rows = np.linspace(0, len(crops) - 1, NORM_SAMPLE_CELLS).round().astype(np.int64)
     chunks = (
-        np.asarray(crops[rows[s : s + GATHER_CHUNK]]) for s in range(0, len(rows), GATHER_CHUNK)
+        np.asarray(crops[rows[s : s + _GATHER_CHUNK]]) for s in range(0, len(rows), _GATHER_CHUNK)
     )
     return _moments(chunks, crops.shape[1])
 

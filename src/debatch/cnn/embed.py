@@ -43,13 +43,13 @@ def embed_plates(
 ):
     """Embeddings of each (crops .npy, crops .parquet) plate in turn (see ``embed_plate``),
     the model loaded once: one job per model, not per model and plate."""
-    p = EMBED.merge(params)
-    model, meta = load_model(model_path, p["device"])
+    embed = EMBED.merge(params)
+    model, meta = load_model(model_path, embed["device"])
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     try:
         for npy_path, parquet_path in plates:
-            yield _embed(model, meta, model_path, npy_path, parquet_path, p["batch_size"])
+            yield _embed(model, meta, model_path, npy_path, parquet_path, embed["batch_size"])
     finally:
         torch.set_num_threads(previous_threads)
 

@@ -24,6 +24,9 @@ from debatch.cnn.augment import (
     perturb_statistics,
 )
 
+# the parts of a step loss the training log reports (NaN where a recipe has none)
+LOSS_PARTS = ["loss_ce", "loss_adv", "loss_align", "loss_consistency"]
+
 
 def model_arch(recipe: dict, **backbone) -> dict:
     """CellResNet arguments for a recipe (``backbone``: in_channels, n_classes, width, ...):
@@ -42,7 +45,7 @@ def plate_scaling(recipe: dict) -> bool:
     return recipe["scaling"] == "plate"
 
 
-def cross_entropy(
+def _cross_entropy(
     model: nn.Module, x: torch.Tensor, target: torch.Tensor, groups: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Step loss without ABRA: cross-entropy of the (margin) head.
@@ -136,6 +139,18 @@ class ABRA:
         return loss, model.head(embedding), parts
 
 
+# A recipe's ``augment`` -> its step loss's maker: (recipe, number of ABRA groups) -> the
+# callable (model, x, target, groups) -> (loss, logits without margin, loss parts). DSU and
+# MixStyle act inside the network (model_arch), so their step loss is plain cross-entropy; a
+# new augmentation that acts in the loss registers here (docs/extending.md).
+STEP_LOSSES = {
+    "none": lambda recipe, n_groups: _cross_entropy,
+    "dsu": lambda recipe, n_groups: _cross_entropy,
+    "mixstyle": lambda recipe, n_groups: _cross_entropy,
+    "abra": lambda recipe, n_groups: ABRA(recipe["abra"], n_groups),
+}
+
+
 def step_loss(recipe: dict, n_groups: int):
-    """The callable (model, x, target, groups) -> (loss, logits without margin, loss parts)."""
-    return ABRA(recipe["abra"], n_groups) if recipe["augment"] == "abra" else cross_entropy
+    """The recipe's step loss (``STEP_LOSSES``)."""
+    return STEP_LOSSES[recipe["augment"]](recipe, n_groups)

@@ -29,7 +29,7 @@ from torch import nn
 from debatch.cnn.augment import build_feature_augment
 
 
-class BasicBlock(nn.Module):
+class _BasicBlock(nn.Module):
     """Two 3x3 convolutions with BN and an identity (or 1x1 projection) shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
@@ -51,7 +51,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x), inplace=True)
 
 
-class LinearHead(nn.Linear):
+class _LinearHead(nn.Linear):
     """Plain linear classifier (ERM). Accepts and ignores labels so every head has one signature."""
 
     def forward(self, embedding: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -99,7 +99,7 @@ class ArcFaceHead(CosFaceHead):
         return self.s * cosine
 
 
-HEADS = {"linear": None, "cosface": CosFaceHead, "arcface": ArcFaceHead}
+_HEADS = {"linear": None, "cosface": CosFaceHead, "arcface": ArcFaceHead}
 
 
 class CellResNet(nn.Module):
@@ -133,8 +133,8 @@ class CellResNet(nn.Module):
         blocks, channels = [], width
         for i in range(stages):
             out = width * 2**i
-            layers = [BasicBlock(channels, out, stride=2)]
-            layers += [BasicBlock(out, out) for _ in range(depth - 1)]
+            layers = [_BasicBlock(channels, out, stride=2)]
+            layers += [_BasicBlock(out, out) for _ in range(depth - 1)]
             blocks.append(nn.Sequential(*layers))
             channels = out
         self.stages = nn.ModuleList(blocks)
@@ -147,12 +147,12 @@ class CellResNet(nn.Module):
                     raise ValueError(f"feature augmentation level {level} is outside 0..{stages}")
                 self.augment[level] = build_feature_augment(kind, **settings)
         self.embedding = nn.Linear(channels, embedding_dim)
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; expected one of {sorted(HEADS)}")
+        if head not in _HEADS:
+            raise ValueError(f"unknown head {head!r}; expected one of {sorted(_HEADS)}")
         self.head = (
-            LinearHead(embedding_dim, n_classes)
+            _LinearHead(embedding_dim, n_classes)
             if head == "linear"
-            else HEADS[head](embedding_dim, n_classes, head_s, head_m)
+            else _HEADS[head](embedding_dim, n_classes, head_s, head_m)
         )
 
     @property

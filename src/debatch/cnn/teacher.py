@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-STEPS = "mean_teacher.steps"  # the update count, stored beside the weights in a checkpoint
+_STEPS = "mean_teacher.steps"  # the update count, stored beside the weights in a checkpoint
 
 
 class MeanTeacher:
@@ -60,9 +60,9 @@ class MeanTeacher:
                 mine.mul_(decay).add_(theirs.detach(), alpha=1 - decay)
 
     def state_dict(self) -> dict:
-        return {**self.net.state_dict(), STEPS: torch.tensor(self.steps)}
+        return {**self.net.state_dict(), _STEPS: torch.tensor(self.steps)}
 
     def load_state_dict(self, state: dict) -> None:
         state = dict(state)
-        self.steps = int(state.pop(STEPS))
+        self.steps = int(state.pop(_STEPS))
         self.net.load_state_dict(state)

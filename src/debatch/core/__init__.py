@@ -1,1 +1,26 @@
-"""Helpers every stage shares: atomic files, images, wells, logging, threads, plotting, devices."""
+"""Helpers every stage shares.
+
+- ``io``: writes files atomically (``atomic_path``, ``write_parquet``, ``NpzWriter``);
+- ``images``: reads raw sites and applies illumination correction (``read_site``);
+- ``wells``: converts well names to plate positions and back (``well_position``, ``well_name``);
+- ``logs``: sets up a job's logging (``setup_logging``);
+- ``parallel``: counts usable cores and maps over threads with bounded read-ahead;
+- ``plotting``: sets up matplotlib and draws the plate heatmap (``draw_plate``);
+- ``stats``: computes robust statistics (``median_and_mad``, ``pca``);
+- ``device``: resolves the torch device, importing torch only when asked (``resolve_device``);
+- ``provenance``: records how a file was made, inside the file (``job_provenance``);
+- ``shards``: splits a plate's sites into jobs and gathers their outputs back.
+"""
+
+__all__ = [
+    "io",
+    "images",
+    "wells",
+    "logs",
+    "parallel",
+    "plotting",
+    "stats",
+    "device",
+    "provenance",
+    "shards",
+]

@@ -12,7 +12,7 @@ class ImageError(ValueError):
     """A raw image that cannot be used; the message names the file."""
 
 
-def read_raw(path: str) -> np.ndarray:
+def _read_raw(path: str) -> np.ndarray:
     """Read one 2-D plane in its stored dtype, with a one-line error naming the file."""
     try:
         image = tifffile.imread(path)
@@ -27,8 +27,8 @@ def read_raw(path: str) -> np.ndarray:
 
 
 def read_image(path: str) -> np.ndarray:
-    """Read one 2-D plane as float32 (see read_raw)."""
-    return read_raw(path).astype(np.float32, copy=False)
+    """Read one 2-D plane as float32 (see _read_raw)."""
+    return _read_raw(path).astype(np.float32, copy=False)
 
 
 def read_raw_site(row: Mapping, channels: list[str]) -> dict[str, np.ndarray]:
@@ -37,7 +37,7 @@ def read_raw_site(row: Mapping, channels: list[str]) -> dict[str, np.ndarray]:
     Raises ImageError when channels disagree in shape or dtype (a channel exported at another
     bit depth would silently be scaled differently), naming the site.
     """
-    images = {channel: read_raw(row[f"Path_{channel}"]) for channel in channels}
+    images = {channel: _read_raw(row[f"Path_{channel}"]) for channel in channels}
     site = f"well {row.get('Metadata_Well')} site {row.get('Metadata_Site')}"
     shapes = {name: image.shape for name, image in images.items()}
     if len(set(shapes.values())) > 1:

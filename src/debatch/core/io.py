@@ -37,7 +37,7 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 # the disk's failures, not the data's or the code's: a full disk, a quota, a file size limit,
 # a read-only mount
-DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 class WriteError(OSError):
@@ -66,7 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except OSError as error:
-        if error.errno not in DISK_ERRNOS:  # a WriteError has none: it passes through
+        if error.errno not in _DISK_ERRNOS:  # a WriteError has none: it passes through
             raise
         raise WriteError(f"cannot write {path}: {os.strerror(error.errno)}") from None
     finally:

@@ -20,7 +20,7 @@ KEY = "debatch"
 
 
 @functools.lru_cache(maxsize=1)
-def code_version() -> str:
+def _code_version() -> str:
     """debatch's version and, in a git checkout, its commit (``+dirty`` with local changes)."""
     source = Path(debatch.__file__).resolve().parents[2]
     try:
@@ -45,7 +45,7 @@ def job_provenance(
     per-plate file gathered from temporary shards still says how the shards were made."""
     record = {
         "step": step,
-        "code": code_version(),
+        "code": _code_version(),
         "settings": json.loads(json.dumps(dict(settings.items()), default=str)),
         "inputs": {str(path): os.path.getsize(path) for path in inputs if os.path.isfile(path)},
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-WELL_NAME = re.compile(r"([A-Za-z]{1,2})0*(\d{1,2})")
+_WELL_NAME = re.compile(r"([A-Za-z]{1,2})0*(\d{1,2})")
 
 
 def row_name(row: int) -> str:
@@ -23,7 +23,7 @@ def row_name(row: int) -> str:
 
 def well_position(well: str) -> tuple[int, int]:
     """(row, column), 0-based, of a well name such as A01, b7 or AF48."""
-    match = WELL_NAME.fullmatch(str(well).strip())
+    match = _WELL_NAME.fullmatch(str(well).strip())
     if not match:
         raise ValueError(
             f"well {well!r} is not a plate position like A01 (row letter + column number)"

@@ -6,7 +6,7 @@ fraction of the 16-bit range. Nothing per plate or per batch is normalised here 
 batch effects stay in the crops so training methods are compared on the same input.
 Cells whose crop reaches past the image edge are kept, zero-padded, and flagged.
 
-Which cells get a crop is decided before (debatch.crops.select); the crops table is the index
+Which cells get a crop is decided before (debatch.crops.eligible); the crops table is the index
 of every later stage. Settings: ``crops`` (debatch.settings.CROPS).
 """
 

@@ -31,9 +31,9 @@ def batch_effects(batch: str, params: dict) -> dict:
     background or noise, gamma 1, no crosstalk, a round centred illumination, an isotropic
     achromatic blur, and density and cell size multipliers of 1.
     """
-    p = DEMO.merge(params)
-    s = p["batch"]
-    rng = np.random.default_rng([p["seed"], zlib.crc32(str(batch).encode())])
+    demo = DEMO.merge(params)
+    s = demo["batch"]
+    rng = np.random.default_rng([demo["seed"], zlib.crc32(str(batch).encode())])
     n = len(CHANNELS)
     gain_z, offset_z = rng.standard_normal(n), rng.standard_normal(n)
     background_u = rng.uniform(0.5, 1.5, n)

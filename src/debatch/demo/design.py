@@ -36,16 +36,16 @@ def _treatment_names(n: int) -> list[str]:
     return [f"cpd{i:0{width}d}" for i in range(1, n + 1)]
 
 
-def _design(p: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+def _design(demo: dict) -> tuple[pd.DataFrame, dict[str, str]]:
     """Treatment effects and mechanism of action (moa) labels, from the seed.
 
     Active compounds are grouped into moa classes of about two; a class shares its
     primary knob and direction (its moa name, e.g. "nucleus_size_up"), and each compound
     may change one further random knob, so same-moa compounds are similar but not equal.
     """
-    rng = np.random.default_rng([p["seed"], zlib.crc32(b"treatments")])
-    names = _treatment_names(p["n_treatments"])
-    inactive = {names[i] for i in rng.choice(len(names), p["n_inactive"], replace=False)}
+    rng = np.random.default_rng([demo["seed"], zlib.crc32(b"treatments")])
+    names = _treatment_names(demo["n_treatments"])
+    inactive = {names[i] for i in rng.choice(len(names), demo["n_inactive"], replace=False)}
     active = [names[i] for i in rng.permutation(len(names)) if names[i] not in inactive]
     n_classes = math.ceil(len(active) / 2)
     knob_order = rng.permutation(len(KNOBS))
@@ -54,7 +54,7 @@ def _design(p: dict) -> tuple[pd.DataFrame, dict[str, str]]:
         sign = int(rng.choice([-1, 1])) if c < len(KNOBS) else -classes[c - len(KNOBS)][1]
         classes.append((KNOBS[knob_order[c % len(KNOBS)]], sign))
 
-    size = p["effect_size"]
+    size = demo["effect_size"]
     rows = [{"treatment": NEGCON, "active": False, **dict.fromkeys(KNOBS, 1.0)}]
     moa = {NEGCON: "negcon"}
     effects = {}
@@ -96,14 +96,16 @@ def plate_layout(params: dict) -> pd.DataFrame:
     Wells are assigned to treatments by a seeded shuffle, so the layout is the same on
     every plate and in every process; rows are in plate (row-major) order.
     """
-    p = DEMO.merge(params)
-    wells = [well_name(r, c) for r in range(p["rows"]) for c in range(p["cols"])]
-    treatments = [t for t in _treatment_names(p["n_treatments"]) for _ in range(p["replicates"])]
+    demo = DEMO.merge(params)
+    wells = [well_name(r, c) for r in range(demo["rows"]) for c in range(demo["cols"])]
+    treatments = [
+        t for t in _treatment_names(demo["n_treatments"]) for _ in range(demo["replicates"])
+    ]
     treatments += [NEGCON] * (len(wells) - len(treatments))
-    rng = np.random.default_rng([p["seed"], zlib.crc32(b"layout")])
+    rng = np.random.default_rng([demo["seed"], zlib.crc32(b"layout")])
     order = rng.permutation(len(wells))
     by_well = {wells[w]: treatments[k] for k, w in enumerate(order)}
-    moa = _design(p)[1]
+    moa = _design(demo)[1]
     return pd.DataFrame(
         {
             "well": wells,

@@ -33,13 +33,13 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
     only when complete, so a killed run never leaves a half plate. Each site's randomness
     comes from (seed, plate, well, site), so a plate is reproducible in any process.
     """
-    p = DEMO.merge(params)
+    demo = DEMO.merge(params)
     out_dir = Path(out_dir)
-    layout = plate_layout(p)
-    truth_effects = treatment_effects(p)
+    layout = plate_layout(demo)
+    truth_effects = treatment_effects(demo)
     effects = truth_effects.set_index("treatment")[list(KNOBS)]
-    fx = batch_effects(batch, p)
-    vignette = vignetting_field(fx, p["image_size"])
+    fx = batch_effects(batch, demo)
+    vignette = vignetting_field(fx, demo["image_size"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -49,13 +49,13 @@ def generate_plate(out_dir, plate: str, batch: str, params: dict) -> None:
         for well, treatment in zip(layout["well"], layout["treatment"]):
             row, col = (index + 1 for index in well_position(well))
             effect = effects.loc[treatment].to_numpy(float)
-            for site in range(1, p["sites"] + 1):
+            for site in range(1, demo["sites"] + 1):
                 rng = np.random.default_rng(
-                    [p["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site]
+                    [demo["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site]
                 )
-                blurred = _defocused(p, plate, well, site)
-                site_fx = defocus(fx, p["defocus"]) if blurred else fx
-                images, nuclei, cells, table = render_site(rng, p, site_fx, effect, vignette)
+                blurred = _defocused(demo, plate, well, site)
+                site_fx = defocus(fx, demo["defocus"]) if blurred else fx
+                images, nuclei, cells, table = render_site(rng, demo, site_fx, effect, vignette)
                 sites.append({WELL: well, SITE: site, TREATMENT: treatment, "Defocused": blurred})
                 for channel_id, channel in enumerate(CHANNELS, start=1):
                     name = f"r{row:02d}c{col:02d}f{site:02d}p01-ch{channel_id}sk1fk1fl1.tiff"
@@ -93,14 +93,14 @@ def demo_manifest(folder, plate: str, batch: str, params: dict) -> pd.DataFrame:
     return build_manifest(plate, batch, folder / "images", "opera_phenix", platemap, channels)
 
 
-def _defocused(p: dict, plate: str, well: str, site: int) -> bool:
+def _defocused(demo: dict, plate: str, well: str, site: int) -> bool:
     """Whether a site is imaged out of focus: its own draw, so the other draws stay the same."""
-    if not p["blurred_sites"]:
+    if not demo["blurred_sites"]:
         return False
     rng = np.random.default_rng(
-        [p["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site, 1]
+        [demo["seed"], zlib.crc32(plate.encode()), zlib.crc32(well.encode()), site, 1]
     )
-    return bool(rng.random() < p["blurred_sites"])
+    return bool(rng.random() < demo["blurred_sites"])
 
 
 def _replace_dir(new: Path, target: Path) -> None:

@@ -72,20 +72,20 @@ def _cell_knobs(rng, effect: np.ndarray, n: int, heterogeneity: float) -> np.nda
     return np.exp(np.log(effect)[None, :] * spread)
 
 
-def _draw_cells(rng, p: dict, fx: dict, effect: np.ndarray):
+def _draw_cells(rng, demo: dict, fx: dict, effect: np.ndarray):
     """Centres, per-cell knob multipliers, outline geometry and stain properties of a site's
     cells (the site's random draws before painting, in a fixed order)."""
-    n = rng.poisson(p["cells_per_site"] * fx["density"])
-    centres = _place_centres(rng, n, p["image_size"], 1.6 * p["nucleus_radius"])
+    n = rng.poisson(demo["cells_per_site"] * fx["density"])
+    centres = _place_centres(rng, n, demo["image_size"], 1.6 * demo["nucleus_radius"])
     n = len(centres)
-    knobs = _cell_knobs(rng, effect, n, p["cell_heterogeneity"])
+    knobs = _cell_knobs(rng, effect, n, demo["cell_heterogeneity"])
     k = dict(zip(KNOBS, knobs.T))
 
     def lognormal(sd):
         return np.exp(sd * rng.standard_normal(n))
 
-    r_nuc = p["nucleus_radius"] * np.sqrt(k["nucleus_size"]) * lognormal(0.1)
-    r_cell = p["cell_radius"] * np.sqrt(k["cell_size"] * fx["cell_size"]) * lognormal(0.12)
+    r_nuc = demo["nucleus_radius"] * np.sqrt(k["nucleus_size"]) * lognormal(0.1)
+    r_cell = demo["cell_radius"] * np.sqrt(k["cell_size"] * fx["cell_size"]) * lognormal(0.12)
     r_cell = np.maximum(r_cell, 1.4 * r_nuc)
     aspect_cell = np.maximum(1.0, 1.3 * lognormal(0.15) * k["cell_elongation"])
     aspect_nuc = np.maximum(
@@ -149,10 +149,12 @@ def _paint_labels(centres: np.ndarray, shapes: dict, size: int, confluence: floa
     return cells, _keep_centre_components(nuclei, centre_px), d_nuc_map
 
 
-def render_site(rng, p: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray):
+def render_site(rng, demo: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray):
     """One site: (uint16 image per channel, nuclei labels, cell labels, true cell table)."""
-    centres, knobs, shapes, props = _draw_cells(rng, p, fx, effect)
-    cells, nuclei, d_nuc_map = _paint_labels(centres, shapes, p["image_size"], p["confluence"])
+    centres, knobs, shapes, props = _draw_cells(rng, demo, fx, effect)
+    cells, nuclei, d_nuc_map = _paint_labels(
+        centres, shapes, demo["image_size"], demo["confluence"]
+    )
 
     # Renumber so labels are 1..m and every cell has its nucleus (drops any that lost it).
     n = len(centres)
@@ -162,7 +164,7 @@ def render_site(rng, p: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray
     cells, nuclei = relabel[cells], relabel[nuclei]
     lut = {name: np.concatenate([[1.0], v[keep]]).astype(np.float32) for name, v in props.items()}
 
-    signal = _crosstalk(_channels(rng, cells, nuclei, d_nuc_map, lut, p["confluence"]), fx)
+    signal = _crosstalk(_channels(rng, cells, nuclei, d_nuc_map, lut, demo["confluence"]), fx)
     images = {c: _acquire(rng, signal[c], c, fx, vignette) for c in CHANNELS}
     table = pd.DataFrame(
         {

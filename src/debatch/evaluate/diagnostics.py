@@ -9,6 +9,8 @@ across batches, whose mean is the overall score that ranks rows (``summary_score
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,8 +31,54 @@ from debatch.settings import (
 
 log = logging.getLogger(__name__)
 
-BATCH_METRICS = ("batch_classifier", "silhouette_batch", "ilisi", "pcr_batch", "graph_connectivity")
-BIO_METRICS = ("map", "fraction_retrieved", "clisi", "silhouette_treatment", "knn_lobo")
+
+@dataclass
+class ScoredWells:
+    """One well-profile table as the metrics read it: features, batch and treatment per well,
+    and the diagnostics settings."""
+
+    table: pd.DataFrame
+    values: np.ndarray
+    batches: np.ndarray
+    labels: np.ndarray
+    params: dict
+
+    @cached_property
+    def activity(self) -> tuple:
+        """(mAP entry, fraction-retrieved entry, per-treatment table): one copairs run behind
+        two metrics."""
+        return m.map_activity(
+            self.table.reset_index(drop=True),
+            self.values,
+            self.params["map_null_size"],
+            self.params["map_threshold"],
+            self.params["seed"],
+        )
+
+
+# Name -> metric of ScoredWells -> {"value": ..., "score": [0, 1] or None, ...}: how much batch
+# is left (BATCH_METRICS) and how much biology is kept (BIO_METRICS), in the order the report
+# shows them; each section's score is the mean of its metrics' (docs/extending.md: a metric).
+BATCH_METRICS = {
+    "batch_classifier": lambda w: m.batch_classifier(
+        w.values, w.batches, w.params["seed"], w.params["max_folds"]
+    ),
+    "silhouette_batch": lambda w: m.silhouette_batch(w.values, w.batches, w.labels),
+    "ilisi": lambda w: m.ilisi(w.values, w.batches, w.params["lisi_perplexity"]),
+    "pcr_batch": lambda w: m.pcr_batch(w.values, w.batches, w.params["pcr_components"]),
+    "graph_connectivity": lambda w: m.graph_connectivity(
+        w.values, w.labels, w.batches, w.params["neighbours"]
+    ),
+}
+BIO_METRICS = {
+    "map": lambda w: w.activity[0],
+    "fraction_retrieved": lambda w: w.activity[1],
+    "clisi": lambda w: m.clisi(w.values, w.labels, w.params["lisi_perplexity"]),
+    "silhouette_treatment": lambda w: m.silhouette_treatment(w.values, w.labels),
+    "knn_lobo": lambda w: m.knn_leave_one_batch_out(
+        w.values, w.labels, w.batches, w.params["knn_neighbours"]
+    ),
+}
 
 
 def holdout_scores(wells: pd.DataFrame, values: np.ndarray, holdout_batches, params: dict) -> dict:
@@ -129,29 +177,10 @@ def compute_metrics(
     values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
     batches = wells[BATCH].astype(str).to_numpy()
     labels = wells[TREATMENT].astype(str).to_numpy()
-    batch = {
-        "batch_classifier": m.batch_classifier(
-            values, batches, params["seed"], params["max_folds"]
-        ),
-        "silhouette_batch": m.silhouette_batch(values, batches, labels),
-        "ilisi": m.ilisi(values, batches, params["lisi_perplexity"]),
-        "pcr_batch": m.pcr_batch(values, batches, params["pcr_components"]),
-        "graph_connectivity": m.graph_connectivity(values, labels, batches, params["neighbours"]),
-    }
-    mean_ap, retrieved, per_treatment = m.map_activity(
-        wells.reset_index(drop=True),
-        values,
-        params["map_null_size"],
-        params["map_threshold"],
-        params["seed"],
-    )
-    bio = {
-        "map": mean_ap,
-        "fraction_retrieved": retrieved,
-        "clisi": m.clisi(values, labels, params["lisi_perplexity"]),
-        "silhouette_treatment": m.silhouette_treatment(values, labels),
-        "knn_lobo": m.knn_leave_one_batch_out(values, labels, batches, params["knn_neighbours"]),
-    }
+    scored = ScoredWells(wells, values, batches, labels, params)
+    batch = {name: metric(scored) for name, metric in BATCH_METRICS.items()}
+    bio = {name: metric(scored) for name, metric in BIO_METRICS.items()}
+    per_treatment = scored.activity[2]
     _, explained = pca(values)
     metrics = {
         "plates": sorted(wells[PLATE].astype(str).unique()),

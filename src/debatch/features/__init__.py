@@ -1,8 +1,11 @@
 """Features stage: CellProfiler's per-cell measurements (cp_measure) of Nuclei, Cells, Cytoplasm.
 
-- ``objects``: the three object sets of a segmented site (Cytoplasm as CellProfiler makes it);
-- ``measure``: every measurement module on one site, named as CellProfiler names it;
-- ``granularity``, ``radial``, ``colocalization``: the modules whose image-level work is shared
-  across object sets or channels instead of repeated (same numbers as cp_measure);
-- ``plate``: one shard of a plate's sites, in the cells table's row order.
+- ``objects``: makes the three object sets of a segmented site (``object_sets``);
+- ``site``: measures every module on one site, named as CellProfiler names it (``measure_site``);
+- ``granularity``, ``radial``, ``colocalization``: measure the modules whose image-level work is
+  shared across object sets or channels instead of repeated (same numbers as cp_measure);
+- ``plate``: measures one shard of a plate's sites, in the cells table's row order
+  (``measure_shard``, ``gather_features``).
 """
+
+__all__ = ["objects", "site", "granularity", "radial", "colocalization", "plate"]

@@ -92,11 +92,11 @@ class Spectrum:
     reconstructions: list[np.ndarray]
 
 
-def _background_removed(small: np.ndarray, p: dict) -> np.ndarray:
+def _background_removed(small: np.ndarray, features: dict) -> np.ndarray:
     """The subsampled image minus its opening by a disc of ``granularity_element_size``,
     computed on a further subsampled copy (CellProfiler's background reduction)."""
-    factor = p["granularity_background_subsample"]
-    footprint = disk(p["granularity_element_size"], dtype=bool)
+    factor = features["granularity_background_subsample"]
+    footprint = disk(features["granularity_element_size"], dtype=bool)
     if factor < 1:
         back_shape = np.array(small.shape) * factor
         grid = np.mgrid[0 : back_shape[0], 0 : back_shape[1]].astype(float) / factor
@@ -111,9 +111,9 @@ def _background_removed(small: np.ndarray, p: dict) -> np.ndarray:
     return np.maximum(small - back, 0)
 
 
-def granular_spectrum(pixels: np.ndarray, p: dict) -> Spectrum | None:
+def granular_spectrum(pixels: np.ndarray, features: dict) -> Spectrum | None:
     """The image's granular spectrum (None when subsampling leaves fewer than 2 px a side)."""
-    factor = p["granularity_subsample"]
+    factor = features["granularity_subsample"]
     shape = np.array(pixels.shape)
     small_shape = (shape * factor).astype(int) if factor < 1 else shape
     if (small_shape < 2).any():
@@ -123,9 +123,9 @@ def granular_spectrum(pixels: np.ndarray, p: dict) -> Spectrum | None:
         small = ndimage.map_coordinates(pixels, tuple(grid), order=1)
     else:
         small = pixels.astype(np.float64, copy=True)
-    small = _background_removed(small, p)
+    small = _background_removed(small, features)
     eroded, reconstructions = small, []
-    for _ in range(p["granularity_spectrum"]):
+    for _ in range(features["granularity_spectrum"]):
         eroded = erosion(eroded, footprint=_CROSS)
         reconstructions.append(reconstruction(eroded, small))
     return Spectrum(pixels, tuple(int(s) for s in small_shape), reconstructions)

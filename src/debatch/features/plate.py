@@ -21,8 +21,8 @@ import pandas as pd
 
 from debatch.core.images import check_illum, read_raw_site
 from debatch.core.parallel import ordered_map
-from debatch.features.measure import feature_names, measure_site, site_images
-from debatch.segment.shards import gather_tables, shard_sites
+from debatch.core.shards import gather_tables, shard_sites
+from debatch.features.site import feature_names, measure_site, site_images
 from debatch.settings import FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,22 @@ def _scale_max(raw: dict[str, np.ndarray]) -> int:
 _WORKER: dict = {}  # what every site of a shard shares, set once in each worker process
 
 
-def _start_worker(masks_path, channels: list[str], illum, p: dict) -> None:
-    _WORKER.update(masks=np.load(masks_path), channels=channels, illum=illum, p=p)
+def _start_worker(masks_path, channels: list[str], illum, features_settings: dict) -> None:
+    _WORKER.update(
+        masks=np.load(masks_path),
+        channels=channels,
+        illum=illum,
+        features_settings=features_settings,
+    )
 
 
 def _measure(task: tuple[dict, np.ndarray]) -> tuple[pd.DataFrame, dict]:
     """The features of the cells (object numbers) of one site, in that order, and the CPU
     seconds of each module (in a worker set up by ``_start_worker``)."""
     row, objects = task
-    masks, channels, illum, p = (_WORKER[k] for k in ("masks", "channels", "illum", "p"))
+    masks, channels, illum, features_settings = (
+        _WORKER[k] for k in ("masks", "channels", "illum", "features_settings")
+    )
     raw = read_raw_site(row, channels)
     check_illum(raw, row, illum)
     name = f"{row[WELL]}_{row[SITE]}"
@@ -56,7 +63,12 @@ def _measure(task: tuple[dict, np.ndarray]) -> tuple[pd.DataFrame, dict]:
     timings: dict[str, float] = {}
     images = site_images(raw, illum)
     table = measure_site(
-        masks[f"{name}_nuclei"], masks[f"{name}_cells"], images, p, _scale_max(raw), timings=timings
+        masks[f"{name}_nuclei"],
+        masks[f"{name}_cells"],
+        images,
+        features_settings,
+        _scale_max(raw),
+        timings=timings,
     )
     if objects.max(initial=0) > len(table):
         raise ValueError(
@@ -110,7 +122,7 @@ def measure_shard(
 ) -> pd.DataFrame:
     """CellProfiler features of the cells of shard ``shard`` of ``shards``: the cells table's
     ``Metadata_`` columns, then float32 features (``feature_names``), one row per cell."""
-    p = FEATURES.merge(params)
+    features_settings = FEATURES.merge(params)
     sites = shard_sites(manifest, shards, shard)
     by_site = dict(tuple(cells.groupby(SITE_KEY, sort=False)))
     rows = [row for row in sites.to_dict("records") if (row[WELL], row[SITE]) in by_site]
@@ -119,7 +131,7 @@ def measure_shard(
     timings: dict[str, float] = {}
     tables = []
     step = max(1, round(len(rows) / 10))
-    measured = _sites(tasks, (masks_path, channels, illum, p), threads)
+    measured = _sites(tasks, (masks_path, channels, illum, features_settings), threads)
     for done, (row, (features, spent)) in enumerate(zip(rows, measured), start=1):
         site_cells = by_site[row[WELL], row[SITE]][metadata].reset_index(drop=True)
         tables.append(pd.concat([site_cells, features], axis=1))
@@ -135,7 +147,7 @@ def measure_shard(
                 sum(map(len, tables)),
             )
     if not tables:  # a shard without cells: the right columns, no rows
-        columns = metadata + feature_names(channels, p)
+        columns = metadata + feature_names(channels, features_settings)
         return pd.DataFrame(columns=columns).astype(
             {c: np.float32 for c in columns[len(metadata) :]}
         )

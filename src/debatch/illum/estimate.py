@@ -42,14 +42,14 @@ def illumination_function(mean_image: np.ndarray, params: dict) -> np.ndarray:
     return (full / full.mean()).astype(np.float32)
 
 
-def select_sites(manifest: pd.DataFrame, max_sites: int | None) -> pd.DataFrame:
+def _select_sites(manifest: pd.DataFrame, max_sites: int | None) -> pd.DataFrame:
     if max_sites is None or len(manifest) <= max_sites:
         return manifest
     picks = np.linspace(0, len(manifest) - 1, int(max_sites)).round().astype(int)
     return manifest.iloc[np.unique(picks)]
 
 
-def odd_shapes(paths: list[str], channel: str) -> str:
+def _odd_shapes(paths: list[str], channel: str) -> str:
     """The message naming the images whose shape is not the plate's usual one (the minority,
     whichever site comes first), from the files' headers."""
     shapes = {}
@@ -74,7 +74,7 @@ def compute_plate_illum(
     Images are streamed: only a running sum per channel is held, never the whole plate.
     """
     params = ILLUM.merge(params)
-    sites = select_sites(manifest, params["max_sites"])
+    sites = _select_sites(manifest, params["max_sites"])
     functions = {}
     for channel in channels:
         paths = sites[f"{PATH}{channel}"].tolist()
@@ -84,7 +84,7 @@ def compute_plate_illum(
                 if total is None:
                     total = np.zeros(image.shape, np.float64)
                 elif image.shape != total.shape:
-                    raise ValueError(odd_shapes(paths, channel))
+                    raise ValueError(_odd_shapes(paths, channel))
                 total += image
         functions[channel] = illumination_function(total / len(paths), params)
         log.info(

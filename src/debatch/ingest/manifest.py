@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debatch.core.wells import normalise_well as canonical_well
-from debatch.core.wells import well_name
+from debatch.core.wells import normalise_well, well_name
 from debatch.ingest.sheets import check_distinct, how_read, read_sheet
 from debatch.settings import (
     BATCH,
@@ -36,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Named filename patterns. Each regex must capture ``site`` and ``channel`` plus either ``well``
 # or ``row`` + ``col`` (numbers, 1-based). Users add their own under ``patterns:`` in config.
-BUILTIN_PATTERNS = {
+_BUILTIN_PATTERNS = {
     # Opera/Phenix (Harmony export): r01c01f01p01-ch1sk1fk1fl1.tiff
     "opera_phenix": r"^r(?P<row>\d{2})c(?P<col>\d{2})f(?P<site>\d{2})p\d{2}-ch(?P<channel>\d+)"
     r"sk\d+fk\d+fl\d+\.tiff?$",
@@ -44,18 +43,18 @@ BUILTIN_PATTERNS = {
     "metaxpress": r"^.*_(?P<well>[A-Pa-p]\d{1,2})_s(?P<site>\d+)_w(?P<channel>\d)[^_]*\.tiff?$",
 }
 # Platemap columns with a fixed Metadata_ name; any other column becomes Metadata_{column}.
-PLATEMAP_RENAME = {"well": WELL, "treatment": TREATMENT, "role": ROLE}
-CSV_MANIFEST_COLUMNS = ("well", "site", "channel", "path")
+_PLATEMAP_RENAME = {"well": WELL, "treatment": TREATMENT, "role": ROLE}
+_CSV_MANIFEST_COLUMNS = ("well", "site", "channel", "path")
 
 
 class ManifestError(ValueError):
     """Input that cannot be turned into a manifest; the message names the file/well."""
 
 
-def normalise_well(well: str) -> str:
+def _checked_well(well: str) -> str:
     """'b7', 'B7' and 'B07' all mean well B07; anything else is a ManifestError."""
     try:
-        return canonical_well(well)
+        return normalise_well(well)
     except ValueError as error:
         raise ManifestError(str(error)) from None
 
@@ -83,7 +82,7 @@ def read_platemap(path: str | os.PathLike) -> pd.DataFrame:
             f"(read {how_read(path)}: found {list(platemap.columns)})"
         )
     try:
-        platemap["well"] = platemap["well"].map(normalise_well)
+        platemap["well"] = platemap["well"].map(_checked_well)
     except ManifestError as exc:
         raise ManifestError(f"platemap {path}: {exc}") from None
     duplicated = platemap["well"][platemap["well"].duplicated()].unique()
@@ -118,7 +117,7 @@ def image_source(
         if first is None:  # no file listed (the manifest job says what is wrong)
             return os.path.realpath(pattern), "csv"
         return os.path.realpath(_listed(first, Path(images))), "csv"
-    regex = re.compile({**BUILTIN_PATTERNS, **(patterns or {})}.get(pattern, "(?!)"))
+    regex = re.compile({**_BUILTIN_PATTERNS, **(patterns or {})}.get(pattern, "(?!)"))
     with os.scandir(images) as entries:
         for entry in entries:
             if regex.match(entry.name) and entry.is_file():
@@ -143,7 +142,7 @@ def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
             continue
         fields = match.groupdict()
         well = (
-            normalise_well(fields["well"])
+            _checked_well(fields["well"])
             if fields.get("well")
             else well_name(int(fields["row"]) - 1, int(fields["col"]) - 1)
         )
@@ -155,16 +154,16 @@ def _scan_folder(images: Path, regex: str) -> tuple[pd.DataFrame, int]:
                 "path": entry.path,
             }
         )
-    return pd.DataFrame(records, columns=list(CSV_MANIFEST_COLUMNS)), unmatched
+    return pd.DataFrame(records, columns=list(_CSV_MANIFEST_COLUMNS)), unmatched
 
 
 def _read_csv_manifest(csv_path: Path, images: Path) -> pd.DataFrame:
     table = read_sheet(csv_path)
-    missing = [c for c in CSV_MANIFEST_COLUMNS if c not in table.columns]
+    missing = [c for c in _CSV_MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(f"CSV manifest {csv_path} lacks column(s) {missing}")
-    table = table[list(CSV_MANIFEST_COLUMNS)].copy()
-    table["well"] = table["well"].map(normalise_well)
+    table = table[list(_CSV_MANIFEST_COLUMNS)].copy()
+    table["well"] = table["well"].map(_checked_well)
     table["site"] = table["site"].astype(int)
     table["path"] = [_listed(p, images) for p in table["path"]]
     return table
@@ -180,12 +179,12 @@ def find_images(
 ) -> tuple[pd.DataFrame, int]:
     """Long table (well, site, channel, path) of a plate's images, plus the count of ignored files.
 
-    ``pattern`` is a name in BUILTIN_PATTERNS / ``patterns`` or a path to a CSV manifest.
+    ``pattern`` is a name in _BUILTIN_PATTERNS / ``patterns`` or a path to a CSV manifest.
     """
     images = Path(images)
     if not images.is_dir():
         raise ManifestError(f"image folder not found: {images}")
-    known = {**BUILTIN_PATTERNS, **(patterns or {})}
+    known = {**_BUILTIN_PATTERNS, **(patterns or {})}
     if pattern in known:
         return _scan_folder(images, known[pattern])
     if pattern.endswith(".csv"):
@@ -292,7 +291,7 @@ def build_manifest(
     wide = _one_path_per_channel(found, plate, images, channels)
     wide = _match_platemap(wide, plate, images, platemap)
     metadata = platemap.rename(
-        columns={c: PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
+        columns={c: _PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
     )
     manifest = wide.rename(
         columns={"well": WELL, "site": SITE, **{name: f"{PATH}{name}" for name in channels}}

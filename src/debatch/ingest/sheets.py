@@ -28,9 +28,9 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
-NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
-ENCODING = "utf-8-sig"  # UTF-8, a byte-order mark tolerated
+_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+_ENCODING = "utf-8-sig"  # UTF-8, a byte-order mark tolerated
 # (real path, what was said): each file's clean-up is logged once per process, however often
 # it is read (the workflow's start-up reads a platemap once, its manifest job once more)
 _SAID: set[tuple[str, str]] = set()
@@ -38,12 +38,12 @@ _SAID: set[tuple[str, str]] = set()
 
 def _delimiter(path: Path) -> str:
     """The delimiter of ``path``: by its extension, else sniffed from its first lines."""
-    if path.suffix.lower() in DELIMITERS:
-        return DELIMITERS[path.suffix.lower()]
-    with open(path, encoding=ENCODING, newline="") as handle:
+    if path.suffix.lower() in _DELIMITERS:
+        return _DELIMITERS[path.suffix.lower()]
+    with open(path, encoding=_ENCODING, newline="") as handle:
         sample = handle.read(65536)
     try:
-        found = csv.Sniffer().sniff(sample, delimiters="".join(NAMES)).delimiter
+        found = csv.Sniffer().sniff(sample, delimiters="".join(_NAMES)).delimiter
     except csv.Error:
         raise ValueError(
             f"{path}: cannot tell its delimiter; name it .csv (comma) or .tsv (tab)"
@@ -54,7 +54,7 @@ def _delimiter(path: Path) -> str:
         logging.INFO,
         "%s: read as %s-separated (sniffed; .csv or .tsv names say it)",
         path,
-        NAMES[found],
+        _NAMES[found],
     )
     return found
 
@@ -62,8 +62,8 @@ def _delimiter(path: Path) -> str:
 def how_read(path: str | os.PathLike) -> str:
     """How read_sheet splits ``path``'s columns, for messages: "tab-separated (.tsv)"."""
     suffix = Path(path).suffix.lower()
-    if suffix in DELIMITERS:
-        return f"{NAMES[DELIMITERS[suffix]]}-separated ({suffix})"
+    if suffix in _DELIMITERS:
+        return f"{_NAMES[_DELIMITERS[suffix]]}-separated ({suffix})"
     return "with a sniffed delimiter"
 
 
@@ -79,7 +79,7 @@ def _not_utf8(path: Path) -> ValueError:
     """The error for a file that is not UTF-8: where, and what to do."""
     data = path.read_bytes()
     try:
-        data.decode(ENCODING)
+        data.decode(_ENCODING)
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         where = f"byte 0x{data[error.start]:02x} on line {line}"
@@ -99,7 +99,7 @@ def _unreadable(path: Path, error: Exception, delimiter: str | None) -> ValueErr
         header, line, saw = longer.groups()
         return ValueError(
             f"{path}: line {line} has {saw} fields but the header has {header} (a stray "
-            f"{NAMES.get(delimiter, repr(delimiter))} at its end?); make them agree"
+            f"{_NAMES.get(delimiter, repr(delimiter))} at its end?); make them agree"
         )
     return ValueError(f"{path}: not a readable table ({text})")
 
@@ -119,7 +119,7 @@ def read_sheet(path: str | os.PathLike, rows: int | None = None) -> pd.DataFrame
             header=None,  # the header is read as a row: pandas' own would mangle it
             dtype=str,
             keep_default_na=False,
-            encoding=ENCODING,
+            encoding=_ENCODING,
             nrows=None if rows is None else rows + 1,
         )
     except UnicodeDecodeError:

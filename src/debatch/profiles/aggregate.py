@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from debatch.core.parallel import usable_cores
 from debatch.settings import AGGREGATES, COUNT_CELLS, PLATE, WELL, check_choice, feature_columns
 
-WELL_KEY = [PLATE, WELL]
+_WELL_KEY = [PLATE, WELL]
 
 
 @dataclass
@@ -53,16 +53,16 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return pd.factorize(series, sort=True)
 
 
-def group_wells(metadata: pd.DataFrame) -> WellGroups:
+def _group_wells(metadata: pd.DataFrame) -> WellGroups:
     """Group cells by (plate, well), sorted by name; keep the metadata constant within every well.
 
     Per-cell metadata (site, object number) differ within a well and are dropped. Works on
     factorized codes with reduceat instead of pandas groupby, which is slow on millions of rows.
     """
-    missing = [c for c in WELL_KEY if c not in metadata]
+    missing = [c for c in _WELL_KEY if c not in metadata]
     if missing:
         raise ValueError(f"cell table lacks column(s) {missing}")
-    if metadata[WELL_KEY].isna().any().any():
+    if metadata[_WELL_KEY].isna().any().any():
         raise ValueError(f"cell table has cells without {PLATE}/{WELL}")
     plate_codes, plates = _sorted_codes(metadata[PLATE])
     well_codes, well_names = _sorted_codes(metadata[WELL])
@@ -81,7 +81,7 @@ def group_wells(metadata: pd.DataFrame) -> WellGroups:
         WELL: well_names.to_numpy()[codes[starts] % len(well_names)],
     }
     for column in metadata.columns:
-        if column in WELL_KEY:
+        if column in _WELL_KEY:
             continue
         series = metadata[column]
         if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
@@ -130,7 +130,7 @@ def _aggregate_block_skipping_nan(block: np.ndarray, groups: WellGroups, method:
             out[i] = reduce(block[:, start : start + count].astype(np.float64), axis=1)
 
 
-MAX_THREADS = 8  # default cap: each thread holds its own block of columns
+_MAX_THREADS = 8  # default cap: each thread holds its own block of columns
 
 
 def _aggregate(
@@ -145,7 +145,7 @@ def _aggregate(
     check_choice("profiles.aggregate", method, AGGREGATES)
     if not features:
         raise ValueError("cell table has no feature columns (every column starts with Metadata_)")
-    groups = group_wells(metadata)
+    groups = _group_wells(metadata)
     values = np.empty((len(groups.starts), len(features)), np.float32)
     step = max(1, min(columns_per_pass, len(features)))
     scratch = (
@@ -174,7 +174,7 @@ def _aggregate(
 
     passes = range(0, len(features), step)
     threads = min(
-        min(usable_cores(), MAX_THREADS) if threads is None else max(1, threads), len(passes)
+        min(usable_cores(), _MAX_THREADS) if threads is None else max(1, threads), len(passes)
     )
     if threads > 1:  # numpy's partition and pyarrow's reader release the GIL
         with ThreadPoolExecutor(threads) as pool:
@@ -204,7 +204,7 @@ def aggregate_wells(
 ) -> pd.DataFrame:
     """One row per (plate, well) of an in-memory cell table: metadata, cell count, features.
 
-    ``threads`` (default: the usable cores, at most ``MAX_THREADS``) aggregate blocks of
+    ``threads`` (default: the usable cores, at most ``_MAX_THREADS``) aggregate blocks of
     ``columns_per_pass`` columns in parallel. Float32 features stay float32 (an odd count's
     median is exact; an even count's is the float64 mean of the two middle values, rounded to
     float32); cells with NaN/inf are an error naming their wells.

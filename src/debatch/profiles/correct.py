@@ -15,7 +15,6 @@ import pandas as pd
 from debatch.core.stats import pca
 from debatch.settings import (
     BATCH,
-    CORRECTIONS,
     NEGCON,
     PLATE,
     PROFILES,
@@ -99,34 +98,55 @@ def harmony(values: np.ndarray, batches: np.ndarray, params: dict) -> np.ndarray
     return corrected if corrected.shape == scores.shape else corrected.T
 
 
+def _none(wells: pd.DataFrame, params: dict, control_role: str) -> pd.DataFrame:
+    return wells.copy()
+
+
+def _sphering(wells: pd.DataFrame, params: dict, control_role: str) -> pd.DataFrame:
+    """Every feature sphered (``sphere``), the metadata kept."""
+    features = feature_columns(wells.columns)
+    plates = wells[PLATE].astype(str).to_numpy() if PLATE in wells else np.zeros(len(wells))
+    controls = (wells[ROLE] == control_role).to_numpy()
+    corrected = sphere(
+        wells[features].to_numpy(np.float64),
+        controls,
+        plates,
+        params["sphering_epsilon"],
+        params["sphering_folds"],
+    )
+    out = wells.copy()
+    out[features] = corrected.astype(np.float32)
+    return out
+
+
+def _harmony(wells: pd.DataFrame, params: dict, control_role: str) -> pd.DataFrame:
+    """The metadata and Harmony's corrected principal components (``harmony_pc_000``...) in
+    place of the features; a single batch is left as it is."""
+    batches = wells[BATCH].astype(str).to_numpy()
+    if len(np.unique(batches)) < 2:
+        log.warning("harmony: a single batch, nothing to correct; profiles left unchanged")
+        return wells.copy()
+    features = feature_columns(wells.columns)
+    corrected = harmony(wells[features].to_numpy(np.float64), batches, params)
+    names = [f"harmony_pc_{i:03d}" for i in range(corrected.shape[1])]
+    metadata = wells.drop(columns=features)
+    return pd.concat(
+        [metadata, pd.DataFrame(corrected.astype(np.float32), columns=names, index=wells.index)],
+        axis=1,
+    )
+
+
+# Name -> correction: (wells, the profiles settings, the control role) -> corrected wells, every
+# Metadata_ column kept. A correction's settings are the profiles keys named ``{name}_*``: the
+# workflow gives each correction job only those (docs/extending.md: adding a correction).
+CORRECTORS = {"none": _none, "sphering": _sphering, "harmony": _harmony}
+
+
 def correct(
     wells: pd.DataFrame, method: str, params: dict | None = None, control_role: str = NEGCON
 ) -> pd.DataFrame:
-    """Apply a post-hoc batch correction across all plates of a method's well profiles."""
+    """Apply a post-hoc batch correction (one of ``CORRECTORS``) across all plates of a
+    source's well profiles."""
     params = PROFILES.merge(params)
-    check_choice("correction", method, CORRECTIONS)
-    out = wells.copy()
-    if method == "none":
-        return out
-    features = feature_columns(wells.columns)
-    values = wells[features].to_numpy(np.float64)
-    if method == "sphering":
-        plates = wells[PLATE].astype(str).to_numpy() if PLATE in wells else np.zeros(len(wells))
-        controls = (wells[ROLE] == control_role).to_numpy()
-        corrected = sphere(
-            values, controls, plates, params["sphering_epsilon"], params["sphering_folds"]
-        )
-    else:
-        batches = wells[BATCH].astype(str).to_numpy()
-        if len(np.unique(batches)) < 2:
-            log.warning("harmony: a single batch, nothing to correct; profiles left unchanged")
-            return out
-        corrected = harmony(values, batches, params)
-        names = [f"harmony_pc_{i:03d}" for i in range(corrected.shape[1])]
-        metadata = out.drop(columns=features)
-        return pd.concat(
-            [metadata, pd.DataFrame(corrected.astype(np.float32), columns=names, index=out.index)],
-            axis=1,
-        )
-    out[features] = corrected.astype(np.float32)
-    return out
+    check_choice("correction", method, CORRECTORS)
+    return CORRECTORS[method](wells, params, control_role)

@@ -8,7 +8,7 @@ wells as ``samples``).
 A feature whose negcon wells barely vary (a granularity scale that is 0 in most controls) gets a
 spread near 0 and values in the hundreds of thousands, which then carry every distance and PCA.
 As in pycytominer, ``mad_robustize`` divides by the robust SD plus ``mad_epsilon`` and leaves
-such features to ``drop_outliers`` (``profiles.select``), which every source goes through.
+such features to ``drop_outliers`` (``profiles.feature_select``), which every source goes through.
 """
 
 from __future__ import annotations

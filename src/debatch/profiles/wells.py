@@ -7,8 +7,8 @@ CellProfiler features (``cell_tables`` given) differ from embeddings in three wa
 cells of the crops tables are profiled (the cells every CNN embeds, so all sources describe the
 same cells), positional features are left out (``settings.POSITIONAL_FEATURES``), and NaN is
 "not measurable", skipped when aggregating. After normalisation, pycytominer's feature selection
-picks the features (``profiles.select``); a kept feature's rare NaN wells get 0, the negative
-controls' median on the normalised scale. Embeddings go through the selection's guards only
+picks the features (``profiles.feature_select``); a kept feature's rare NaN wells get 0, the
+negative controls' median on the normalised scale. Embeddings go through the selection's guards only
 (``settings.GUARDS``: a dimension blown up by a near-zero negcon spread is dropped, as a
 CellProfiler feature would be).
 """
@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from debatch.profiles.aggregate import aggregate_parquet
+from debatch.profiles.feature_select import select_features
 from debatch.profiles.normalise import normalise_plates
-from debatch.profiles.select import select_features
 from debatch.settings import (
     COUNT_CELLS,
     GUARDS,

@@ -56,8 +56,8 @@ def _fmt(value) -> str:
 def ranking_table(entries: list[dict], params: dict | None = None) -> pd.DataFrame:
     """One row per method x correction, mean over seeds, best overall first, with the paired
     held-out difference to each reference method and its interval (debatch.evaluate.compare)."""
-    p = REPORT.merge(params)
-    return compare.ranking(entries, p["references"], p["bootstrap"], p["seed"])
+    report = REPORT.merge(params)
+    return compare.ranking(entries, report["references"], report["bootstrap"], report["seed"])
 
 
 def reference_columns(table: pd.DataFrame) -> list[str]:
@@ -305,18 +305,18 @@ def _left_out(entries: list[dict], plates: list[str] | None) -> list[str]:
 def headline(table: pd.DataFrame, entries: list[dict], params: dict | None = None) -> list[str]:
     """The report's first paragraph, from the ranking's numbers: what to use and how sure
     that is, how much batch it leaves, how many treatments it retrieves."""
-    p = REPORT.merge(params)
-    return verdict.headline(table, entries, p["bootstrap"], p["seed"])
+    report = REPORT.merge(params)
+    return verdict.headline(table, entries, report["bootstrap"], report["seed"])
 
 
 def _ranking_section(
     entries: list[dict], training_logs: dict[str, str] | None, params: dict | None
 ) -> list[str]:
     """The verdict, the ranking, every metric's score, held-out / truth and training."""
-    p = REPORT.merge(params)
-    table = ranking_table(entries, p)
+    report = REPORT.merge(params)
+    table = ranking_table(entries, report)
     parts = [
-        f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, p)))}</p>",
+        f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, report)))}</p>",
         "<h2>Ranking: method x correction</h2>",
         f"<p class='note'>{html.escape(RANKING_NOTE)} Colours run from the worst (orange) to "
         "the best (blue) value of each column; ⚠ marks a value an over-correction flag "

@@ -1,6 +1,13 @@
 """Segmentation: nuclei and cells of every site of a plate shard, with per-site image QC.
 
-propagate (classical nuclei + propagation into the cell channel) or cellpose find the objects;
-measure gives the cells table; qc measures focus/saturation and flags sites; shards splits a
-plate into jobs and gathers them back; score compares label images; figures draws the QC.
+- ``propagate``: segments a site the CellProfiler way: nuclei, then propagation (``segment_site``);
+- ``grow``: propagates seeds over a mask, compiled with numba (``propagate``);
+- ``cellpose``: segments with a cellpose model (``CellposeSegmenter``);
+- ``cell_table``: measures a segmented site into the cells table's rows (``measure_site``);
+- ``qc``: measures focus and saturation and flags failing sites (``flag_sites``);
+- ``shards``: segments one shard of a plate and gathers the plate's cells (``segment_shard``);
+- ``score``: scores label images against a reference (``score_against_labels``);
+- ``qc_figures``: draws the QC overlays and plate heatmaps (``plot_overlays``).
 """
+
+__all__ = ["propagate", "grow", "cellpose", "cell_table", "qc", "shards", "score", "qc_figures"]

@@ -47,12 +47,12 @@ def _cellpose():
     except ImportError as error:
         raise CellposeError(
             f"segment.method is cellpose but cellpose cannot be imported "
-            f"({error}); pip install --no-deps -r envs/cellpose-requirements.txt"
+            f"({error}); pip install --no-deps -r workflow/envs/cellpose-requirements.txt"
         ) from None
     return models, int(str(version).split(".")[0])
 
 
-def builtin_weights(name: str) -> tuple[Path, str] | None:
+def _builtin_weights(name: str) -> tuple[Path, str] | None:
     """(expected weight file, download URL) of a built-in model of the installed cellpose."""
     models, major = _cellpose()
     if name not in models.MODEL_NAMES:
@@ -80,7 +80,7 @@ def resolve_model(spec: str, key: str, timeout: float) -> str:
     if path.is_file():
         return str(path)
     models, major = _cellpose()
-    found = builtin_weights(spec)
+    found = _builtin_weights(spec)
     if found is None:
         raise CellposeError(
             f"segment.cellpose.{key} {spec!r} is neither a model file nor a "
@@ -165,16 +165,18 @@ def load_model(spec: str, key: str, device: str = "auto", timeout: float = 10.0)
         ) from None
 
 
-def run_model(model, stacks: list[np.ndarray], diameter: float | None, p: dict) -> list[np.ndarray]:
+def _run_model(
+    model, stacks: list[np.ndarray], diameter: float | None, cellpose: dict
+) -> list[np.ndarray]:
     """Label images (int32) of same-shaped (Y, X, C) stacks, evaluated in one cellpose call."""
     _, major = _cellpose()
     batch = np.stack(stacks).astype(np.float32)
     options = dict(
         diameter=diameter,
-        flow_threshold=p["flow_threshold"],
-        batch_size=p["batch_size"],
-        cellprob_threshold=p["cellprob_threshold"],
-        min_size=p["min_size"],
+        flow_threshold=cellpose["flow_threshold"],
+        batch_size=cellpose["batch_size"],
+        cellprob_threshold=cellpose["cellprob_threshold"],
+        min_size=cellpose["min_size"],
     )
     if len(batch) == 1:
         masks = [model.eval(batch[0], channel_axis=2, **options)[0]]
@@ -236,16 +238,18 @@ class CellposeSegmenter:
     def __init__(self, params: dict | None, propagate: dict | None = None, threads: int = 1):
         import torch
 
-        self.p = CELLPOSE.merge(params)
+        self.cellpose = CELLPOSE.merge(params)
         self.propagate = propagate
         torch.set_num_threads(max(1, threads))
-        timeout = self.p["download_timeout"]
-        device = self.p["device"]
-        self.nuclei_model = load_model(self.p["nuclei_model"], "nuclei_model", device, timeout)
+        timeout = self.cellpose["download_timeout"]
+        device = self.cellpose["device"]
+        self.nuclei_model = load_model(
+            self.cellpose["nuclei_model"], "nuclei_model", device, timeout
+        )
         self.cell_model = (
             None
-            if self.p["cell_model"] is None
-            else load_model(self.p["cell_model"], "cell_model", device, timeout)
+            if self.cellpose["cell_model"] is None
+            else load_model(self.cellpose["cell_model"], "cell_model", device, timeout)
         )
         # cellpose logs per image (and warns that a batch of sites "is a 3D stack"): keep the
         # job log to debatch's own per-site lines
@@ -261,8 +265,8 @@ class CellposeSegmenter:
         log.info(
             "cellpose on %s: nuclei %s, cells %s",
             self.nuclei_model.device,
-            self.p["nuclei_model"],
-            self.p["cell_model"] or "propagated from the nuclei",
+            self.cellpose["nuclei_model"],
+            self.cellpose["cell_model"] or "propagated from the nuclei",
         )
 
     def __call__(
@@ -275,7 +279,7 @@ class CellposeSegmenter:
         ``scales`` put each site on CellProfiler's 0-1 scale when cells are propagated."""
         scales = scales or [1.0] * len(sites)
         results: list = [None] * len(sites)
-        step = self.p["sites_per_call"]
+        step = self.cellpose["sites_per_call"]
         for start in range(0, len(sites), step):
             by_shape: dict[tuple, list[int]] = {}
             for index in range(start, min(start + step, len(sites))):
@@ -291,14 +295,16 @@ class CellposeSegmenter:
     def _segment(self, group, scales, nuclei_channel, cell_channel):
         zeros = np.zeros(group[0][nuclei_channel].shape, np.float32)
         stacks = [np.dstack([site[nuclei_channel], zeros]) for site in group]
-        nuclei = run_model(self.nuclei_model, stacks, self.p["nucleus_diameter"], self.p)
+        nuclei = _run_model(
+            self.nuclei_model, stacks, self.cellpose["nucleus_diameter"], self.cellpose
+        )
         if self.cell_model is None:
             return [
                 (n, segment_cells(n, site[cell_channel], self.propagate, scale), 0, 0)
                 for site, n, scale in zip(group, nuclei, scales)
             ]
         stacks = [np.dstack([site[cell_channel], site[nuclei_channel]]) for site in group]
-        cells = run_model(self.cell_model, stacks, self.p["cell_diameter"], self.p)
+        cells = _run_model(self.cell_model, stacks, self.cellpose["cell_diameter"], self.cellpose)
         return [pair_objects(n, c) for n, c in zip(nuclei, cells)]
 
 

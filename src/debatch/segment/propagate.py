@@ -111,7 +111,9 @@ def _background(image: np.ndarray, foreground: np.ndarray) -> tuple[float, float
     return level, MAD_SCALE * float(np.median(np.abs(values - level)))
 
 
-def _nuclei_foreground(dna: np.ndarray, smooth: np.ndarray, p: dict) -> tuple[np.ndarray, int]:
+def _nuclei_foreground(
+    dna: np.ndarray, smooth: np.ndarray, propagate_settings: dict
+) -> tuple[np.ndarray, int]:
     """Thresholded nuclei pixels and the count of specks among the objects. Objects not clearly
     above the background noise are removed as noise. Bright objects whose unsmoothed pixels
     are mostly background (a hot pixel or a dust speck that the smoothing blurred into a blob:
@@ -119,15 +121,15 @@ def _nuclei_foreground(dna: np.ndarray, smooth: np.ndarray, p: dict) -> tuple[np
     fails a site made of them. Small but solid objects (an apoptotic body, a pyknotic or
     border-cut nucleus) are real objects, not specks: the size filter of find_nuclei removes
     those below the floor without counting them, so a sparse, dying well is not a data fault."""
-    method = p["threshold_method"]
-    foreground = smooth > _THRESHOLDS[method](smooth) * p["threshold_correction"]
+    method = propagate_settings["threshold_method"]
+    foreground = smooth > _THRESHOLDS[method](smooth) * propagate_settings["threshold_correction"]
     if not foreground.any():
         return foreground, 0
     level, noise = _background(dna, foreground)
     objects, n = ndimage.label(foreground, _EIGHT)
     index = np.arange(1, n + 1)
     means = np.asarray(ndimage.mean(smooth, objects, index))
-    floor = p["min_contrast"] * noise
+    floor = propagate_settings["min_contrast"] * noise
     bright = means - level >= floor
     solid = object_medians(dna, objects, foreground, index) - level > floor
     keep = np.concatenate([[False], bright & solid])
@@ -150,9 +152,9 @@ def object_medians(
     return np.asarray(ndimage.median(image[foreground], objects[foreground], index))
 
 
-def _min_area(p: dict) -> float:
+def _min_area(propagate_settings: dict) -> float:
     """The size floor of a nucleus (px): min_area x the area of a disc of nucleus_diameter."""
-    return p["min_area"] * np.pi * p["nucleus_diameter"] ** 2 / 4
+    return propagate_settings["min_area"] * np.pi * propagate_settings["nucleus_diameter"] ** 2 / 4
 
 
 def _peak_position(values: np.ndarray, labels: np.ndarray, label: int, box) -> tuple[int, int]:
@@ -166,12 +168,12 @@ def _peak_position(values: np.ndarray, labels: np.ndarray, label: int, box) -> t
 def find_nuclei(dna: np.ndarray, params: dict | None = None) -> tuple[np.ndarray, int]:
     """Nuclei labelled 1..n (int32) and the count of specks left out (_nuclei_foreground):
     smooth, threshold, fill holes, split clumps, size filter."""
-    p = PROPAGATE.merge(params)
-    diameter = p["nucleus_diameter"]
+    propagate_settings = PROPAGATE.merge(params)
+    diameter = propagate_settings["nucleus_diameter"]
     disc_area = np.pi * diameter**2 / 4
     dna = np.asarray(dna, np.float32)
-    smooth = ndimage.gaussian_filter(dna, p["smoothing"] * diameter)
-    foreground, specks = _nuclei_foreground(dna, smooth, p)
+    smooth = ndimage.gaussian_filter(dna, propagate_settings["smoothing"] * diameter)
+    foreground, specks = _nuclei_foreground(dna, smooth, propagate_settings)
     foreground = _fill_small_holes(foreground, disc_area)
     components, n = ndimage.label(foreground, _EIGHT)
     if n == 0:
@@ -181,7 +183,7 @@ def find_nuclei(dna: np.ndarray, params: dict | None = None) -> tuple[np.ndarray
     distance = ndimage.gaussian_filter(
         distance_to_background(foreground), max(1.0, 0.05 * diameter)
     )
-    window = 2 * max(1, round(p["declump_distance"] * diameter)) + 1
+    window = 2 * max(1, round(propagate_settings["declump_distance"] * diameter)) + 1
     peaks = foreground & (distance >= ndimage.maximum_filter(distance, window))
     markers, n_markers = ndimage.label(peaks, _EIGHT)  # a flat top is one seed
     # A small nucleus next to a larger one can lose its peak to the neighbour's window.
@@ -192,7 +194,9 @@ def find_nuclei(dna: np.ndarray, params: dict | None = None) -> tuple[np.ndarray
     nuclei = watershed(-distance, markers, connectivity=2, mask=foreground)
 
     areas = np.bincount(nuclei.ravel())
-    bad = (areas < _min_area(p)) | (areas > p["max_area"] * disc_area)
+    bad = (areas < _min_area(propagate_settings)) | (
+        areas > propagate_settings["max_area"] * disc_area
+    )
     bad[0] = False
     nuclei[bad[nuclei]] = 0
     return relabel_sequential(nuclei)[0].astype(np.int32), specks
@@ -212,12 +216,18 @@ def cell_foreground(
     is at most that fraction of the cell channel's median over the nuclei (a level every cell
     body reaches), so a confluent field, where no dark gaps exist to threshold against, stays
     foreground."""
-    p = PROPAGATE.merge(params)
-    smooth = ndimage.gaussian_filter(cell_image, p["cell_smoothing"])
-    threshold = _THRESHOLDS[p["cell_threshold_method"]](smooth) * p["cell_threshold_correction"]
-    if p["cell_level_fraction"] is not None and nuclei.any():
-        threshold = min(threshold, p["cell_level_fraction"] * float(np.median(smooth[nuclei > 0])))
-    low, high = p["cell_threshold_bounds"]
+    propagate_settings = PROPAGATE.merge(params)
+    smooth = ndimage.gaussian_filter(cell_image, propagate_settings["cell_smoothing"])
+    threshold = (
+        _THRESHOLDS[propagate_settings["cell_threshold_method"]](smooth)
+        * propagate_settings["cell_threshold_correction"]
+    )
+    if propagate_settings["cell_level_fraction"] is not None and nuclei.any():
+        threshold = min(
+            threshold,
+            propagate_settings["cell_level_fraction"] * float(np.median(smooth[nuclei > 0])),
+        )
+    low, high = propagate_settings["cell_threshold_bounds"]
     return smooth > min(max(threshold, low), high)
 
 
@@ -228,7 +238,7 @@ def segment_cells(
     nucleus i and is one piece. ``scale`` puts ``cell_image`` on CellProfiler's 0-1 scale
     (debatch.core.images.cellprofiler_scale), where ``regularisation`` and the threshold
     bounds mean what they mean in a CellProfiler pipeline."""
-    p = PROPAGATE.merge(params)
+    propagate_settings = PROPAGATE.merge(params)
     nuclei = np.asarray(nuclei, np.int32)
     if nuclei.max() == 0:
         return np.zeros(nuclei.shape, np.int32)
@@ -239,13 +249,13 @@ def segment_cells(
             "of its pixel type (debatch.core.images.cellprofiler_scale)"
         )
     image = np.clip(image, 0.0, 1.0)  # as CellProfiler's CorrectIlluminationApply leaves it
-    mask = cell_foreground(image, nuclei, p)
-    if p["max_cell_distance"] is not None:
-        reach = p["max_cell_distance"] * p["nucleus_diameter"]
+    mask = cell_foreground(image, nuclei, propagate_settings)
+    if propagate_settings["max_cell_distance"] is not None:
+        reach = propagate_settings["max_cell_distance"] * propagate_settings["nucleus_diameter"]
         mask &= distance_to_background(nuclei == 0) <= reach
     # every nucleus seeds its cell, also where the cell channel is below the threshold
-    cells = propagate(image, nuclei, mask | (nuclei > 0), p["regularisation"])
-    if p["fill_holes"]:
+    cells = propagate(image, nuclei, mask | (nuclei > 0), propagate_settings["regularisation"])
+    if propagate_settings["fill_holes"]:
         # only background is filled: a hole may hold a whole other cell (a small one ringed by
         # a large one), which stays its own
         cells = np.where(cells > 0, cells, fill_labeled_holes(cells))

@@ -79,19 +79,19 @@ FOCUS_DEVIATION = "QC_FocusDeviation"
 SATURATION = "ImageQuality_PercentMaximal"
 MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 COUNT = SITE_CELLS
-MIN_FIT_SITES = 8  # fewer sites with cells on a plate: focus judged against the plain median
-HUBER = 1.345  # Huber's tuning constant (95 % efficiency on Gaussian residuals)
-BISQUARE = 4.685  # Tukey's bisquare tuning constant (95 % efficiency on Gaussian residuals)
+_MIN_FIT_SITES = 8  # fewer sites with cells on a plate: focus judged against the plain median
+_HUBER = 1.345  # Huber's tuning constant (95 % efficiency on Gaussian residuals)
+_BISQUARE = 4.685  # Tukey's bisquare tuning constant (95 % efficiency on Gaussian residuals)
 # QC reasons that say the data, not the biology, is wrong (first word of a reason -> meaning):
 # the report names every site that has them. A scale fault's meaning is completed from its
 # ratios (_scale_meaning).
-FAULTS = {
+_FAULTS = {
     "constant": "a blank (constant) channel",
     "scale": "a channel on another intensity scale than the plate's",
     "specks": "mostly specks, not cells (bright objects of a few pixels without a nucleus's body)",
 }
 # a channel this many x off the plate (128-512, around 2^8) is another bit depth's data
-BIT_DEPTH_FOLD = (128.0, 512.0)
+_BIT_DEPTH_FOLD = (128.0, 512.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -212,9 +212,9 @@ def _deleted_residuals(y: np.ndarray, x: np.ndarray, iterations: int = 30) -> np
         residual = y - x @ coefficients
         scale = max(MAD_SCALE * float(np.median(np.abs(residual))), 1e-12)
         if step < iterations // 2:
-            weights = np.minimum(1.0, HUBER * scale / np.maximum(np.abs(residual), 1e-12))
+            weights = np.minimum(1.0, _HUBER * scale / np.maximum(np.abs(residual), 1e-12))
         else:
-            weights = np.clip(1 - (residual / (BISQUARE * scale)) ** 2, 0, None) ** 2
+            weights = np.clip(1 - (residual / (_BISQUARE * scale)) ** 2, 0, None) ** 2
     inverse = np.linalg.pinv((x * weights[:, None]).T @ x)
     leverage = weights * np.einsum("ij,jk,ik->i", x, inverse, x)
     return residual / np.maximum(1.0 - leverage, 1e-3)
@@ -233,7 +233,7 @@ def focus_deviation(sites: pd.DataFrame, measure: str, size: str, adjust: bool =
         return deviation
     for _, plate in sites.groupby(plates):
         usable = plate[np.isfinite(plate[measure]) & (plate[COUNT] > 0) & (plate[size] > 0)]
-        if len(usable) < MIN_FIT_SITES:
+        if len(usable) < _MIN_FIT_SITES:
             continue
         x = np.column_stack(
             [
@@ -283,8 +283,8 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     Focus is judged on ``focus_channel`` (the nuclei channel: sharp, present in every cell)
     within each plate; saturation on every channel; cell counts against absolute bounds.
     """
-    p = QC.merge(params)
-    measure = FOCUS_MEASURES[p["focus_measure"]]
+    qc = QC.merge(params)
+    measure = FOCUS_MEASURES[qc["focus_measure"]]
     column = f"{measure}_{focus_channel}"
     if column not in sites:
         raise ValueError(
@@ -295,23 +295,23 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
     focus = sites[column]
     plates = sites[PLATE] if PLATE in sites else pd.Series("", index=sites.index)
     deviation = pd.Series(np.nan, index=sites.index)
-    if p["focus_mad"] is not None:
+    if qc["focus_mad"] is not None:
         scaled = sites.assign(**{column: np.log(focus) if measure == SHARPNESS else focus})
         size = f"{HALF_MAXIMUM_AREA}_{focus_channel}"
-        offset = focus_deviation(scaled, column, size, p["focus_adjust"])
+        offset = focus_deviation(scaled, column, size, qc["focus_adjust"])
         spread = offset.abs().groupby(plates).transform("median") * MAD_SCALE
         deviation = offset / spread.clip(lower=MIN_FOCUS_SPREAD)
-        failed["focus"] |= deviation < -p["focus_mad"]
-    if p["min_focus"] is not None:
-        failed["focus"] |= focus < p["min_focus"]
-    if p["max_saturated_percent"] is not None:
+        failed["focus"] |= deviation < -qc["focus_mad"]
+    if qc["min_focus"] is not None:
+        failed["focus"] |= focus < qc["min_focus"]
+    if qc["max_saturated_percent"] is not None:
         saturation = sites[[c for c in sites if c.startswith(SATURATION + "_")]]
-        failed["saturation"] = (saturation > p["max_saturated_percent"]).any(axis=1)
-    failed["cell count"] = sites[COUNT] < p["min_cells"]
-    if p["max_cells"] is not None:
-        failed["cell count"] |= sites[COUNT] > p["max_cells"]
-    channels = _channel_faults(sites, plates, p["max_scale_ratio"])
-    specks = _speck_faults(sites, p["max_speck_share"])
+        failed["saturation"] = (saturation > qc["max_saturated_percent"]).any(axis=1)
+    failed["cell count"] = sites[COUNT] < qc["min_cells"]
+    if qc["max_cells"] is not None:
+        failed["cell count"] |= sites[COUNT] > qc["max_cells"]
+    channels = _channel_faults(sites, plates, qc["max_scale_ratio"])
+    specks = _speck_faults(sites, qc["max_speck_share"])
     flagged = sites.copy()
     flagged[FOCUS_DEVIATION] = deviation
     flagged[QC_PASS] = ~failed.any(axis=1) & (channels == "") & (specks == "")
@@ -328,7 +328,7 @@ def flag_sites(sites: pd.DataFrame, focus_channel: str, params: dict | None = No
 def _kind(reason: str) -> str:
     """A QC reason without its channel and numbers: "scale DNA x0.0039" -> "scale"."""
     first = reason.split(" ")[0]
-    return first if first in FAULTS else reason
+    return first if first in _FAULTS else reason
 
 
 def _unmeasured(reason: str) -> str:
@@ -346,7 +346,7 @@ def _scale_meaning(ratios: list[float]) -> str:
         "dimmer" if max(ratios) < 1 else "brighter" if min(ratios) > 1 else "dimmer or brighter"
     )
     cause = "another exposure, gain or bit depth"
-    if all(BIT_DEPTH_FOLD[0] <= f <= BIT_DEPTH_FOLD[1] for f in folds):
+    if all(_BIT_DEPTH_FOLD[0] <= f <= _BIT_DEPTH_FOLD[1] for f in folds):
         cause = {
             "dimmer": "8-bit data in 16-bit files?",
             "brighter": "16-bit data beside a plate of 8-bit data?",
@@ -376,14 +376,14 @@ def summary(flagged: pd.DataFrame) -> str:
 
 
 def fault_warnings(flagged: pd.DataFrame, shown: int = 5) -> list[str]:
-    """One warning per plate and kind of data fault (FAULTS: a blank channel, another bit
+    """One warning per plate and kind of data fault (_FAULTS: a blank channel, another bit
     depth, specks) naming its sites (the first ``shown``) and their reasons: the data is wrong,
     not the biology, so the report says so rather than an INFO line in a job log."""
     flagged = flagged.reset_index(drop=True)  # plates' tables concatenated repeat row labels
     plates = flagged[PLATE] if PLATE in flagged else pd.Series("", index=flagged.index)
     warnings = []
     for plate, sites in flagged[~flagged[QC_PASS]].groupby(plates, sort=True):
-        for kind, meaning in FAULTS.items():
+        for kind, meaning in _FAULTS.items():
             found = {
                 (row[WELL], row[SITE]): [r for r in row[QC_FAILED].split(";") if _kind(r) == kind]
                 for _, row in sites.iterrows()
@@ -415,8 +415,8 @@ def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> 
     """Warnings, one per treatment, when QC failures concentrate in it: it holds at least
     ``concentration_share`` of the failed sites (and 3 or more) and fails at least twice as
     often as the other sites. QC that fails a phenotype biases every profile built after it."""
-    p = QC.merge(params)
-    if p["concentration_share"] is None or TREATMENT not in flagged:
+    qc = QC.merge(params)
+    if qc["concentration_share"] is None or TREATMENT not in flagged:
         return []
     failed = ~flagged[QC_PASS].to_numpy(bool)
     counts = pd.DataFrame({"failed": failed, TREATMENT: flagged[TREATMENT].to_numpy()})
@@ -428,7 +428,7 @@ def failure_concentration(flagged: pd.DataFrame, params: dict | None = None) -> 
         other_rate = (total_failed - n_failed) / others if others else 0.0
         if (
             n_failed >= 3
-            and n_failed >= p["concentration_share"] * total_failed
+            and n_failed >= qc["concentration_share"] * total_failed
             and n_failed / n_sites >= 2 * other_rate
         ):
             warnings.append(
@@ -443,7 +443,7 @@ def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) 
     """Known right after QC, not after training: a plate whose negcon wells keep no cell
     cannot be normalised. ``plate_without_negcon: fail`` raises naming the wells and why;
     ``drop`` returns the warning (the plate is then left out of every profile)."""
-    p = QC.merge(params)
+    qc = QC.merge(params)
     negcon = flagged[flagged[ROLE] == NEGCON] if ROLE in flagged else flagged.iloc[:0]
     kept = negcon[negcon[QC_PASS] & (negcon[COUNT] > 0)]
     if len(negcon) == 0 or len(kept):
@@ -456,7 +456,7 @@ def check_negcon(flagged: pd.DataFrame, plate: str, params: dict | None = None) 
         f"({', '.join(f'{k} {v}' for k, v in reasons.items()) or 'no cells'}), so it cannot be "
         f"normalised"
     )
-    if p["plate_without_negcon"] == "fail":
+    if qc["plate_without_negcon"] == "fail":
         raise ValueError(
             message + "; relax the QC thresholds (config qc), or set "
             "qc.plate_without_negcon: drop to leave the plate out of the profiles"

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from debatch.segment.measure import border_labels
+from debatch.segment.cell_table import border_labels
 
-THRESHOLDS = (0.5, 0.75)
+_THRESHOLDS = (0.5, 0.75)
 
 
-def iou_pairs(
+def _iou_pairs(
     truth: np.ndarray, predicted: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(truth label, predicted label, IoU) for every overlapping pair of objects."""
@@ -37,12 +37,12 @@ def iou_pairs(
 
 
 def score_site(
-    truth: np.ndarray, predicted: np.ndarray, thresholds: Iterable[float] = THRESHOLDS
+    truth: np.ndarray, predicted: np.ndarray, thresholds: Iterable[float] = _THRESHOLDS
 ) -> dict:
     """Object counts and true positives at each IoU threshold (>= 0.5) for one site."""
     n_true = len(np.setdiff1d(np.unique(truth), [0]))
     n_predicted = len(np.setdiff1d(np.unique(predicted), [0]))
-    _, _, iou = iou_pairs(truth, predicted)
+    _, _, iou = _iou_pairs(truth, predicted)
     row = {"n_true": n_true, "n_predicted": n_predicted}
     for threshold in thresholds:
         if threshold < 0.5:
@@ -51,7 +51,7 @@ def score_site(
     return row
 
 
-def summarise(sites: pd.DataFrame, thresholds: Iterable[float] = THRESHOLDS) -> dict:
+def summarise(sites: pd.DataFrame, thresholds: Iterable[float] = _THRESHOLDS) -> dict:
     """Pooled AP at each threshold and the mean absolute relative count error per site."""
     summary = {"sites": len(sites), "objects": int(sites["n_true"].sum())}
     for threshold in thresholds:
@@ -87,7 +87,7 @@ def score_against_labels(reference: np.ndarray, found: np.ndarray) -> dict:
     return summary
 
 
-def single_nucleus_components(cells_mask: np.ndarray, nuclei_mask: np.ndarray) -> np.ndarray:
+def _single_nucleus_components(cells_mask: np.ndarray, nuclei_mask: np.ndarray) -> np.ndarray:
     """Components of a binary cell mask that hold exactly one component of the nuclei mask:
     the cells a binary export (touching cells merged) still separates."""
     eight = np.ones((3, 3), bool)
@@ -111,7 +111,7 @@ def score_against_binary_cells(
     found = drop_border_objects(found_cells)
     union = ((cells_mask > 0) | (found > 0)).sum()
     foreground_iou = float(((cells_mask > 0) & (found > 0)).sum() / max(union, 1))
-    reference = single_nucleus_components(cells_mask, nuclei_mask)
+    reference = _single_nucleus_components(cells_mask, nuclei_mask)
     index = np.arange(1, found.max() + 1)
     present = np.asarray(ndimage.sum(np.ones_like(found), found, index)) > 0
     centres = ndimage.center_of_mass(found > 0, found, index[present])

@@ -1,10 +1,7 @@
-"""A plate's sites split into shards (one segmentation / crops job each) and gathered back.
-
-Shard k of K holds the k-th contiguous block of the plate's sites in (well, site) order, so
-concatenating the shards' outputs in shard order reproduces the one-job result exactly: the
-per-plate files are identical whatever K (tests/test_shards.py checks 1 vs 3). Within a shard,
-sites run on ``threads`` threads (propagate) or in batched cellpose calls, and label images are
-streamed into the shard's .npz as they come, so memory holds a few sites, not the shard.
+"""Segmentation of one shard of a plate's sites (debatch.core.shards) and the plate's cell
+table gathered from its shards. Within a shard, sites run on ``threads`` threads (propagate) or
+in batched cellpose calls, and label images are streamed into the shard's .npz as they come, so
+memory holds a few sites, not the shard.
 """
 
 from __future__ import annotations
@@ -18,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
-from debatch.core.io import NpzWriter, atomic_path, link_or_copy, open_npy
+from debatch.core.io import NpzWriter
 from debatch.core.parallel import ordered_map
-from debatch.segment.measure import measure_site
+from debatch.core.shards import gather_tables, shard_sites
+from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import find_site
 from debatch.segment.qc import image_quality
 from debatch.segment.score import median_area
@@ -29,7 +27,6 @@ from debatch.settings import (
     SEGMENT,
     SITE,
     SITE_CELLS,
-    SITE_KEY,
     SITE_NUCLEUS_AREA,
     SITE_SPECKS,
     WELL,
@@ -37,14 +34,6 @@ from debatch.settings import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def shard_sites(manifest: pd.DataFrame, shards: int, shard: int) -> pd.DataFrame:
-    """Rows of shard ``shard`` (0-based) of ``shards``: a contiguous block of sorted sites."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} does not exist: segment.shards is {shards}")
-    ordered = manifest.sort_values(SITE_KEY, kind="stable").reset_index(drop=True)
-    return ordered.iloc[np.array_split(np.arange(len(ordered)), shards)[shard]]
 
 
 def _segmented(
@@ -74,7 +63,7 @@ def _segmented(
         from debatch.segment.cellpose import CellposeSegmenter
 
         segmenter = CellposeSegmenter(settings.get("cellpose"), propagate, threads)
-        step = segmenter.p["sites_per_call"]
+        step = segmenter.cellpose["sites_per_call"]
         loaded = ordered_map(pool, load, rows, 2 * step)
         for start in range(0, len(rows), step):
             chunk = [next(loaded) for _ in rows[start : start + step]]
@@ -168,13 +157,6 @@ def segment_shard(
     return cells_table, pd.DataFrame(site_rows)
 
 
-def gather_tables(paths: list[str | os.PathLike]) -> pd.DataFrame:
-    """Shard tables concatenated in shard order (empty shards skipped: they carry no dtypes)."""
-    tables = [pd.read_parquet(path) for path in paths]
-    filled = [table for table in tables if len(table)]
-    return pd.concat(filled, ignore_index=True) if filled else tables[0]
-
-
 def gather_cells(paths: list[str | os.PathLike], n_sites: int, plate: str) -> pd.DataFrame:
     """The plate's cell table from its shards; a plate without any cell is an error."""
     cells = gather_tables(paths)
@@ -205,43 +187,3 @@ def small_cells_warning(cells: pd.DataFrame, plate: str) -> str | None:
         f"plate {plate}: cells are barely larger than their nuclei (median area ratio "
         f"{ratio:.2f}); is cell_channel the channel that outlines whole cells, and not blank?"
     )
-
-
-def gather_npz(paths: list[str | os.PathLike], out: str | os.PathLike) -> int:
-    """Merge shard .npz files into ``out`` one array at a time; returns the array count."""
-    if len(paths) == 1:
-        with atomic_path(out) as tmp:
-            link_or_copy(paths[0], tmp)  # one shard: no I/O
-        with np.load(out) as stored:
-            return len(stored.files)
-    count = 0
-    with NpzWriter(out) as writer:
-        for path in paths:
-            with np.load(path) as stored:
-                for name in stored.files:
-                    writer.add(name, stored[name])
-                    count += 1
-    return count
-
-
-def gather_npy(
-    paths: list[str | os.PathLike], out: str | os.PathLike, rows_per_copy: int = 4096
-) -> tuple:
-    """Concatenate shard .npy arrays (same trailing shape) into ``out``; returns its shape."""
-    if len(paths) == 1:
-        with atomic_path(out) as tmp:
-            link_or_copy(paths[0], tmp)  # one shard: no I/O
-        return np.load(out, mmap_mode="r").shape
-    parts = [np.load(path, mmap_mode="r") for path in paths]
-    shape = (sum(len(part) for part in parts), *parts[0].shape[1:])
-    with atomic_path(out) as tmp:
-        array = open_npy(tmp, parts[0].dtype, shape)
-        start = 0
-        for part in parts:
-            for first in range(0, len(part), rows_per_copy):
-                block = part[first : first + rows_per_copy]
-                array[start + first : start + first + len(block)] = block
-            start += len(part)
-        array.flush()
-        del array
-    return shape

@@ -1,0 +1,285 @@
+"""CellProfiler's measurement modules on one segmented site, named as CellProfiler names them.
+
+The numbers are cp_measure's (CellProfiler's own code, lifted out of the GUI), computed on
+the illumination-corrected images on CellProfiler's intensity scale (``site_images``). Column
+names follow CellProfiler: ``{Object}_{Module}_{Feature}[_{Channel}][_{suffix}]``, e.g.
+``Cells_Intensity_MeanIntensity_DNA``, ``Nuclei_AreaShape_Zernike_3_1``,
+``Cytoplasm_Texture_Contrast_ER_3_00_256``, ``Cells_Correlation_Costes_DNA_ER``.
+
+Label i of each object set is cell i of the site; an object missing from a set (e.g. a cell
+without pixels left for its cytoplasm) gets NaN in that set's columns, as CellProfiler gives
+NaN for measurements it cannot make. cp_measure's own NaN (texture of an object smaller than
+the texture scale, Costes of a constant channel) are kept as NaN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from cp_measure._sanitize import sanitize_masks
+from cp_measure.core import measureobjectsizeshape
+from cp_measure.core.numba import _feret, measureobjectintensity, measuretexture
+
+from debatch.core.images import cellprofiler_scale
+from debatch.features import colocalization
+from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
+from debatch.features.objects import object_sets
+from debatch.features.radial import RadialGeometry, ZernikeBasis
+from debatch.settings import FEATURES
+
+Measured = dict[str, np.ndarray]  # feature name (without the object prefix) -> value per object
+
+
+def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarray]:
+    """float64 images on CellProfiler's scale: raw / illumination function / the pixel type's
+    maximum (65535 for 16 bit), clipped to [0, 1] as CellProfiler's CorrectIlluminationApply
+    does by default. Same correction as the crops (raw / function); only the scale differs."""
+    images = {}
+    for channel, image in raw.items():
+        values = image.astype(np.float64) * cellprofiler_scale(image.dtype)
+        if illum is not None:
+            values /= illum[channel]
+        images[channel] = np.clip(values, 0.0, 1.0, out=values)
+    return images
+
+
+def _shape(labels: np.ndarray, features: dict) -> Measured:
+    measured = measureobjectsizeshape.get_sizeshape(
+        labels, None, calculate_advanced=False, new_features=False
+    )
+    measured |= measureobjectsizeshape.get_zernike(labels, None, features["zernike_degree"])
+    measured |= _feret.get_feret(labels, None)
+    return {f"AreaShape_{key}": value for key, value in measured.items()}
+
+
+def _intensity(labels, pixels, channel, features) -> Measured:
+    # legacy: CellProfiler's own quartile convention (n * q), not numpy's ((n - 1) * q)
+    measured = measureobjectintensity.get_intensity(labels, pixels, legacy=True)
+    return {f"{key}_{channel}": value for key, value in measured.items()}
+
+
+def _texture(labels, pixels, channel, features) -> Measured:
+    out = {}
+    for scale in features["texture_scales"]:
+        measured = measuretexture.get_texture(
+            labels, pixels, scale, features["texture_gray_levels"]
+        )
+        for key, value in measured.items():
+            feature, suffix = key.split("_", 1)
+            out[f"Texture_{feature}_{channel}_{suffix}"] = value
+    return out
+
+
+# cp_measure's key -> (CellProfiler's feature, whether the channel pair is reversed)
+PAIR_NAMES = {
+    "Correlation_Pearson": ("Correlation", False),
+    "Correlation_Manders_1": ("Manders", False),
+    "Correlation_Manders_2": ("Manders", True),
+    "Correlation_RWC_1": ("RWC", False),
+    "Correlation_RWC_2": ("RWC", True),
+    "Correlation_Overlap": ("Overlap", False),
+    "Correlation_K_1": ("K", False),
+    "Correlation_K_2": ("K", True),
+    "Correlation_Costes_1": ("Costes", False),
+    "Correlation_Costes_2": ("Costes", True),
+}
+
+
+def _correlation(labels, images, features, costes) -> Measured:
+    """MeasureColocalization of every channel pair (CellProfiler reports Pearson and Overlap
+    once per pair, the directional coefficients both ways: ``Manders_DNA_ER`` is DNA's share).
+    Per channel, the object pixels' values, ranks and maxima are shared by all its pairs."""
+    pixels = colocalization.ObjectPixels(labels)
+    values = {channel: image.ravel()[pixels.index] for channel, image in images.items()}
+    ranks = {channel: colocalization.dense_ranks(v) for channel, v in values.items()}
+    maxima = {channel: pixels.maximum(v) for channel, v in values.items()}
+    out = {}
+    for a, b in itertools.combinations(images, 2):
+        measured = colocalization.pair_coefficients(
+            pixels,
+            (values[a], values[b]),
+            (ranks[a], ranks[b]),
+            (maxima[a], maxima[b]),
+            features["correlation_threshold"],
+            costes[a, b],
+        )
+        for key, (feature, reversed_pair) in PAIR_NAMES.items():
+            first, second = (b, a) if reversed_pair else (a, b)
+            out[f"Correlation_{feature}_{first}_{second}"] = measured[key]
+    return out
+
+
+@dataclass
+class Site:
+    """What every object set of one site shares: its images and their image-level results
+    (Costes' thresholds per channel pair, the granular spectrum per channel)."""
+
+    images: Mapping[str, np.ndarray]
+    costes: dict = field(default_factory=dict)
+    spectra: dict = field(default_factory=dict)
+
+
+@contextmanager
+def _timed(timings: dict | None, module: str):
+    """Adds the block's CPU seconds (this thread's) to ``timings[module]`` when asked for."""
+    started = time.thread_time()
+    yield
+    if timings is not None:
+        timings[module] = timings.get(module, 0.0) + time.thread_time() - started
+
+
+def prepare_site(
+    images: Mapping[str, np.ndarray], features: dict, scale_max: int, timings: dict | None = None
+) -> Site:
+    """The image-level work of a site, done once for Nuclei, Cells and Cytoplasm: Costes'
+    thresholds (CellProfiler finds them on the whole image and applies them to every object)
+    and each channel's granular spectrum."""
+    site = Site(images)
+    if "correlation" in features["measurements"]:
+        with _timed(timings, "correlation"):
+            site.costes = {
+                (a, b): colocalization.costes_thresholds(images[a], images[b], scale_max)
+                for a, b in itertools.combinations(images, 2)
+            }
+    if "granularity" in features["measurements"]:
+        with _timed(timings, "granularity"):
+            site.spectra = {c: granular_spectrum(image, features) for c, image in images.items()}
+    return site
+
+
+def _granularity(labels, site: Site, features) -> Measured:
+    spectra = [s for s in site.spectra.values() if s is not None]
+    means = ObjectMeans(labels, spectra[0].small_shape) if spectra else None
+    out = {}
+    for channel, spectrum in site.spectra.items():
+        measured = object_granularity(spectrum, labels, means, features["granularity_spectrum"])
+        out |= {f"{key}_{channel}": value for key, value in measured.items()}
+    return out
+
+
+def _radial_name(key: str, channel: str) -> str:
+    """``RadialDistribution_FracAtD_1of4`` -> ``RadialDistribution_FracAtD_{channel}_1of4``."""
+    module, feature, suffix = key.split("_", 2)
+    return f"{module}_{feature}_{channel}_{suffix}"
+
+
+def _radial_distribution(labels, site: Site, features) -> Measured:
+    geometry = RadialGeometry(labels, features["radial_bins"])
+    out = {}
+    for channel, image in site.images.items():
+        out |= {_radial_name(k, channel): v for k, v in geometry.measure(image).items()}
+    return out
+
+
+def _radial_zernikes(labels, site: Site, features) -> Measured:
+    moments = ZernikeBasis(labels, features["zernike_degree"]).measure(site.images)
+    return {
+        _radial_name(key, channel): value
+        for channel, measured in moments.items()
+        for key, value in measured.items()
+    }
+
+
+def _per_channel(function: Callable) -> Callable:
+    """A module measured channel by channel (cp_measure's signature) as a module of the site."""
+
+    def measure(labels, site: Site, features) -> Measured:
+        out = {}
+        for channel, image in site.images.items():
+            out |= function(labels, image, channel, features)
+        return out
+
+    return measure
+
+
+_MODULES: dict[str, Callable] = {
+    "areashape": lambda labels, site, features: _shape(labels, features),
+    "intensity": _per_channel(_intensity),
+    "texture": _per_channel(_texture),
+    "granularity": _granularity,
+    "radial_distribution": _radial_distribution,
+    "radial_zernikes": _radial_zernikes,
+    "correlation": lambda labels, site, features: (
+        _correlation(labels, site.images, features, site.costes) if len(site.images) > 1 else {}
+    ),
+}
+
+
+def measure_objects(
+    labels: np.ndarray, site: Site, features: dict, timings: dict | None = None
+) -> Measured:
+    """Every configured module on one object set (labels 1..N, no gaps: see measure_site)."""
+    measured: Measured = {}
+    for module, function in _MODULES.items():
+        if module in features["measurements"]:
+            with _timed(timings, module):
+                measured |= function(labels, site, features)
+    return measured
+
+
+@lru_cache(maxsize=8)
+def _feature_names(channels: tuple[str, ...], settings: str) -> tuple[str, ...]:
+    """The columns measure_site writes for these channels and settings, in order (measured
+    once on two small discs, so the names are cp_measure's own, never a hand-kept copy)."""
+    yy, xx = np.mgrid[:48, :96]
+    cells = np.zeros((48, 96), np.int32)
+    nuclei = np.zeros((48, 96), np.int32)
+    for label, cx in ((1, 24), (2, 72)):
+        distance = np.hypot(yy - 24, xx - cx)
+        cells[distance < 18] = label
+        nuclei[distance < 8] = label
+    rng = np.random.default_rng(0)
+    images = {channel: rng.uniform(0.1, 0.9, cells.shape) for channel in channels}
+    table = measure_site(nuclei, cells, images, json.loads(settings), names=False)
+    return tuple(table.columns)
+
+
+def feature_names(channels, params: dict | None = None) -> list[str]:
+    """CellProfiler column names of the features stage for ``channels`` (see measure_site)."""
+    features = FEATURES.merge(params)
+    return list(_feature_names(tuple(channels), json.dumps(features, sort_keys=True)))
+
+
+def measure_site(
+    nuclei: np.ndarray,
+    cells: np.ndarray,
+    images: Mapping[str, np.ndarray],
+    params: dict | None = None,
+    scale_max: int = 65535,
+    names: bool = True,
+    timings: dict | None = None,
+) -> pd.DataFrame:
+    """One row per cell (label 1..n of ``nuclei`` / ``cells``), float32 CellProfiler features.
+
+    ``images``: channel -> float image in [0, 1] (``site_images``); ``scale_max``: the raw
+    pixel type's maximum, the grid Costes' threshold search steps on. Columns are always
+    ``feature_names(images, params)``, whatever objects the site has. ``timings``: a dict to
+    add each module's CPU seconds to.
+    """
+    features = FEATURES.merge(params)
+    n = int(max(nuclei.max(initial=0), cells.max(initial=0)))
+    columns: dict[str, np.ndarray] = {}
+    with warnings.catch_warnings():  # NaN are counted in the job log instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        site = prepare_site(images, features, scale_max, timings)
+        for name, labels in object_sets(nuclei, cells, features["shrink_nuclei"]).items():
+            clean, ids = sanitize_masks(labels)
+            if ids.size == 0:
+                continue
+            for key, values in measure_objects(clean, site, features, timings).items():
+                column = np.full(n, np.nan, np.float32)
+                column[ids - 1] = np.asarray(values, np.float64)
+                columns[f"{name}_{key}"] = column
+    table = pd.DataFrame(columns, index=pd.RangeIndex(n))
+    if names:
+        table = table.reindex(columns=feature_names(images, features))
+    return table.astype(np.float32)

@@ -1,0 +1,82 @@
+"""Each rule's params: the slice of the config a job's results depend on, and nothing more, so
+that changing a key reruns exactly the jobs it shapes (Snakemake reruns a job whose params
+changed)."""
+
+from __future__ import annotations
+
+from debatch import settings
+
+
+def stage_params(block: dict, drop=()) -> dict:
+    """A rule's params: its config block, minus keys that only fan out jobs (train.methods)."""
+    return {key: value for key, value in block.items() if key not in drop}
+
+
+def segment_settings(segment: dict) -> dict:
+    """The segment block without the settings of the method not in use (changing those must
+    not rerun segmentation); the shard count lives in params.shards."""
+    block = {k: v for k, v in segment.items() if k not in ("cellpose", "shards")}
+    if block["method"] == "cellpose":
+        block["cellpose"] = segment.get("cellpose", {})
+    return block
+
+
+def segment_gpu(segment: dict) -> int:
+    """cellpose on a GPU node when one may be used (SLURM maps gpu=1 to --gpus=1)."""
+    cellpose = segment.get("cellpose", {})
+    return int(segment["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
+
+
+def train_params(train: dict, method: str, seed: int) -> dict:
+    """This method's settings: the shared train keys, its seed and only its own block (a
+    preset's, e.g. train.abra, or its recipe of train.recipes), so tuning one method, or adding
+    a method or a seed, never retrains the others."""
+    shared = stage_params(train, drop=("methods", "seeds", "recipes", *settings.TRAIN_METHODS))
+    own = {}
+    if method in settings.TRAIN_METHODS and train.get(method):
+        own = {method: train[method]}
+    elif method not in settings.TRAIN_METHODS:
+        own = {"recipe": train["recipes"][method]}
+    return {**shared, "method": method, "seed": seed, **own}
+
+
+def plate_cells(source: str, plate: str, results: str) -> dict:
+    """One plate's per-cell table of a source: a model's embeddings; for `cellprofiler`, the
+    plate's features and its crops table naming the cells to profile (the cells every CNN
+    embeds: those on sites that passed QC)."""
+    if source == settings.CELLPROFILER:
+        return {
+            "cells": f"{results}/features/{plate}.parquet",
+            "crops": f"{results}/crops/{plate}.parquet",
+        }
+    return {"cells": f"{results}/embeddings/{source}/{plate}.parquet"}
+
+
+def source_cells(source: str, plates: list[str], results: str) -> dict:
+    """The per-cell tables of a source, every plate's (plate_cells), as lists."""
+    tables = [plate_cells(source, plate, results) for plate in plates]
+    return {key: [table[key] for table in tables] for key in tables[0]}
+
+
+def aggregation_params(profiles: dict, source: str) -> dict:
+    """The profiles keys that shape the plate-normalised wells (shared by every correction):
+    all of feature selection for CellProfiler features, only its guards (drop_outliers and
+    its cutoff) for embeddings, so tuning the rest never reruns a CNN's."""
+    profiles = settings.PROFILES.merge(profiles)
+    params = {
+        key: profiles[key] for key in ("aggregate", "aggregate_columns", "normalise", "mad_epsilon")
+    }
+    selection = profiles["feature_select"]
+    if source != settings.CELLPROFILER:
+        guards = [o for o in selection["operations"] if o in settings.GUARDS]
+        selection = {"operations": guards, "outlier_cutoff": selection["outlier_cutoff"]}
+    return {**params, "feature_select": selection}
+
+
+def correction_params(profiles: dict, correction: str) -> dict:
+    """Only this correction's keys (+ consensus), so tuning Harmony never reruns sphering."""
+    return {
+        key: value
+        for key, value in profiles.items()
+        if key == "consensus" or key.startswith(f"{correction}_")
+    }

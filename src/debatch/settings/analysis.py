@@ -1,0 +1,112 @@
+"""The blocks after the images: profiles (feature selection, normalisation, corrections),
+diagnostics, the report, optional outputs and threads per job."""
+
+from __future__ import annotations
+
+from .block import Block, above, at_least, between, each_one_of, one_of, rule
+from .names import AGGREGATES, CELLPROFILER, CORRECTIONS, NORMALISATIONS, SELECTIONS
+
+FEATURE_SELECT = Block(
+    "profiles.feature_select",
+    {
+        "operations": list(SELECTIONS),
+        "na_cutoff": 0.05,
+        "outlier_cutoff": 500.0,
+        "freq_cut": 0.05,
+        "unique_cut": 0.01,
+        "corr_threshold": 0.9,
+    },
+    checks=[
+        each_one_of(SELECTIONS, "operations", "feature selection operation"),
+        between(0, 1, "na_cutoff", "freq_cut", "unique_cut", "corr_threshold"),
+        above(0, "outlier_cutoff"),
+    ],
+)
+
+PROFILES = Block(
+    "profiles",
+    {
+        "aggregate": "median",
+        "aggregate_columns": 32,
+        "normalise": "mad_robustize",
+        "mad_epsilon": 1e-18,
+        "corrections": ["none"],
+        "sphering_epsilon": 1e-2,
+        "sphering_folds": 5,
+        "harmony_components": 50,
+        "harmony_theta": 2.0,
+        "harmony_max_iter": 20,
+        "harmony_clusters": None,
+        "harmony_seed": 0,
+        "consensus": "median",
+        "feature_select": FEATURE_SELECT,
+    },
+    checks=[
+        each_one_of(CORRECTIONS, "corrections", "correction"),
+        one_of(AGGREGATES, "aggregate", "consensus"),
+        one_of(NORMALISATIONS, "normalise"),
+        rule(
+            lambda v: isinstance(v, int) and v >= 2, "null or an integer >= 2", "harmony_clusters"
+        ),
+        at_least(
+            1, "aggregate_columns", "harmony_components", "harmony_max_iter", "sphering_folds"
+        ),
+        at_least(0, "sphering_epsilon", "mad_epsilon"),
+    ],
+)
+
+DIAGNOSTICS = Block(
+    "diagnostics",
+    {
+        "seed": 0,
+        "max_folds": 5,
+        "lisi_perplexity": 30.0,
+        "neighbours": 15,
+        "knn_neighbours": 5,
+        "holdout_neighbours": 1,
+        "pcr_components": 50,
+        "map_null_size": 10000,
+        "map_threshold": 0.05,
+    },
+    checks=[
+        at_least(
+            1,
+            "max_folds",
+            "neighbours",
+            "knn_neighbours",
+            "holdout_neighbours",
+            "pcr_components",
+            "map_null_size",
+        ),
+        rule(lambda v: 0 < v < 1, "in (0, 1)", "map_threshold"),
+        above(0, "lisi_perplexity"),
+    ],
+)
+
+REPORT = Block(
+    "report",
+    {
+        "title": "debatch report",
+        "references": ["erm", CELLPROFILER],
+        "bootstrap": 2000,
+        "seed": 0,
+        "gallery_cells": 5,
+    },
+    checks=[at_least(100, "bootstrap"), at_least(1, "gallery_cells")],
+)
+
+OUTPUTS = Block(
+    "outputs",
+    {
+        "anndata_cells": False,
+    },
+)
+
+THREADS = Block(
+    "threads",
+    {
+        "images": 2,
+        "train": 2,
+    },
+    checks=[at_least(1, "images", "train")],
+)

@@ -1,0 +1,174 @@
+"""debatch.pipeline, the workflow's Python without Snakemake: start-up checks name the key or
+plate, each rule's params hold exactly the keys its results depend on, and nothing of it
+imports torch or Snakemake."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from debatch import settings
+from debatch.demo.plate import write_plate_sheet
+from debatch.pipeline import ConfigError, checks, plates
+from debatch.pipeline import params as rule_params
+
+from conftest import REPO
+
+DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def reads_as(text):
+    return [yaml.safe_load(text)]
+
+
+def test_names_stay_as_written_and_a_number_written_nowhere_fails():
+    config = {"train": {"holdout_batches": [20210503]}, "channels": {"DNA": 1}}
+    written = {"train": {"holdout_batches": ["2021_05_03"]}, "channels": {"DNA": "1"}}
+    checks.keep_names_as_written(config, lambda: written, reads_as)
+    assert config["train"]["holdout_batches"] == ["2021_05_03"]
+    assert config["channels"] == {"DNA": "1"}
+    with pytest.raises(ConfigError, match=r"train.holdout_batches: \[7\] is a list, not a name"):
+        checks.keep_names_as_written({"train": {"holdout_batches": [7]}}, lambda: {}, reads_as)
+
+
+def test_two_channels_on_one_raw_id_are_refused():
+    with pytest.raises(ConfigError, match=r"channels: \['DNA', 'RNA'\] all map to raw .* '1'"):
+        checks.check_channels({"DNA": "1", "RNA": "1", "AGP": "2"})
+
+
+def test_a_block_typo_is_named_with_its_block():
+    config = {**DEFAULTS, "qc": {**DEFAULTS["qc"], "min_cell": 3}}
+    with pytest.raises(ConfigError, match=r"^qc: unknown qc parameter\(s\) \['min_cell'\]"):
+        checks.check_blocks(config)
+    checks.check_blocks(DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        ({"methods": ["ermm"]}, "'ermm' is neither a preset"),
+        ({"methods": ["x"], "recipes": {"x": {"augment": "dsx"}}}, "train.recipes: .*augment"),
+        ({"methods": ["erm"], "holdout_batches": ["b9"]}, r"\['b9'\] are not batches"),
+        ({"methods": ["erm"], "holdout_batches": ["b1", "b2"]}, "nothing is left to train on"),
+    ],
+)
+def test_methods_and_held_out_batches_are_checked(train, message):
+    with pytest.raises(ConfigError, match=message):
+        checks.check_methods(train, ["b1", "b2"])
+
+
+def test_features_need_the_label_images():
+    with pytest.raises(ConfigError, match="set segment.save_masks to true"):
+        checks.check_features({"enabled": True}, {"save_masks": False})
+    checks.check_features({"enabled": False}, {"save_masks": False})
+
+
+def test_a_results_folder_under_a_file_is_not_writable(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is not a directory"):
+        checks.check_writable(str(tmp_path / "file" / "results"))
+    checks.check_writable(str(tmp_path / "new" / "results"))
+
+
+def plate_config(tmp_path):
+    return {"demo": {"enabled": True, "root": str(tmp_path / "demo")}, "patterns": {}}
+
+
+def test_demo_plates_are_recognised_and_a_plate_listed_twice_is_refused(tmp_path):
+    sheet = tmp_path / "plates.tsv"
+    write_plate_sheet(sheet, [("p1", "b1"), ("p2", "b2")], str(tmp_path / "demo"))
+    loaded = plates.load_plates(str(sheet), plate_config(tmp_path), lambda sheet: None)
+    assert loaded["is_demo"].tolist() == [True, True] and list(loaded.index) == ["p1", "p2"]
+    write_plate_sheet(sheet, [("p1", "b1"), ("p1", "b2")], str(tmp_path / "demo"))
+    with pytest.raises(ConfigError, match=r"lists plate\(s\) \['p1'\] more than once"):
+        plates.load_plates(str(sheet), plate_config(tmp_path), lambda sheet: None)
+
+
+def test_a_real_plate_needs_its_images_and_two_plates_need_their_own(tmp_path):
+    sheet = tmp_path / "plates.tsv"
+    images = tmp_path / "images"
+    platemap = tmp_path / "platemap.tsv"
+    pd.DataFrame({"well": ["A01"], "treatment": ["DMSO"], "role": ["negcon"]}).to_csv(
+        platemap, sep="\t", index=False
+    )
+    rows = [
+        ("p1", "b1", images, "opera_phenix", platemap),
+        ("p2", "b2", images, "opera_phenix", platemap),
+    ]
+    pd.DataFrame(rows, columns=settings.PLATE_SHEET_COLUMNS).to_csv(sheet, sep="\t", index=False)
+    with pytest.raises(ConfigError, match="plate p1: image folder not found"):
+        plates.load_plates(str(sheet), plate_config(tmp_path), lambda sheet: None)
+    images.mkdir()
+    with pytest.raises(ConfigError, match="plates p1 and p2 read the same images"):
+        plates.load_plates(str(sheet), plate_config(tmp_path), lambda sheet: None)
+
+
+def test_train_params_hold_the_method_own_block_only():
+    train = DEFAULTS["train"]
+    abra = rule_params.train_params(train, "abra", 1)
+    assert abra["abra"] == train["abra"] and abra["seed"] == 1
+    assert not {"erm", "dsu", "methods", "seeds", "recipes", "recipe"} & set(abra)
+    recipe = rule_params.train_params(train, "abra_plate", 0)
+    assert recipe["recipe"] == train["recipes"]["abra_plate"]
+    assert not set(settings.TRAIN_METHODS) & set(recipe)
+
+
+def test_segment_settings_leave_out_the_method_not_in_use():
+    segment = DEFAULTS["segment"]
+    assert "cellpose" not in rule_params.segment_settings(segment)
+    assert "shards" not in rule_params.segment_settings(segment)
+    cellpose = {**segment, "method": "cellpose"}
+    assert rule_params.segment_settings(cellpose)["cellpose"] == segment["cellpose"]
+    assert (rule_params.segment_gpu(segment), rule_params.segment_gpu(cellpose)) == (0, 1)
+
+
+def test_embeddings_take_only_the_guards_of_feature_selection():
+    profiles = DEFAULTS["profiles"]
+    embedding = rule_params.aggregation_params(profiles, "erm/seed0")["feature_select"]
+    assert embedding == {"operations": list(settings.GUARDS), "outlier_cutoff": 500.0}
+    cellprofiler = rule_params.aggregation_params(profiles, settings.CELLPROFILER)
+    assert cellprofiler["feature_select"] == settings.FEATURE_SELECT.merge(
+        profiles["feature_select"]
+    )
+
+
+def test_every_profiles_key_reaches_the_params_of_a_rule():
+    """A key no rule's params hold would change nothing when changed, silently (5fca2f2 found
+    mad_epsilon missing from the wells' params this way, by a rerun that did not happen)."""
+    profiles = settings.PROFILES.merge(DEFAULTS["profiles"])
+    reached = set()
+    for source in ("erm/seed0", settings.CELLPROFILER):
+        reached |= set(rule_params.aggregation_params(profiles, source))
+    for correction in settings.CORRECTIONS:
+        reached |= set(rule_params.correction_params(profiles, correction))
+    fan_out = {"corrections"}  # one job per correction: a wildcard, not a param
+    assert set(profiles) - fan_out == reached
+
+
+def test_correction_params_hold_one_correction_keys():
+    keys = set(rule_params.correction_params(DEFAULTS["profiles"], "harmony"))
+    assert "consensus" in keys and keys - {"consensus"} == {
+        k for k in DEFAULTS["profiles"] if k.startswith("harmony_")
+    }
+
+
+def test_the_source_cells_are_every_plate_table():
+    cells = rule_params.source_cells(settings.CELLPROFILER, ["p1", "p2"], "res")
+    assert cells == {
+        "cells": ["res/features/p1.parquet", "res/features/p2.parquet"],
+        "crops": ["res/crops/p1.parquet", "res/crops/p2.parquet"],
+    }
+    assert rule_params.plate_cells("erm/seed0", "p1", "res") == {
+        "cells": "res/embeddings/erm/seed0/p1.parquet"
+    }
+
+
+def test_the_package_imports_neither_torch_nor_snakemake():
+    code = (
+        "import sys, debatch.pipeline.checks, debatch.pipeline.plates, debatch.pipeline.params; "
+        "print(sorted({'torch', 'snakemake'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
