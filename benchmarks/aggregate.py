@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from debatch.core.parallel import usable_cores
+from debatch.settings import COUNT_CELLS
 
 STRATA = ["Metadata_Plate", "Metadata_Well"]
 GOAL_SPEEDUP = 10.0
@@ -225,15 +226,14 @@ def print_header(args: argparse.Namespace, table_mb: float, cores: int, load: fl
     )
 
 
-def compare_to_reference(name: str, got: pd.DataFrame, reference: pd.DataFrame):
+def compare_to_reference(got: pd.DataFrame, reference: pd.DataFrame):
     """(max |difference| of the feature medians, whether wells and cell counts agree)."""
     features = [c for c in reference.columns if c.startswith("emb_")]
     expected = reference[features].to_numpy(np.float64)
     difference = np.abs(got[features].to_numpy(np.float64) - expected).max()
-    count_column = "Metadata_Object_Count" if name == "pycytominer" else "Metadata_Count_Cells"
     counts_ok = (
         got[STRATA].equals(reference[STRATA])
-        and (got[count_column].to_numpy() == reference["Metadata_Object_Count"].to_numpy()).all()
+        and (got[COUNT_CELLS].to_numpy() == reference[COUNT_CELLS].to_numpy()).all()
     )
     return difference, counts_ok
 
@@ -250,7 +250,7 @@ def print_contenders(results: dict, profiles: dict, table_mb: float) -> bool:
     agree = True
     for (name, threads), r in results.items():
         difference, counts_ok = compare_to_reference(
-            name, profiles[name, threads], profiles["pycytominer", 1]
+            profiles[name, threads], profiles["pycytominer", 1]
         )
         agree &= bool(difference <= TOLERANCE and counts_ok)
         compute_ratio = (

@@ -107,7 +107,7 @@ def metrics_entry(method, seed, correction, accuracy, ap, overall, rng, **extra)
         "method": method,
         "seed": seed,
         "correction": correction,
-        "source": f"{method}/seed{seed}",
+        "source": f"{method}_seed{seed}",
         "scores": {
             "overall": overall,
             "activity": extra.get("activity", 0.5),

@@ -101,7 +101,7 @@ def test_a_registered_metric_is_scored_and_shown(monkeypatch):
     assert metrics["bio"]["spread"]["value"] == pytest.approx(np.std(values))
     scores = [entry["score"] for entry in metrics["bio"].values() if entry["score"] is not None]
     assert "spread" in metrics["bio"] and metrics["scores"]["bio"] == pytest.approx(np.mean(scores))
-    table = scores_table([{"metrics": {**metrics, "source": "erm/seed0", "correction": "none"}}])
+    table = scores_table([{"metrics": {**metrics, "source": "erm_seed0", "correction": "none"}}])
     assert table["spread"].iloc[0] == metrics["bio"]["spread"]["score"]
 
 

@@ -83,7 +83,7 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
     points = [
         results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
         results / "models" / "erm" / "seed0" / "checkpoints" / "last.pt",  # mid-training
-        results / "logs" / "well_profiles" / "erm" / "seed0.log",
+        results / "logs" / "well_profiles" / "erm_seed0.log",
     ]  # during profiles
     for marker in points:
         kill_when(start(tmp_path, config), marker)
@@ -99,8 +99,8 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
     assert epochs == list(range(1, 41))
     for name in ("wells.parquet", "consensus.parquet"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(results / "profiles" / "erm" / "seed0" / "none" / name),
-            pd.read_parquet(reference / "profiles" / "erm" / "seed0" / "none" / name),
+            pd.read_parquet(results / "profiles" / "erm_seed0" / "none" / name),
+            pd.read_parquet(reference / "profiles" / "erm_seed0" / "none" / name),
         )
 
 

@@ -119,3 +119,40 @@ def test_normalise_and_select_equal_pycytominer_with_drop_outliers(seed):
     assert kept == [c for c in expected.columns if c in features]
     assert "Cells_Granularity_6_DNA" in dropped["drop_outliers"]
     assert ours[kept].abs().max().max() <= 500
+
+
+def test_pycytominer_runs_on_embedding_wells_with_the_features_tsv_list(tmp_path):
+    """Embeddings' emb_ columns are not CellProfiler's compartments, so pycytominer cannot infer
+    them: the features.tsv each source writes is the list it takes, and with it pycytominer's
+    normalize gives our plate-normalised embedding wells."""
+    from debatch.profiles.wells import well_profiles
+
+    rng = np.random.default_rng(0)
+    cells = pd.DataFrame(
+        {
+            "Metadata_Plate": "P1",
+            "Metadata_Well": np.repeat([f"A{i:02d}" for i in range(1, 9)], 5),
+            "Metadata_Role": np.repeat(["negcon"] * 4 + ["treatment"] * 4, 5),
+            "Metadata_Treatment": np.repeat(["DMSO"] * 4 + ["cpd"] * 4, 5),
+            **{f"emb_{i:03d}": rng.normal(size=40) for i in range(4)},
+        }
+    )
+    cells.to_parquet(tmp_path / "P1.parquet", index=False)
+    wells, report = well_profiles([tmp_path / "P1.parquet"])
+    listed = report.loc[report["kept"], "feature"].tolist()
+    with pytest.raises(ValueError, match="No features"):  # why the list is needed
+        pycytominer.cyto_utils.infer_cp_features(wells)
+    raw = pycytominer.aggregate(
+        cells, strata=["Metadata_Plate", "Metadata_Well"], features=listed, operation="median"
+    ).merge(wells.filter(like="Metadata_").drop(columns="Metadata_Object_Count"))
+    theirs = pycytominer.normalize(
+        raw,
+        features=listed,
+        meta_features=[c for c in raw if c.startswith("Metadata_")],
+        samples="Metadata_Role == 'negcon'",
+        method="mad_robustize",
+        mad_robustize_epsilon=1e-18,
+    )
+    np.testing.assert_allclose(
+        wells[listed].to_numpy(np.float64), theirs[listed].to_numpy(np.float64), rtol=1e-5
+    )

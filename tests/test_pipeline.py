@@ -49,6 +49,7 @@ def test_a_block_typo_is_named_with_its_block():
     "train, message",
     [
         ({"methods": ["ermm"]}, "'ermm' is neither a preset"),
+        ({"methods": ["x_seed1"], "recipes": {"x_seed1": {}}}, "cannot be named 'x_seed1'"),
         ({"methods": ["x"], "recipes": {"x": {"augment": "dsx"}}}, "train.recipes: .*augment"),
         ({"methods": ["erm"], "holdout_batches": ["b9"]}, r"\['b9'\] are not batches"),
         ({"methods": ["erm"], "holdout_batches": ["b1", "b2"]}, "nothing is left to train on"),
@@ -126,7 +127,7 @@ def test_segment_settings_leave_out_the_method_not_in_use():
 
 def test_embeddings_take_only_the_guards_of_feature_selection():
     profiles = DEFAULTS["profiles"]
-    embedding = rule_params.aggregation_params(profiles, "erm/seed0")["feature_select"]
+    embedding = rule_params.aggregation_params(profiles, "erm_seed0")["feature_select"]
     assert embedding == {"operations": list(settings.GUARDS), "outlier_cutoff": 500.0}
     cellprofiler = rule_params.aggregation_params(profiles, settings.CELLPROFILER)
     assert cellprofiler["feature_select"] == settings.FEATURE_SELECT.merge(
@@ -139,7 +140,7 @@ def test_every_profiles_key_reaches_the_params_of_a_rule():
     mad_epsilon missing from the wells' params this way, by a rerun that did not happen)."""
     profiles = settings.PROFILES.merge(DEFAULTS["profiles"])
     reached = set()
-    for source in ("erm/seed0", settings.CELLPROFILER):
+    for source in ("erm_seed0", settings.CELLPROFILER):
         reached |= set(rule_params.aggregation_params(profiles, source))
     for correction in settings.CORRECTIONS:
         reached |= set(rule_params.correction_params(profiles, correction))
@@ -160,7 +161,7 @@ def test_the_source_cells_are_every_plate_table():
         "cells": ["res/features/p1.parquet", "res/features/p2.parquet"],
         "crops": ["res/crops/p1.parquet", "res/crops/p2.parquet"],
     }
-    assert rule_params.plate_cells("erm/seed0", "p1", "res") == {
+    assert rule_params.plate_cells("erm_seed0", "p1", "res") == {
         "cells": "res/embeddings/erm/seed0/p1.parquet"
     }
 

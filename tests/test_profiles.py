@@ -146,11 +146,33 @@ def test_plate_files_to_consensus(tmp_path):
         cells_table(plate, seed=seed).to_parquet(paths[-1], index=False)
     wells, report = well_profiles(paths)
     assert report["kept"].all() and list(report["feature"]) == feature_columns(wells.columns)
-    assert len(wells) == 6 and wells["Metadata_Count_Cells"].tolist() == [5, 4, 6] * 2
+    assert len(wells) == 6 and wells["Metadata_Object_Count"].tolist() == [5, 4, 6] * 2
     result = consensus(wells)
     assert result["Metadata_Treatment"].tolist() == ["DMSO", "cpd"]
     assert result["Metadata_Count_Wells"].tolist() == [4, 2]
     assert "Metadata_Plate" not in result  # varies across wells, so not consensus metadata
+
+
+def test_wells_have_no_per_cell_columns_even_with_one_site_per_well(tmp_path):
+    """A site or object number never names a well: a one-site screen's wells have the same
+    columns as a nine-site screen's."""
+    path = tmp_path / "P1.parquet"
+    cells_table().assign(Metadata_Site=1).to_parquet(path, index=False)
+    wells, _ = well_profiles([path])
+    assert "Metadata_Site" not in wells and "Metadata_ObjectNumber" not in wells
+    assert "Metadata_Batch" in wells  # constant within a well: kept
+
+
+def test_consensus_is_per_treatment_and_dose_when_the_platemap_has_doses():
+    wells = wells_table(n_batches=1)
+    doses = {"DMSO": np.nan, "a": 1.0, "b": 1.0}
+    wells["Metadata_dose"] = [
+        doses[t] * (10 if i % 2 else 1) for i, t in enumerate(wells["Metadata_Treatment"])
+    ]
+    result = consensus(wells)
+    keys = list(zip(result["Metadata_Treatment"], result["Metadata_dose"].fillna(0)))
+    assert keys == [("DMSO", 0), ("a", 1.0), ("a", 10.0), ("b", 1.0), ("b", 10.0)]
+    assert result["Metadata_Count_Wells"].tolist() == [4, 2, 2, 2, 2]
 
 
 def test_a_plate_without_negcon_cells_fails_or_is_left_out(tmp_path):

@@ -67,7 +67,7 @@ def report(tmp_path_factory):
                 wells = wells_table(batch_shift=shift, seed=seed + 2 * (method == "abra"))
                 metrics = compute_metrics(wells, {"map_null_size": 500}, holdout_batches=["b2"])
                 metrics.update(
-                    method=method, seed=seed, source=f"{method}/seed{seed}", correction=correction
+                    method=method, seed=seed, source=f"{method}_seed{seed}", correction=correction
                 )
                 figure = folder / f"pca_{method}{seed}_{correction}.png"
                 plot_pca(wells, correction, figure)
@@ -90,8 +90,8 @@ def report(tmp_path_factory):
         entries,
         {"title": "My <screen>", "bootstrap": 200},
         [("cells per well", str(folder / "bars.png"))],
-        {"erm/seed0": str(log)},
-        {"erm/seed0": str(folder / "bars.png")},
+        {"erm_seed0": str(log)},
+        {"erm_seed0": str(folder / "bars.png")},
     )
     (folder / "index.html").write_text(text)
     return folder, entries, text
@@ -167,7 +167,7 @@ def test_single_batch_screen_renders_with_n_a(tmp_path):
                 **metrics,
                 "method": "erm",
                 "seed": 0,
-                "source": "erm/seed0",
+                "source": "erm_seed0",
                 "correction": c,
             },
         }
@@ -178,7 +178,7 @@ def test_single_batch_screen_renders_with_n_a(tmp_path):
         render(
             entries,
             {"title": "one batch"},
-            source_figures={"erm/seed0": str(tmp_path / "bars.png")},
+            source_figures={"erm_seed0": str(tmp_path / "bars.png")},
         )
     )
     ranking = dict(zip(page.tables["ranking"][0], page.tables["ranking"][1]))

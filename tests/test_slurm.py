@@ -95,10 +95,8 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
 
     snakemake(local, tiny_run(local))
     for name in ("wells.parquet", "consensus.parquet"):
-        on_cluster = pd.read_parquet(
-            cluster / "results" / "profiles" / "erm" / "seed0" / "none" / name
-        )
+        on_cluster = pd.read_parquet(cluster / "results" / "profiles" / "erm_seed0" / "none" / name)
         on_workstation = pd.read_parquet(
-            local / "results" / "profiles" / "erm" / "seed0" / "none" / name
+            local / "results" / "profiles" / "erm_seed0" / "none" / name
         )
         pd.testing.assert_frame_equal(on_cluster, on_workstation)

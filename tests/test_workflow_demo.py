@@ -80,7 +80,7 @@ def test_every_cell_has_cellprofiler_features_in_the_cells_tables_order(finished
     assert wells[kept].abs().max().max() <= FEATURE_SELECT.defaults["outlier_cutoff"]
 
 
-@pytest.mark.parametrize("source", ["erm/seed0", "cellprofiler"])
+@pytest.mark.parametrize("source", ["erm_seed0", "cellprofiler"])
 def test_every_platemap_well_has_a_finite_profile(finished_run, source):
     workdir, _ = finished_run
     for correction in TINY["profiles"]["corrections"]:
@@ -93,45 +93,59 @@ def test_every_platemap_well_has_a_finite_profile(finished_run, source):
             assert sorted(on_plate["Metadata_Well"]) == sorted(platemap["well"])
         features = wells[[c for c in wells if not c.startswith("Metadata_")]].to_numpy()
         assert features.shape[1] > 0 and np.isfinite(features).all()
-        assert (wells["Metadata_Count_Cells"] > 0).all()
+        assert (wells["Metadata_Object_Count"] > 0).all()
         consensus = pd.read_parquet(
             workdir / "results" / "profiles" / source / correction / "consensus.parquet"
         )
         assert set(consensus["Metadata_Treatment"]) == set(wells["Metadata_Treatment"])
 
 
-@pytest.mark.parametrize("source", ["erm/seed0", "cellprofiler"])
+@pytest.mark.parametrize("source", ["erm_seed0", "cellprofiler"])
 def test_wells_open_as_anndata_with_the_parquets_values_and_provenance(finished_run, source):
-    """What scanpy opens is the Parquet beside it, and both say which job made them."""
+    """A source's wells.h5ad is its Parquet files in one AnnData: X the uncorrected wells, each
+    correction in obsm for the same wells, rows named {plate}_{well}; both say which job made
+    them."""
     import anndata
 
     from debatch.core.provenance import read_parquet_provenance
 
     workdir, _ = finished_run
-    folder = workdir / "results" / "profiles" / source / "none"
-    wells = pd.read_parquet(folder / "wells.parquet")
+    folder = workdir / "results" / "profiles" / source
+    wells = pd.read_parquet(folder / "none" / "wells.parquet")
     adata = anndata.read_h5ad(folder / "wells.h5ad")
     features = [c for c in wells if not c.startswith("Metadata_")]
     assert list(adata.var_names) == features
     np.testing.assert_array_equal(adata.X, wells[features].to_numpy(np.float32))
-    assert adata.obs["Metadata_Well"].astype(str).tolist() == wells["Metadata_Well"].tolist()
-    made = read_parquet_provenance(folder / "wells.parquet")
+    names = (wells["Metadata_Plate"] + "_" + wells["Metadata_Well"]).tolist()
+    assert list(adata.obs_names) == names
+    harmony = pd.read_parquet(folder / "harmony" / "wells.parquet")
+    harmony.index = harmony["Metadata_Plate"] + "_" + harmony["Metadata_Well"]
+    np.testing.assert_array_equal(
+        adata.obsm["X_harmony"], harmony.loc[names].filter(like="harmony_pc_").to_numpy(np.float32)
+    )
+    assert adata.obsm["X_sphering"].shape == adata.shape
+    if source == "cellprofiler":
+        assert set(adata.var["compartment"]) <= {"Cells", "Cytoplasm", "Nuclei"}
+        assert set(adata.var["channel"]) & {"DNA", "AGP"}
+    made = read_parquet_provenance(folder / "none" / "wells.parquet")
     assert made["step"] == "correct_profiles" and made["settings"]["profiles"]
-    assert '"step": "correct_profiles"' in adata.uns["debatch"]
+    assert adata.uns["debatch"]["step"] == "source_h5ad"
     cells = read_parquet_provenance(workdir / "results" / "cells" / f"{PLATES[0][0]}.parquet")
     assert cells["step"] == "segment" and cells["made_from"]["step"] == "segment_shard"
     assert cells["made_from"]["settings"]["segment"]["propagate"]["nucleus_diameter"] > 0
 
 
-def test_scanpy_reads_the_wells_and_runs_pca_and_neighbours_without_glue(finished_run):
+def test_scanpy_runs_neighbours_and_umap_on_the_wells_without_glue(finished_run):
     import scanpy as sc
 
     workdir, _ = finished_run
-    wells = sc.read_h5ad(workdir / "results" / "profiles" / "cellprofiler" / "none" / "wells.h5ad")
-    sc.pp.pca(wells, n_comps=5)
-    sc.pp.neighbors(wells, n_neighbors=4, use_rep="X_pca")
-    assert wells.obsm["X_pca"].shape == (wells.n_obs, 5) and wells.obsp["connectivities"].nnz
+    wells = sc.read_h5ad(workdir / "results" / "profiles" / "cellprofiler" / "wells.h5ad")
+    sc.pp.neighbors(wells, n_neighbors=4, use_rep="X_harmony")
+    sc.tl.umap(wells, random_state=0)
+    assert wells.obsm["X_umap"].shape == (wells.n_obs, 2) and wells.obsp["connectivities"].nnz
     assert wells.obs["Metadata_Treatment"].dtype == "category"  # what sc.pl colours by
+    sc.pp.neighbors(wells, n_neighbors=4)  # the stored X_pca, as scanpy's default
+    assert "X_pca" in wells.obsm
 
 
 def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_run):
@@ -141,7 +155,7 @@ def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_r
     results = workdir / "results"
     for plate, _ in PLATES:
         embeddings = pd.read_parquet(results / "embeddings" / "erm" / "seed0" / f"{plate}.parquet")
-        cells = anndata.read_h5ad(results / "cells" / "erm" / "seed0" / f"{plate}.h5ad")
+        cells = anndata.read_h5ad(results / "cells" / "erm_seed0" / f"{plate}.h5ad")
         np.testing.assert_array_equal(cells.X, embeddings.filter(like="emb_").to_numpy(np.float32))
         wells = cells.obs["Metadata_Well"].astype(str).tolist()
         assert wells == embeddings["Metadata_Well"].tolist()
@@ -151,7 +165,10 @@ def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_r
         obs = measured.obs[key].astype(str).reset_index(drop=True)
         pd.testing.assert_frame_equal(obs, profiled[key].astype(str))
         assert not any("Location" in name for name in measured.var_names)
-        assert '"step": "cells_h5ad"' in measured.uns["debatch"]
+        assert measured.uns["debatch"]["step"] == "cells_h5ad"
+        assert list(measured.obs_names[:1]) == [
+            "_".join(map(str, profiled.loc[0, ["Metadata_Plate", *key]]))
+        ]
 
 
 def test_report_has_ranking_and_every_figure(finished_run):
@@ -170,7 +187,7 @@ def test_report_has_ranking_and_every_figure(finished_run):
         )
     assert all(len(image) > 1000 for image in images)
     for correction in corrections:
-        assert f"erm/seed0 / {correction}" in html and f"cellprofiler / {correction}" in html
+        assert f"erm_seed0 / {correction}" in html and f"cellprofiler / {correction}" in html
     ranking = pd.read_csv(workdir / "results" / "report" / "ranking.tsv", sep="\t")
     assert sorted(ranking["correction"]) == sorted(corrections * 2)
     assert set(ranking["method"]) == {"erm", "cellprofiler"}
@@ -188,7 +205,7 @@ def test_demo_metrics_score_against_ground_truth(finished_run):
     truth = pd.read_csv(workdir / "demo" / "plate01" / "truth" / "treatments.tsv", sep="\t")
     compounds = truth[truth["treatment"] != "DMSO"]
     for correction in TINY["profiles"]["corrections"]:
-        path = workdir / "results" / "diagnostics" / "erm" / "seed0" / correction / "metrics.json"
+        path = workdir / "results" / "diagnostics" / "erm_seed0" / correction / "metrics.json"
         metrics = json.loads(path.read_text())
         for entry in [*metrics["batch"].values(), *metrics["bio"].values()]:
             assert entry["score"] is None and entry["reason"] or 0 <= entry["score"] <= 1

@@ -229,6 +229,12 @@ def train_params(wildcards):
     return rule_params.train_params(config["train"], wildcards.method, int(wildcards.seed))
 
 
+def model_path(source, name):
+    """A file of a trained source's model folder, models/{method}/seed{k}/{name}."""
+    method, seed = settings.parse_source(source)
+    return res(f"models/{method}/seed{seed}/{name}")
+
+
 def plate_cells(source, plate):
     return rule_params.plate_cells(source, plate, RESULTS)
 

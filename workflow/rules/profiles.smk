@@ -24,13 +24,11 @@ rule well_profiles:
 
 
 rule correct_profiles:
-    """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus;
-    the wells also as AnnData (wells.h5ad) for scanpy / scverse."""
+    """Post-hoc batch correction of well profiles (none | sphering | harmony), then consensus."""
     input:
         res("profiles/{source}/wells_normalised.parquet"),
     output:
         wells=res("profiles/{source}/{correction}/wells.parquet"),
-        h5ad=res("profiles/{source}/{correction}/wells.h5ad"),
         consensus=res("profiles/{source}/{correction}/consensus.parquet"),
     log:
         log_path("correct_profiles", "{source}/{correction}"),
@@ -46,6 +44,34 @@ rule correct_profiles:
         profiles=correction_params,
     script:
         "../scripts/correct_profiles.py"
+
+
+rule source_h5ad:
+    """A source's well profiles as one AnnData for scanpy / scverse: X the plate-normalised
+    profiles, each correction beside them in obsm (X_sphering, X_harmony), and X_pca."""
+    input:
+        wells=res("profiles/{source}/wells_normalised.parquet"),
+        corrections=expand(
+            res("profiles/{{source}}/{correction}/wells.parquet"),
+            correction=[c for c in CORRECTIONS if c != "none"],
+        ),
+    output:
+        res("profiles/{source}/wells.h5ad"),
+    log:
+        log_path("source_h5ad", "{source}"),
+    benchmark:
+        benchmark_path("source_h5ad", "{source}")
+    group:
+        "profiles"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+    params:
+        corrections=[c for c in CORRECTIONS if c != "none"],
+        channels=list(config["channels"]),
+    script:
+        "../scripts/source_h5ad.py"
 
 
 rule cells_h5ad:
@@ -64,5 +90,7 @@ rule cells_h5ad:
     resources:
         # the plate's whole table is held (read, selected, copied to float32, written)
         mem_mb=lambda wildcards, input: max(4000, int(10 * input.size_mb)),
+    params:
+        channels=list(config["channels"]),
     script:
         "../scripts/cells_h5ad.py"

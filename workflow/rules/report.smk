@@ -13,7 +13,7 @@ rule report:
         ),
         metric_bars=expand(res("diagnostics/{source}/metric_bars.png"), source=SOURCES),
         cells_per_well=res("diagnostics/plate_qc.png"),
-        training_logs=expand(res("models/{source}/training_log.tsv"), source=MODELS),
+        training_logs=[model_path(source, "training_log.tsv") for source in MODELS],
         illum=expand(res("illum/{plate}.png"), plate=PLATE_NAMES),
         qc_overlays=expand(res("qc/overlays/{plate}.png"), plate=PLATE_NAMES),
         qc_heatmaps=expand(res("qc/heatmaps/{plate}.png"), plate=PLATE_NAMES),

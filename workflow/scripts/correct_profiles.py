@@ -7,7 +7,6 @@ from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.profiles.consensus import consensus
 from debatch.profiles.correct import correct
-from debatch.profiles.h5ad import write_h5ad
 from debatch.settings import PROFILES, TREATMENT
 
 log = setup_logging(snakemake.log[0])
@@ -15,7 +14,6 @@ PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 params = PROFILES.merge(snakemake.params.profiles)
 wells = correct(pd.read_parquet(snakemake.input[0]), snakemake.wildcards.correction, params)
 write_parquet(wells, snakemake.output.wells, PROVENANCE)
-write_h5ad(wells, snakemake.output.h5ad, PROVENANCE)
 write_parquet(consensus(wells, params["consensus"]), snakemake.output.consensus, PROVENANCE)
 log.info(
     "%s: %d wells, %d treatments",

@@ -142,6 +142,11 @@ def check_methods(train: dict, batches: list[str]) -> None:
     for method in train["methods"]:
         if method in settings.TRAIN_METHODS:
             continue
+        if settings.parse_source(method)[1] is not None or method == settings.CELLPROFILER:
+            raise ConfigError(
+                f"train.methods: a recipe cannot be named {method!r}: that is how a trained "
+                f"source ({{method}}_seed{{k}}) or {settings.CELLPROFILER!r} is named"
+            )
         if method not in recipes:
             raise ConfigError(
                 f"train.methods: {method!r} is neither a preset {list(settings.TRAIN_METHODS)} "

@@ -25,9 +25,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from debatch.core.parallel import usable_cores
-from debatch.settings import AGGREGATES, COUNT_CELLS, PLATE, WELL, check_choice, feature_columns
+from debatch.settings import (
+    AGGREGATES,
+    COUNT_CELLS,
+    OBJECT,
+    PLATE,
+    SITE,
+    WELL,
+    check_choice,
+    feature_columns,
+)
 
 _WELL_KEY = [PLATE, WELL]
+_PER_CELL = (SITE, OBJECT)  # name a site or a cell, never a well, even where a well has one
 
 
 @dataclass
@@ -56,7 +66,8 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
 def _group_wells(metadata: pd.DataFrame) -> WellGroups:
     """Group cells by (plate, well), sorted by name; keep the metadata constant within every well.
 
-    Per-cell metadata (site, object number) differ within a well and are dropped. Works on
+    Per-cell metadata (site, object number) are dropped, even in a well with one site, so a
+    well table has the same columns whatever the number of sites. Works on
     factorized codes with reduceat instead of pandas groupby, which is slow on millions of rows.
     """
     missing = [c for c in _WELL_KEY if c not in metadata]
@@ -81,7 +92,7 @@ def _group_wells(metadata: pd.DataFrame) -> WellGroups:
         WELL: well_names.to_numpy()[codes[starts] % len(well_names)],
     }
     for column in metadata.columns:
-        if column in _WELL_KEY:
+        if column in _WELL_KEY or column in _PER_CELL:
             continue
         series = metadata[column]
         if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":

@@ -1,4 +1,5 @@
-"""Consensus profiles: one row per treatment, aggregated over its wells on every plate."""
+"""Consensus profiles: one row per treatment (and dose, where the platemap has a ``dose``
+column), aggregated over its wells on every plate."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from debatch.settings import (
     AGGREGATES,
     COUNT_CELLS,
     COUNT_WELLS,
+    DOSE,
     METADATA,
     TREATMENT,
     check_choice,
@@ -17,11 +19,13 @@ from debatch.settings import (
 
 
 def consensus(wells: pd.DataFrame, method: str = "median") -> pd.DataFrame:
-    """One profile per treatment (aggregate over its wells on every plate), with well counts."""
+    """One profile per treatment and dose (aggregate over its wells on every plate), with well
+    counts; a dose left empty in the platemap (negcon) is a group of its own."""
     check_choice("profiles.consensus", method, AGGREGATES)
     features = feature_columns(wells.columns)
-    grouped = wells.groupby(TREATMENT, sort=True)
-    metadata = [c for c in wells.columns if c.startswith(METADATA) and c != TREATMENT]
+    by = [TREATMENT, DOSE] if DOSE in wells else [TREATMENT]
+    grouped = wells.groupby(by, sort=True, dropna=False)
+    metadata = [c for c in wells.columns if c.startswith(METADATA) and c not in by]
     constant = grouped[metadata].nunique(dropna=False).max() <= 1
     keep = [c for c in metadata if constant[c] and c != COUNT_CELLS]
     out = pd.concat(

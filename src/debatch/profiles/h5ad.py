@@ -23,7 +23,7 @@ import pandas as pd
 from debatch.core.io import atomic_path
 from debatch.core.provenance import KEY
 from debatch.core.stats import pca
-from debatch.settings import OBJECT, PLATE, SITE, TREATMENT, WELL, feature_columns
+from debatch.settings import DOSE, OBJECT, PLATE, SITE, TREATMENT, WELL, feature_columns
 
 # what names a row, most specific last: a well is plate + well, a cell adds site and object
 ROW_NAME = (PLATE, WELL, SITE, OBJECT)
@@ -32,9 +32,9 @@ PCA_COMPONENTS = 50
 
 
 def obs_names(obs: pd.DataFrame) -> pd.Index:
-    """Row names from the columns that identify a row (``ROW_NAME``), or the treatment for a
-    consensus table; unique, or a ValueError naming a repeated one."""
-    parts = [c for c in ROW_NAME if c in obs] or [c for c in (TREATMENT,) if c in obs]
+    """Row names from the columns that identify a row (``ROW_NAME``), or the treatment (and
+    dose) for a consensus table; unique, or a ValueError naming a repeated one."""
+    parts = [c for c in ROW_NAME if c in obs] or [c for c in (TREATMENT, DOSE) if c in obs]
     if not parts:
         return pd.Index([str(i) for i in range(len(obs))], dtype=object)
     names = obs[parts].astype(str).agg("_".join, axis=1)

@@ -3,6 +3,7 @@ constants the stages agree on (torch-free; the blocks of settings live beside it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # --- column names shared between stages (pycytominer's Metadata_ convention) ------------------
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 METADATA = "Metadata_"
 PLATE, BATCH, WELL, SITE = "Metadata_Plate", "Metadata_Batch", "Metadata_Well", "Metadata_Site"
 OBJECT, TREATMENT, ROLE = "Metadata_ObjectNumber", "Metadata_Treatment", "Metadata_Role"
-COUNT_CELLS, COUNT_WELLS = "Metadata_Count_Cells", "Metadata_Count_Wells"
+DOSE = "Metadata_dose"  # an optional platemap column: consensus profiles are per treatment and dose
+# a well's cell count under pycytominer.aggregate's name; a treatment's well count
+COUNT_CELLS, COUNT_WELLS = "Metadata_Object_Count", "Metadata_Count_Wells"
 SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted by it
 PATH = "Path_"  # manifest: Path_{channel} per logical channel
 CENTER_X, CENTER_Y = "Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"
@@ -117,15 +120,19 @@ POSITIONAL_FEATURES = (
 
 
 def source_name(method: str, seed: int | None) -> str:
-    """A source of per-cell features as it names output folders: ``{method}/seed{k}`` for a
-    trained model, the bare name for a source without seeds (``cellprofiler``)."""
-    return method if seed is None else f"{method}/seed{seed}"
+    """A source of per-cell features as it names output folders: ``{method}_seed{k}`` for a
+    trained model, the bare name for a source without seeds (``cellprofiler``). One folder level
+    for every source, so ``profiles/*/none/wells.parquet`` collects them all."""
+    return method if seed is None else f"{method}_seed{seed}"
 
 
 def parse_source(source: str) -> tuple[str, int | None]:
     """(method, seed or None) of a source name (the inverse of ``source_name``)."""
-    method, _, seed = source.partition("/seed")
-    return method, (int(seed) if seed else None)
+    found = SEEDED_SOURCE.fullmatch(source)
+    return (found[1], int(found[2])) if found else (source, None)
+
+
+SEEDED_SOURCE = re.compile(r"(.+)_seed(\d+)")
 
 
 SELECTIONS = (
