@@ -115,7 +115,7 @@ def main() -> None:
         results = workdir / "results"
         table = rule_table(results)
         report_mb = (results / "report" / "index.html").stat().st_size / 1e6
-        umap_s = umap_seconds(results / "profiles" / "erm" / "seed0" / "none" / "wells.parquet")
+        umap_s = umap_seconds(results / "profiles" / "erm_seed0" / "none" / "wells.parquet")
     verdict = "met" if seconds <= 300 else "NOT met"
     print(f"## The demo end to end (`make demo` config, 2 cores): {seconds:.0f} s wall\n")
     print(
