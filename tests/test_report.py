@@ -115,7 +115,7 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     assert len(page.images) == 4 + 2 and all(
         src.startswith("data:image/png;base64,") for src in page.images
     )
-    assert "this seed's are in diagnostics/abra/seed1/" in text
+    assert "this seed's are in diagnostics/abra_seed1/" in text
     ranking = page.tables["ranking"]
     header = ranking[0]
     assert header[:7] == [
