@@ -258,3 +258,22 @@ def test_demo_figures_for_the_docs_come_from_the_run(finished_run):
     assert dict(zip(tables["cells"]["plate"], tables["cells"]["cells"])) == cells
     assert sorted(tables["batch"]["correction"]) == sorted(TINY["profiles"]["corrections"] * 2)
     assert "| rank | method |" in docs.markdown(tables["ranking"])
+
+
+def test_every_column_written_is_described_in_docs_columns(finished_run):
+    """A column added to an output without a line in debatch.settings.columns (the source of
+    docs/columns.md) fails here."""
+    from debatch.settings.columns import OUTPUT_COLUMNS, meaning
+
+    results = finished_run[0] / "results"
+    names = {"plate": PLATES[0][0], "method": "erm", "k": "0", "correction": "harmony"}
+    undescribed = []
+    for output in OUTPUT_COLUMNS:
+        for source in ("erm_seed0", "cellprofiler"):
+            path = results / output.format(**names, source=source)
+            if path.suffix == ".parquet":
+                columns = pd.read_parquet(path).columns
+            else:
+                columns = pd.read_csv(path, sep="\t", nrows=0).columns
+            undescribed += [f"{output}: {c}" for c in columns if meaning(output, c) is None]
+    assert not undescribed, undescribed

@@ -4,7 +4,8 @@ A config block (``illum:``, ``segment.propagate:``, ``train:``, ...) is a :class
 defaults, the keys that may be null, and the checks of its values (``block``). The blocks live by
 stage: ``images`` (illum, segment, qc, crops, features), ``training`` (train, its presets and
 recipes, embed), ``analysis`` (profiles, diagnostics, report, outputs, threads) and
-``synthetic`` (the demo screen); the names every stage shares in ``names``. Each key's meaning
+``synthetic`` (the demo screen); the names every stage shares in ``names``; what every output
+column means in ``columns`` (docs/columns.md). Each key's meaning
 is its comment in config/config.yaml, the one place defaults are explained
 (tests/test_settings.py holds config.yaml and the schema's enums equal to what is here).
 ``workflow/rules/common.smk`` imports this package (and nothing that imports torch) to check the

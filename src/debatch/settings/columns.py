@@ -1,0 +1,180 @@
+"""What every output column means, per output file: the one list docs/columns.md is generated
+from (``tools/docs.py columns``) and that a workflow test holds every written column to.
+
+In a pattern, ``{channel}`` stands for a logical channel of ``channels:`` (no ``_``), ``{k}`` for
+digits, ``{compartment}`` for Nuclei, Cells or Cytoplasm, any other ``{name}`` for any text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .names import (
+    BATCH,
+    COUNT_CELLS,
+    COUNT_WELLS,
+    CROP_AT_EDGE,
+    DOSE,
+    OBJECT,
+    PATH,
+    PLATE,
+    QC_FAILED,
+    QC_PASS,
+    ROLE,
+    SITE,
+    SITE_CELLS,
+    SITE_NUCLEUS_AREA,
+    SITE_SPECKS,
+    TREATMENT,
+    WELL,
+)
+
+_PLATEMAP = [
+    (PLATE, "plate name, as on the plate sheet"),
+    (BATCH, "imaging batch (day, instrument), as on the plate sheet"),
+    (WELL, "well, zero-padded (`B07`)"),
+    (TREATMENT, "the platemap's treatment"),
+    (ROLE, "negcon, poscon or treatment (the platemap's role)"),
+    (DOSE, "the platemap's `dose` column, where it has one"),
+    ("Metadata_{any}", "any other platemap column (`moa`, `target`, ...) as written there"),
+]
+_SITE = [(SITE, "site (field) number within the well")]
+_CELL = [(OBJECT, "the cell's label in the site's label images (`masks/{plate}.npz`)")]
+_CELLPROFILER = [
+    (
+        "{compartment}_{any}",
+        "a CellProfiler measurement (cp_measure) of the Nuclei, Cells or Cytoplasm object, named "
+        "as CellProfiler names it: compartment, module, feature, channel(s) and scale "
+        "(docs/features.md)",
+    )
+]
+_QUALITY = [
+    (
+        "ImageQuality_PowerLogLogSlope_{channel}",
+        "CellProfiler's focus measure: slope of the log-log radial power spectrum",
+    ),
+    ("ImageQuality_EdgeSharpness_{channel}", "mean gradient magnitude at object edges (focus)"),
+    (
+        "ImageQuality_HalfMaximumArea_{channel}",
+        "median object area (px) at half maximum, the size the focus test adjusts for",
+    ),
+    (
+        "ImageQuality_PercentMaximal_{channel}",
+        "share of pixels at the image's maximum (saturation)",
+    ),
+    ("ImageQuality_MeanIntensity_{channel}", "mean intensity of the site, as read"),
+    ("ImageQuality_StdIntensity_{channel}", "standard deviation of the site's intensity"),
+    (SITE_CELLS, "cells segmented in the site"),
+    (SITE_NUCLEUS_AREA, "median nucleus area of the site (px)"),
+    ("Count_UnpairedNuclei", "nuclei without a cell (dropped)"),
+    ("Count_UnpairedCells", "cells without a nucleus (dropped)"),
+    (SITE_SPECKS, "specks left out as artefacts, not cells"),
+]
+# segmentation's cell table: where each cell is and a few measures QC and crops use
+_CELL_TABLE = [
+    *_PLATEMAP,
+    *_SITE,
+    *_CELL,
+    ("Nuclei_Location_Center_{any}", "nucleus centre (px), where the crop is cut"),
+    ("Nuclei_Touching_Border", "the nucleus touches the site's border"),
+    ("Cells_Touching_Border", "the cell touches the site's border"),
+    *_CELLPROFILER,
+]
+_PROFILE = [("emb_{k}", "embedding dimension k of a trained model"), *_CELLPROFILER]
+
+OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "manifest/{plate}.parquet": [
+        *_PLATEMAP,
+        *_SITE,
+        (f"{PATH}{{channel}}", "the channel's image file of the site"),
+    ],
+    "cells/{plate}.parquet": _CELL_TABLE,
+    "sites/{plate}.parquet": [*_PLATEMAP, *_SITE, *_QUALITY],
+    "qc/{plate}.parquet": [
+        *_PLATEMAP,
+        *_SITE,
+        *_QUALITY,
+        (
+            "QC_FocusDeviation",
+            "robust SDs the site's focus lies from what the plate predicts for it (NaN: not "
+            "judged)",
+        ),
+        (QC_PASS, "the site passed QC (its cells get crops and profiles)"),
+        (QC_FAILED, "why it failed (empty when it passed)"),
+    ],
+    "crops/{plate}.parquet": [
+        *_CELL_TABLE,
+        (CROP_AT_EDGE, "the crop window reached past the site's edge (padded)"),
+    ],
+    "features/{plate}.parquet": [*_PLATEMAP, *_SITE, *_CELL, *_CELLPROFILER],
+    "embeddings/{method}/seed{k}/{plate}.parquet": [
+        *_PLATEMAP,
+        *_SITE,
+        *_CELL,
+        ("emb_{k}", "embedding dimension k"),
+    ],
+    "profiles/{source}/{correction}/wells.parquet": [
+        *_PLATEMAP,
+        (COUNT_CELLS, "cells aggregated into the well (pycytominer.aggregate's name)"),
+        *_PROFILE,
+        ("harmony_pc_{k}", "Harmony-corrected principal component k (correction harmony)"),
+    ],
+    "profiles/{source}/{correction}/consensus.parquet": [
+        (TREATMENT, "the treatment"),
+        (DOSE, "its dose, where the platemap has one"),
+        ("Metadata_{any}", "metadata constant over the treatment's wells"),
+        (COUNT_WELLS, "wells aggregated into the treatment's profile"),
+        *_PROFILE,
+        ("harmony_pc_{k}", "Harmony-corrected principal component k (correction harmony)"),
+    ],
+    "profiles/{source}/features.tsv": [
+        ("feature", "a feature of the source's per-cell table"),
+        ("kept", "true: in the profiles; false: dropped by feature selection"),
+        ("dropped_by", "the selection step that dropped it (profiles.feature_select)"),
+    ],
+    "report/ranking.tsv": [
+        ("rank", "the row's place, best overall first"),
+        ("method", "a trained method or cellprofiler"),
+        ("correction", "none, sphering or harmony"),
+        ("seeds", "seeds averaged (1 for a source without seeds)"),
+        ("overall", "mean of activity and matching (docs/metrics.md)"),
+        ("activity", "phenotypic activity mAP of treatments against negcon"),
+        ("matching", "held-out (or leave-one-batch-out) matching score"),
+        ("generalisation", "held-out batches' retrieval score"),
+        ("batch", "mean of the batch-removal scores (shown, not ranked)"),
+        ("bio", "mean of the biology-conservation scores (shown, not ranked)"),
+        ("{score} sd", "standard deviation of a score over seeds"),
+        ("held-out kNN acc", "held-out wells whose nearest training well has their treatment"),
+        ("held-out mAP", "mean AP of held-out wells retrieving their treatment"),
+        ("batch acc", "cross-validated accuracy of predicting the batch"),
+        ("chance", "the largest batch's share of wells, batch acc's chance level"),
+        ("transductive", "the correction was fitted with the held-out wells (harmony)"),
+        ("flags", "over-correction flags (batch acc below chance, replicates pulled apart, ...)"),
+        ("held-out vs {reference}", "paired held-out difference to the reference method"),
+        ("vs {reference} low", "its 95 % bootstrap interval, low end"),
+        ("vs {reference} high", "its 95 % bootstrap interval, high end"),
+        ("vs {reference} real", "the interval excludes 0"),
+    ],
+}
+
+
+def _pattern(column: str) -> re.Pattern:
+    parts = re.split(r"(\{[a-z]+\})", column)
+    wildcards = {
+        "{k}": r"\d+",
+        "{channel}": r"[^_]+",
+        "{compartment}": r"(?:Nuclei|Cells|Cytoplasm)",
+    }
+    regex = "".join(
+        wildcards.get(part, r".+") if part.startswith("{") else re.escape(part) for part in parts
+    )
+    return re.compile(regex)
+
+
+def meaning(output: str, column: str) -> str | None:
+    """What ``column`` of ``output`` (a key of OUTPUT_COLUMNS) means, or None if undocumented:
+    the first pattern that matches it."""
+    for pattern, text in OUTPUT_COLUMNS[output]:
+        if _pattern(pattern).fullmatch(column):
+            return text
+    return None
