@@ -1,9 +1,9 @@
 """End to end: wall time and peak memory of the demo per rule, and peak memory as plates double.
 
 1. Runs the default demo config (into a temporary folder) on 2 cores and summarises Snakemake's
-   `benchmark:` tables per rule: jobs, total and max wall seconds, max peak RSS; the report's
-   size; and what a UMAP of the well profiles would cost beside a diagnostics job (issue 15:
-   the PCA figure gains a UMAP only if it fits in that job's time).
+   `benchmark:` tables per rule: jobs, total and max wall seconds, max peak RSS (the `umap`
+   rule's rows are what the report's UMAP panels cost); and the report's size (report_size.py
+   extrapolates it to 200 plates).
 2. Runs a small screen with 2, 4 and 8 plates (erm, 1 epoch) and prints the peak RSS of each
    rule: per-plate rules must stay flat as plates double (the DAG never loads a whole screen).
 Prints markdown tables.
@@ -64,26 +64,6 @@ def rule_table(results: Path) -> pd.DataFrame:
     )
 
 
-UMAP = """
-import sys, time
-started = time.perf_counter()
-import numpy as np, pandas as pd, umap
-wells = pd.read_parquet(sys.argv[1])
-values = wells[[c for c in wells if not c.startswith("Metadata_")]].to_numpy(np.float32)
-umap.UMAP(random_state=0).fit_transform(values)
-print(time.perf_counter() - started)
-"""
-
-
-def umap_seconds(wells: Path) -> float:
-    """A UMAP of one source x correction's wells in a fresh process (import and numba
-    compilation included: each diagnostics job is its own process)."""
-    result = subprocess.run(
-        [sys.executable, "-c", UMAP, str(wells)], capture_output=True, text=True, check=True
-    )
-    return float(result.stdout.split()[-1])
-
-
 def rss_mb(value: float) -> str:
     return f"{value:.0f}" if value >= UNSAMPLED_MB else "n/s"
 
@@ -115,7 +95,6 @@ def main() -> None:
         results = workdir / "results"
         table = rule_table(results)
         report_mb = (results / "report" / "index.html").stat().st_size / 1e6
-        umap_s = umap_seconds(results / "profiles" / "erm_seed0" / "none" / "wells.parquet")
     verdict = "met" if seconds <= 300 else "NOT met"
     print(f"## The demo end to end (`make demo` config, 2 cores): {seconds:.0f} s wall\n")
     print(
@@ -129,15 +108,6 @@ def main() -> None:
             f"| {rule} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} | "
             f"{rss_mb(row.max_rss_mb)} |"
         )
-    diagnostics = table.loc["diagnostics"]
-    per_job = diagnostics.total_s / diagnostics.jobs
-    fits = "fits in" if umap_s <= per_job else "does not fit in"
-    print(
-        f"\nUMAP of the erm wells (umap-learn, fresh process): {umap_s:.1f} s, against "
-        f"{per_job:.1f} s per diagnostics job ({umap_s / per_job:.1f}x): it {fits} the job's "
-        f"time; added to each of the {diagnostics.jobs:.0f} diagnostics jobs it would cost about "
-        f"{umap_s * diagnostics.jobs:.0f} job-seconds. The report has no UMAP."
-    )
 
     rss = {}
     for n_plates in (2, 4, 8):

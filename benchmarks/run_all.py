@@ -30,6 +30,7 @@ ORDER = [
     "train_step.py",
     "dag_scaling.py",
     "end_to_end.py",
+    "report_size.py",
     "verdict.py",
 ]
 

@@ -60,3 +60,21 @@ def test_gallery_shows_the_crops_pixels_with_one_contrast_per_channel(tmp_path):
     plot_gallery(picked, crops, CHANNELS, path)
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 50 and image.shape[1] > 100 and image[..., 2].std() > 0.05
+
+
+def test_random_and_typical_are_labelled_once_above_their_columns():
+    """The kind of cell heads its column in the top row only: a label over every row sat on the
+    images of the row above (issue 28)."""
+    from debatch.core.plotting import pyplot
+    from debatch.report.gallery import gallery_figure
+
+    table = crops_tables()
+    picked = pick_cells(table, 2, seed=0)
+    crops = np.random.default_rng(0).gamma(2.0, 100.0, (len(picked), 5, 16, 16))
+    fig = gallery_figure(picked, crops, CHANNELS)
+    axes = np.array(fig.axes).reshape(3, 4)
+    titles = [[ax.get_title(loc="left") for ax in row] for row in axes]
+    assert titles[0] == ["random", "", "typical", ""]
+    assert all(title == "" for row in titles[1:] for title in row)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["DMSO", "cpd01", "cpd02"]
+    pyplot().close(fig)

@@ -1,15 +1,32 @@
-"""Report: self-contained HTML (parsed), ranking order, and a real render in headless Chromium."""
+"""Report: self-contained HTML (parsed), ranking order, files beside the page, a table of
+contents, sorting in a real browser, and a real render in headless Chromium."""
 
+import datetime
+import re
 import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
 
+from debatch.core.provenance import code_version
 from debatch.evaluate.diagnostics import compute_metrics
-from debatch.report.figures import plot_metric_bars, plot_pca
-from debatch.report.html import ranking_table, render
+from debatch.illum.plot import plot_functions
+from debatch.report.figures import (
+    plot_cells_per_well,
+    plot_metric_bars,
+    plot_pca,
+    plot_umap,
+    umap_embedding,
+    umap_figure,
+)
+from debatch.report.html import PlateQC, ranking_table, render, write_report
+from debatch.segment.qc import COUNT, SATURATION, SHARPNESS, flag_sites
+from debatch.segment.qc_figures import plot_heatmaps
+from debatch.settings import TREATMENT
 
 from builders import wells_table
 from conftest import docs_tool
@@ -17,26 +34,43 @@ from conftest import docs_tool
 CHROMIUM = (
     shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 )
+PLATES = [f"P{i}" for i in range(5)]
+FAILED = {"P0": 1, "P1": 4, "P2": 0, "P3": 2, "P4": 0}  # empty sites per plate (of 8)
+CAP = 2  # report.max_plate_figures of the fixture: fewer than its plates
+MADE = datetime.datetime(2026, 12, 5, 9, 30, tzinfo=datetime.UTC)
 
 
 class Page(HTMLParser):
-    """Tables (id -> rows of cell texts), image sources and every external reference."""
+    """Tables (id -> rows of cell texts), their classes, image sources, every external
+    reference, links, the ids of section headings and the table of contents' links."""
 
     def __init__(self, text):
         super().__init__()
-        self.tables, self.images, self.external = {}, [], []
-        self._table, self._row, self._cell = None, None, None
+        self.tables, self.classes, self.images, self.external = {}, {}, [], []
+        self.links, self.ids, self.sections, self.toc, self.scripts = [], set(), [], [], []
+        self._table, self._row, self._cell, self._nav = None, None, None, False
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         for key in ("src", "href"):
-            if key in attrs and not attrs[key].startswith("data:"):
+            if key in attrs and not attrs[key].startswith(("data:", "#")):
                 self.external.append(attrs[key])
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "h2" and "id" in attrs:
+            self.sections.append(attrs["id"])
+        if tag == "nav":
+            self._nav = True
+        if tag == "a" and "href" in attrs:
+            (self.toc if self._nav else self.links).append(attrs["href"])
+        if tag == "script":
+            self.scripts.append(attrs)
         if tag == "img":
             self.images.append(attrs["src"])
         elif tag == "table":
             self._table = self.tables.setdefault(attrs.get("id"), [])
+            self.classes[attrs.get("id")] = attrs.get("class", "")
         elif tag == "tr" and self._table is not None:
             self._row = []
             self._table.append(self._row)
@@ -53,29 +87,68 @@ class Page(HTMLParser):
             self._cell = None
         elif tag == "table":
             self._table = None
+        elif tag == "nav":
+            self._nav = False
+
+
+def plate_qc_inputs(folder):
+    """Five plates of 8 sites, FAILED[plate] of them empty (failing QC's cell count), each
+    plate's QC heatmaps and illumination picture, and every plate's cells per well."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for plate in PLATES:
+        for site in range(8):
+            rows.append(
+                {
+                    "Metadata_Plate": plate,
+                    "Metadata_Batch": f"b{int(plate[1]) % 2}",
+                    "Metadata_Well": f"A{site + 1:02d}",
+                    "Metadata_Site": 1,
+                    f"{SHARPNESS}_DNA": 0.3 * np.exp(rng.normal(0, 0.02)),
+                    f"{SATURATION}_DNA": 0.01,
+                    COUNT: 0 if site < FAILED[plate] else 30 - int(plate[1]),
+                }
+            )
+    sites = flag_sites(pd.DataFrame(rows), "DNA")
+    figures = {}
+    grid = np.linspace(0.8, 1.2, 64)
+    for plate in PLATES:
+        heatmaps, illum = folder / f"heatmaps_{plate}.png", folder / f"illum_{plate}.png"
+        plot_heatmaps(sites[sites["Metadata_Plate"] == plate], "DNA", f"plate {plate}", heatmaps)
+        plot_functions({"DNA": np.outer(grid, grid)}, f"illumination, plate {plate}", illum)
+        figures[plate] = {"heatmaps": str(heatmaps), "illum": str(illum)}
+    cells = sites.loc[sites.index.repeat(sites[COUNT])]
+    plot_cells_per_well(cells, folder / "cells_per_well.png")
+    return PlateQC(sites, figures, str(folder / "cells_per_well.png"))
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A report of erm and abra x 2 "corrections" that differ in how well batches are mixed,
-    2 seeds each: metric bars, PCAs, 1 QC figure."""
+    2 seeds each: metric bars, PCAs, UMAPs, and five plates' QC with figures for two."""
     folder = tmp_path_factory.mktemp("report")
-    entries = []
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    entries, umaps = [], {}
     for method in ("erm", "abra"):
         for seed in (0, 1):
+            profiles = {}
             for correction, shift in [("none", 6.0), ("harmony", 0.0)]:
                 wells = wells_table(batch_shift=shift, seed=seed + 2 * (method == "abra"))
+                profiles[correction] = wells
                 metrics = compute_metrics(wells, {"map_null_size": 500}, holdout_batches=["b2"])
                 metrics.update(
                     method=method, seed=seed, source=f"{method}_seed{seed}", correction=correction
                 )
-                figure = folder / f"pca_{method}{seed}_{correction}.png"
+                figure = inputs / f"pca_{method}{seed}_{correction}.png"
                 plot_pca(wells, correction, figure)
                 entries.append(
                     {"correction": correction, "metrics": metrics, "figure": str(figure)}
                 )
-    plot_metric_bars(entries[:2], "erm", folder / "bars.png")
-    log = folder / "training_log.tsv"
+            umaps[f"{method}_seed{seed}"] = str(inputs / f"umap_{method}{seed}.png")
+            plot_umap(profiles, f"{method}_seed{seed}", umaps[f"{method}_seed{seed}"], seed=0)
+    plot_metric_bars(entries[:2], "erm", inputs / "bars.png")
+    log = inputs / "training_log.tsv"
     pd.DataFrame(
         {
             "epoch": [1, 2],
@@ -86,15 +159,19 @@ def report(tmp_path_factory):
             "seconds": [1.0, 1.0],
         }
     ).to_csv(log, sep="\t", index=False)
-    text = render(
+    params = {"title": "My <screen>", "bootstrap": 200, "max_plate_figures": CAP}
+    index = write_report(
+        folder / "report",
         entries,
-        {"title": "My <screen>", "bootstrap": 200},
-        [("cells per well", str(folder / "bars.png"))],
-        {"erm_seed0": str(log)},
-        {"erm_seed0": str(folder / "bars.png")},
+        params,
+        plate_qc=plate_qc_inputs(inputs),
+        training_logs={"erm_seed0": str(log)},
+        source_figures={"erm_seed0": str(inputs / "bars.png")},
+        umap_figures=umaps,
+        config={"results": "results", "report": params, "train": {"methods": ["erm", "abra"]}},
+        made=MADE,
     )
-    (folder / "index.html").write_text(text)
-    return folder, entries, text
+    return index.parent, entries, index.read_text()
 
 
 def test_ranking_puts_the_better_correction_first(report):
@@ -108,11 +185,17 @@ def test_ranking_puts_the_better_correction_first(report):
 
 
 def test_html_is_self_contained_with_every_table_and_figure(report):
-    _, _, text = report
+    folder, _, text = report
     page = Page(text)
-    assert page.external == []  # nothing to fetch: opens from disk or a mail attachment
-    # PCAs of each method's first seed only (2 methods x 2 corrections), metric bars, QC
-    assert len(page.images) == 4 + 2 and all(
+    # nothing to fetch: every reference is a file written beside the page, no script file
+    assert page.external and all(
+        "://" not in ref and not ref.startswith("/") and (folder / ref).is_file()
+        for ref in page.external
+    )
+    assert page.scripts == [{}]  # the inline sorting script only
+    # PCAs of each method's first seed (2 methods x 2 corrections), metric bars, a UMAP per
+    # method's first seed, the CAP worst plates' heatmaps and illumination
+    assert len(page.images) == 4 + 1 + 2 + 2 * CAP and all(
         src.startswith("data:image/png;base64,") for src in page.images
     )
     assert "this seed's are in diagnostics/abra_seed1/" in text
@@ -137,7 +220,100 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     generalisation = page.tables["generalisation"][0]  # held-out batch b2 given, no ground truth
     assert "held-out kNN acc" in generalisation and not any("truth" in c for c in generalisation)
     assert "My &lt;screen&gt;" in text  # escaped, never raw markup from config
-    assert "class='verdict'>Provisional" in text.split("<h2>")[0]  # 2 seeds; before any section
+    assert "class='verdict'>Provisional" in text.split("<h2")[0]  # 2 seeds; before any section
+
+
+def test_contents_link_every_section_and_the_page_says_what_made_it(report):
+    """A table of contents with a link to every section (and none to a missing one); the code
+    version, the date and the configuration on the page."""
+    _, _, text = report
+    page = Page(text)
+    assert page.toc == [f"#{section}" for section in page.sections]
+    assert {link.removeprefix("#") for link in page.toc + page.links if link[0] == "#"} <= page.ids
+    for section in ("ranking", "hits", "umap", "qc", "config", "source-erm-seed0"):
+        assert f"section-{section}" in page.sections
+    provenance = text.split("id='provenance'>")[1].split("</p>")[0]
+    assert f"debatch {code_version()} on 2026-12-05 09:30" in provenance
+    assert code_version().startswith("0.") and "#section-config" in provenance
+    config = text.split("<pre id='config-yaml'>")[1].split("</pre>")[0]
+    assert "max_plate_figures: 2" in config and "- abra" in config
+    assert "&lt;screen&gt;" in config  # the title, escaped
+
+
+def test_ranking_and_hit_list_are_sortable_with_their_tsv_beside_the_page(report):
+    """Both tables sort on a click and link a TSV beside the page that holds the same rows."""
+    folder, entries, text = report
+    page = Page(text)
+    assert "ranking.tsv" in page.links and "hits.tsv" in page.links
+    for table in ("ranking", "hits", "plates"):
+        assert page.classes[table] == "sortable"
+    ranking = pd.read_csv(folder / "ranking.tsv", sep="\t")
+    shown = page.tables["ranking"][1:]
+    pairs = list(zip(ranking["method"], ranking["correction"]))
+    assert [(row[1], row[2]) for row in shown] == pairs
+    assert [row[4].split()[0] for row in shown] == [f"{v:.3f}" for v in ranking["overall"]]
+    hits = pd.read_csv(folder / "hits.tsv", sep="\t")
+    header, *rows = page.tables["hits"]
+    assert header == ["treatment", "mAP", "corrected p", "active", "seeds active"]
+    assert hits.columns.tolist() == header
+    assert [row[0] for row in rows] == hits["treatment"].tolist() == ["t1", "t2", "t3", "t4", "t5"]
+    assert [row[1] for row in rows] == [f"{v:.3f}" for v in hits["mAP"]]
+    assert [row[3] for row in rows] == hits["active"].tolist()
+    first = ranking.iloc[0]
+    assert f"Hit list: {first['method']} + {first['correction']}" in text
+    per_treatment = [
+        e["metrics"]["per_treatment"]
+        for e in entries
+        if (e["metrics"]["method"], e["correction"]) == (first["method"], first["correction"])
+    ]
+    assert len(per_treatment) == 2  # both seeds
+    t1 = [r["mean_average_precision"] for p in per_treatment for r in p if r[TREATMENT] == "t1"]
+    assert hits.loc[hits["treatment"] == "t1", "mAP"].item() == pytest.approx(np.mean(t1), 1e-3)
+
+
+def test_a_umap_per_source_drawn_the_same_for_the_same_seed(report):
+    _, _, text = report
+    umap = text.split("id='section-umap'>")[1].split("<h2")[0]
+    images = re.findall(r"<figure><img src=\"data:image/png;base64,", umap)
+    captions = re.findall(r"UMAP of the well profiles of (\S+), per correction", umap)
+    assert len(images) == 2 and captions == ["erm_seed0", "abra_seed0"]
+    assert "abra_seed1" in umap.split("Further seeds' UMAPs")[1]
+    values = wells_table(batch_shift=2.0).filter(like="emb_").to_numpy()
+    first, again = umap_embedding(values, 3), umap_embedding(values, 3)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (len(values), 2) and not np.allclose(first, umap_embedding(values, 4))
+
+
+def test_a_umap_of_too_few_wells_says_why_it_is_missing():
+    wells = wells_table().head(4)
+    figure = umap_figure({"none": wells}, "tiny", seed=0, max_wells=100)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert texts == ["no UMAP: 4 wells (needs 5)"] * 2
+
+
+def test_plate_qc_is_one_table_with_the_worst_plates_figures_inline_and_the_rest_linked(report):
+    """Every plate is a row, worst first; only the CAP worst plates' figures are embedded; every
+    plate's figures (and the cells-per-well overview of more plates than CAP) are files beside
+    the page, linked from the page."""
+    folder, _, text = report
+    page = Page(text)
+    header, *rows = page.tables["plates"]
+    worst = sorted(PLATES, key=lambda p: (-FAILED[p], p))
+    assert [row[0] for row in rows] == worst[:3] + ["P4", "P2"]  # ties: fewer cells first
+    failed = dict(zip(header, rows[0]))
+    assert failed["failed sites"] == "4" and failed["failed share"] == "50.0%"
+    assert failed["failed by"] == "cell count 4"
+    inline = re.findall(r"<h3 id='plate-(\w+)'>", text)
+    assert inline == worst[:CAP]
+    qc = text.split("id='section-qc'>")[1]
+    assert len(re.findall(r"<img ", qc)) == 2 * CAP
+    for plate in PLATES:
+        for name in ("heatmaps", "illum"):
+            assert f"plates/{plate}/{name}.png" in page.links
+            assert (folder / "plates" / plate / f"{name}.png").stat().st_size > 1000
+    assert "plates/cells_per_well.png" in page.links
+    assert (folder / "plates" / "cells_per_well.png").is_file()
+    assert [row[-1].startswith("shown below") for row in rows] == [True] * CAP + [False] * 3
 
 
 @pytest.mark.skipif(
@@ -153,6 +329,49 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     ink = (pixels[..., :3].mean(axis=2) < 0.9).mean()  # text, table lines, figures
     colour = (pixels[..., :3].std(axis=2) > 0.1).mean()  # only the embedded figures are coloured
     assert ink > 0.02 and colour > 0.005
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium)"
+)
+def test_a_click_on_a_header_sorts_the_table_in_chromium(report, tmp_path):
+    """The page's own script, run by a browser: clicking "overall" orders the ranking from the
+    lowest up, a second click from the highest; two clicks on "treatment" sort the hit list
+    by name from z to a. The clicks are appended to a copy of the page, the DOM read back
+    after they ran."""
+    folder, _, text = report
+    clicks = (
+        "<script>var h=document.querySelectorAll('#ranking thead th')[4];h.click();"
+        "var first=document.querySelector('#ranking tbody tr').cells[4].textContent;h.click();"
+        "document.body.setAttribute('data-first',first);"
+        "var t=document.querySelectorAll('#hits thead th')[0];t.click();t.click();</script></body>"
+    )
+    page = folder / "clicked.html"
+    page.write_text(text.replace("</body>", clicks))
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    page.unlink()
+    shown = Page(dom)
+    overall = [float(row[4].split()[0]) for row in shown.tables["ranking"][1:]]
+    lowest = re.search(r'data-first="([^"]+)"', dom).group(1)
+    assert float(lowest.split()[0]) == min(overall)
+    assert overall == sorted(overall, reverse=True)
+    treatments = [row[0] for row in shown.tables["hits"][1:]]
+    assert treatments == sorted(treatments, reverse=True) and len(treatments) == 5
 
 
 def test_single_batch_screen_renders_with_n_a(tmp_path):
@@ -217,7 +436,7 @@ def test_first_paragraph_says_what_ranks_first_and_how_much_batch_is_left(report
     raw = table[(table["method"] == best["method"]) & (table["correction"] == "none")].iloc[0]
     assert f"without correction, {raw['batch acc']:.0%}" in headline
     assert "Treatments retrieved:" in headline
-    ranking = text.split("<table id='ranking'>")[1].split("</table>")[0]
+    ranking = text.split("<table id='ranking' class='sortable'>")[1].split("</table>")[0]
     first_row = ranking.split("<tr>")[2]
     assert "background:#92c5de" in first_row  # the best overall is full blue
 

@@ -11,7 +11,7 @@ import pytest
 from debatch.settings import FEATURE_SELECT
 
 from conftest import docs_tool
-from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
+from workflow_helpers import TINY_DEMO, scheduled_rules, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -173,13 +173,27 @@ def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_r
 
 def test_report_has_ranking_and_every_figure(finished_run):
     workdir, _ = finished_run
-    html = (workdir / "results" / "report" / "index.html").read_text()
-    assert "<table id='ranking'>" in html and "<table id='training'>" in html
+    report = workdir / "results" / "report"
+    html = (report / "index.html").read_text()
+    assert "<table id='ranking' class='sortable'>" in html and "<table id='training'>" in html
+    assert "<table id='hits' class='sortable'>" in html and "<nav class='toc'" in html
+    assert "id='section-config'" in html and "Made by debatch " in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     corrections = TINY["profiles"]["corrections"]
-    # per source (erm, cellprofiler): PCA per correction + metric bars; the cell gallery;
-    # cells-per-well heatmaps; per plate: QC heatmap, segmentation overlays, illumination
-    assert len(images) == 2 * (len(corrections) + 1) + 1 + 1 + 3 * len(PLATES)
+    # per source (erm, cellprofiler): PCA per correction + metric bars + UMAP; the cell
+    # gallery; cells-per-well heatmaps; per plate (3, under report.max_plate_figures): QC
+    # heatmap, segmentation overlays, illumination
+    assert len(images) == 2 * (len(corrections) + 2) + 1 + 1 + 3 * len(PLATES)
+    for source in ("erm_seed0", "cellprofiler"):
+        assert (workdir / "results" / "diagnostics" / source / "umap.png").stat().st_size > 5000
+        assert f"UMAP of the well profiles of {source}" in html
+    hits = pd.read_csv(report / "hits.tsv", sep="\t")
+    assert hits.columns.tolist()[:4] == ["treatment", "mAP", "corrected p", "active"]
+    assert set(hits["active"]) <= {"yes", "no"} and len(hits) == TINY_DEMO["n_treatments"]
+    for plate, _ in PLATES:
+        for name in ("heatmaps", "overlays", "illum"):
+            assert f"href='plates/{plate}/{name}.png'" in html
+            assert (report / "plates" / plate / f"{name}.png").is_file()
     assert "Cells per treatment" in html
     for plate, _ in PLATES:
         assert (
@@ -220,7 +234,15 @@ def test_snakemake_report_zip_has_the_key_figures(finished_run, tmp_path):
     workdir, config = finished_run
     snakemake(workdir, config, "--report", str(tmp_path / "report.zip"))
     archive = zipfile.ZipFile(tmp_path / "report.zip")
-    for figure in ("pca.png", "metric_bars.png", "plate_qc.png", "ranking.tsv", "index.html"):
+    for figure in (
+        "pca.png",
+        "metric_bars.png",
+        "umap.png",
+        "plate_qc.png",
+        "ranking.tsv",
+        "hits.tsv",
+        "index.html",
+    ):
         assert any(name.endswith(figure) for name in archive.namelist()), figure
     page = archive.read("report/report.html").decode()
     assert "Cells per well on every plate" in page and "0.5 x generalisation" in page  # captions

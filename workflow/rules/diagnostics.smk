@@ -52,3 +52,32 @@ rule metric_bars:
         mem_mb=1000,
     script:
         "../scripts/metric_bars.py"
+
+
+rule umap:
+    """One source's UMAP of well profiles per correction, coloured by batch and treatment."""
+    input:
+        wells=expand(res("profiles/{{source}}/{correction}/wells.parquet"), correction=CORRECTIONS),
+    output:
+        report(
+            res("diagnostics/{source}/umap.png"),
+            caption="../report/umap.rst",
+            category="Diagnostics",
+            subcategory="{source}",
+        ),
+    log:
+        log_path("umap", "{source}"),
+    benchmark:
+        benchmark_path("umap", "{source}")
+    group:
+        "profiles"
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+    params:
+        corrections=CORRECTIONS,
+        seed=settings.REPORT.merge(config["report"])["umap_seed"],
+        max_wells=settings.REPORT.merge(config["report"])["umap_wells"],
+    script:
+        "../scripts/umap.py"

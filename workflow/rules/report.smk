@@ -1,5 +1,6 @@
 rule report:
-    """One self-contained HTML page comparing every method x correction over seeds, its ranking."""
+    """One self-contained HTML page comparing every method x correction over seeds; beside it the
+    ranking and hit list as TSV and every plate's QC figures, which the page links."""
     input:
         metrics=expand(
             res("diagnostics/{source}/{correction}/metrics.json"),
@@ -12,6 +13,7 @@ rule report:
             correction=CORRECTIONS,
         ),
         metric_bars=expand(res("diagnostics/{source}/metric_bars.png"), source=SOURCES),
+        umap=expand(res("diagnostics/{source}/umap.png"), source=SOURCES),
         cells_per_well=res("diagnostics/plate_qc.png"),
         training_logs=[model_path(source, "training_log.tsv") for source in MODELS],
         illum=expand(res("illum/{plate}.png"), plate=PLATE_NAMES),
@@ -24,6 +26,14 @@ rule report:
         ranking=report(
             res("report/ranking.tsv"), caption="../report/ranking.rst", category="Report"
         ),
+        hits=report(res("report/hits.tsv"), caption="../report/hits.rst", category="Report"),
+        # names from debatch.report.plates (FIGURES, CELLS_PER_WELL)
+        plate_figures=expand(
+            res("report/plates/{plate}/{name}.png"),
+            plate=PLATE_NAMES,
+            name=["heatmaps", "overlays", "illum"],
+        ),
+        cells_per_well=res("report/plates/cells_per_well.png"),
     log:
         log_path("report", "report"),
     benchmark:
@@ -38,6 +48,7 @@ rule report:
         sources=SOURCES,
         models=MODELS,
         plates=PLATE_NAMES,
+        config=config,  # shown on the page: the run's whole configuration
     script:
         "../scripts/report.py"
 

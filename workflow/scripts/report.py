@@ -1,12 +1,12 @@
-"""Snakemake script: the self-contained HTML report and its ranking table."""
+"""Snakemake script: the self-contained HTML report, its ranking and hit list, plate figures."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
-from debatch.core.io import atomic_path, write_text
 from debatch.core.logs import setup_logging
-from debatch.report.html import ranking_table, render
+from debatch.report.html import PlateQC, write_report
 from debatch.segment.qc import qc_warnings
 
 log = setup_logging(snakemake.log[0])
@@ -15,41 +15,32 @@ for metrics_path, figure in zip(snakemake.input.metrics, snakemake.input.figures
     with open(metrics_path) as handle:
         metrics = json.load(handle)
     entries.append({"correction": metrics["correction"], "metrics": metrics, "figure": figure})
-qc = [
-    (
-        "Cells per well on every plate (a QC value: density differs by batch).",
-        snakemake.input.cells_per_well,
-    )
-]
-for plate, heatmap, overlay, illum in zip(
-    snakemake.params.plates,
-    snakemake.input.qc_heatmaps,
-    snakemake.input.qc_overlays,
-    snakemake.input.illum,
-):
-    qc += [
-        (f"{plate}: cell count and focus per site (failed QC sites marked).", heatmap),
-        (f"{plate}: segmentation overlays (nuclei and cell outlines).", overlay),
-        (f"{plate}: illumination functions.", illum),
-    ]
-sources = snakemake.params.sources
+plates = snakemake.params.plates
 sites = pd.concat([pd.read_parquet(path) for path in snakemake.input.qc_tables])
+figures = zip(snakemake.input.qc_heatmaps, snakemake.input.qc_overlays, snakemake.input.illum)
+plate_qc = PlateQC(
+    sites,
+    {
+        plate: {"heatmaps": heatmaps, "overlays": overlays, "illum": illum}
+        for plate, (heatmaps, overlays, illum) in zip(plates, figures)
+    },
+    snakemake.input.cells_per_well,
+)
 warnings = qc_warnings(sites, {"concentration_share": snakemake.params.concentration_share})
 for warning in warnings:
     log.warning(warning)
-html = render(
+sources = snakemake.params.sources
+index = write_report(
+    Path(snakemake.output.html).parent,
     entries,
     snakemake.params.report,
-    qc,
+    plate_qc=plate_qc,
     training_logs=dict(zip(snakemake.params.models, snakemake.input.training_logs)),
     source_figures=dict(zip(sources, snakemake.input.metric_bars)),
-    plates=snakemake.params.plates,
+    umap_figures=dict(zip(sources, snakemake.input.umap)),
+    plates=plates,
     warnings=warnings,
     gallery=snakemake.input.gallery,
+    config=snakemake.params.config,
 )
-with atomic_path(snakemake.output.ranking) as tmp:
-    ranking_table(entries, snakemake.params.report).to_csv(
-        tmp, sep="\t", index=False, float_format="%.4f"
-    )
-write_text(html, snakemake.output.html)
-log.info("report written: %s", snakemake.output.html)
+log.info("report written: %s (%.1f MB)", index, index.stat().st_size / 1e6)

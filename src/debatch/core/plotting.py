@@ -30,6 +30,9 @@ PALETTE = [
     "#AA4499",
 ]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+# pt: the smallest text of any figure (ticks, legends). Figures are saved at 80 dpi and shown
+# about their own width in the report, so 9 pt is about 10 screen pixels.
+FONT = 9
 
 
 def pyplot():
@@ -57,9 +60,12 @@ def draw_plate(
     vmax=None,
     annotate: bool = False,
     marked=(),
+    tick_every: int = 1,
 ):
     """``values`` (indexed by well name) laid out as the plate on ``ax``; an "x" on every well
-    in ``marked``, the value written in each well when ``annotate``. Returns the image."""
+    in ``marked``, the value written in each well when ``annotate``; every ``tick_every``-th
+    row and column labelled (a dense plate drawn small keeps readable labels). Returns the
+    image."""
     rows, cols = shape
     grid = np.full((rows, cols), np.nan)
     positions = [well_position(well) for well in values.index]
@@ -78,7 +84,7 @@ def draw_plate(
                 f"{value:.0f}",
                 ha="center",
                 va="center",
-                fontsize=6,
+                fontsize=FONT,
                 color="white" if dark else "black",
             )
         if well in marked:  # white with a black edge: visible on every colour of the map
@@ -93,6 +99,7 @@ def draw_plate(
                 fontweight="bold",
                 path_effects=[patheffects.withStroke(linewidth=2, foreground="black")],
             )
-    ax.set_xticks(range(cols), [str(c + 1) for c in range(cols)], fontsize=6)
-    ax.set_yticks(range(rows), [row_name(r) for r in range(rows)], fontsize=6)
+    columns, lines = range(0, cols, tick_every), range(0, rows, tick_every)
+    ax.set_xticks(columns, [str(c + 1) for c in columns], fontsize=FONT)
+    ax.set_yticks(lines, [row_name(r) for r in lines], fontsize=FONT)
     return image

@@ -36,6 +36,11 @@ def _code_version() -> str:
     return f"{debatch.__version__}+{commit}" if commit else debatch.__version__
 
 
+def code_version() -> str:
+    """debatch's version, with the git commit it runs from (``+dirty`` with local changes)."""
+    return _code_version()
+
+
 def job_provenance(
     step: str, settings: Mapping, inputs: Iterable[str], made_from: str | None = None
 ) -> dict:

@@ -18,7 +18,7 @@ def plot_functions(functions: dict[str, np.ndarray], title: str, path) -> None:
         ax.set_title(channel)
         ax.axis("off")
         fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -1,8 +1,11 @@
 """The report: one self-contained HTML page comparing every source x correction.
 
-- ``figures``: draws the diagnostics' figures (``plot_pca``, ``plot_metric_bars``);
+- ``figures``: draws the diagnostics' figures (``plot_pca``, ``plot_umap``, ``plot_metric_bars``);
 - ``gallery``: draws example cells per treatment from the crops (``plot_gallery``);
-- ``html``: writes the page (tables, verdict, embedded figures).
+- ``hits``: the per-treatment hit list of the ranking's first row (``hit_list``);
+- ``plates``: per-plate QC at screen scale: one summary row per plate, the worst plates first;
+- ``html``: writes the page (contents, tables, verdict, embedded figures) and the files it links
+  (``write_report``).
 """
 
-__all__ = ["figures", "gallery", "html"]
+__all__ = ["figures", "gallery", "hits", "html", "plates"]

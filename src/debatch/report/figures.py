@@ -1,18 +1,27 @@
-"""Figures of the diagnostics and report: PCA of well profiles, cells per well, metric bars.
+"""Figures of the diagnostics and report: PCA and UMAP of well profiles, cells per well, metric
+bars.
 
-All figures are small PNGs (matplotlib, Agg backend) so they embed in the HTML report.
+All figures are small PNGs (matplotlib, Agg backend) so they embed in the HTML report. Legends
+sit outside the data (right of the last panel), titles are wrapped instead of clipped, and no
+text is smaller than ``FONT`` (debatch.core.plotting): ``*_figure`` functions return the
+figure (tests/test_figures.py checks that), ``plot_*`` write it.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
-from debatch.core.plotting import MARKERS, PALETTE, draw_plate, plate_shape, pyplot
+from debatch.core.plotting import FONT, MARKERS, PALETTE, draw_plate, plate_shape, pyplot
 from debatch.core.stats import pca
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
 from debatch.evaluate.metrics import percent_replicating, replicate_correlations
 from debatch.settings import BATCH, NEGCON, PLATE, ROLE, TREATMENT, WELL, feature_columns
+
+MAX_LEGEND = 20  # categories one legend lists; with more treatments, points are coloured by role
+DPI = 80
 
 
 def _plot_replicates(ax, wells: pd.DataFrame) -> None:
@@ -20,23 +29,75 @@ def _plot_replicates(ax, wells: pd.DataFrame) -> None:
     entry = percent_replicating(wells)
     bins = np.linspace(-1, 1, 41)
     ax.hist(other, bins=bins, density=True, color="0.7", label="non-replicate pairs")
-    ax.hist(
-        replicate,
-        bins=bins,
-        density=True,
-        histtype="step",
-        lw=2,
-        color=PALETTE[0],
-        label="replicate pairs",
-    )
+    if len(replicate):
+        ax.hist(
+            replicate,
+            bins=bins,
+            density=True,
+            histtype="step",
+            lw=2,
+            color=PALETTE[0],
+            label="replicate pairs",
+        )
     if entry["value"] is not None:
         ax.axvline(entry["threshold"], color="k", lw=1, ls="--")
-        ax.set_title(f"{entry['value']:.0%} of replicate pairs above the non-replicates' 95th pct")
+        ax.set_title(
+            f"{entry['value']:.0%} of replicate pairs above\n"
+            "the non-replicates' 95th percentile (dashed)",
+            fontsize=10,
+        )
     ax.set_xlabel("Pearson correlation of two wells' profiles")
-    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
 
 
-def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
+def colour_column(wells: pd.DataFrame, column: str) -> str:
+    """The column a panel colours by: ``column``, or the role when it has more categories than
+    a legend can list (a real screen's thousands of compounds)."""
+    many = wells[column].nunique() > MAX_LEGEND
+    return ROLE if column == TREATMENT and many and ROLE in wells else column
+
+
+def scatter_categories(
+    ax, coordinates: np.ndarray, wells: pd.DataFrame, column: str, categories=None
+) -> str:
+    """Points coloured (and shaped) by ``column`` (negcon grey when colouring by treatment or
+    role), the legend outside the axes on the right; returns the column coloured by.
+    ``categories``: every value in a fixed order, so panels of the same wells share colours."""
+    column = colour_column(wells, column)
+    labels = wells[column].astype(str).to_numpy()
+    categories = np.unique(labels) if categories is None else list(categories)
+    size = 18 if len(labels) <= 2000 else 4
+    for i, label in enumerate(categories):
+        chosen = labels == label
+        if not chosen.any():
+            continue
+        negcon = column in (TREATMENT, ROLE) and (wells.loc[chosen, ROLE] == NEGCON).all()
+        ax.scatter(
+            coordinates[chosen, 0],
+            coordinates[chosen, 1],
+            s=size,
+            label=label,
+            color="0.75" if negcon else PALETTE[i % len(PALETTE)],
+            marker=MARKERS[i % len(MARKERS)],
+            edgecolors="none",
+        )
+    if len(categories) > MAX_LEGEND:  # only a column with no role to fall back on
+        return column
+    ax.legend(
+        fontsize=FONT,
+        markerscale=1.5 if size < 10 else 1.0,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        borderaxespad=0,
+        ncol=1 + len(categories) // 13,
+        title=column.removeprefix("Metadata_").lower(),
+        title_fontsize=FONT,
+    )
+    return column
+
+
+def pca_figure(wells: pd.DataFrame, title: str):
     """PCA of well profiles coloured by batch and by treatment (negcon grey), and the
     replicate-correlation histogram (replicate vs non-replicate well pairs)."""
     plt = pyplot()
@@ -44,33 +105,110 @@ def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
     if scores.shape[1] < 2:
         scores = np.column_stack([scores, np.zeros(len(scores))])
         explained = np.append(explained, 0.0)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), layout="constrained")
     _plot_replicates(axes[2], wells)
     for ax, column in zip(axes, [BATCH, TREATMENT]):
-        labels = wells[column].astype(str).to_numpy()
-        for i, label in enumerate(np.unique(labels)):
-            chosen = labels == label
-            negcon = column == TREATMENT and (wells.loc[chosen, ROLE] == NEGCON).all()
-            ax.scatter(
-                scores[chosen, 0],
-                scores[chosen, 1],
-                s=18,
-                label=label,
-                color="0.75" if negcon else PALETTE[i % len(PALETTE)],
-                marker=MARKERS[i % len(MARKERS)],
-                edgecolors="none",
-            )
+        shown = scatter_categories(ax, scores, wells, column)
         ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
         ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
-        ax.set_title(f"coloured by {column.removeprefix('Metadata_').lower()}")
-        ax.legend(fontsize=7, markerscale=0.8, loc="best", ncol=1 + len(np.unique(labels)) // 12)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+        ax.set_title(f"coloured by {shown.removeprefix('Metadata_').lower()}", fontsize=10)
+        ax.tick_params(labelsize=FONT)
+    suptitle(fig, title)
+    return fig
 
 
-def plot_cells_per_well(cells: pd.DataFrame, path) -> None:
+def plot_pca(wells: pd.DataFrame, title: str, path) -> None:
+    """Writes :func:`pca_figure`."""
+    _save(pca_figure(wells, title), path)
+
+
+def suptitle(fig, text: str) -> None:
+    """The figure's title, wrapped to its width (12 pt: about 8 characters an inch)."""
+    width = max(20, int(fig.get_figwidth() * 8))
+    fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=12)
+
+
+def _save(fig, path) -> None:
+    fig.savefig(path, dpi=DPI)
+    pyplot().close(fig)
+
+
+UMAP_NEIGHBOURS = 15  # umap-learn's default n_neighbors (fewer on a screen of fewer wells)
+UMAP_MIN_WELLS = 5
+
+
+def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
+    """(n x 2) UMAP of ``values`` (umap-learn, cosine distance as the metrics use; one thread:
+    the same seed gives the same map)."""
+    import umap
+
+    model = umap.UMAP(
+        n_neighbors=min(UMAP_NEIGHBOURS, len(values) - 1),
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+    )
+    return np.asarray(model.fit_transform(np.asarray(values, np.float64)))
+
+
+def umap_figure(profiles: dict[str, pd.DataFrame], title: str, seed: int, max_wells: int):
+    """One UMAP per correction (``profiles``: correction -> its well profiles), coloured by batch
+    (top row) and by treatment (bottom row; by role past MAX_LEGEND treatments). A screen of
+    more than ``max_wells`` wells is drawn from that many, chosen at random with ``seed``; a
+    correction with fewer than UMAP_MIN_WELLS wells gets its reason written in its panels."""
+    plt = pyplot()
+    corrections = list(profiles)
+    fig, axes = plt.subplots(
+        2,
+        len(corrections),
+        figsize=(4.4 * len(corrections) + 1.6, 7.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    notes = []
+    first = next(iter(profiles.values()), pd.DataFrame())
+    categories = {
+        column: np.unique(first[colour_column(first, column)].astype(str))
+        for column in (BATCH, TREATMENT)
+        if len(first)
+    }
+    for index, correction in enumerate(corrections):
+        wells = profiles[correction].reset_index(drop=True)
+        if len(wells) > max_wells:
+            keep = np.random.default_rng(seed).choice(len(wells), max_wells, replace=False)
+            notes.append(f"{correction}: {max_wells:,} of {len(wells):,} wells drawn at random")
+            wells = wells.iloc[np.sort(keep)].reset_index(drop=True)
+        values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
+        coordinates = (
+            umap_embedding(values, seed) if len(wells) >= UMAP_MIN_WELLS and values.size else None
+        )
+        for row, column in enumerate([BATCH, TREATMENT]):
+            ax = axes[row, index]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if coordinates is None:
+                reason = f"no UMAP: {len(wells)} wells (needs {UMAP_MIN_WELLS})"
+                ax.text(0.5, 0.5, reason, ha="center", va="center", transform=ax.transAxes)
+                ax.set_title(correction, fontsize=10)
+                continue
+            last = index == len(corrections) - 1
+            shown = scatter_categories(ax, coordinates, wells, column, categories.get(column))
+            if not last and ax.get_legend() is not None:
+                ax.get_legend().remove()  # one legend per row: the same colours in every panel
+            ax.set_title(f"{correction}: by {shown.removeprefix('Metadata_').lower()}", fontsize=10)
+    subtitle = f" ({'; '.join(notes)})" if notes else ""
+    suptitle(fig, f"{title}{subtitle}")
+    return fig
+
+
+def plot_umap(
+    profiles: dict[str, pd.DataFrame], title: str, path, seed: int = 0, max_wells: int = 10000
+) -> None:
+    """Writes :func:`umap_figure`."""
+    _save(umap_figure(profiles, title, seed, max_wells), path)
+
+
+def cells_per_well_figure(cells: pd.DataFrame):
     """Cells per well of every plate, laid out as the plates on one colour scale: density
     differs by batch, and a dispenser or edge problem shows as a pattern. ``cells``: one row per
     analysed cell (the crops tables) with Metadata_Plate, Metadata_Batch and Metadata_Well."""
@@ -101,16 +239,22 @@ def plot_cells_per_well(cells: pd.DataFrame, path) -> None:
             vmin,
             vmax,
             annotate=rows * cols <= 96,
+            tick_every=1 if cell >= 0.2 else int(np.ceil(0.2 / cell)),
         )
-        ax.set_title(f"{plate} ({on_plate[BATCH].iloc[0]})", fontsize=9)
+        ax.set_title(f"{plate} ({on_plate[BATCH].iloc[0]})", fontsize=10)
     for ax in list(axes.flat)[len(plates) :]:
         ax.axis("off")
-    fig.colorbar(image, ax=axes, shrink=0.8, label="cells per well")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    bar = fig.colorbar(image, ax=axes, shrink=0.8, label="cells per well")
+    bar.ax.tick_params(labelsize=FONT)
+    return fig
 
 
-def plot_metric_bars(entries: list[dict], title: str, path) -> None:
+def plot_cells_per_well(cells: pd.DataFrame, path) -> None:
+    """Writes :func:`cells_per_well_figure`."""
+    _save(cells_per_well_figure(cells), path)
+
+
+def metric_bars_figure(entries: list[dict], title: str):
     """[0, 1] score of every metric, one bar per correction (higher is better everywhere)."""
     plt = pyplot()
     groups = [
@@ -119,7 +263,12 @@ def plot_metric_bars(entries: list[dict], title: str, path) -> None:
         ("summary", "scores", ("batch", "bio", "generalisation", "overall")),
     ]
     fig, axes = plt.subplots(
-        1, 3, figsize=(12, 3.6), gridspec_kw={"width_ratios": [5, 5, 4]}, sharey=True
+        1,
+        3,
+        figsize=(13, 3.8),
+        gridspec_kw={"width_ratios": [5, 5, 4]},
+        sharey=True,
+        layout="constrained",
     )
     width = 0.8 / max(len(entries), 1)
     for ax, (heading, section, names) in zip(axes, groups):
@@ -135,12 +284,23 @@ def plot_metric_bars(entries: list[dict], title: str, path) -> None:
                 label=entry["correction"],
                 color=PALETTE[i % len(PALETTE)],
             )
-        ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right")
+        ax.tick_params(labelsize=FONT)
         ax.set_title(heading, fontsize=10)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("score (1 = best)")
-    axes[-1].legend(fontsize=8, title="correction", title_fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    axes[-1].legend(
+        fontsize=FONT,
+        title="correction",
+        title_fontsize=FONT,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        borderaxespad=0,
+    )
+    suptitle(fig, title)
+    return fig
+
+
+def plot_metric_bars(entries: list[dict], title: str, path) -> None:
+    """Writes :func:`metric_bars_figure`."""
+    _save(metric_bars_figure(entries, title), path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from debatch.core.plotting import pyplot
+from debatch.core.plotting import FONT, pyplot
 from debatch.core.stats import MAD_SCALE
 from debatch.settings import NEGCON, PLATE, ROLE, TREATMENT
 
@@ -85,7 +85,7 @@ def composite(crops: np.ndarray, channels: list[str], limits: np.ndarray) -> np.
     return np.clip(rgb, 0, 1)
 
 
-def plot_gallery(picked: pd.DataFrame, crops: np.ndarray, channels: list[str], path) -> None:
+def gallery_figure(picked: pd.DataFrame, crops: np.ndarray, channels: list[str]):
     """One row per treatment: its random cells, then its typical ones (``crops``: the picked
     cells' crops in ``picked``'s order)."""
     plt = pyplot()
@@ -99,20 +99,35 @@ def plot_gallery(picked: pd.DataFrame, crops: np.ndarray, channels: list[str], p
         squeeze=False,
     )
     position = {t: 0 for t in treatments}
+    kinds = [[] for _ in treatments]  # per row, the kind of each cell drawn
     for image, (treatment, kind) in zip(images, zip(picked[TREATMENT], picked["kind"])):
         row = treatments.index(treatment)
         ax = axes[row, position[treatment]]
         ax.imshow(image)
         if position[treatment] == 0:
-            ax.set_ylabel(treatment, fontsize=7, rotation=0, ha="right", va="center")
-        ax.set_title(kind if kind != "random" or position[treatment] == 0 else "", fontsize=6)
+            ax.set_ylabel(treatment, fontsize=FONT, rotation=0, ha="right", va="center")
+        kinds[row].append(kind)
         position[treatment] += 1
+    # "random" / "typical" over the column where each kind starts, once at the top; a row
+    # whose kinds start elsewhere (a treatment with few cells) is labelled in its own row
+    top = kinds[0]
+    for row, drawn in enumerate(kinds):
+        for column, kind in enumerate(drawn):
+            starts = column == 0 or drawn[column - 1] != kind
+            if starts and (row == 0 or column >= len(top) or top[column] != kind):
+                axes[row, column].set_title(kind, fontsize=FONT, loc="left")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
         if not ax.images:
             ax.axis("off")
     shown = ", ".join(f"{c} {COLOURS[c][0]}" for c in channels if c in COLOURS)
-    fig.suptitle(f"Cells per treatment: random, then typical ({shown})", fontsize=8)
+    fig.suptitle(f"Cells per treatment: random, then typical ({shown})", fontsize=10)
+    return fig
+
+
+def plot_gallery(picked: pd.DataFrame, crops: np.ndarray, channels: list[str], path) -> None:
+    """Writes :func:`gallery_figure`."""
+    fig = gallery_figure(picked, crops, channels)
     fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)

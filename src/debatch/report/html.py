@@ -1,20 +1,32 @@
 """The HTML report: one self-contained page comparing every method x correction over seeds.
 
-Figures are embedded as base64 PNGs so the file can be mailed or opened from a cluster's
-scratch folder without a server.
+Figures are embedded as base64 PNGs and the page runs no fetched script, so the file can be
+mailed or opened from a cluster's scratch folder without a server. What does not fit a page at
+screen scale is written beside it (:func:`write_report`) and linked relatively: the ranking and
+the hit list as TSV, every plate's QC figures under ``plates/``.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import json
+import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
+import yaml
 
+from debatch.core.io import atomic_path, write_text
+from debatch.core.provenance import code_version
 from debatch.evaluate import compare, verdict
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
+from debatch.report.hits import hit_list
+from debatch.report.plates import CELLS_PER_WELL, FIGURES, plate_summary, worst_plates
 from debatch.settings import REPORT
 
 STYLE = """
@@ -22,10 +34,36 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 box-sizing:border-box}table{border-collapse:collapse;margin:1em 0;font-size:85%}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f0f0f0}td.text{text-align:left}img{max-width:100%}
+table.sortable th{cursor:pointer}table.sortable th:after{content:" \\2195";color:#999}
 figure{margin:1em 0}figcaption{color:#555;font-size:90%}p.note{color:#444;font-size:92%}
 p.verdict{font-size:110%;background:#f4f7fb;border-left:4px solid #1f77b4;padding:.6em 1em}
 p.warning{background:#fff4e5;border-left:4px solid #d9822b;padding:.6em 1em}
+p.provenance{color:#555;font-size:90%}nav.toc{background:#f7f7f7;padding:.4em 1em;margin:1em 0}
+nav.toc ol{margin:.3em 0;columns:2}div.scroll{max-height:40em;overflow:auto}
+pre{white-space:pre-wrap;font-size:85%}
 """
+# Click a header of a sortable table to sort by that column (again: the other way). Cells that
+# start with a number sort as numbers (a leading flag sign is skipped), "n/a" and text last.
+SORT_SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function(table){
+  var number=/^[^0-9a-z+\\-.]*([-+]?[0-9]*\\.?[0-9]+(e[-+]?[0-9]+)?)/i;
+  table.querySelectorAll('thead th').forEach(function(th,column){
+    th.addEventListener('click',function(){
+      var body=table.tBodies[0],up=th.getAttribute('aria-sort')!=='ascending';
+      table.querySelectorAll('thead th').forEach(function(h){h.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort',up?'ascending':'descending');
+      var key=function(row){var text=row.cells[column].textContent.trim(),m=text.match(number);
+        return m?[0,parseFloat(m[1])]:[1,text.toLowerCase()];};
+      Array.prototype.slice.call(body.rows).map(function(row){return [key(row),row];})
+        .sort(function(a,b){if(a[0][0]!==b[0][0])return a[0][0]-b[0][0];
+          var d=a[0][1]<b[0][1]?-1:a[0][1]>b[0][1]?1:0;return up?d:-d;})
+        .forEach(function(pair){body.appendChild(pair[1]);});
+    });
+  });
+});
+"""
+RANKING_TSV, HITS_TSV, PLATES_DIR = "ranking.tsv", "hits.tsv", "plates"
+
 LABELS = {
     "batch_classifier": "batch classifier",
     "silhouette_batch": "silhouette batch",
@@ -233,22 +271,68 @@ def score_shades(table: pd.DataFrame) -> dict[str, list[str | None]]:
 
 
 def html_table(
-    table: pd.DataFrame, table_id: str, shades: dict[str, list[str | None]] | None = None
+    table: pd.DataFrame,
+    table_id: str,
+    shades: dict[str, list[str | None]] | None = None,
+    sortable: bool = False,
+    markup: tuple[str, ...] = (),
 ) -> str:
-    """An HTML table; ``shades`` colours the cells of some columns (column -> colour per row)."""
+    """An HTML table; ``shades`` colours the cells of some columns (column -> colour per row);
+    ``sortable``: a click on a header sorts by its column (SORT_SCRIPT); ``markup``: columns
+    whose cells are HTML written by this module (links), every other cell is escaped."""
     shades = shades or {}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
 
-    def cell(value, colour):
+    def cell(value, colour, raw):
         style = f" style='background:{colour}'" if colour else ""
         kind = " class='text'" if isinstance(value, str) else ""
-        return f"<td{kind}{style}>{_fmt(value)}</td>"
+        return f"<td{kind}{style}>{value if raw else _fmt(value)}</td>"
 
+    raw = [column in markup for column in table.columns]
     rows = []
     for index, row in enumerate(table.itertuples(index=False)):
         colours = [shades.get(column, [None] * len(table))[index] for column in table.columns]
-        rows.append("<tr>" + "".join(cell(v, c) for v, c in zip(row, colours)) + "</tr>")
-    return f"<table id='{table_id}'><tr>{head}</tr>{''.join(rows)}</table>"
+        cells = "".join(cell(v, c, r) for v, c, r in zip(row, colours, raw))
+        rows.append(f"<tr>{cells}</tr>")
+    kind = " class='sortable'" if sortable else ""
+    return (
+        f"<table id='{table_id}'{kind}><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _download(name: str, what: str) -> str:
+    """A link to a TSV written beside the page."""
+    return (
+        f"<p class='note'><a href='{quote(name)}' download>Download {html.escape(what)} "
+        f"({html.escape(name)}, tab-separated)</a>; click a column header to sort.</p>"
+    )
+
+
+class Contents:
+    """The page's sections: each ``heading`` gets a unique id and a line in the table of
+    contents (level 2 only: sections, not their parts)."""
+
+    def __init__(self):
+        self.entries: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+
+    def heading(self, level: int, text: str, key: str | None = None) -> str:
+        base = "section-" + (re.sub(r"[^a-z0-9]+", "-", (key or text).lower()).strip("-") or "x")
+        anchor, n = base, 1
+        while anchor in self.ids:
+            n += 1
+            anchor = f"{base}-{n}"
+        self.ids.add(anchor)
+        if level == 2:
+            self.entries.append((anchor, text))
+        return f"<h{level} id='{anchor}'>{html.escape(text)}</h{level}>"
+
+    def html(self) -> str:
+        items = "".join(
+            f"<li><a href='#{anchor}'>{html.escape(text)}</a></li>" for anchor, text in self.entries
+        )
+        return f"<nav class='toc' id='contents'><b>Contents</b><ol>{items}</ol></nav>"
 
 
 def _figure(path, caption: str) -> str:
@@ -310,56 +394,149 @@ def headline(table: pd.DataFrame, entries: list[dict], params: dict | None = Non
 
 
 def _ranking_section(
-    entries: list[dict], training_logs: dict[str, str] | None, params: dict | None
+    contents: Contents,
+    table: pd.DataFrame,
+    entries: list[dict],
+    training_logs: dict[str, str] | None,
 ) -> list[str]:
-    """The verdict, the ranking, every metric's score, held-out / truth and training."""
-    report = REPORT.merge(params)
-    table = ranking_table(entries, report)
+    """The ranking, every metric's score, held-out / truth and training."""
     parts = [
-        f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, report)))}</p>",
-        "<h2>Ranking: method x correction</h2>",
+        contents.heading(2, "Ranking: method x correction", "ranking"),
         f"<p class='note'>{html.escape(RANKING_NOTE)} Colours run from the worst (orange) to "
         "the best (blue) value of each column; ⚠ marks a value an over-correction flag "
         "discredits (shown as the worst).</p>",
-        html_table(ranking_display(table), "ranking", score_shades(table)),
+        _download(RANKING_TSV, "the ranking"),
+        html_table(ranking_display(table), "ranking", score_shades(table), sortable=True),
         "<h3>Every metric's score, per seed</h3>",
-        html_table(scores_table(entries), "scores"),
+        html_table(scores_table(entries), "scores", sortable=True),
         "<h3>Raw values</h3><p class='note'>Batch acc: cross-validated accuracy of "
         "predicting the batch (lower is better); LISI values are effective numbers of "
         "batches / treatments around a well.</p>",
-        html_table(values_table(entries), "values"),
+        html_table(values_table(entries), "values", sortable=True),
     ]
     generalisation = generalisation_table(entries)
     if generalisation.shape[1] > 2:
         parts += [
             "<h3>Held-out batches and ground truth</h3>",
             f"<p class='note'>{html.escape(GENERALISATION_NOTE)}</p>",
-            html_table(generalisation, "generalisation"),
+            html_table(generalisation, "generalisation", sortable=True),
         ]
     if training_logs:
         parts += [
-            "<h2>Training</h2><p class='note'>Cell-level treatment accuracy at the last "
+            contents.heading(2, "Training"),
+            "<p class='note'>Cell-level treatment accuracy at the last "
             "epoch; held-out batches were never seen in training.</p>",
             html_table(training_table(training_logs), "training"),
         ]
     return parts
 
 
-def _source_sections(entries: list[dict], source_figures: dict[str, str] | None) -> list[str]:
-    """Per source: its metric bars, then per correction its PCA and metrics.json. Figures are
-    shown for each method's first seed only (further seeds' figures look alike and would
-    multiply the page's size); their metrics are all here, their PNGs beside their metrics."""
-    first_seed = {}
+def hits_table(table: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
+    """The hit list of the ranking's first row (debatch.report.hits), as hits.tsv holds it."""
+    first = table.iloc[0]
+    return hit_list(entries, first["method"], first["correction"])
+
+
+def _threshold(entries: list[dict]) -> float | None:
+    retrieved = entries[0]["metrics"].get("bio", {}).get("fraction_retrieved", {})
+    return retrieved.get("threshold")
+
+
+def _hits_section(contents: Contents, table: pd.DataFrame, entries: list[dict]) -> list[str]:
+    """Per treatment of the first-ranked method x correction: mAP, corrected p, active."""
+    first = table.iloc[0]
+    hits = hits_table(table, entries)
+    name = f"{first['method']} + {first['correction']}"
+    parts = [contents.heading(2, f"Hit list: {name}", "hits")]
+    if hits.empty:
+        return parts + [
+            "<p class='note'>No treatment has replicate wells to score against negcon wells: "
+            "no hit list.</p>"
+        ]
+    threshold = _threshold(entries)
+    rule = f" below {threshold:g}" if threshold is not None else ""
+    seeds = (
+        " Over seeds: mean mAP, median corrected p, active when more than half the seeds call it."
+        if "seeds active" in hits
+        else ""
+    )
+    shown = hits.copy()
+    shown["corrected p"] = [f"{p:.3g}" for p in hits["corrected p"]]
+    return parts + [
+        f"<p class='note'>The ranking's first row ({html.escape(name)}): per treatment, the mAP "
+        "of its replicate wells retrieving each other against negcon wells, its permutation "
+        f"p-value Benjamini-Hochberg corrected over treatments, active = corrected p{rule} "
+        f"(diagnostics.map_threshold).{html.escape(seeds)} {int((hits['active'] == 'yes').sum())} "
+        f"of {len(hits)} treatments are active. Every row's per-treatment values are in its "
+        "diagnostics/{source}/{correction}/metrics.json (per_treatment).</p>",
+        _download(HITS_TSV, "the hit list"),
+        f"<div class='scroll'>{html_table(shown, 'hits', sortable=True)}</div>",
+    ]
+
+
+def _first_seeds(entries: list[dict]) -> dict[str, int]:
+    """Per method, its first seed: the one whose figures the page shows (further seeds'
+    figures look alike and would multiply the page's size; they are files beside their
+    metrics)."""
+    first = {}
     for entry in entries:
         method, seed = entry["metrics"]["method"], entry["metrics"].get("seed")
         if seed is not None:
-            first_seed[method] = min(seed, first_seed.get(method, seed))
+            first[method] = min(seed, first.get(method, seed))
+    return first
+
+
+def _shown(metrics: dict, first_seed: dict[str, int]) -> bool:
+    seed = metrics.get("seed")
+    return seed is None or seed == first_seed[metrics["method"]]
+
+
+def _umap_section(
+    contents: Contents, entries: list[dict], umap_figures: dict[str, str] | None
+) -> list[str]:
+    """One UMAP figure per source (each method's first seed)."""
+    parts = [contents.heading(2, "UMAP of well profiles", "umap")]
+    if not umap_figures:
+        return parts + [
+            "<p class='note'>No UMAP figures were given to this page (the workflow draws "
+            "diagnostics/{source}/umap.png per source).</p>"
+        ]
+    first_seed = _first_seeds(entries)
+    sources = {e["metrics"]["source"]: e["metrics"] for e in entries}
+    parts.append(
+        "<p class='note'>Per source, one UMAP (umap-learn, cosine distance, report.umap_seed) "
+        "per correction, coloured by batch and by treatment (negcon grey; by role when there "
+        "are too many treatments to list). Batches that separate here are batch effect left; "
+        "the PCA of each source below shows the same wells on linear axes.</p>"
+    )
+    hidden = []
+    for source, path in umap_figures.items():
+        metrics = sources.get(source)
+        if metrics is not None and not _shown(metrics, first_seed):
+            hidden.append(source)
+            continue
+        parts.append(_figure(path, f"UMAP of the well profiles of {source}, per correction."))
+    if hidden:
+        parts.append(
+            f"<p class='note'>Further seeds' UMAPs ({html.escape(', '.join(hidden))}) are in "
+            "diagnostics/{source}/umap.png.</p>"
+        )
+    return parts
+
+
+def _source_sections(
+    contents: Contents, entries: list[dict], source_figures: dict[str, str] | None
+) -> list[str]:
+    """Per source: its metric bars, then per correction its PCA and metrics.json. Figures are
+    shown for each method's first seed only; their metrics are all here, their PNGs beside
+    their metrics."""
+    first_seed = _first_seeds(entries)
     parts = []
     for source in dict.fromkeys(entry["metrics"]["source"] for entry in entries):
         mine = [e for e in entries if e["metrics"]["source"] == source]
-        method, seed = mine[0]["metrics"]["method"], mine[0]["metrics"].get("seed")
-        shown = seed is None or seed == first_seed[method]
-        parts.append(f"<h2>{html.escape(source)}</h2>")
+        method = mine[0]["metrics"]["method"]
+        shown = _shown(mine[0]["metrics"], first_seed)
+        parts.append(contents.heading(2, f"Source: {source}", f"source {source}"))
         if not shown:
             parts.append(
                 f"<p class='note'>Figures of {html.escape(method)} are shown for seed "
@@ -386,39 +563,184 @@ def _source_sections(entries: list[dict], source_figures: dict[str, str] | None)
     return parts
 
 
+@dataclass
+class PlateQC:
+    """Per-plate QC for the report: ``sites``, every plate's QC table (qc/{plate}.parquet,
+    concatenated); ``figures``, plate -> {FIGURES name -> PNG}; ``cells_per_well``, the PNG of
+    every plate's cells per well (diagnostics/plate_qc.png)."""
+
+    sites: pd.DataFrame
+    figures: dict[str, dict[str, str]] = field(default_factory=dict)
+    cells_per_well: str | None = None
+
+
+def plate_link(plate: str, name: str) -> str:
+    """Where a plate's QC figure is beside the page (relative to it)."""
+    return f"{PLATES_DIR}/{quote(plate)}/{quote(name)}.png"
+
+
+def _qc_section(contents: Contents, plate_qc: PlateQC, cap: int) -> list[str]:
+    """Every plate as a row of one sortable table (worst first), the worst ``cap`` plates'
+    figures embedded, every plate's figures linked beside the page."""
+    summary = plate_summary(plate_qc.sites)
+    worst = worst_plates(summary, cap)
+    anchors = {plate: f"plate-{re.sub(r'[^A-Za-z0-9_-]+', '-', plate)}" for plate in worst}
+    parts = [contents.heading(2, "Quality control", "qc")]
+    if summary.empty:
+        return parts + ["<p class='note'>No plate's QC table was given to this page.</p>"]
+    parts.append(
+        f"<p class='note'>{len(summary)} plates, worst first: the largest share of sites failing "
+        "QC, then the fewest cells per site (failed by: sites per QC test). The figures of the "
+        f"{len(worst)} worst (report.max_plate_figures) are shown below; every plate's are files "
+        f"beside this page ({PLATES_DIR}/), linked from its row.</p>"
+    )
+    if plate_qc.cells_per_well:
+        caption = "Cells per well on every plate (a QC value: density differs by batch)."
+        if len(summary) <= cap:
+            parts.append(_figure(plate_qc.cells_per_well, caption))
+        else:
+            link = f"{PLATES_DIR}/{CELLS_PER_WELL}.png"
+            parts.append(
+                f"<p class='note'><a href='{link}'>{html.escape(caption)}</a> "
+                f"({len(summary)} plates: a file beside this page).</p>"
+            )
+    shown = summary.copy()
+    shown["failed share"] = [f"{v:.1%}" for v in summary["failed share"]]
+
+    def links(plate: str) -> str:
+        found = [
+            f"<a href='{plate_link(plate, name)}'>{name}</a>"
+            for name in FIGURES
+            if name in plate_qc.figures.get(plate, {})
+        ]
+        if plate in anchors:
+            found.insert(0, f"<a href='#{anchors[plate]}'>shown below</a>")
+        return " · ".join(found)
+
+    shown["figures"] = [links(plate) for plate in summary["plate"]]
+    table = html_table(shown, "plates", sortable=True, markup=("figures",))
+    parts.append(f"<div class='scroll'>{table}</div>")
+    for plate in worst:
+        row = summary[summary["plate"] == plate].iloc[0]
+        parts.append(
+            f"<h3 id='{anchors[plate]}'>{html.escape(plate)}: {row['failed sites']} of "
+            f"{row['sites']} sites failed QC, {row['cells per site']:.1f} cells per site</h3>"
+        )
+        for name, caption in FIGURES.items():
+            path = plate_qc.figures.get(plate, {}).get(name)
+            if path:
+                parts.append(_figure(path, f"{plate}: {caption}."))
+    return parts
+
+
+def _config_section(contents: Contents, config: dict | None) -> list[str]:
+    parts = [contents.heading(2, "Configuration", "config")]
+    if config is None:
+        return parts + ["<p class='note'>No configuration was given to this page.</p>"]
+    text = yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False)
+    return parts + [
+        "<p class='note'>The configuration this report was made with (config/config.yaml "
+        "with every overlay merged; each key is explained in config/config.yaml).</p>",
+        f"<details><summary>config (YAML)</summary><pre id='config-yaml'>{html.escape(text)}"
+        "</pre></details>",
+    ]
+
+
 def render(
     entries: list[dict],
     params: dict | None = None,
-    qc_figures: list[tuple[str, str]] = (),
+    plate_qc: PlateQC | None = None,
     training_logs: dict[str, str] | None = None,
     source_figures: dict[str, str] | None = None,
     plates: list[str] | None = None,
     warnings: list[str] = (),
     gallery: str | None = None,
+    umap_figures: dict[str, str] | None = None,
+    config: dict | None = None,
+    made: datetime.datetime | None = None,
+    ranking: pd.DataFrame | None = None,
 ) -> str:
     """HTML text of the report.
 
     ``entries``: dicts with correction, metrics (metrics.json: source, method, seed, ...) and
-    figure (PCA PNG path). ``params``: the ``report`` block (title, references, bootstrap, seed).
-    ``qc_figures``: (caption, PNG path) pairs shown last (cell counts, illumination, ...).
+    figure (PCA PNG path). ``params``: the ``report`` block (title, references, bootstrap, seed,
+    max_plate_figures). ``plate_qc``: per-plate QC (:class:`PlateQC`), the page's last section.
     ``training_logs``: source -> training_log.tsv, summarised as a table.
     ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
     ``plates``: every plate of the screen; those missing from the profiles are named first.
     ``warnings``: further lines shown first (e.g. QC failures concentrated in a treatment).
     ``gallery``: PNG of example cells per treatment (debatch.report.gallery), after the ranking.
+    ``umap_figures``: source -> UMAP PNG (debatch.report.figures.plot_umap).
+    ``config``: the run's configuration, shown as YAML; ``made``: the date shown (now).
+    ``ranking``: :func:`ranking_table` of ``entries`` when already computed.
+    Links (TSV downloads, plate figures) point beside the page: :func:`write_report` writes
+    those files.
     """
-    title = REPORT.merge(params)["title"]
+    report = REPORT.merge(params)
+    title = report["title"]
+    made = made or datetime.datetime.now().astimezone()
+    contents = Contents()
+    table = ranking_table(entries, report) if ranking is None else ranking
+    body = [
+        *_ranking_section(contents, table, entries, training_logs),
+        *_hits_section(contents, table, entries),
+        *(
+            [contents.heading(2, "Cells per treatment", "gallery"), _figure(gallery, GALLERY_NOTE)]
+            if gallery
+            else []
+        ),
+        *_umap_section(contents, entries, umap_figures),
+        *_source_sections(contents, entries, source_figures),
+        *(_qc_section(contents, plate_qc, report["max_plate_figures"]) if plate_qc else []),
+        *_config_section(contents, config),
+    ]
+    provenance = (
+        f"Made by debatch {html.escape(code_version())} on "
+        f"{made.strftime('%Y-%m-%d %H:%M %Z').strip()}; <a href='#section-config'>its "
+        "configuration</a> is at the end of the page."
+    )
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p class='provenance' id='provenance'>{provenance}</p>",
         *_left_out(entries, plates),
         *(f"<p class='warning'><b>{html.escape(text)}</b></p>" for text in warnings),
-        *_ranking_section(entries, training_logs, params),
-        *(["<h2>Cells per treatment</h2>", _figure(gallery, GALLERY_NOTE)] if gallery else []),
-        *_source_sections(entries, source_figures),
+        f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, report)))}</p>",
+        contents.html(),
+        *body,
+        f"<script>{SORT_SCRIPT}</script></body></html>",
     ]
-    if qc_figures:
-        parts.append("<h2>Quality control</h2>")
-        parts += [_figure(path, caption) for caption, path in qc_figures]
-    parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _copy(source, target: Path) -> None:
+    """A copy with its own modification time (a hard link would keep the source's, older than
+    the report's other inputs, and Snakemake would rerun the report every time)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def write_report(folder, entries: list[dict], params: dict | None = None, **page) -> Path:
+    """The report in ``folder``: index.html (:func:`render`, ``page`` its further arguments),
+    ranking.tsv and hits.tsv (the page's ranking and hit list, every column), and every
+    plate's QC figures under plates/ (plates/{plate}/{name}.png, plates/cells_per_well.png),
+    which the page links. Returns index.html's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = REPORT.merge(params)
+    plate_qc: PlateQC | None = page.get("plate_qc")
+    if plate_qc is not None:
+        for plate, figures in plate_qc.figures.items():
+            for name, path in figures.items():
+                _copy(path, folder / PLATES_DIR / plate / f"{name}.png")
+        if plate_qc.cells_per_well:
+            _copy(plate_qc.cells_per_well, folder / PLATES_DIR / f"{CELLS_PER_WELL}.png")
+    table = ranking_table(entries, report)
+    with atomic_path(folder / RANKING_TSV) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    with atomic_path(folder / HITS_TSV) as tmp:
+        hits_table(table, entries).to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+    index = folder / "index.html"
+    write_text(render(entries, report, ranking=table, **page), index)
+    return index

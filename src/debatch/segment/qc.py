@@ -354,14 +354,21 @@ def _scale_meaning(ratios: list[float]) -> str:
     return f"{size} {direction} than the plate's median: {cause}"
 
 
+def failure_counts(flagged: pd.DataFrame) -> pd.Series:
+    """Failed sites per test (a site failing two tests counts in both), most frequent first;
+    channel faults without their channel ("scale DNA x0.0039" counts as "scale")."""
+    reasons = [text.split(";") for text in flagged.loc[~flagged[QC_PASS], QC_FAILED]]
+    kinds = pd.Series([kind for found in reasons for kind in {_kind(r) for r in found}])
+    return kinds.value_counts().astype(int)
+
+
 def summary(flagged: pd.DataFrame) -> str:
     """One log line: how many sites failed, by which test (sites per test; the channels of
     channel faults), and how many cells they hold."""
     bad = flagged[~flagged[QC_PASS]]
     reasons = [text.split(";") for text in bad[QC_FAILED]]
-    kinds = pd.Series([kind for found in reasons for kind in {_kind(r) for r in found}])
     parts = []
-    for kind, count in kinds.value_counts().items():
+    for kind, count in failure_counts(flagged).items():
         channels = sorted(
             {r.split(" ")[1] for found in reasons for r in found if _kind(r) == kind}
             if kind in ("scale", "constant")

@@ -13,7 +13,7 @@ import pandas as pd
 from skimage.segmentation import find_boundaries
 
 from debatch.core.images import read_site
-from debatch.core.plotting import draw_plate, plate_shape, pyplot
+from debatch.core.plotting import FONT, draw_plate, plate_shape, pyplot
 from debatch.segment.qc import COUNT, FOCUS_DEVIATION
 from debatch.settings import QC_PASS, SITE, SITE_KEY, WELL, Channels
 
@@ -76,7 +76,7 @@ def plot_overlays(
         ax.set_title(
             f"{site.Metadata_Well} site {site.Metadata_Site}: "
             f"{getattr(site, COUNT)} cells\n{status}",
-            fontsize=8,
+            fontsize=FONT,
             color="black" if site.QC_Pass else "#D55E00",  # Okabe-Ito vermillion
         )
         ax.axis("off")
@@ -84,7 +84,7 @@ def plot_overlays(
         axes[0, 0].axis("off")
     if not masks.files:
         title += " (no outlines: segment.save_masks is false)"
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -100,22 +100,22 @@ def plot_heatmaps(qc: pd.DataFrame, focus_channel: str, title: str, path) -> Non
         failed=(QC_PASS, lambda passed: int((~passed).sum())),
     )
     rows, cols = plate_shape(wells.index)
-    size = (2 * max(3.2, 0.3 * cols + 1.6), max(2.4, 0.3 * rows + 1.2))
+    size = (2 * max(3.4, 0.3 * cols + 1.8), max(2.6, 0.3 * rows + 1.4))
     fig, axes = plt.subplots(1, 2, figsize=size, squeeze=False, layout="constrained")
     panels = (
         (axes[0, 0], "cells", "cells per well", "viridis"),
         (
             axes[0, 1],
             "focus",
-            f"focus of {focus_channel}: SDs from the plate's prediction",
+            f"focus of {focus_channel}:\nSDs from the plate's prediction",
             "magma",
         ),
     )
     failed = set(wells.index[wells["failed"] > 0])
     for ax, column, label, cmap in panels:
         shown = draw_plate(ax, wells[column], (rows, cols), cmap, marked=failed)
-        ax.set_title(label, fontsize=8)
-        fig.colorbar(shown, ax=ax, shrink=0.8)
-    fig.suptitle(f"{title} (x: well with a site that failed QC)", fontsize=9)
+        ax.set_title(label, fontsize=FONT)
+        fig.colorbar(shown, ax=ax, shrink=0.8).ax.tick_params(labelsize=FONT)
+    fig.suptitle(f"{title} (x: well with a site that failed QC)", fontsize=10)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -91,8 +91,16 @@ REPORT = Block(
         "bootstrap": 2000,
         "seed": 0,
         "gallery_cells": 5,
+        "max_plate_figures": 8,
+        "umap_seed": 0,
+        "umap_wells": 10000,
     },
-    checks=[at_least(100, "bootstrap"), at_least(1, "gallery_cells")],
+    checks=[
+        at_least(100, "bootstrap"),
+        at_least(1, "gallery_cells"),
+        at_least(0, "max_plate_figures"),
+        at_least(10, "umap_wells"),
+    ],
 )
 
 OUTPUTS = Block(
