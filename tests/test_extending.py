@@ -17,7 +17,7 @@ from debatch.evaluate import diagnostics
 from debatch.evaluate.diagnostics import compute_metrics
 from debatch.pipeline.params import correction_params
 from debatch.profiles.correct import CORRECTORS, correct
-from debatch.report.html import LABELS, scores_table
+from debatch.report.tables import LABELS, scores_table
 from debatch.settings import BATCH, ROLE, feature_columns
 
 from builders import TINY_TRAIN, wells_table, write_plates

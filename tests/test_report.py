@@ -23,7 +23,8 @@ from debatch.report.figures import (
     umap_embedding,
     umap_figure,
 )
-from debatch.report.html import PlateQC, ranking_table, render, write_report
+from debatch.report.html import PlateQC, render, write_report
+from debatch.report.tables import ranking_table
 from debatch.segment.qc import COUNT, SATURATION, SHARPNESS, flag_sites
 from debatch.segment.qc_figures import plot_heatmaps
 from debatch.settings import TREATMENT
@@ -461,7 +462,7 @@ def test_replicate_pairs_and_non_replicates_are_split_by_treatment():
 def test_flagged_cells_are_marked_and_never_coloured_as_good():
     """A batch accuracy below chance would be the 'best' (lowest) value: flagged, it is marked
     and shown as the worst, and an accuracy at chance counts as good as any lower one."""
-    from debatch.report.html import WORST, score_shades, shade
+    from debatch.report.tables import WORST, score_shades, shade
 
     table = pd.DataFrame(
         {

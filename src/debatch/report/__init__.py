@@ -4,8 +4,10 @@
 - ``gallery``: draws example cells per treatment from the crops (``plot_gallery``);
 - ``hits``: the per-treatment hit list of the ranking's first row (``hit_list``);
 - ``plates``: per-plate QC at screen scale: one summary row per plate, the worst plates first;
+- ``tables``: the page's tables (ranking as shown, scores, values, held-out, training), their
+  colours and HTML building blocks (sortable tables, TSV links, figures, contents);
 - ``html``: writes the page (contents, tables, verdict, embedded figures) and the files it links
   (``write_report``).
 """
 
-__all__ = ["figures", "gallery", "hits", "html", "plates"]
+__all__ = ["figures", "gallery", "hits", "html", "plates", "tables"]

@@ -8,7 +8,6 @@ the hit list as TSV, every plate's QC figures under ``plates/``.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import html
 import json
@@ -23,10 +22,23 @@ import yaml
 
 from debatch.core.io import atomic_path, write_text
 from debatch.core.provenance import code_version
-from debatch.evaluate import compare, verdict
-from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
+from debatch.evaluate import verdict
 from debatch.report.hits import hit_list
 from debatch.report.plates import CELLS_PER_WELL, FIGURES, plate_summary, worst_plates
+from debatch.report.tables import (
+    SORT_SCRIPT,
+    Contents,
+    download_link,
+    figure,
+    generalisation_table,
+    html_table,
+    ranking_display,
+    ranking_table,
+    score_shades,
+    scores_table,
+    training_table,
+    values_table,
+)
 from debatch.settings import REPORT
 
 STYLE = """
@@ -44,300 +56,7 @@ pre{white-space:pre-wrap;font-size:85%}
 """
 # Click a header of a sortable table to sort by that column (again: the other way). Cells that
 # start with a number sort as numbers (a leading flag sign is skipped), "n/a" and text last.
-SORT_SCRIPT = """
-document.querySelectorAll('table.sortable').forEach(function(table){
-  var number=/^[^0-9a-z+\\-.]*([-+]?[0-9]*\\.?[0-9]+(e[-+]?[0-9]+)?)/i;
-  table.querySelectorAll('thead th').forEach(function(th,column){
-    th.addEventListener('click',function(){
-      var body=table.tBodies[0],up=th.getAttribute('aria-sort')!=='ascending';
-      table.querySelectorAll('thead th').forEach(function(h){h.removeAttribute('aria-sort');});
-      th.setAttribute('aria-sort',up?'ascending':'descending');
-      var key=function(row){var text=row.cells[column].textContent.trim(),m=text.match(number);
-        return m?[0,parseFloat(m[1])]:[1,text.toLowerCase()];};
-      Array.prototype.slice.call(body.rows).map(function(row){return [key(row),row];})
-        .sort(function(a,b){if(a[0][0]!==b[0][0])return a[0][0]-b[0][0];
-          var d=a[0][1]<b[0][1]?-1:a[0][1]>b[0][1]?1:0;return up?d:-d;})
-        .forEach(function(pair){body.appendChild(pair[1]);});
-    });
-  });
-});
-"""
 RANKING_TSV, HITS_TSV, PLATES_DIR = "ranking.tsv", "hits.tsv", "plates"
-
-LABELS = {
-    "batch_classifier": "batch classifier",
-    "silhouette_batch": "silhouette batch",
-    "ilisi": "iLISI",
-    "pcr_batch": "PCR batch",
-    "graph_connectivity": "graph conn.",
-    "map": "mAP",
-    "fraction_retrieved": "retrieved",
-    "clisi": "cLISI",
-    "silhouette_treatment": "silhouette trt",
-    "knn_lobo": "kNN LOBO",
-}
-
-
-def embed_png(path) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).name)}">'
-
-
-def _fmt(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return html.escape(str(value))
-
-
-def ranking_table(entries: list[dict], params: dict | None = None) -> pd.DataFrame:
-    """One row per method x correction, mean over seeds, best overall first, with the paired
-    held-out difference to each reference method and its interval (debatch.evaluate.compare)."""
-    report = REPORT.merge(params)
-    return compare.ranking(entries, report["references"], report["bootstrap"], report["seed"])
-
-
-def reference_columns(table: pd.DataFrame) -> list[str]:
-    """The references a ranking table compares with (its ``held-out vs X`` columns)."""
-    return [c.removeprefix("held-out vs ") for c in table if c.startswith("held-out vs ")]
-
-
-def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranking as the page shows it: mean ± sd, each difference with its interval."""
-
-    def spread(row, score):
-        sd = row[f"{score} sd"]
-        return _fmt(row[score]) + ("" if pd.isna(sd) else f" ± {sd:.3f}")
-
-    def difference(row, reference):
-        value = row[f"held-out vs {reference}"]
-        if value is None or pd.isna(value):
-            return "n/a"
-        real = "real" if row[f"vs {reference} real"] else "not real"
-        return (
-            f"{value:+.3f} [{row[f'vs {reference} low']:+.3f}, "
-            f"{row[f'vs {reference} high']:+.3f}] {real}"
-        )
-
-    shown = table[["rank", "method", "correction", "seeds"]].copy()
-    for score in compare.SCORES:
-        shown[score] = [spread(row, score) for _, row in table.iterrows()]
-    for column in ("held-out kNN acc", "held-out mAP", "batch acc", "chance"):
-        shown[column] = table[column]
-    for column, flag in FLAGGED.items():
-        shown[column] = [
-            f"⚠ {_fmt(value)}" if flag in flags else value
-            for value, flags in zip(shown[column], table["flags"])
-        ]
-    shown["fitted with held-out wells"] = ["yes" if t else "no" for t in table["transductive"]]
-    shown["over-correction"] = table["flags"]
-    for reference in reference_columns(table):
-        shown[f"held-out vs {reference} (95 % interval)"] = [
-            difference(row, reference) for _, row in table.iterrows()
-        ]
-    return shown
-
-
-def scores_table(entries: list[dict]) -> pd.DataFrame:
-    """Every metric's [0, 1] score per source (method and seed) x correction."""
-    rows = []
-    for entry in entries:
-        metrics = entry["metrics"]
-        row = {"source": metrics["source"], "correction": metrics["correction"]}
-        for section, names in (("batch", BATCH_METRICS), ("bio", BIO_METRICS)):
-            row.update({LABELS[name]: metrics[section][name]["score"] for name in names})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def values_table(entries: list[dict]) -> pd.DataFrame:
-    """The raw numbers behind the scores."""
-    rows = []
-    for entry in entries:
-        batch, bio = entry["metrics"]["batch"], entry["metrics"]["bio"]
-        rows.append(
-            {
-                "source": entry["metrics"]["source"],
-                "correction": entry["correction"],
-                "batch acc": batch["batch_classifier"]["value"],
-                "chance": batch["batch_classifier"].get("chance"),
-                "silhouette batch (global)": batch["silhouette_batch"].get("global_silhouette"),
-                "iLISI": batch["ilisi"]["value"],
-                "PCR R²": batch["pcr_batch"]["value"],
-                "mAP": bio["map"]["value"],
-                "retrieved": bio["fraction_retrieved"]["value"],
-                "cLISI": bio["clisi"]["value"],
-                "silhouette trt": bio["silhouette_treatment"]["value"],
-                "kNN LOBO acc": bio["knn_lobo"]["value"],
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def generalisation_table(entries: list[dict]) -> pd.DataFrame:
-    """Held-out batches (never trained on) and, on the demo, calls against the ground truth;
-    columns that no entry has are dropped."""
-    rows = []
-    for entry in entries:
-        holdout, truth = entry["metrics"].get("holdout", {}), entry["metrics"].get("truth", {})
-        rows.append(
-            {
-                "source": entry["metrics"]["source"],
-                "correction": entry["correction"],
-                "held-out wells": holdout.get("wells"),
-                "unseen-treatment wells left out": holdout.get("unseen_treatment_wells"),
-                "held-out kNN acc": holdout.get("knn_accuracy"),
-                "held-out mAP": holdout.get("map"),
-                "truth sensitivity": truth.get("sensitivity"),
-                "truth specificity": truth.get("specificity"),
-                "truth AUC": truth.get("auc"),
-                "truth hit rate": truth.get("hit_rate"),
-                "truth matching": truth.get("matching"),
-                "truth score": truth.get("score"),
-            }
-        )
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
-
-
-def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
-    """Last epoch of each source's training log (accuracy on training and held-out batches)."""
-    rows = []
-    for source, path in training_logs.items():
-        last = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append(
-            {
-                "source": source,
-                "epochs": int(last["epoch"]),
-                "train acc": float(last["train_acc"]),
-                "held-out acc": None
-                if pd.isna(last["holdout_acc"])
-                else float(last["holdout_acc"]),
-                "crops/s": float(last["crops_per_s"]),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-# worst -> middle -> best: light orange, white, light blue (a diverging scale that readers
-# without red-green vision read the same way, light enough for black text)
-WORST, MIDDLE, BEST = (253, 174, 97), (247, 247, 247), (146, 197, 222)
-# ranking columns coloured from worst to best; True: higher is better
-SHADED = {
-    "overall": True,
-    "generalisation": True,
-    "batch": True,
-    "bio": True,
-    "activity": True,
-    "held-out kNN acc": True,
-    "held-out mAP": True,
-    "batch acc": False,
-}
-# over-correction flag (debatch.evaluate.compare.overcorrection) -> the column it discredits:
-# that cell is marked and coloured as the worst, never as good
-FLAGGED = {
-    "batch acc": "batch acc below chance",
-    "bio": "replicates pulled apart",
-    "generalisation": "held-out below uncorrected",
-}
-
-
-def shade(fraction: float) -> str:
-    """CSS colour of a score placed at ``fraction`` between the worst (0) and the best (1)."""
-    low, high, t = (
-        (WORST, MIDDLE, 2 * fraction) if fraction < 0.5 else (MIDDLE, BEST, 2 * fraction - 1)
-    )
-    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(low, high))
-
-
-def score_shades(table: pd.DataFrame) -> dict[str, list[str | None]]:
-    """Per SHADED column of a ranking table, each row's colour, scaled within the column. Batch
-    accuracy is best at chance (below chance is flagged); a flagged cell is the worst colour."""
-    shades = {}
-    for column, higher_is_better in SHADED.items():
-        values = pd.to_numeric(table[column], errors="coerce")
-        if column == "batch acc":
-            values = values.clip(lower=pd.to_numeric(table["chance"], errors="coerce"))
-        low, high = values.min(), values.max()
-        if not high > low:
-            continue
-        fraction = (values - low) / (high - low)
-        fraction = fraction if higher_is_better else 1 - fraction
-        if column in FLAGGED:
-            flagged = table["flags"].str.contains(FLAGGED[column], regex=False)
-            fraction = fraction.where(~flagged, 0.0)
-        shades[column] = [None if pd.isna(f) else shade(float(f)) for f in fraction]
-    return shades
-
-
-def html_table(
-    table: pd.DataFrame,
-    table_id: str,
-    shades: dict[str, list[str | None]] | None = None,
-    sortable: bool = False,
-    markup: tuple[str, ...] = (),
-) -> str:
-    """An HTML table; ``shades`` colours the cells of some columns (column -> colour per row);
-    ``sortable``: a click on a header sorts by its column (SORT_SCRIPT); ``markup``: columns
-    whose cells are HTML written by this module (links), every other cell is escaped."""
-    shades = shades or {}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-
-    def cell(value, colour, raw):
-        style = f" style='background:{colour}'" if colour else ""
-        kind = " class='text'" if isinstance(value, str) else ""
-        return f"<td{kind}{style}>{value if raw else _fmt(value)}</td>"
-
-    raw = [column in markup for column in table.columns]
-    rows = []
-    for index, row in enumerate(table.itertuples(index=False)):
-        colours = [shades.get(column, [None] * len(table))[index] for column in table.columns]
-        cells = "".join(cell(v, c, r) for v, c, r in zip(row, colours, raw))
-        rows.append(f"<tr>{cells}</tr>")
-    kind = " class='sortable'" if sortable else ""
-    return (
-        f"<table id='{table_id}'{kind}><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _download(name: str, what: str) -> str:
-    """A link to a TSV written beside the page."""
-    return (
-        f"<p class='note'><a href='{quote(name)}' download>Download {html.escape(what)} "
-        f"({html.escape(name)}, tab-separated)</a>; click a column header to sort.</p>"
-    )
-
-
-class Contents:
-    """The page's sections: each ``heading`` gets a unique id and a line in the table of
-    contents (level 2 only: sections, not their parts)."""
-
-    def __init__(self):
-        self.entries: list[tuple[str, str]] = []
-        self.ids: set[str] = set()
-
-    def heading(self, level: int, text: str, key: str | None = None) -> str:
-        base = "section-" + (re.sub(r"[^a-z0-9]+", "-", (key or text).lower()).strip("-") or "x")
-        anchor, n = base, 1
-        while anchor in self.ids:
-            n += 1
-            anchor = f"{base}-{n}"
-        self.ids.add(anchor)
-        if level == 2:
-            self.entries.append((anchor, text))
-        return f"<h{level} id='{anchor}'>{html.escape(text)}</h{level}>"
-
-    def html(self) -> str:
-        items = "".join(
-            f"<li><a href='#{anchor}'>{html.escape(text)}</a></li>" for anchor, text in self.entries
-        )
-        return f"<nav class='toc' id='contents'><b>Contents</b><ol>{items}</ol></nav>"
-
-
-def _figure(path, caption: str) -> str:
-    return f"<figure>{embed_png(path)}<figcaption>{html.escape(caption)}</figcaption></figure>"
-
 
 RANKING_NOTE = (
     "Rows are method x correction, averaged over seeds (± sd over seeds). Overall = mean of the "
@@ -405,7 +124,7 @@ def _ranking_section(
         f"<p class='note'>{html.escape(RANKING_NOTE)} Colours run from the worst (orange) to "
         "the best (blue) value of each column; ⚠ marks a value an over-correction flag "
         "discredits (shown as the worst).</p>",
-        _download(RANKING_TSV, "the ranking"),
+        download_link(RANKING_TSV, "the ranking"),
         html_table(ranking_display(table), "ranking", score_shades(table), sortable=True),
         "<h3>Every metric's score, per seed</h3>",
         html_table(scores_table(entries), "scores", sortable=True),
@@ -469,7 +188,7 @@ def _hits_section(contents: Contents, table: pd.DataFrame, entries: list[dict]) 
         f"(diagnostics.map_threshold).{html.escape(seeds)} {int((hits['active'] == 'yes').sum())} "
         f"of {len(hits)} treatments are active. Every row's per-treatment values are in its "
         "diagnostics/{source}/{correction}/metrics.json (per_treatment).</p>",
-        _download(HITS_TSV, "the hit list"),
+        download_link(HITS_TSV, "the hit list"),
         f"<div class='scroll'>{html_table(shown, 'hits', sortable=True)}</div>",
     ]
 
@@ -515,7 +234,7 @@ def _umap_section(
         if metrics is not None and not _shown(metrics, first_seed):
             hidden.append(source)
             continue
-        parts.append(_figure(path, f"UMAP of the well profiles of {source}, per correction."))
+        parts.append(figure(path, f"UMAP of the well profiles of {source}, per correction."))
     if hidden:
         parts.append(
             f"<p class='note'>Further seeds' UMAPs ({html.escape(', '.join(hidden))}) are in "
@@ -544,7 +263,7 @@ def _source_sections(
             )
         if shown and source_figures and source in source_figures:
             caption = f"Metric scores of {source} per correction (1 = best)."
-            parts.append(_figure(source_figures[source], caption))
+            parts.append(figure(source_figures[source], caption))
         for entry in mine:
             name = f"{source} / {entry['correction']}"
             caption = (
@@ -557,7 +276,7 @@ def _source_sections(
             text = html.escape(json.dumps(metrics, indent=2))
             parts += [
                 f"<h3>{html.escape(name)}</h3>",
-                *([_figure(entry["figure"], caption)] if shown else []),
+                *([figure(entry["figure"], caption)] if shown else []),
                 f"<details><summary>metrics.json</summary><pre>{text}</pre></details>",
             ]
     return parts
@@ -597,7 +316,7 @@ def _qc_section(contents: Contents, plate_qc: PlateQC, cap: int) -> list[str]:
     if plate_qc.cells_per_well:
         caption = "Cells per well on every plate (a QC value: density differs by batch)."
         if len(summary) <= cap:
-            parts.append(_figure(plate_qc.cells_per_well, caption))
+            parts.append(figure(plate_qc.cells_per_well, caption))
         else:
             link = f"{PLATES_DIR}/{CELLS_PER_WELL}.png"
             parts.append(
@@ -629,7 +348,7 @@ def _qc_section(contents: Contents, plate_qc: PlateQC, cap: int) -> list[str]:
         for name, caption in FIGURES.items():
             path = plate_qc.figures.get(plate, {}).get(name)
             if path:
-                parts.append(_figure(path, f"{plate}: {caption}."))
+                parts.append(figure(path, f"{plate}: {caption}."))
     return parts
 
 
@@ -685,7 +404,7 @@ def render(
         *_ranking_section(contents, table, entries, training_logs),
         *_hits_section(contents, table, entries),
         *(
-            [contents.heading(2, "Cells per treatment", "gallery"), _figure(gallery, GALLERY_NOTE)]
+            [contents.heading(2, "Cells per treatment", "gallery"), figure(gallery, GALLERY_NOTE)]
             if gallery
             else []
         ),
