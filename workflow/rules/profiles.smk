@@ -50,7 +50,13 @@ rule source_h5ad:
     """A source's well profiles as one AnnData for scanpy / scverse: X the plate-normalised
     profiles, each correction beside them in obsm (X_sphering, X_harmony), and X_pca."""
     input:
-        wells=res("profiles/{source}/wells_normalised.parquet"),
+        # X: the uncorrected wells (correction none, or the same table before corrections), so
+        # on a cluster this job joins its source's "profiles" group
+        wells=(
+            res("profiles/{source}/none/wells.parquet")
+            if "none" in CORRECTIONS
+            else res("profiles/{source}/wells_normalised.parquet")
+        ),
         corrections=expand(
             res("profiles/{{source}}/{correction}/wells.parquet"),
             correction=[c for c in CORRECTIONS if c != "none"],
