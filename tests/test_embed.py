@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from debatch.cnn.data import plate_channel_stats
-from debatch.cnn.embed import embed_plate, load_model
+from debatch.cnn.embed import embed_plate, embed_plates, load_model
 from debatch.cnn.train import train_model
-from debatch.settings import TRAIN_METHODS
+from debatch.settings import MODEL_CARD, TRAIN_METHODS
 
 from builders import TINY_TRAIN, write_plates
 
@@ -20,8 +22,37 @@ def trained(tmp_path_factory):
     """A tiny model trained for one epoch, and the plates it was trained on."""
     directory = tmp_path_factory.mktemp("embed")
     plates = write_plates(directory)
-    train_model(plates, directory / "run", {**TINY_TRAIN, "epochs": 1})
+    params = {**TINY_TRAIN, "epochs": 1, "holdout_batches": ["B3"]}
+    train_model(plates, directory / "run", params, channels=CHANNELS)
     return directory / "run" / "model.pt", plates
+
+
+CHANNELS = ["DNA", "ER", "RNA", "AGP", "Mito"]
+
+
+def test_model_card_says_what_the_model_needs_and_learnt_from(trained):
+    """model.json beside model.pt (and the card inside it): channels in order, crop shape,
+    input scaling, the plates and batches trained on (not the held-out one), where and with
+    which code: what another run needs to use the model and to refuse misuse."""
+    model_path, _ = trained
+    card = json.loads(model_path.with_name(MODEL_CARD).read_text())
+    assert card["channels"] == CHANNELS
+    assert card["crop_shape"] == [5, 16, 16]
+    assert card["input_scaling"] == "global" and len(card["norm_mean"]) == 5
+    assert card["training_plates"] == ["P0", "P1"] and card["training_batches"] == ["B1", "B2"]
+    assert card["holdout_batches"] == ["B3"] and card["epochs"] == 1
+    assert card["trained_in"] == str(model_path.parent.resolve()) and card["code"]
+    inside = torch.load(model_path, weights_only=True)["card"]
+    assert inside == {k: v for k, v in card.items() if k != "epochs"}
+
+
+def test_other_channels_are_refused_naming_both(trained):
+    """Crops of the same shape but other channels (or order) would embed without complaint."""
+    model_path, plates = trained
+    swapped = [CHANNELS[1], CHANNELS[0], *CHANNELS[2:]]
+    with pytest.raises(ValueError, match=r"trained on channels \['DNA', 'ER'.*are \['ER', 'DNA'"):
+        next(embed_plates(model_path, plates[:1], channels=swapped))
+    assert len(next(embed_plates(model_path, plates[:1], channels=CHANNELS))) == 80
 
 
 def test_rows_columns_and_dtype(trained):

@@ -1,6 +1,7 @@
 """Report: self-contained HTML (parsed), ranking order, files beside the page, a table of
 contents, sorting in a real browser, and a real render in headless Chromium."""
 
+import json
 import datetime
 import re
 import shutil
@@ -160,6 +161,19 @@ def report(tmp_path_factory):
             "seconds": [1.0, 1.0],
         }
     ).to_csv(log, sep="\t", index=False)
+    card = inputs / "model.json"
+    card.write_text(
+        json.dumps(
+            {
+                "training_plates": ["p1", "p2"],
+                "training_batches": ["b1", "b2"],
+                "holdout_batches": ["b3"],
+                "input_scaling": "plate",
+                "trained_in": "/elsewhere/results/models/erm/seed0",
+                "code": "0.1.0+abc",
+            }
+        )
+    )
     params = {"title": "My <screen>", "bootstrap": 200, "max_plate_figures": CAP}
     index = write_report(
         folder / "report",
@@ -167,6 +181,8 @@ def report(tmp_path_factory):
         params,
         plate_qc=plate_qc_inputs(inputs),
         training_logs={"erm_seed0": str(log)},
+        model_cards={"erm_seed0": str(card)},
+        frozen=["erm_seed0"],
         source_figures={"erm_seed0": str(inputs / "bars.png")},
         umap_figures=umaps,
         config={"results": "results", "report": params, "train": {"methods": ["erm", "abra"]}},
@@ -217,7 +233,9 @@ def test_html_is_self_contained_with_every_table_and_figure(report):
     values = dict(zip(page.tables["values"][0], page.tables["values"][1]))
     assert values["correction"] == "none"  # batches perfectly readable without correction
     assert values["batch acc"] == "1.000" and values["chance"] == "0.333"
-    assert page.tables["training"][1][3] == "0.500"
+    training = dict(zip(*page.tables["training"][:2]))
+    assert training["held-out acc"] == "0.500" and training["model"] == "frozen"
+    assert training["trained on"] == "2 plates of b1, b2" and training["held out"] == "b3"
     generalisation = page.tables["generalisation"][0]  # held-out batch b2 given, no ground truth
     assert "held-out kNN acc" in generalisation and not any("truth" in c for c in generalisation)
     assert "My &lt;screen&gt;" in text  # escaped, never raw markup from config

@@ -348,7 +348,10 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
     snakemake(
         tmp_path,
         config,
-        *[str(results / "embeddings" / method / "seed0" / "plate03.parquet") for method in methods],
+        *[
+            str(results / "embeddings" / f"{method}_seed0" / "plate03.parquet")
+            for method in methods
+        ],
     )
     for method in methods:
         saved = torch.load(results / "models" / method / "seed0" / "model.pt", weights_only=True)
@@ -360,7 +363,7 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
             assert saved["input_scaling"] == "plate"
         log = pd.read_csv(results / "models" / method / "seed0" / "training_log.tsv", sep="\t")
         assert log["holdout_acc"].notna().all()
-        embeddings = pd.read_parquet(results / "embeddings" / method / "seed0" / "plate03.parquet")
+        embeddings = pd.read_parquet(results / "embeddings" / f"{method}_seed0" / "plate03.parquet")
         assert len(embeddings) > 0 and np.isfinite(embeddings.filter(like="emb_").to_numpy()).all()
 
     changed = tiny_workdir(tmp_path, {"train": {**train, "abra": {"steps": 2}}})

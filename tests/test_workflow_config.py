@@ -1,5 +1,6 @@
 """Start-up checks: bad config or plate sheet fails before any job, naming the culprit."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -269,3 +270,27 @@ def test_names_yaml_reads_as_numbers_are_taken_as_written(tmp_path):
         replace={"channels": channels},
     )
     snakemake(tmp_path, [renamed, overlay], "--dry-run", "--config", "nuclei_channel=1")
+
+
+def test_a_run_with_nothing_to_profile_is_refused(tmp_path):
+    overrides = {
+        "plates": str(REPO / "config" / "plates.tsv"),
+        "train": {"methods": []},
+        "features": {"enabled": False},
+    }
+    assert "nothing to profile: train.methods, embed.models" in startup_error(tmp_path, overrides)
+
+
+def test_a_frozen_model_of_other_channels_is_refused_at_start_up(tmp_path):
+    """The model's card (model.json) is read before any job: no image stage runs first."""
+    model = tmp_path / "elsewhere" / "model.pt"
+    model.parent.mkdir()
+    model.write_bytes(b"")
+    card = {"channels": ["DNA", "RNA"], "crop_shape": [2, 32, 32]}
+    (model.parent / "model.json").write_text(json.dumps(card))
+    overrides = {
+        "plates": str(REPO / "config" / "plates.tsv"),
+        "embed": {"models": {"abra_ref": str(model)}},
+    }
+    line = startup_error(tmp_path, overrides)
+    assert "abra_ref" in line and "trained on channels ['DNA', 'RNA']" in line

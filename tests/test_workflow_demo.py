@@ -40,7 +40,7 @@ def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
         cells = pd.read_parquet(results / "cells" / f"{plate}.parquet")
         crops = np.load(results / "crops" / f"{plate}.npy", mmap_mode="r")
         table = pd.read_parquet(results / "crops" / f"{plate}.parquet")
-        embeddings = pd.read_parquet(results / "embeddings" / "erm" / "seed0" / f"{plate}.parquet")
+        embeddings = pd.read_parquet(results / "embeddings" / "erm_seed0" / f"{plate}.parquet")
         assert len(cells) > 50
         assert len(cells) == len(table) == crops.shape[0] == len(embeddings)
         assert crops.shape[1:] == (5, 32, 32)
@@ -154,7 +154,7 @@ def test_cells_open_as_anndata_with_the_cells_the_wells_are_made_from(finished_r
     workdir, _ = finished_run
     results = workdir / "results"
     for plate, _ in PLATES:
-        embeddings = pd.read_parquet(results / "embeddings" / "erm" / "seed0" / f"{plate}.parquet")
+        embeddings = pd.read_parquet(results / "embeddings" / "erm_seed0" / f"{plate}.parquet")
         cells = anndata.read_h5ad(results / "cells" / "erm_seed0" / f"{plate}.h5ad")
         np.testing.assert_array_equal(cells.X, embeddings.filter(like="emb_").to_numpy(np.float32))
         wells = cells.obs["Metadata_Well"].astype(str).tolist()

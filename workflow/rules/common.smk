@@ -18,7 +18,7 @@ from snakemake.common import parse_key_value_arg
 from snakemake.utils import update_config, validate
 
 from debatch import settings
-from debatch.pipeline import ConfigError, checks, plates
+from debatch.pipeline import ConfigError, checks, plates, sources
 from debatch.pipeline import params as rule_params
 
 ENV = "../envs/debatch.yaml"  # every rule's software (--sdm conda)
@@ -156,15 +156,28 @@ PLATE_NAMES = PLATES["plate"].tolist()
 BATCHES = sorted(PLATES["batch"].unique())
 
 
-checked(checks.check_methods, config["train"], BATCHES)
 FEATURES = settings.FEATURES.merge(config.get("features", {}))
 checked(checks.check_features, FEATURES, config["segment"])
 METHODS = config["train"]["methods"]
 SEEDS = config["train"].get("seeds", [0])
-# A source of per-cell features: a trained model, {method}/seed{k}, one per method and seed,
-# and CellProfiler's measurements (features stage), `cellprofiler`, when features are enabled.
+# A source of per-cell features: a model this run trains, {method}_seed{k}, one per method and
+# seed; a frozen model trained in another run (embed.models, embed.models_from), under its
+# name; and CellProfiler's measurements (features stage), `cellprofiler`, when enabled.
 MODELS = [settings.source_name(method, seed) for method in METHODS for seed in SEEDS]
-SOURCES = MODELS + ([settings.CELLPROFILER] if FEATURES["enabled"] else [])
+FROZEN = checked(sources.frozen_models, config["embed"])
+checked(sources.check_frozen, FROZEN, MODELS, list(config["channels"]), config["crops"])
+EMBEDDED = MODELS + list(FROZEN)  # every source embedded by a model: embeddings/{source}/
+SOURCES = EMBEDDED + ([settings.CELLPROFILER] if FEATURES["enabled"] else [])
+if not SOURCES:
+    fail(
+        "nothing to profile: train.methods, embed.models and embed.models_from are empty and "
+        "features.enabled is false"
+    )
+# a finished run's well profiles that join this run's, per source (profiles.reference)
+REFERENCE = checked(sources.reference_wells, config["profiles"].get("reference"), SOURCES)
+checked(
+    checks.check_methods, config["train"], BATCHES, sources.reference_batches(REFERENCE)
+)
 OUTPUTS = settings.OUTPUTS.merge(config.get("outputs", {}))
 CORRECTIONS = settings.PROFILES.merge(config["profiles"])["corrections"]
 # Ground truth exists only for plates the demo generates; a real screen has none.
@@ -230,9 +243,26 @@ def train_params(wildcards):
 
 
 def model_path(source, name):
-    """A file of a trained source's model folder, models/{method}/seed{k}/{name}."""
+    """A file of a source's model folder: models/{method}/seed{k}/{name} for a model this run
+    trains, the folder of its model.pt for a frozen one."""
+    if source in FROZEN:
+        return os.path.join(os.path.dirname(FROZEN[source]), name)
     method, seed = settings.parse_source(source)
     return res(f"models/{method}/seed{seed}/{name}")
+
+
+def model_files(name):
+    """Source -> a file of its model folder (training_log.tsv, model.json) for every embedded
+    source that has it: all this run trains; frozen ones whose folder holds it."""
+    return {
+        source: model_path(source, name)
+        for source in EMBEDDED
+        if source in MODELS or os.path.exists(model_path(source, name))
+    }
+
+
+TRAINING_LOGS = model_files("training_log.tsv")
+MODEL_CARDS = model_files(settings.MODEL_CARD)
 
 
 def plate_cells(source, plate):
@@ -240,7 +270,11 @@ def plate_cells(source, plate):
 
 
 def source_cells(wildcards):
-    return rule_params.source_cells(wildcards.source, PLATE_NAMES, RESULTS)
+    """A source's per-cell tables, every plate's, and the reference run's wells of it."""
+    cells = rule_params.source_cells(wildcards.source, PLATE_NAMES, RESULTS)
+    if wildcards.source in REFERENCE:
+        cells["reference"] = REFERENCE[wildcards.source]
+    return cells
 
 
 # --- profiles rules' parameters ---

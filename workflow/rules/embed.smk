@@ -1,15 +1,16 @@
 rule embed:
-    """Per-cell embeddings of every plate with one model (one job: torch starts once)."""
+    """Per-cell embeddings of every plate with one model, trained here or frozen (one job:
+    torch starts once)."""
     input:
-        model=res("models/{method}/seed{seed}/model.pt"),
+        model=lambda wildcards: model_path(wildcards.source, "model.pt"),
         crops=expand(res("crops/{plate}.npy"), plate=PLATE_NAMES),
         tables=expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),
     output:
-        expand(res("embeddings/{{method}}/seed{{seed}}/{plate}.parquet"), plate=PLATE_NAMES),
+        expand(res("embeddings/{{source}}/{plate}.parquet"), plate=PLATE_NAMES),
     log:
-        log_path("embed", "{method}/seed{seed}"),
+        log_path("embed", "{source}"),
     benchmark:
-        benchmark_path("embed", "{method}/seed{seed}")
+        benchmark_path("embed", "{source}")
     conda:
         ENV
     threads: config["threads"]["train"]
@@ -17,6 +18,8 @@ rule embed:
         mem_mb=4000,
         gpu=1,
     params:
-        embed=stage_params("embed"),
+        # which models embed (embed.models, models_from) is not how: it never reruns a job
+        embed=stage_params("embed", drop=settings.FROZEN_KEYS),
+        channels=list(config["channels"]),
     script:
         "../scripts/embed.py"

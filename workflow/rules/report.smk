@@ -15,7 +15,8 @@ rule report:
         metric_bars=expand(res("diagnostics/{source}/metric_bars.png"), source=SOURCES),
         umap=expand(res("diagnostics/{source}/umap.png"), source=SOURCES),
         cells_per_well=res("diagnostics/plate_qc.png"),
-        training_logs=[model_path(source, "training_log.tsv") for source in MODELS],
+        training_logs=list(TRAINING_LOGS.values()),
+        model_cards=list(MODEL_CARDS.values()),
         illum=expand(res("illum/{plate}.png"), plate=PLATE_NAMES),
         qc_overlays=expand(res("qc/overlays/{plate}.png"), plate=PLATE_NAMES),
         qc_heatmaps=expand(res("qc/heatmaps/{plate}.png"), plate=PLATE_NAMES),
@@ -46,7 +47,9 @@ rule report:
         report=stage_params("report"),
         concentration_share=settings.QC.merge(config["qc"])["concentration_share"],
         sources=SOURCES,
-        models=MODELS,
+        logged=list(TRAINING_LOGS),
+        carded=list(MODEL_CARDS),
+        frozen=list(FROZEN),
         plates=PLATE_NAMES,
         config=config,  # shown on the page: the run's whole configuration
     script:

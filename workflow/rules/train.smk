@@ -6,6 +6,7 @@ rule train:
     output:
         model=res("models/{method}/seed{seed}/model.pt"),
         log_table=res("models/{method}/seed{seed}/training_log.tsv"),
+        card=res(f"models/{{method}}/seed{{seed}}/{settings.MODEL_CARD}"),
     log:
         log_path("train", "{method}/seed{seed}"),
     benchmark:
@@ -19,5 +20,6 @@ rule train:
         runtime=240,
     params:
         train=train_params,
+        channels=list(config["channels"]),  # kept in the model's card (model.json)
     script:
         "../scripts/train.py"

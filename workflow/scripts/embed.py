@@ -9,7 +9,11 @@ log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 plates = list(zip(snakemake.input.crops, snakemake.input.tables))
 embedded = embed_plates(
-    snakemake.input.model, plates, snakemake.params.embed, num_threads=snakemake.threads
+    snakemake.input.model,
+    plates,
+    snakemake.params.embed,
+    num_threads=snakemake.threads,
+    channels=snakemake.params.channels,
 )
 for path, embeddings in zip(snakemake.output, embedded):
     write_parquet(embeddings, path, PROVENANCE)

@@ -11,5 +11,6 @@ summary = train_model(
     list(zip(snakemake.input.crops, snakemake.input.tables)),
     Path(snakemake.output.model).parent,
     params,
+    channels=snakemake.params.channels,
 )
 log.info("training finished: %s", summary)

@@ -15,6 +15,7 @@ wells, features = well_profiles(
     snakemake.threads,
     cell_tables=snakemake.input.get("crops"),
     drop_plates_without_negcon=snakemake.params.plate_without_negcon == "drop",
+    reference=snakemake.input.get("reference"),
 )
 write_parquet(wells, snakemake.output.wells, PROVENANCE)
 with atomic_path(snakemake.output.features) as tmp:

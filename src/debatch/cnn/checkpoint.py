@@ -23,8 +23,9 @@ from debatch.cnn.inputs import InputScaling, Split
 from debatch.cnn.methods import LOSS_PARTS
 from debatch.cnn.models import CellResNet
 from debatch.cnn.teacher import MeanTeacher
-from debatch.core.io import atomic_path, write_text
-from debatch.settings import TRAIN_METHODS
+from debatch.core.io import atomic_path, write_json, write_text
+from debatch.core.provenance import code_version
+from debatch.settings import MODEL_CARD, TRAIN_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -278,25 +279,52 @@ def save_checkpoint(
     _write_log(run.history, out_dir / "training_log.tsv")
 
 
-def save_model(
-    run: Run, settings: dict, split: Split, scaling: InputScaling, epochs: int, out_dir: Path
-) -> None:
-    """model.pt: everything embedding needs, rebuilt without the training code's state."""
+def model_card(
+    settings: dict, split: Split, scaling: InputScaling, data: CropSet, channels, out_dir: Path
+) -> dict:
+    """What a model needs to be used correctly elsewhere, and to refuse misuse: its input
+    (channels in order, crop shape, input scaling), the recipe and settings, the plates and
+    batches it learnt from and those held out, where it was trained and with which code."""
+    trained = split.train_idx
+    return {
+        "method": settings["method"],
+        "seed": settings["seed"],
+        "recipe": settings["recipe"],
+        "settings": settings,
+        "channels": None if channels is None else list(channels),
+        "crop_shape": list(scaling.crop_shape),
+        "input_scaling": "plate" if scaling.per_plate else "global",
+        # global scaling: the training crops' channel mean and std (per-plate: each plate's own)
+        "norm_mean": None if scaling.per_plate else [float(v) for v in scaling.global_stats[0]],
+        "norm_std": None if scaling.per_plate else [float(v) for v in scaling.global_stats[1]],
+        "training_plates": sorted(set(data.plate_name[trained])),
+        "training_batches": sorted(set(data.batch[trained])),
+        "holdout_batches": list(settings["holdout_batches"]),
+        "classes": split.classes,
+        "trained_in": str(Path(out_dir).resolve()),
+        "code": code_version(),
+    }
+
+
+def save_model(run: Run, card: dict, epochs: int, out_dir: Path) -> None:
+    """model.pt: everything embedding needs, rebuilt without the training code's state; and its
+    card beside it as model.json (readable without torch: the workflow checks it at start-up)."""
     _write_log(run.history, out_dir / "training_log.tsv")
-    norm = scaling.global_stats or (None, None)
     state = {k: v.cpu() for k, v in run.deployed.state_dict().items()}
     _save(
         {
             "format": _CHECKPOINT_FORMAT,
             "arch": run.arch,
-            "params": settings,
-            "classes": split.classes,
-            "input_scaling": "plate" if scaling.per_plate else "global",
-            "norm_mean": norm[0],
-            "norm_std": norm[1],
-            "crop_shape": list(scaling.crop_shape),
+            "params": card["settings"],
+            "classes": card["classes"],
+            "input_scaling": card["input_scaling"],
+            "norm_mean": card["norm_mean"],
+            "norm_std": card["norm_std"],
+            "crop_shape": card["crop_shape"],
             "epoch": epochs,
+            "card": card,
             "state_dict": state,
         },
         out_dir / "model.pt",
     )
+    write_json({**card, "epochs": epochs}, out_dir / MODEL_CARD)

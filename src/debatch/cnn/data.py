@@ -58,6 +58,7 @@ class CropSet:
         self.batch = meta[BATCH].astype(str).to_numpy()
         self.treatment = meta[TREATMENT].astype(str).to_numpy()
         self.plate = np.repeat(np.arange(len(self.memmaps)), self.sizes)
+        self.plate_name = meta[PLATE].astype(str).to_numpy()
         plate_well = meta[PLATE].astype(str) + "/" + meta[WELL].astype(str)
         self.wells, self.well = np.unique(plate_well.to_numpy(), return_inverse=True)
 

@@ -26,7 +26,8 @@ def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
 
     Metadata keys: arch (CellResNet arguments), params (training settings), classes,
     input_scaling ("global" or "plate"), norm_mean, norm_std (global per-channel scaling; None
-    for "plate"), crop_shape [C, S, S], epoch.
+    for "plate"), crop_shape [C, S, S], epoch, card (debatch.cnn.checkpoint.model_card; absent
+    in models saved before cards).
     """
     device = resolve_device(device, "embed.device")
     saved = torch.load(model_path, map_location="cpu", weights_only=True)
@@ -38,13 +39,30 @@ def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
     return model, saved
 
 
+def check_channels(meta: dict, model_path, channels) -> None:
+    """A model embeds only crops of the channels it learnt, in the same order (its card says
+    which; a model saved before cards existed is trusted)."""
+    trained = meta.get("card", {}).get("channels")
+    if channels is not None and trained is not None and list(channels) != trained:
+        raise ValueError(
+            f"{model_path} was trained on channels {trained} but this run's channels are "
+            f"{list(channels)}: set channels: to the model's, in its order"
+        )
+
+
 def embed_plates(
-    model_path, plates: list[tuple[str, str]], params: dict | None = None, num_threads: int = 1
+    model_path,
+    plates: list[tuple[str, str]],
+    params: dict | None = None,
+    num_threads: int = 1,
+    channels=None,
 ):
     """Embeddings of each (crops .npy, crops .parquet) plate in turn (see ``embed_plate``),
-    the model loaded once: one job per model, not per model and plate."""
+    the model loaded once: one job per model, not per model and plate. ``channels``: the crops'
+    channel names in order, checked against the model's card."""
     embed = EMBED.merge(params)
     model, meta = load_model(model_path, embed["device"])
+    check_channels(meta, model_path, channels)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     try:
@@ -74,7 +92,7 @@ def _embed(
     crops, table = open_crops(npy_path, parquet_path)
     if list(crops.shape[1:]) != meta["crop_shape"]:
         raise ValueError(
-            f"{npy_path} has crops of shape {list(crops.shape[1:])} but "
+            f"{npy_path} has crops of shape {list(crops.shape[1:])} (channels, crops.size) but "
             f"{model_path} was trained on {meta['crop_shape']}"
         )
     stats = (

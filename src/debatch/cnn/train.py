@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from debatch.cnn.checkpoint import (
+    model_card,
     run_settings,
     save_checkpoint,
     save_model,
@@ -190,8 +191,10 @@ class Training:
         )
 
 
-def train_model(plates: list[tuple[str, str]], out_dir, params: dict) -> dict:
-    """Train on non-held-out cells; write model.pt, checkpoints/last.pt and training_log.tsv.
+def train_model(plates: list[tuple[str, str]], out_dir, params: dict, channels=None) -> dict:
+    """Train on non-held-out cells; write model.pt (+ its card model.json), checkpoints/last.pt
+    and training_log.tsv. ``channels``: the crops' channel names in order, kept in the card so a
+    run with other channels cannot embed with this model.
 
     Resumes from ``out_dir/checkpoints/last.pt`` when its settings (apart from
     checkpoint.RESUMABLE_DIFFERENCES) and input plates match, otherwise starts fresh and logs
@@ -206,7 +209,13 @@ def train_model(plates: list[tuple[str, str]], out_dir, params: dict) -> dict:
         while training.run.epoch < epochs:
             training.next_epoch()
         run = training.run
-        save_model(
-            run, training.settings, training.split, training.scaling, epochs, training.out_dir
+        card = model_card(
+            training.settings,
+            training.split,
+            training.scaling,
+            training.data,
+            channels,
+            training.out_dir,
         )
+        save_model(run, card, epochs, training.out_dir)
     return run.summary(training.split, epochs)

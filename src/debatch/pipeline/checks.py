@@ -135,9 +135,10 @@ def check_writable(folder: str) -> None:
         )
 
 
-def check_methods(train: dict, batches: list[str]) -> None:
+def check_methods(train: dict, batches: list[str], reference_batches=()) -> None:
     """train.methods names presets or recipes of train.recipes (each recipe's block checked);
-    train.holdout_batches names batches of the plate sheet and leaves one to train on."""
+    train.holdout_batches names batches of the run (the plate sheet's, and those of
+    profiles.reference) and, when this run trains, leaves one to train on."""
     recipes = train.get("recipes", {})
     for method in train["methods"]:
         if method in settings.TRAIN_METHODS:
@@ -157,12 +158,13 @@ def check_methods(train: dict, batches: list[str]) -> None:
         except ValueError as error:
             raise ConfigError(f"train.recipes: {error}") from None
     holdout = set(train.get("holdout_batches", []))
-    if sorted(holdout - set(batches)):
+    known = sorted(set(batches) | set(reference_batches))
+    if sorted(holdout - set(known)):
         raise ConfigError(
-            f"train.holdout_batches {sorted(holdout - set(batches))} are not batches of the "
-            f"plate sheet ({batches})"
+            f"train.holdout_batches {sorted(holdout - set(known))} are not batches of the "
+            f"plate sheet or profiles.reference ({known})"
         )
-    if holdout and holdout >= set(batches):
+    if train["methods"] and holdout and holdout >= set(batches):
         raise ConfigError(
             f"train.holdout_batches {sorted(holdout)} hold out every batch of the plate sheet: "
             f"nothing is left to train on"

@@ -49,8 +49,7 @@ def plate_cells(source: str, plate: str, results: str) -> dict:
             "cells": f"{results}/features/{plate}.parquet",
             "crops": f"{results}/crops/{plate}.parquet",
         }
-    method, seed = settings.parse_source(source)
-    return {"cells": f"{results}/embeddings/{method}/seed{seed}/{plate}.parquet"}
+    return {"cells": f"{results}/embeddings/{source}/{plate}.parquet"}
 
 
 def source_cells(source: str, plates: list[str], results: str) -> dict:

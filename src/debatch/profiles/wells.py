@@ -11,6 +11,11 @@ picks the features (``profiles.feature_select``); a kept feature's rare NaN well
 negative controls' median on the normalised scale. Embeddings go through the selection's guards only
 (``settings.GUARDS``: a dimension blown up by a near-zero negcon spread is dropped, as a
 CellProfiler feature would be).
+
+A reference run's well profiles (``reference``: its wells_normalised.parquet) join this run's
+in the reference's feature space: they were normalised the same way, per plate against its own
+negcon, so old and new plates are comparable without touching the old ones; only the guards
+run again, on old and new wells together.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from debatch.settings import (
     COUNT_CELLS,
     GUARDS,
     OBJECT,
+    PLATE,
     POSITIONAL_FEATURES,
     PROFILES,
     SITE_KEY,
@@ -89,19 +95,44 @@ def _selected(wells: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataF
     return wells, report
 
 
+def with_reference(wells: pd.DataFrame, reference) -> pd.DataFrame:
+    """The reference run's wells, then these, in the reference's features (see the module
+    docstring). A plate in both is this run's (a plate imaged or processed again replaces the
+    old one, logged); a reference feature these wells lack is an error."""
+    old = pd.read_parquet(reference)
+    both = sorted(set(old[PLATE]) & set(wells[PLATE]))
+    if both:
+        log.warning(
+            "profiles: plate(s) %s of the reference %s replaced by this run's", both, reference
+        )
+        old = old[~old[PLATE].isin(both)]
+    features = feature_columns(old.columns)
+    missing = sorted(set(features) - set(wells.columns))
+    if missing:
+        raise ValueError(
+            f"this run's wells lack {len(missing)} feature(s) of profiles.reference {reference} "
+            f"(first: {missing[0]}): the source must be the same model or features"
+        )
+    metadata = [c for c in wells.columns if c not in feature_columns(wells.columns)]
+    log.info("profiles: %d wells of the reference %s join %d", len(old), reference, len(wells))
+    return pd.concat([old, wells[metadata + features]], ignore_index=True)
+
+
 def well_profiles(
     plate_paths,
     params: dict | None = None,
     threads: int = 1,
     cell_tables=None,
     drop_plates_without_negcon: bool = False,
+    reference=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(well profiles of every plate, aggregated and normalised per plate; the features report:
     feature, kept, dropped_by). ``threads`` aggregate blocks of feature columns in parallel;
     ``cell_tables``: per plate, the crops table naming the cells to profile, when the per-cell
     tables are CellProfiler features (see the module docstring). A plate without negcon cells
     (QC removed them all) is an error, or left out with a warning when
-    ``drop_plates_without_negcon`` (``qc.plate_without_negcon: drop``)."""
+    ``drop_plates_without_negcon`` (``qc.plate_without_negcon: drop``). ``reference``: a
+    finished run's wells_normalised.parquet of the same source, joined before the guards."""
     params = PROFILES.merge(params)
     wells = []
     for i, path in enumerate(plate_paths):
@@ -140,6 +171,8 @@ def well_profiles(
         raise ValueError("no plate has negcon cells left to normalise against")
     wells = pd.concat(wells, ignore_index=True)
     selection = params["feature_select"]
-    if cell_tables is None:
+    if reference is not None:
+        wells = with_reference(wells, reference)
+    if cell_tables is None or reference is not None:
         selection = {**selection, "operations": [o for o in selection["operations"] if o in GUARDS]}
     return _selected(wells, selection)

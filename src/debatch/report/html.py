@@ -116,7 +116,7 @@ def _ranking_section(
     contents: Contents,
     table: pd.DataFrame,
     entries: list[dict],
-    training_logs: dict[str, str] | None,
+    models: dict,
 ) -> list[str]:
     """The ranking, every metric's score, held-out / truth and training."""
     parts = [
@@ -140,12 +140,20 @@ def _ranking_section(
             f"<p class='note'>{html.escape(GENERALISATION_NOTE)}</p>",
             html_table(generalisation, "generalisation", sortable=True),
         ]
-    if training_logs:
+    if models.get("training_logs") or models.get("model_cards"):
         parts += [
             contents.heading(2, "Training"),
             "<p class='note'>Cell-level treatment accuracy at the last "
-            "epoch; held-out batches were never seen in training.</p>",
-            html_table(training_table(training_logs), "training"),
+            "epoch; held-out batches were never seen in training. A frozen model was trained "
+            "in another run (embed.models): 'trained in' names its folder.</p>",
+            html_table(
+                training_table(
+                    models.get("training_logs") or {},
+                    models.get("model_cards"),
+                    models.get("frozen", ()),
+                ),
+                "training",
+            ),
         ]
     return parts
 
@@ -370,6 +378,8 @@ def render(
     params: dict | None = None,
     plate_qc: PlateQC | None = None,
     training_logs: dict[str, str] | None = None,
+    model_cards: dict[str, str] | None = None,
+    frozen=(),
     source_figures: dict[str, str] | None = None,
     plates: list[str] | None = None,
     warnings: list[str] = (),
@@ -384,7 +394,8 @@ def render(
     ``entries``: dicts with correction, metrics (metrics.json: source, method, seed, ...) and
     figure (PCA PNG path). ``params``: the ``report`` block (title, references, bootstrap, seed,
     max_plate_figures). ``plate_qc``: per-plate QC (:class:`PlateQC`), the page's last section.
-    ``training_logs``: source -> training_log.tsv, summarised as a table.
+    ``training_logs``: source -> training_log.tsv, summarised as a table with ``model_cards``
+    (source -> model.json); ``frozen``: the sources whose model was trained in another run.
     ``source_figures``: source -> metric-bars PNG, shown at the top of the source's section.
     ``plates``: every plate of the screen; those missing from the profiles are named first.
     ``warnings``: further lines shown first (e.g. QC failures concentrated in a treatment).
@@ -401,7 +412,12 @@ def render(
     contents = Contents()
     table = ranking_table(entries, report) if ranking is None else ranking
     body = [
-        *_ranking_section(contents, table, entries, training_logs),
+        *_ranking_section(
+            contents,
+            table,
+            entries,
+            {"training_logs": training_logs, "model_cards": model_cards, "frozen": frozen},
+        ),
         *_hits_section(contents, table, entries),
         *(
             [contents.heading(2, "Cells per treatment", "gallery"), figure(gallery, GALLERY_NOTE)]

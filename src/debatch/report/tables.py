@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -166,22 +167,41 @@ def generalisation_table(entries: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
-def training_table(training_logs: dict[str, str]) -> pd.DataFrame:
-    """Last epoch of each source's training log (accuracy on training and held-out batches)."""
+def training_table(
+    training_logs: dict[str, str], cards: dict[str, str] | None = None, frozen=()
+) -> pd.DataFrame:
+    """Per model: last epoch of its training log (accuracy on training and held-out batches)
+    and, from its card (model.json), what it was trained on and where; ``frozen``: the sources
+    whose model was trained in another run."""
+    cards = cards or {}
     rows = []
-    for source, path in training_logs.items():
-        last = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append(
-            {
-                "source": source,
-                "epochs": int(last["epoch"]),
-                "train acc": float(last["train_acc"]),
-                "held-out acc": None
-                if pd.isna(last["holdout_acc"])
-                else float(last["holdout_acc"]),
-                "crops/s": float(last["crops_per_s"]),
-            }
-        )
+    for source in dict.fromkeys([*training_logs, *cards]):
+        row = {"source": source, "model": "frozen" if source in frozen else "trained here"}
+        if source in training_logs:
+            last = pd.read_csv(training_logs[source], sep="\t").iloc[-1]
+            row.update(
+                {
+                    "epochs": int(last["epoch"]),
+                    "train acc": float(last["train_acc"]),
+                    "held-out acc": None
+                    if pd.isna(last["holdout_acc"])
+                    else float(last["holdout_acc"]),
+                    "crops/s": float(last["crops_per_s"]),
+                }
+            )
+        if source in cards:
+            card = json.loads(Path(cards[source]).read_text())
+            row.update(
+                {
+                    "trained on": f"{len(card['training_plates'])} plates of "
+                    f"{', '.join(card['training_batches'])}",
+                    "held out": ", ".join(card["holdout_batches"]) or "none",
+                    "input scaling": card["input_scaling"],
+                    "trained in": card["trained_in"],
+                    "code": card["code"],
+                }
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

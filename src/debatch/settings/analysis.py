@@ -39,6 +39,7 @@ PROFILES = Block(
         "harmony_clusters": None,
         "harmony_seed": 0,
         "consensus": "median",
+        "reference": None,
         "feature_select": FEATURE_SELECT,
     },
     checks=[

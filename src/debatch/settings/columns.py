@@ -107,7 +107,7 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         (CROP_AT_EDGE, "the crop window reached past the site's edge (padded)"),
     ],
     "features/{plate}.parquet": [*_PLATEMAP, *_SITE, *_CELL, *_CELLPROFILER],
-    "embeddings/{method}/seed{k}/{plate}.parquet": [
+    "embeddings/{source}/{plate}.parquet": [
         *_PLATEMAP,
         *_SITE,
         *_CELL,

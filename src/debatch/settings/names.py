@@ -133,6 +133,7 @@ def parse_source(source: str) -> tuple[str, int | None]:
 
 
 SEEDED_SOURCE = re.compile(r"(.+)_seed(\d+)")
+MODEL_CARD = "model.json"  # beside each model.pt: what it needs and was trained on, torch-free
 
 
 SELECTIONS = (

@@ -253,6 +253,10 @@ EMBED = Block(
     {
         "batch_size": 512,
         "device": "auto",
+        "models": {},
+        "models_from": None,
     },
     checks=[at_least(1, "batch_size"), one_of(DEVICES, "device")],
 )
+# the embed keys that say which models embed, not how: changing them never reruns an embed job
+FROZEN_KEYS = ("models", "models_from")
