@@ -1,8 +1,8 @@
 """Report: self-contained HTML (parsed), ranking order, files beside the page, a table of
 contents, sorting in a real browser, and a real render in headless Chromium."""
 
-import json
 import datetime
+import json
 import re
 import shutil
 import subprocess
