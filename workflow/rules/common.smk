@@ -164,7 +164,9 @@ SEEDS = config["train"].get("seeds", [0])
 # A source of per-cell features: a trained model, {method}/seed{k}, one per method and seed,
 # and CellProfiler's measurements (features stage), `cellprofiler`, when features are enabled.
 MODELS = [settings.source_name(method, seed) for method in METHODS for seed in SEEDS]
-SOURCES = MODELS + ([settings.CELLPROFILER] if FEATURES["enabled"] else [])
+# Tables made elsewhere (config `external:`), each a source named as its key: source -> files.
+EXTERNAL = checked(checks.check_external, config.get("external", {}), METHODS)
+SOURCES = MODELS + ([settings.CELLPROFILER] if FEATURES["enabled"] else []) + list(EXTERNAL)
 OUTPUTS = settings.OUTPUTS.merge(config.get("outputs", {}))
 CORRECTIONS = settings.PROFILES.merge(config["profiles"])["corrections"]
 # Ground truth exists only for plates the demo generates; a real screen has none.
@@ -247,7 +249,28 @@ def source_cells(wildcards):
 
 
 def aggregation_params(wildcards):
-    return rule_params.aggregation_params(config["profiles"], wildcards.source)
+    return rule_params.aggregation_params(
+        config["profiles"], wildcards.source, config.get("external")
+    )
+
+
+def feature_kind(wildcards):
+    return rule_params.feature_kind(wildcards.source, config.get("external"))
+
+
+# --- external sources' parameters ---
+
+
+def external_params(wildcards):
+    return rule_params.external_params(config["external"], wildcards.source)
+
+
+# per-cell AnnData (outputs.anndata_cells) of every source whose tables hold cells
+CELL_SOURCES = [
+    s
+    for s in SOURCES
+    if s not in EXTERNAL or rule_params.external_params(config["external"], s)["level"] == "cells"
+]
 
 
 def correction_params(wildcards):
