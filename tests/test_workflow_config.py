@@ -8,7 +8,7 @@ import pytest
 from debatch.demo.plate import write_plate_sheet
 
 from conftest import REPO
-from workflow_helpers import snakemake, write_config
+from workflow_helpers import snakemake, tiny_workdir, write_config
 
 
 def plate_sheet(path, rows):
@@ -269,3 +269,20 @@ def test_names_yaml_reads_as_numbers_are_taken_as_written(tmp_path):
         replace={"channels": channels},
     )
     snakemake(tmp_path, [renamed, overlay], "--dry-run", "--config", "nuclei_channel=1")
+
+
+@pytest.mark.parametrize(
+    "external, message",
+    [
+        ({"cellprofiler": {"path": "t.parquet"}}, "a source cannot be named 'cellprofiler'"),
+        ({"mine": {"path": "nowhere/*.parquet"}}, "external.mine.path: no such file"),
+        ({"mine": {"path": "t.parquet", "level": "site"}}, "external.mine.level"),
+    ],
+)
+def test_an_external_source_that_cannot_run_is_named(tmp_path, external, message):
+    (tmp_path / "t.parquet").touch()
+    config = tiny_workdir(tmp_path, {"external": external})
+    result = snakemake(tmp_path, config, "--dry-run", check=False)
+    output = (result.stdout + result.stderr).splitlines()
+    lines = [line for line in output if "debatch config:" in line]
+    assert result.returncode != 0 and lines and message in lines[0], output[-20:]
