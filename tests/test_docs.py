@@ -6,6 +6,8 @@ import sys
 
 import yaml
 
+from debatch.settings import external_block
+
 from conftest import REPO, docs_tool
 
 docs = docs_tool()
@@ -50,6 +52,8 @@ FREE_MAPS = {"channels", "patterns", "train.recipes"}  # keys the user names
 
 
 def config_has(path: list[str]) -> bool:
+    if path[0] == "external" and len(path) > 1:  # sources the user names, each a block's keys
+        return len(path) == 2 or (len(path) == 3 and path[2] in external_block(path[1]).defaults)
     node = CONFIG
     for part in path:
         if not isinstance(node, dict) or part not in node:

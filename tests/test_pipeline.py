@@ -175,3 +175,61 @@ def test_the_package_imports_neither_torch_nor_snakemake():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_external_sources_are_named_apart_and_their_files_found_at_start_up(tmp_path):
+    """A source's name is a folder and no other source's; its table's files exist (a glob
+    matches some, in order) and are tables, all before anything runs."""
+    for name in ("b.parquet", "a.parquet", "notes.txt"):
+        (tmp_path / name).touch()
+    found = checks.check_external(
+        {
+            "mine": {"path": str(tmp_path / "*.parquet")},
+            "one": {"path": [str(tmp_path / "b.parquet")]},
+        },
+        ["erm"],
+    )
+    assert found == {
+        "mine": [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
+        "one": [str(tmp_path / "b.parquet")],
+    }
+    table = {"path": str(tmp_path / "a.parquet")}
+    for name, message in [
+        ("cellprofiler", "cannot be named 'cellprofiler': that is how"),
+        ("dino_seed0", "cannot be named 'dino_seed0': that is how a trained source"),
+        ("erm", "'erm' is a method of train.methods"),
+        ("my/table", "'my/table' cannot name a source: use letters"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            checks.check_external({name: table}, ["erm"])
+    for block, message in [
+        ({"path": str(tmp_path / "c*.parquet")}, r"external.x.path: no such file: .*c\*.parquet"),
+        ({"path": str(tmp_path / "notes.txt")}, "notes.txt is not a table"),
+        ({**table, "features": "dino"}, "external.x.features must be one of"),
+        ({}, "external.x.path is missing"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            checks.check_external({"x": block}, [])
+
+
+def test_an_external_source_reads_its_plate_tables_and_is_selected_as_it_says():
+    external = {"cp": {"path": "t.parquet"}, "dp": {"path": "t.csv", "features": "embedding"}}
+    assert rule_params.plate_cells("cp", "p1", "res", ["cp"]) == {
+        "cells": "res/external/cp/p1.parquet"
+    }
+    profiles = DEFAULTS["profiles"]
+    full = rule_params.aggregation_params(profiles, settings.CELLPROFILER)
+    assert rule_params.aggregation_params(profiles, "cp", external) == full
+    guards = rule_params.aggregation_params(profiles, "erm_seed0")
+    assert rule_params.aggregation_params(profiles, "dp", external) == guards
+    assert [rule_params.feature_kind(s, external) for s in ("cp", "dp", "erm_seed0")] == [
+        "cellprofiler",
+        "embedding",
+        "embedding",
+    ]
+    assert rule_params.external_params(external, "dp") == {
+        "level": "cells",
+        "features": "embedding",
+        "plate_column": None,
+        "well_column": None,
+    }

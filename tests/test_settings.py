@@ -85,6 +85,8 @@ def schema_enums(node, path=""):
             found.update(schema_enums(child, f"{path}.{key}".lstrip(".")))
         if "items" in node:
             found.update(schema_enums(node["items"], path))
+        if isinstance(node.get("additionalProperties"), dict):  # a block per name: external.*
+            found.update(schema_enums(node["additionalProperties"], f"{path}.*"))
     return found
 
 
@@ -98,6 +100,8 @@ def test_schema_enums_are_the_settings_allowed_values():
         "features.measurements": list(settings.MEASUREMENTS),
         "embed.device": list(settings.DEVICES),
         "profiles.corrections": list(settings.CORRECTIONS),
+        "external.*.level": list(settings.LEVELS),
+        "external.*.features": list(settings.FEATURE_KINDS),
     }
     platemap = schema_enums(
         yaml.safe_load((REPO / "workflow/schemas/platemap.schema.yaml").read_text())
@@ -230,3 +234,20 @@ def test_the_package_exports_every_public_name_of_its_modules():
         }
         assert public <= set(settings.__all__), module.__name__
     assert all(hasattr(settings, name) for name in settings.__all__)
+
+
+def test_config_yaml_shows_every_key_of_an_external_source_commented_with_its_default():
+    """`external:` is {} (no source), so its keys are documented by a commented example above
+    it: the example, uncommented, is a valid block with every key, commented, at its default."""
+    lines = (REPO / "config" / "config.yaml").read_text().splitlines()
+    start, end = lines.index("#   external:"), lines.index("external: {}")
+    example = "\n".join(line[4:] for line in lines[start:end] if line.startswith("#   "))
+    (name, block), *others = yaml.safe_load(example)["external"].items()
+    defaults = settings.external_block(name).merge({"path": block["path"]})
+    assert not others and block == defaults
+    assert commented_keys(example) >= {f"external.{name}.{key}" for key in defaults}
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    properties = schema["properties"]["external"]["additionalProperties"]["properties"]
+    assert {k: v["default"] for k, v in properties.items() if k != "path"} == {
+        k: v for k, v in defaults.items() if k != "path"
+    }

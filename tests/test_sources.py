@@ -54,7 +54,8 @@ def test_missing_models_are_named(embed, message):
     [
         ("ok", {"channels": ["RNA", "DNA"]}, r"channels \['RNA', 'DNA'\], .* are \['DNA', 'RNA'\]"),
         ("ok", {"size": 48}, r"trained on 48 px crops, this run's crops.size is 32"),
-        ("erm_seed0", {}, r"'erm_seed0' is also trained by this run"),
+        ("erm_seed0", {}, r"'erm_seed0' would be ranked as a seed of this run's 'erm' models"),
+        ("erm_seed5", {}, r"'erm_seed5' would be ranked as a seed of this run's 'erm' models"),
         ("cellprofiler", {}, r"'cellprofiler' cannot name a source"),
         ("a/b", {}, r"'a/b' cannot name a source"),
     ],

@@ -9,7 +9,7 @@ import pytest
 from debatch.demo.plate import write_plate_sheet
 
 from conftest import REPO
-from workflow_helpers import snakemake, write_config
+from workflow_helpers import scheduled_rules, snakemake, tiny_workdir, write_config
 
 
 def plate_sheet(path, rows):
@@ -294,3 +294,31 @@ def test_a_frozen_model_of_other_channels_is_refused_at_start_up(tmp_path):
     }
     line = startup_error(tmp_path, overrides)
     assert "abra_ref" in line and "trained on channels ['DNA', 'RNA']" in line
+
+
+@pytest.mark.parametrize(
+    "external, message",
+    [
+        ({"cellprofiler": {"path": "t.parquet"}}, "a source cannot be named 'cellprofiler'"),
+        ({"mine": {"path": "nowhere/*.parquet"}}, "external.mine.path: no such file"),
+        ({"mine": {"path": "t.parquet", "level": "site"}}, "external.mine.level"),
+    ],
+)
+def test_an_external_source_that_cannot_run_is_named(tmp_path, external, message):
+    (tmp_path / "t.parquet").touch()
+    config = tiny_workdir(tmp_path, {"external": external})
+    result = snakemake(tmp_path, config, "--dry-run", check=False)
+    output = (result.stdout + result.stderr).splitlines()
+    lines = [line for line in output if "debatch config:" in line]
+    assert result.returncode != 0 and lines and message in lines[0], output[-20:]
+
+
+def test_external_sources_add_their_jobs_and_per_cell_anndata_only_for_cells(tmp_path):
+    """One external_cells job per source; per-cell AnnData of a source of cells, never of a
+    table of wells; a dry run reads no table."""
+    (tmp_path / "t.parquet").touch()
+    external = {"cells": {"path": "t.parquet"}, "wells": {"path": "t.parquet", "level": "wells"}}
+    config = tiny_workdir(tmp_path, {"external": external, "outputs": {"anndata_cells": True}})
+    rules = scheduled_rules(tmp_path, config)
+    assert rules["external_cells"] == 2 and rules["well_profiles"] == 4
+    assert rules["cells_h5ad"] == 3 * 3  # erm_seed0, cellprofiler, cells x 3 plates

@@ -290,8 +290,8 @@ def test_every_column_written_is_described_in_docs_columns(finished_run):
     results = finished_run[0] / "results"
     names = {"plate": PLATES[0][0], "method": "erm", "k": "0", "correction": "harmony"}
     undescribed = []
-    for output in OUTPUT_COLUMNS:
-        for source in ("erm_seed0", "cellprofiler"):
+    for output in [o for o in OUTPUT_COLUMNS if not o.startswith("external/")]:  # this run has
+        for source in ("erm_seed0", "cellprofiler"):  # none: tests/test_workflow_external.py
             path = results / output.format(**names, source=source)
             if path.suffix == ".parquet":
                 columns = pd.read_parquet(path).columns

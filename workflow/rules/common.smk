@@ -167,17 +167,18 @@ MODELS = [settings.source_name(method, seed) for method in METHODS for seed in S
 FROZEN = checked(sources.frozen_models, config["embed"])
 checked(sources.check_frozen, FROZEN, MODELS, list(config["channels"]), config["crops"])
 EMBEDDED = MODELS + list(FROZEN)  # every source embedded by a model: embeddings/{source}/
-SOURCES = EMBEDDED + ([settings.CELLPROFILER] if FEATURES["enabled"] else [])
+# Tables made elsewhere (config `external:`), each a source named as its key: source -> files.
+EXTERNAL = checked(checks.check_external, config.get("external", {}), METHODS)
+checked(sources.check_distinct, {"embed.models": list(FROZEN), "external": list(EXTERNAL)})
+SOURCES = EMBEDDED + ([settings.CELLPROFILER] if FEATURES["enabled"] else []) + list(EXTERNAL)
 if not SOURCES:
     fail(
-        "nothing to profile: train.methods, embed.models and embed.models_from are empty and "
-        "features.enabled is false"
+        "nothing to profile: train.methods, embed.models, embed.models_from and external are "
+        "empty and features.enabled is false"
     )
 # a finished run's well profiles that join this run's, per source (profiles.reference)
 REFERENCE = checked(sources.reference_wells, config["profiles"].get("reference"), SOURCES)
-checked(
-    checks.check_methods, config["train"], BATCHES, sources.reference_batches(REFERENCE)
-)
+checked(checks.check_methods, config["train"], BATCHES, sources.reference_batches(REFERENCE))
 OUTPUTS = settings.OUTPUTS.merge(config.get("outputs", {}))
 CORRECTIONS = settings.PROFILES.merge(config["profiles"])["corrections"]
 # Ground truth exists only for plates the demo generates; a real screen has none.
@@ -266,12 +267,12 @@ MODEL_CARDS = model_files(settings.MODEL_CARD)
 
 
 def plate_cells(source, plate):
-    return rule_params.plate_cells(source, plate, RESULTS)
+    return rule_params.plate_cells(source, plate, RESULTS, EXTERNAL)
 
 
 def source_cells(wildcards):
     """A source's per-cell tables, every plate's, and the reference run's wells of it."""
-    cells = rule_params.source_cells(wildcards.source, PLATE_NAMES, RESULTS)
+    cells = rule_params.source_cells(wildcards.source, PLATE_NAMES, RESULTS, EXTERNAL)
     if wildcards.source in REFERENCE:
         cells["reference"] = REFERENCE[wildcards.source]
     return cells
@@ -281,7 +282,28 @@ def source_cells(wildcards):
 
 
 def aggregation_params(wildcards):
-    return rule_params.aggregation_params(config["profiles"], wildcards.source)
+    return rule_params.aggregation_params(
+        config["profiles"], wildcards.source, config.get("external")
+    )
+
+
+def feature_kind(wildcards):
+    return rule_params.feature_kind(wildcards.source, config.get("external"))
+
+
+# --- external sources' parameters ---
+
+
+def external_params(wildcards):
+    return rule_params.external_params(config["external"], wildcards.source)
+
+
+# per-cell AnnData (outputs.anndata_cells) of every source whose tables hold cells
+CELL_SOURCES = [
+    s
+    for s in SOURCES
+    if s not in EXTERNAL or rule_params.external_params(config["external"], s)["level"] == "cells"
+]
 
 
 def correction_params(wildcards):

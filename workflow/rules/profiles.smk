@@ -1,6 +1,7 @@
 rule well_profiles:
-    """Cells -> wells (aggregate), normalised per plate against negcon (CellProfiler features:
-    then feature selection); shared by all corrections. features.tsv: each feature kept or why not.
+    """Cells -> wells (aggregate), normalised per plate against negcon, then feature selection
+    (embeddings: its guards only); shared by all corrections. features.tsv: each feature kept or
+    why not.
     """
     input:
         unpack(source_cells),
@@ -18,6 +19,7 @@ rule well_profiles:
         mem_mb=4000,
     params:
         profiles=aggregation_params,
+        features=feature_kind,
         plate_without_negcon=config["qc"].get("plate_without_negcon", "fail"),
     script:
         "../scripts/well_profiles.py"

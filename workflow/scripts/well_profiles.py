@@ -1,10 +1,11 @@
-"""Snakemake script: well aggregation + per-plate negcon normalisation of one source's cells
-(CellProfiler features: only the crops tables' cells, then feature selection)."""
+"""Snakemake script: well aggregation + per-plate negcon normalisation of one source's cells,
+then feature selection (the cellprofiler source: only the crops tables' cells)."""
 
 from debatch.core.io import atomic_path, write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.profiles.wells import well_profiles
+from debatch.settings import CELLPROFILER
 
 setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
@@ -16,6 +17,7 @@ wells, features = well_profiles(
     cell_tables=snakemake.input.get("crops"),
     drop_plates_without_negcon=snakemake.params.plate_without_negcon == "drop",
     reference=snakemake.input.get("reference"),
+    cellprofiler=snakemake.params.features == CELLPROFILER,
 )
 write_parquet(wells, snakemake.output.wells, PROVENANCE)
 with atomic_path(snakemake.output.features) as tmp:

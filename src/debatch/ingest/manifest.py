@@ -101,6 +101,14 @@ def read_platemap(path: str | os.PathLike) -> pd.DataFrame:
     return platemap
 
 
+def platemap_metadata(platemap: pd.DataFrame) -> pd.DataFrame:
+    """A platemap's columns as the wells' metadata columns (well, treatment, role, and any
+    other column as ``Metadata_{column}``): every source's cells get the same names."""
+    return platemap.rename(
+        columns={c: _PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
+    )
+
+
 def image_source(
     images: str | os.PathLike, pattern: str, patterns: Mapping[str, str] | None = None
 ) -> tuple[str, str]:
@@ -290,9 +298,7 @@ def build_manifest(
     found = _name_channels(found, plate, channels)
     wide = _one_path_per_channel(found, plate, images, channels)
     wide = _match_platemap(wide, plate, images, platemap)
-    metadata = platemap.rename(
-        columns={c: _PLATEMAP_RENAME.get(c, f"Metadata_{c}") for c in platemap.columns}
-    )
+    metadata = platemap_metadata(platemap)
     manifest = wide.rename(
         columns={"well": WELL, "site": SITE, **{name: f"{PATH}{name}" for name in channels}}
     )

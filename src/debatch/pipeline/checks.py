@@ -3,11 +3,13 @@ never surfaces an hour into a run."""
 
 from __future__ import annotations
 
+import glob
 import os
 
 from jsonschema.exceptions import ValidationError
 
 from debatch import settings
+from debatch.ingest.external import TABLE_FORMATS
 
 
 class ConfigError(ValueError):
@@ -178,3 +180,54 @@ def check_features(features: dict, segment: dict) -> None:
             "features.enabled needs the label images: set segment.save_masks to true "
             "(or features.enabled to false)"
         )
+
+
+def _check_source_name(name: str, methods: list[str]) -> None:
+    """A name that is a folder of its own and no other source's (nor a method's: the ranking
+    groups a method's seeds by name)."""
+    if not isinstance(name, str) or not settings.SOURCE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"external: {name!r} cannot name a source: use letters, digits, '.', '_' and '-' "
+            f"(it is a folder, profiles/{{source}}/)"
+        )
+    if name == settings.CELLPROFILER or settings.parse_source(name)[1] is not None:
+        raise ConfigError(
+            f"external: a source cannot be named {name!r}: that is how a trained source "
+            f"({{method}}_seed{{k}}) or {settings.CELLPROFILER!r} is named"
+        )
+    if name in methods:
+        raise ConfigError(
+            f"external: {name!r} is a method of train.methods; give the external source "
+            "another name"
+        )
+
+
+def _table_files(name: str, path) -> list[str]:
+    """The files of ``external.{name}.path``: each entry a file or a glob matching some."""
+    files = []
+    for pattern in path if isinstance(path, list) else [path]:
+        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not found or not all(os.path.isfile(f) for f in found):
+            raise ConfigError(f"external.{name}.path: no such file: {pattern}")
+        unknown = [f for f in found if os.path.splitext(f)[1].lower() not in TABLE_FORMATS]
+        if unknown:
+            raise ConfigError(
+                f"external.{name}.path: {unknown[0]} is not a table "
+                f"(Parquet or CSV: {sorted(TABLE_FORMATS)})"
+            )
+        files += found
+    return files
+
+
+def check_external(external: dict, methods: list[str]) -> dict[str, list[str]]:
+    """Each external source (config `external:`): its name, its block and its table's files,
+    found now rather than at the job reading them; returns source -> its files."""
+    sources = {}
+    for name, block in (external or {}).items():
+        _check_source_name(name, methods)
+        try:
+            block = settings.external_block(name).merge(block)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        sources[name] = _table_files(name, block["path"])
+    return sources

@@ -40,34 +40,53 @@ def train_params(train: dict, method: str, seed: int) -> dict:
     return {**shared, "method": method, "seed": seed, **own}
 
 
-def plate_cells(source: str, plate: str, results: str) -> dict:
+def plate_cells(source: str, plate: str, results: str, external=()) -> dict:
     """One plate's per-cell table of a source: a model's embeddings; for `cellprofiler`, the
     plate's features and its crops table naming the cells to profile (the cells every CNN
-    embeds: those on sites that passed QC)."""
+    embeds: those on sites that passed QC); for an external source (one of ``external``:
+    checks.check_external), the plate's part of its table."""
     if source == settings.CELLPROFILER:
         return {
             "cells": f"{results}/features/{plate}.parquet",
             "crops": f"{results}/crops/{plate}.parquet",
         }
+    if source in external:
+        return {"cells": f"{results}/external/{source}/{plate}.parquet"}
     return {"cells": f"{results}/embeddings/{source}/{plate}.parquet"}
 
 
-def source_cells(source: str, plates: list[str], results: str) -> dict:
+def source_cells(source: str, plates: list[str], results: str, external=()) -> dict:
     """The per-cell tables of a source, every plate's (plate_cells), as lists."""
-    tables = [plate_cells(source, plate, results) for plate in plates]
+    tables = [plate_cells(source, plate, results, external) for plate in plates]
     return {key: [table[key] for table in tables] for key in tables[0]}
 
 
-def aggregation_params(profiles: dict, source: str) -> dict:
+def external_params(external: dict, source: str) -> dict:
+    """An external source's block (settings.external_block) without its path: the files are
+    the rule's input, so a changed table reruns the job as a changed path does."""
+    block = settings.external_block(source).merge(external[source])
+    return {key: value for key, value in block.items() if key != "path"}
+
+
+def feature_kind(source: str, external: dict | None = None) -> str:
+    """`cellprofiler` (CellProfiler-named features: all of feature selection) or `embedding`
+    (its guards only): a trained model's are embeddings, an external source's what it says."""
+    if source in (external or {}):
+        return external_params(external, source)["features"]
+    return settings.CELLPROFILER if source == settings.CELLPROFILER else "embedding"
+
+
+def aggregation_params(profiles: dict, source: str, external: dict | None = None) -> dict:
     """The profiles keys that shape the plate-normalised wells (shared by every correction):
     all of feature selection for CellProfiler features, only its guards (drop_outliers and
-    its cutoff) for embeddings, so tuning the rest never reruns a CNN's."""
+    its cutoff) for embeddings, so tuning the rest never reruns a CNN's (``external``: the
+    config's block, naming what each external source's features are)."""
     profiles = settings.PROFILES.merge(profiles)
     params = {
         key: profiles[key] for key in ("aggregate", "aggregate_columns", "normalise", "mad_epsilon")
     }
     selection = profiles["feature_select"]
-    if source != settings.CELLPROFILER:
+    if feature_kind(source, external) != settings.CELLPROFILER:
         guards = [o for o in selection["operations"] if o in settings.GUARDS]
         selection = {"operations": guards, "outlier_cutoff": selection["outlier_cutoff"]}
     return {**params, "feature_select": selection}

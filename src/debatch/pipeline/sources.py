@@ -63,10 +63,11 @@ def check_frozen(frozen: dict[str, str], trained: list[str], channels: list[str]
                 f"embed.models: {source!r} cannot name a source (letters, digits, . _ -; not "
                 f"{settings.CELLPROFILER!r})"
             )
-        if source in trained:
+        method = settings.parse_source(source)[0]
+        if method in {settings.parse_source(s)[0] for s in trained}:
             raise ConfigError(
-                f"embed.models: {source!r} is also trained by this run (train.methods, "
-                "train.seeds): rename the frozen model"
+                f"embed.models: {source!r} would be ranked as a seed of this run's "
+                f"{method!r} models (train.methods): rename the frozen model"
             )
         card = model_card(model)
         if card is None:
@@ -82,6 +83,16 @@ def check_frozen(frozen: dict[str, str], trained: list[str], channels: list[str]
                 f"embed.models: {source} ({model}) was trained on {card['crop_shape'][-1]} px "
                 f"crops, this run's crops.size is {size}"
             )
+
+
+def check_distinct(names: dict[str, list[str]]) -> None:
+    """Sources named in two places (``names``: where -> names) would share every output path."""
+    seen = {}
+    for where, listed in names.items():
+        for name in listed:
+            if name in seen:
+                raise ConfigError(f"{where}: {name!r} is also a source of {seen[name]}")
+            seen[name] = where
 
 
 def reference_wells(reference: str | None, sources: list[str]) -> dict[str, str]:

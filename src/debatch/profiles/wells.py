@@ -3,12 +3,13 @@
 Streams one plate at a time (and a block of feature columns at a time, debatch.profiles.
 aggregate), so memory is bounded by a slice of one plate whatever the screen's size.
 
-CellProfiler features (``cell_tables`` given) differ from embeddings in three ways: only the
-cells of the crops tables are profiled (the cells every CNN embeds, so all sources describe the
-same cells), positional features are left out (``settings.POSITIONAL_FEATURES``), and NaN is
-"not measurable", skipped when aggregating. After normalisation, pycytominer's feature selection
-picks the features (``profiles.feature_select``); a kept feature's rare NaN wells get 0, the
-negative controls' median on the normalised scale. Embeddings go through the selection's guards only
+CellProfiler features (``cellprofiler``) differ from embeddings in three ways: for the
+``cellprofiler`` source only the cells of the crops tables are profiled (``cell_tables``: the
+cells every CNN embeds, so all sources describe the same cells), positional features are left
+out (``settings.POSITIONAL_FEATURES``), and NaN is "not measurable", skipped when aggregating.
+After normalisation, pycytominer's feature selection picks the features
+(``profiles.feature_select``); a kept feature's rare NaN wells get 0, the negative controls'
+median on the normalised scale. Embeddings go through the selection's guards only
 (``settings.GUARDS``: a dimension blown up by a near-zero negcon spread is dropped, as a
 CellProfiler feature would be).
 
@@ -125,24 +126,25 @@ def well_profiles(
     cell_tables=None,
     drop_plates_without_negcon: bool = False,
     reference=None,
+    cellprofiler: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(well profiles of every plate, aggregated and normalised per plate; the features report:
     feature, kept, dropped_by). ``threads`` aggregate blocks of feature columns in parallel;
-    ``cell_tables``: per plate, the crops table naming the cells to profile, when the per-cell
-    tables are CellProfiler features (see the module docstring). A plate without negcon cells
+    ``cellprofiler``: the tables hold CellProfiler features (see the module docstring; default:
+    when ``cell_tables`` are given); ``cell_tables``: per plate, the crops table naming the
+    cells to profile (the ``cellprofiler`` source's features tables). A plate without negcon cells
     (QC removed them all) is an error, or left out with a warning when
     ``drop_plates_without_negcon`` (``qc.plate_without_negcon: drop``). ``reference``: a
     finished run's wells_normalised.parquet of the same source, joined before the guards."""
     params = PROFILES.merge(params)
+    cellprofiler = cell_tables is not None if cellprofiler is None else cellprofiler
     wells = []
     for i, path in enumerate(plate_paths):
         options = {}
+        if cellprofiler:
+            options = {"features": profile_columns(path), "skip_nan": True}
         if cell_tables is not None:
-            options = {
-                "rows": profiled_rows(path, cell_tables[i]),
-                "features": profile_columns(path),
-                "skip_nan": True,
-            }
+            options["rows"] = profiled_rows(path, cell_tables[i])
         plate_wells = aggregate_parquet(
             path, params["aggregate"], params["aggregate_columns"], threads, **options
         )
@@ -173,6 +175,6 @@ def well_profiles(
     selection = params["feature_select"]
     if reference is not None:
         wells = with_reference(wells, reference)
-    if cell_tables is None or reference is not None:
+    if not cellprofiler or reference is not None:
         selection = {**selection, "operations": [o for o in selection["operations"] if o in GUARDS]}
     return _selected(wells, selection)

@@ -12,7 +12,15 @@ is its comment in config/config.yaml, the one place defaults are explained
 whole config at start-up; the library checks the same blocks again when called directly.
 """
 
-from .analysis import DIAGNOSTICS, FEATURE_SELECT, OUTPUTS, PROFILES, REPORT, THREADS
+from .analysis import (
+    DIAGNOSTICS,
+    FEATURE_SELECT,
+    OUTPUTS,
+    PROFILES,
+    REPORT,
+    THREADS,
+    external_block,
+)
 from .block import (
     Block,
     Check,
@@ -40,10 +48,12 @@ from .names import (
     CROP_AT_EDGE,
     DEVICES,
     DOSE,
+    FEATURE_KINDS,
     GROUPINGS,
     GUARDS,
     HALF_MAXIMUM_AREA,
     HEADS,
+    LEVELS,
     MEASUREMENTS,
     METADATA,
     MODEL_CARD,
@@ -51,6 +61,7 @@ from .names import (
     NEGCON,
     NORMALISATIONS,
     OBJECT,
+    OBJECT_RELATIONS,
     OBJECTS,
     PATH,
     PLATE,
@@ -71,6 +82,7 @@ from .names import (
     SITE_KEY,
     SITE_NUCLEUS_AREA,
     SITE_SPECKS,
+    SOURCE_NAME,
     THRESHOLD_METHODS,
     TRAIN_METHODS,
     TRANSDUCTIVE,
@@ -163,9 +175,13 @@ __all__ = [
     "OBJECTS",
     "MEASUREMENTS",
     "POSITIONAL_FEATURES",
+    "OBJECT_RELATIONS",
     "source_name",
     "MODEL_CARD",
     "parse_source",
+    "LEVELS",
+    "FEATURE_KINDS",
+    "SOURCE_NAME",
     "SELECTIONS",
     "GUARDS",
     "Check",
@@ -203,6 +219,7 @@ __all__ = [
     "DIAGNOSTICS",
     "REPORT",
     "OUTPUTS",
+    "external_block",
     "THREADS",
     "DEMO_BATCH",
     "DEMO",

@@ -1,10 +1,18 @@
 """The blocks after the images: profiles (feature selection, normalisation, corrections),
-diagnostics, the report, optional outputs and threads per job."""
+external sources of features, diagnostics, the report, optional outputs and threads per job."""
 
 from __future__ import annotations
 
 from .block import Block, above, at_least, between, each_one_of, one_of, rule
-from .names import AGGREGATES, CELLPROFILER, CORRECTIONS, NORMALISATIONS, SELECTIONS
+from .names import (
+    AGGREGATES,
+    CELLPROFILER,
+    CORRECTIONS,
+    FEATURE_KINDS,
+    LEVELS,
+    NORMALISATIONS,
+    SELECTIONS,
+)
 
 FEATURE_SELECT = Block(
     "profiles.feature_select",
@@ -55,6 +63,42 @@ PROFILES = Block(
         at_least(0, "sphering_epsilon", "mad_epsilon"),
     ],
 )
+
+
+def _table_paths(merged: dict, name: str) -> None:
+    """``path``: a table, a glob or a list of them, never missing (it has no default)."""
+    if merged["path"] is None:
+        raise ValueError(f"{name}.path is missing: the table's file, a glob or a list of them")
+    paths = merged["path"] if isinstance(merged["path"], list) else [merged["path"]]
+    if not paths or not all(isinstance(p, str) and p.strip() for p in paths):
+        raise ValueError(f"{name}.path must be a file, a glob or a list of them, not {paths!r}")
+
+
+def _column_names(merged: dict, name: str) -> None:
+    for key in ("plate_column", "well_column"):
+        if merged[key] is not None and not isinstance(merged[key], str):
+            raise ValueError(f"{name}.{key} must be a column name or null, not {merged[key]!r}")
+
+
+def external_block(name: str) -> Block:
+    """The block of one external source ``external.{name}``: a table made elsewhere."""
+    return Block(
+        f"external.{name}",
+        {
+            "path": None,
+            "level": "cells",
+            "features": CELLPROFILER,
+            "plate_column": None,
+            "well_column": None,
+        },
+        checks=[
+            _table_paths,
+            one_of(LEVELS, "level"),
+            one_of(FEATURE_KINDS, "features"),
+            _column_names,
+        ],
+    )
+
 
 DIAGNOSTICS = Block(
     "diagnostics",

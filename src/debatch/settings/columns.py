@@ -113,6 +113,15 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         *_CELL,
         ("emb_{k}", "embedding dimension k"),
     ],
+    "external/{source}/{plate}.parquet": [
+        *_PLATEMAP,
+        (
+            "{compartment}_{any}",
+            "a CellProfiler measurement of the external table (`features: cellprofiler`), "
+            "positional and object-bookkeeping columns left out",
+        ),
+        ("{any}", "a feature of an external table (`features: embedding`), named as there"),
+    ],
     "profiles/{source}/{correction}/wells.parquet": [
         *_PLATEMAP,
         (COUNT_CELLS, "cells aggregated into the well (pycytominer.aggregate's name)"),

@@ -118,6 +118,10 @@ POSITIONAL_FEATURES = (
     "_AreaShape_BoundingBoxMaximum_",
 )
 
+# CellProfiler's object bookkeeping (an object's label, its parent's, its children's count): which
+# object, not what it looks like; an external CellProfiler table's columns left out of profiles
+OBJECT_RELATIONS = ("_Number_Object_Number", "_Parent_", "_Children_")
+
 
 def source_name(method: str, seed: int | None) -> str:
     """A source of per-cell features as it names output folders: ``{method}_seed{k}`` for a
@@ -135,6 +139,13 @@ def parse_source(source: str) -> tuple[str, int | None]:
 SEEDED_SOURCE = re.compile(r"(.+)_seed(\d+)")
 MODEL_CARD = "model.json"  # beside each model.pt: what it needs and was trained on, torch-free
 
+
+# external sources (config `external:`): a table of cells or of wells; CellProfiler-named features
+# (all of feature selection) or any other features, an embedding (its guards only)
+LEVELS = ("cells", "wells")
+FEATURE_KINDS = (CELLPROFILER, "embedding")
+# a source's name is a folder of results/profiles/ and a wildcard value: one path component
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 SELECTIONS = (
     "drop_na_columns",
