@@ -55,16 +55,20 @@ def run(script: Path) -> tuple[str, bool]:
     """A benchmark's markdown (its stdout), framed with its name and duration; and whether it
     succeeded (a failure's section shows the end of its stderr)."""
     print(f"running {script.name} ...", flush=True)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    # wall-clock figures mean little on a busy machine: say how busy it was
+    load = f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     if result.returncode != 0:
         body = f"**failed** (exit {result.returncode}):\n\n```\n{result.stderr[-2000:]}\n```"
     else:
         body = result.stdout.strip()
     print(body, flush=True)
     section = (
-        f"<!-- {script.name}: {seconds:.0f} s -->\n{body}\n\n_`{script.name}`, {seconds:.0f} s._"
+        f"<!-- {script.name}: {seconds:.0f} s -->\n{body}\n\n_`{script.name}`, {seconds:.0f} s, "
+        f"{load}._"
     )
     return section, result.returncode == 0
 

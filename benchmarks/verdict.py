@@ -220,7 +220,7 @@ def report(verdicts: dict, seconds: dict, panel: str, missing: list[str]) -> Non
     for name in missing:
         print(f"| {name} | not run to the end | | | | | | | |")
     within = sum(v["within"] for v in verdicts.values())
-    lowest = min(v["tau"] for v in verdicts.values())
+    lowest = min((v["tau"] for v in verdicts.values()), default=float("nan"))
     screens = len(verdicts) + len(missing)
     needed = screens - 1
     print(

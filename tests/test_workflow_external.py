@@ -4,7 +4,11 @@ profiles, diagnostics and the report, ranked beside the pipeline's own sources.
 The external table is the run's own CellProfiler features written as CytoTable writes them
 (Image_Metadata_Plate, Image_Metadata_Well as B7, Metadata_ImageNumber, object numbers, an image
 measurement, float64, one file per plate): read as an external source its well profiles,
-feature selection and scores must equal the `cellprofiler` source's."""
+feature selection and scores must equal the `cellprofiler` source's. Beside it, a real
+CellProfiler table (NF1, CytoTable's export with its merge-suffixed Image_Metadata_Plate_x /
+_Well_x and 2,000 measurements) laid over the same wells goes the whole way to the ranking: no
+multi-batch CellProfiler table is at hand, so its cells are placed on the tiny screen's wells
+(its layout and values are real, its biology is not this screen's)."""
 
 import re
 
@@ -17,7 +21,7 @@ from debatch.profiles.wells import profiled_rows
 from debatch.settings import feature_columns
 from debatch.settings.columns import meaning
 
-from conftest import REPO
+from conftest import REAL_DATA, REPO
 from workflow_helpers import snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
@@ -56,6 +60,22 @@ def write_cytotable(results, plate: str, path) -> None:
     table.to_parquet(path, index=False)
 
 
+def write_nf1_over(results, path) -> None:
+    """NF1's real CellProfiler cells, three per well, on every well the tiny screen profiles."""
+    nf1 = pd.read_parquet(REAL_DATA / "nf1_plate2" / "Plate_2_with_image_data_shrunken.parquet")
+    wells = pd.concat(
+        pd.read_parquet(
+            results / "crops" / f"{p}.parquet", columns=["Metadata_Plate", "Metadata_Well"]
+        )
+        for p in PLATES
+    ).drop_duplicates()
+    rows = np.arange(3 * len(wells)) % len(nf1)
+    table = nf1.iloc[rows].reset_index(drop=True)
+    table["Image_Metadata_Plate_x"] = np.repeat(wells["Metadata_Plate"].to_numpy(), 3)
+    table["Image_Metadata_Well_x"] = np.repeat(wells["Metadata_Well"].to_numpy(), 3)
+    table.to_parquet(path, index=False)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("external")
@@ -69,7 +89,11 @@ def finished_run(tmp_path_factory):
     for plate in PLATES:
         write_cytotable(results, plate, workdir / "cytotable" / f"{plate}.parquet")
     overlay = workdir / "my_features.yaml"
-    overlay.write_text(yaml.safe_dump(recipe()))
+    sources = recipe()
+    if REAL_DATA.is_dir():
+        write_nf1_over(results, workdir / "nf1.parquet")
+        sources["external"]["nf1_real"] = {"path": "nf1.parquet"}
+    overlay.write_text(yaml.safe_dump(sources))
     snakemake(workdir, [config, overlay])
     return workdir, config
 
@@ -102,7 +126,7 @@ def test_the_external_source_profiles_equal_the_cellprofiler_sources(finished_ru
 def test_the_report_ranks_the_external_source_beside_the_pipelines(finished_run):
     results = finished_run[0] / "results"
     ranking = pd.read_csv(results / "report" / "ranking.tsv", sep="\t")
-    assert set(ranking["method"]) == {"erm", "cellprofiler", "cp_cytotable"}
+    assert {"erm", "cellprofiler", "cp_cytotable"} <= set(ranking["method"])
     by_method = ranking.set_index(["method", "correction"]).sort_index()
     for correction in CORRECTIONS:
         assert by_method.loc[("cp_cytotable", correction), "overall"] == pytest.approx(
@@ -128,3 +152,18 @@ def test_a_well_the_platemap_lacks_ends_the_job_in_one_line(finished_run):
     assert len(errors) == 1 and "Traceback" not in log, log
     assert "plate plate01 well(s) ['H12'] are not on its platemap" in errors[0]
     assert "stray.parquet" in errors[0]
+
+
+def test_a_real_cellprofiler_export_goes_the_whole_way_to_the_ranking(finished_run):
+    """Found by its merge-suffixed plate and well columns, CellProfiler's bookkeeping columns
+    left out, all of feature selection run on its real measurements, a row of the ranking."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    results = finished_run[0] / "results"
+    table = pd.read_parquet(results / "external" / "nf1_real" / "plate01.parquet")
+    assert "Cytoplasm_Number_Object_Number" not in table and "Image_Count_Cells" not in table
+    features = pd.read_csv(results / "profiles" / "nf1_real" / "features.tsv", sep="\t")
+    assert len(features) > 1000 and features["kept"].any()
+    assert {"frequency_threshold", "correlation_threshold"} <= set(features["dropped_by"])
+    ranking = pd.read_csv(results / "report" / "ranking.tsv", sep="\t")
+    assert set(ranking.loc[ranking["method"] == "nf1_real", "correction"]) == set(CORRECTIONS)
