@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
-from debatch.core.images import ImageError, read_image, read_site
+from debatch.core.images import (
+    ImageError,
+    cellprofiler_scale,
+    image_shape,
+    read_image,
+    read_raw_site,
+    read_site,
+)
 
 
 def site(tmp_path, dna, agp):
@@ -59,3 +67,29 @@ def test_illumination_function_of_another_shape_names_the_file(tmp_path):
         r"function for AGP has shape \(4, 4\)",
     ):
         read_site(row, ["DNA", "AGP"], illum)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_is_read_in_its_stored_bit_depth(tmp_path, dtype):
+    pixels = (np.arange(48 * 64).reshape(48, 64) * 37 % np.iinfo(dtype).max).astype(dtype)
+    Image.fromarray(pixels).save(tmp_path / "B02_s1_w1.png")
+    row = {"Metadata_Well": "B02", "Metadata_Site": 1, "Path_DNA": str(tmp_path / "B02_s1_w1.png")}
+    raw = read_raw_site(row, ["DNA"])["DNA"]
+    assert raw.dtype == dtype and np.array_equal(raw, pixels)
+    assert image_shape(str(tmp_path / "B02_s1_w1.png")) == (48, 64)
+    assert cellprofiler_scale(raw.dtype) == 1 / np.iinfo(dtype).max
+
+
+def test_colour_png_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    with pytest.raises(ImageError, match=f"PNG {path} is mode RGB; expected one grayscale"):
+        read_image(str(path))
+
+
+def test_truncated_png_is_named(tmp_path):
+    path = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ImageError, match=f"cannot read image {path}"):
+        read_image(str(path))

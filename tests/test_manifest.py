@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from PIL import Image
 
 from debatch.ingest.manifest import (
     ManifestError,
@@ -63,6 +64,24 @@ def test_opera_manifest_one_row_per_site_with_metadata(tmp_path, platemap):
     assert a02["Metadata_Treatment"] == "cpd1" and a02["Metadata_moa"] == "kinase"
     assert a02["Path_AGP"].endswith("r01c02f01p01-ch2sk1fk1fl1.tiff")
     assert list(manifest.columns[-2:]) == ["Path_DNA", "Path_AGP"]
+
+
+def test_rxrx1_pattern_reads_a_plate_folder_of_rxrx1_names(tmp_path, platemap):
+    folder = tmp_path / "Plate1"
+    folder.mkdir()
+    for well in ("A01", "A02"):
+        for site in (1, 2):
+            for channel in range(1, 7):
+                Image.fromarray(np.zeros((4, 4), np.uint8)).save(
+                    folder / f"{well}_s{site}_w{channel}.png"
+                )
+    (folder / "A01_s1_w1.tif").write_bytes(b"")  # not a PNG of the layout: ignored
+    found, unmatched = find_images(folder, "rxrx1")
+    assert (len(found), unmatched) == (24, 1)
+    channels = {name: str(i) for i, name in enumerate("DNA ER Actin RNA Mito Golgi".split(), 1)}
+    manifest = build_manifest("E-1_1", "E-1", folder, "rxrx1", platemap, channels)
+    assert manifest["Metadata_Well"].tolist() == ["A01", "A01", "A02", "A02"]
+    assert manifest["Path_Golgi"].iloc[1].endswith("Plate1/A01_s2_w6.png")
 
 
 def test_metaxpress_pattern_matches_real_bbbc022_names(real_data):

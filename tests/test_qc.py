@@ -27,7 +27,7 @@ from debatch.segment.qc import (
     summary,
 )
 from debatch.segment.score import median_area
-from debatch.settings import QC, SITE_SPECKS
+from debatch.settings import QC, QC_FAILED, QC_PASS, SITE_SPECKS
 
 
 def blobs(seed=0, size=256, n=40):
@@ -170,6 +170,34 @@ def test_percent_maximal_counts_pixels_at_the_maximum():
     }
     assert measures[f"{MEAN}_DNA"] == pytest.approx(image.mean())
     assert measures[f"{HALF_MAXIMUM_AREA}_DNA"] == edge_measures(image)[1]
+
+
+def eight_bit(image: np.ndarray, top: float) -> np.ndarray:
+    """A 16-bit site exported to 8 bit as RxRx1's are: scaled so ``top`` is 255, clipped."""
+    return np.clip(np.round(image.astype(float) * 255 / top), 0, 255).astype(np.uint8)
+
+
+def test_percent_maximal_of_8_bit_counts_pixels_at_255_only():
+    dim = np.ones((64, 64), np.uint8)  # a dim channel: its cells' pixels share one level, 5
+    dim[8:24, 8:40] = 5
+    assert percent_maximal(dim) == 0.0
+    assert percent_maximal(dim.astype(np.uint16)) == 12.5  # 16 bit: at the image's maximum
+    clipped = eight_bit(blobs(), 12000)  # bright nuclei clipped at 255
+    assert percent_maximal(clipped) == pytest.approx(100 * np.mean(clipped == 255))
+    assert percent_maximal(clipped) > QC.defaults["max_saturated_percent"]
+
+
+def test_a_plate_of_8_bit_sites_passes_saturation_and_scale():
+    rows = []
+    for seed in range(12):
+        dim = np.where(blobs(seed + 50) > 10000, 5, 1).astype(np.uint8)  # cells at one level
+        raw = {"DNA": eight_bit(blobs(seed), 40000), "AGP": dim}
+        rows.append(
+            {"Metadata_Plate": "P1", COUNT: 40, **image_quality(raw, "DNA")}
+            | {"Metadata_Well": f"A{seed + 1:02d}", "Metadata_Site": 1}
+        )
+    flagged = flag_sites(pd.DataFrame(rows), "DNA")
+    assert flagged[QC_PASS].all(), flagged[QC_FAILED].tolist()
 
 
 def sites_table():

@@ -3,10 +3,11 @@ written, stray spaces stripped and said once, two spellings of one name refused.
 
 import logging
 
+import pandas as pd
 import pytest
 
 from debatch.ingest.manifest import ManifestError, read_platemap
-from debatch.ingest.sheets import check_distinct, read_sheet
+from debatch.ingest.sheets import check_distinct, read_sheet, write_sheet
 
 
 def test_the_extension_decides_the_delimiter_and_a_bom_is_ignored(tmp_path):
@@ -37,6 +38,13 @@ def test_names_stay_as_written(tmp_path):
         "None",
         "1.0",
     ]
+
+
+@pytest.mark.parametrize("name", ["sheet.tsv", "sheet.csv"])
+def test_a_written_sheet_reads_back_cell_for_cell(tmp_path, name):
+    table = pd.DataFrame({"plate": ["001", "HEPG2-01_1"], "note": ["NA", 'a, "b"\tc']})
+    write_sheet(table, tmp_path / "out" / name)
+    assert read_sheet(tmp_path / "out" / name).equals(table)
 
 
 def test_surrounding_whitespace_is_stripped_and_said_once_per_file(tmp_path, caplog):

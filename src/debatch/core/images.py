@@ -1,4 +1,8 @@
-"""Reading raw images and applying illumination correction, shared by image stages."""
+"""Reading raw images and applying illumination correction, shared by image stages.
+
+TIFF is read by tifffile, PNG (RxRx1's 8-bit sites, 16-bit exports) by Pillow: one grayscale
+plane per file, kept in its stored dtype (uint8 or uint16) so every stage knows its scale.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,51 @@ from collections.abc import Mapping
 
 import numpy as np
 import tifffile
+from PIL import Image
 
 
 class ImageError(ValueError):
     """A raw image that cannot be used; the message names the file."""
 
 
+# Pillow's modes of one grayscale plane, 8 or 16 bit (16-bit PNGs open as I;16); a colour,
+# palette or 32-bit PNG would be another scale or several channels in one file
+_PNG_MODES = ("L", "I;16", "I;16B", "I;16L")
+
+
+def _is_png(path: str) -> bool:
+    return str(path).lower().endswith(".png")
+
+
+def _read_png(path: str) -> np.ndarray:
+    """One PNG's pixels as uint8 or uint16; other modes are an ImageError naming the file."""
+    with Image.open(path) as image:
+        if image.mode not in _PNG_MODES:
+            raise ImageError(
+                f"PNG {path} is mode {image.mode}; expected one grayscale plane of 8 or 16 bit"
+            )
+        dtype = np.uint8 if image.mode == "L" else np.uint16  # I;16B: big-endian to native
+        return np.asarray(image).astype(dtype, copy=False)
+
+
+def image_shape(path: str) -> tuple[int, ...]:
+    """A plane's shape from the file's header (the pixels are not read), singletons dropped."""
+    if _is_png(path):
+        with Image.open(path) as image:
+            return tuple(s for s in image.size[::-1] if s > 1)
+    with tifffile.TiffFile(path) as tiff:
+        return tuple(s for s in tiff.pages[0].shape if s > 1)
+
+
 def _read_raw(path: str) -> np.ndarray:
     """Read one 2-D plane in its stored dtype, with a one-line error naming the file."""
     try:
-        image = tifffile.imread(path)
+        image = _read_png(path) if _is_png(path) else tifffile.imread(path)
     except FileNotFoundError:
         raise ImageError(f"image file missing: {path}") from None
-    except Exception as exc:  # tifffile raises many types for truncated/corrupt files
+    except ImageError:
+        raise
+    except Exception as exc:  # tifffile and Pillow raise many types for truncated/corrupt files
         raise ImageError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
     image = np.squeeze(image)
     if image.ndim != 2:
@@ -79,7 +115,7 @@ def check_illum(
 
 def cellprofiler_scale(dtype) -> float:
     """Factor that puts raw intensities on CellProfiler's scale, where 1 is the pixel type's
-    maximum (65535 for 16 bit; floats are taken as already scaled)."""
+    maximum (65535 for 16 bit, 255 for 8 bit; floats are taken as already scaled)."""
     dtype = np.dtype(dtype)
     return 1.0 / np.iinfo(dtype).max if dtype.kind in "ui" else 1.0
 

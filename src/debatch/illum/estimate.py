@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import tifffile
 from scipy import ndimage
 from skimage.transform import resize
 
-from debatch.core.images import read_image
+from debatch.core.images import image_shape, read_image
 from debatch.settings import ILLUM, PATH
 
 log = logging.getLogger(__name__)
@@ -52,10 +51,7 @@ def _select_sites(manifest: pd.DataFrame, max_sites: int | None) -> pd.DataFrame
 def _odd_shapes(paths: list[str], channel: str) -> str:
     """The message naming the images whose shape is not the plate's usual one (the minority,
     whichever site comes first), from the files' headers."""
-    shapes = {}
-    for path in paths:
-        with tifffile.TiffFile(path) as tiff:
-            shapes[path] = tuple(s for s in tiff.pages[0].shape if s > 1)
+    shapes = {path: image_shape(path) for path in paths}
     usual = Counter(shapes.values()).most_common(1)[0][0]
     odd = [path for path, shape in shapes.items() if shape != usual]
     listed = ", ".join(f"{path} {shapes[path]}" for path in odd[:3])

@@ -41,6 +41,9 @@ _BUILTIN_PATTERNS = {
     r"sk\d+fk\d+fl\d+\.tiff?$",
     # MetaXpress / ImageXpress: {anything}_{well}_s{site}_w{channel}{anything}.tif
     "metaxpress": r"^.*_(?P<well>[A-Pa-p]\d{1,2})_s(?P<site>\d+)_w(?P<channel>\d)[^_]*\.tiff?$",
+    # RxRx1 (Recursion; rxrx1-utils rxrx/io.py): {dataset}/{experiment}/Plate{p}/B02_s1_w1.png, a
+    # plate's folder being Plate{p} (debatch.ingest.rxrx1 writes the plate sheet)
+    "rxrx1": r"^(?P<well>[A-Pa-p]\d{1,2})_s(?P<site>\d+)_w(?P<channel>\d+)\.png$",
 }
 # Platemap columns with a fixed Metadata_ name; any other column becomes Metadata_{column}.
 _PLATEMAP_RENAME = {"well": WELL, "treatment": TREATMENT, "role": ROLE}

@@ -13,6 +13,9 @@ where a spreadsheet's habits are undone, so one stray space never makes two batc
   column by one, taking the first as an index).
 - ``check_distinct`` refuses names that differ only by case or inner whitespace (``DMSO`` and
   ``dmso``): two spellings of one name would silently become two groups.
+
+``write_sheet`` writes a table (a converter's plate sheet, platemaps) that ``read_sheet`` reads
+back cell for cell.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+from debatch.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +145,15 @@ def read_sheet(path: str | os.PathLike, rows: int | None = None) -> pd.DataFrame
     if rows is None and (spaced or changed.any()):
         _log_stripped(path, original, changed, spaced)
     return table.reset_index(drop=True)
+
+
+def write_sheet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` atomically as ``read_sheet`` reads it: comma-separated for ``.csv``, else
+    tab-separated, UTF-8, every cell as written (strings stay strings: no index, no NaN)."""
+    path = Path(path)
+    delimiter = _DELIMITERS.get(path.suffix.lower(), "\t")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep=delimiter, index=False, encoding="utf-8", lineterminator="\n")
 
 
 def _drop_blank(path: Path, table: pd.DataFrame, quiet: bool) -> pd.DataFrame:

@@ -14,7 +14,8 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
   objects inside that contour: their size as the focus test sees it (blur leaves it nearly in
   place, while it moves a segmentation's lower threshold outwards).
 - ``ImageQuality_PercentMaximal_{channel}``: percent of pixels at the image's maximum value
-  (saturated detector pixels pile up there; 0 for a blank image).
+  (saturated detector pixels pile up there; 0 for a blank image); in 8-bit images at 255, where
+  an 8-bit export clips (``percent_maximal``).
 - ``ImageQuality_MeanIntensity_{channel}``, ``ImageQuality_StdIntensity_{channel}``: of the raw
   pixels. A constant (e.g. blank) channel fails its site; so does a channel whose mean is more
   than ``max_scale_ratio`` times off the plate's median for that channel, the signature of a
@@ -176,9 +177,14 @@ def edge_measures(image: np.ndarray) -> tuple[float, float]:
 
 
 def percent_maximal(image: np.ndarray) -> float:
-    """Percent of pixels equal to the image maximum (0 for a constant image)."""
-    top = image.max()
-    return 0.0 if top == image.min() else float(100.0 * np.count_nonzero(image == top) / image.size)
+    """Percent of pixels equal to the image maximum (0 for a constant image); in an 8-bit
+    image, equal to 255. An 8-bit export (RxRx1) clips at 255, and below it the brightest
+    pixels of a dim channel share one of few levels: a tie at the maximum, not saturation.
+    Higher bit depths keep the image maximum (a 12-bit camera in 16-bit files clips at 4095)."""
+    top = np.iinfo(np.uint8).max if image.dtype == np.uint8 else image.max()
+    if image.min() == image.max():
+        return 0.0
+    return float(100.0 * np.count_nonzero(image == top) / image.size)
 
 
 def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) -> dict[str, float]:

@@ -60,7 +60,7 @@ _QUALITY = [
     ),
     (
         "ImageQuality_PercentMaximal_{channel}",
-        "share of pixels at the image's maximum (saturation)",
+        "share of pixels at the image's maximum, 255 in 8-bit images (saturation)",
     ),
     ("ImageQuality_MeanIntensity_{channel}", "mean intensity of the site, as read"),
     ("ImageQuality_StdIntensity_{channel}", "standard deviation of the site's intensity"),

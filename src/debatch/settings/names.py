@@ -12,6 +12,9 @@ METADATA = "Metadata_"
 PLATE, BATCH, WELL, SITE = "Metadata_Plate", "Metadata_Batch", "Metadata_Well", "Metadata_Site"
 OBJECT, TREATMENT, ROLE = "Metadata_ObjectNumber", "Metadata_Treatment", "Metadata_Role"
 DOSE = "Metadata_dose"  # an optional platemap column: consensus profiles are per treatment and dose
+# RxRx1's platemap columns (debatch.ingest.rxrx1): the cell type, a grouping key beside the batch,
+# and the dataset its metadata puts a well in (train / test; RxRx1-WILDS: train / val / test)
+CELL_TYPE, DATASET = "Metadata_cell_type", "Metadata_dataset"
 # a well's cell count under pycytominer.aggregate's name; a treatment's well count
 COUNT_CELLS, COUNT_WELLS = "Metadata_Object_Count", "Metadata_Count_Wells"
 SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted by it
