@@ -3,7 +3,8 @@
 Each script prints its own markdown (tables + goal verdicts); this runner adds the machine, the
 date and the time each took, then appends notes.md (hand-written reasons for goals not met).
 ``python benchmarks/run_all.py features.py ...`` reruns only the named scripts and keeps the
-other sections of the README as they are.
+other sections of the README as they are; arguments after ``--`` go to each named script
+(``run_all.py verdict.py -- --judge-only``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ORDER = [
     "dag_scaling.py",
     "end_to_end.py",
     "report_size.py",
+    "verdict_weights.py",
     "verdict.py",
 ]
 
@@ -51,13 +53,13 @@ def machine() -> str:
     )
 
 
-def run(script: Path) -> tuple[str, bool]:
+def run(script: Path, args=()) -> tuple[str, bool]:
     """A benchmark's markdown (its stdout), framed with its name and duration; and whether it
-    succeeded (a failure's section shows the end of its stderr)."""
+    succeeded (a failure's section shows the end of its stderr). ``args``: its arguments."""
     print(f"running {script.name} ...", flush=True)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     # wall-clock figures mean little on a busy machine: say how busy it was
     load = f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
@@ -94,7 +96,9 @@ def goals_table(sections: dict[str, str]) -> str:
     )
 
 
-SECTION = re.compile(r"<!-- (?P<name>\S+\.py): \d+ s -->\n.*?\n_`(?P=name)`, \d+ s\._", re.DOTALL)
+SECTION = re.compile(
+    r"<!-- (?P<name>\S+\.py): \d+ s -->\n.*?\n_`(?P=name)`, \d+ s[^\n]*?\._", re.DOTALL
+)
 
 
 def existing_sections() -> dict[str, str]:
@@ -104,7 +108,7 @@ def existing_sections() -> dict[str, str]:
     return {match.group("name"): match.group(0) for match in SECTION.finditer(text)}
 
 
-def main(only: list[str]) -> None:
+def main(only: list[str], args=()) -> None:
     scripts = [HERE / name for name in ORDER if (HERE / name).exists()]
     scripts += sorted(
         p
@@ -118,7 +122,7 @@ def main(only: list[str]) -> None:
             if script.name in kept:
                 sections[script.name] = kept[script.name]
             continue
-        sections[script.name], succeeded = run(script)
+        sections[script.name], succeeded = run(script, args)
         if not succeeded:
             failures.append(script.name)
     notes = HERE / "notes.md"
@@ -142,4 +146,6 @@ def main(only: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    names = sys.argv[1:]
+    cut = names.index("--") if "--" in names else len(names)
+    main(names[:cut], names[cut + 1 :])

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import yaml
 
+from debatch.evaluate.diagnostics import summary_scores
 from debatch.evaluate.truth import judge
+from debatch.settings import DIAGNOSTICS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -151,10 +153,19 @@ def run_screen(workdir: Path, config: dict) -> float:
     return time.perf_counter() - started
 
 
-def read_entries(results: Path) -> list[dict]:
+def read_entries(results: Path, activity_weight: float | None = None) -> list[dict]:
+    """Every row's metrics.json, its scores recomputed from its metrics by the current scoring
+    code (debatch.evaluate.diagnostics.summary_scores, ``activity_weight`` or the default): a
+    change to the scoring is judged on the kept runs as the diagnostics job would score them."""
+    weight = (
+        DIAGNOSTICS.merge({})["activity_weight"] if activity_weight is None else activity_weight
+    )
     entries = []
     for path in sorted((results / "diagnostics").rglob("metrics.json")):
         metrics = json.loads(path.read_text())
+        metrics["scores"] = summary_scores(
+            metrics["batch"], metrics["bio"], metrics.get("holdout"), weight
+        )
         entries.append({"correction": metrics["correction"], "metrics": metrics})
     return entries
 
@@ -189,6 +200,11 @@ def main() -> None:
             seconds[name] = run_screen(workdir, screen_config(workdir, copy.deepcopy(screen)))
         verdicts[name] = judge(read_entries(workdir / "results"))
     report(verdicts, seconds, args.panel, missing)
+    if args.judge_only:
+        print(
+            "\n_Judged on the kept runs (--judge-only): images and training as they were run, "
+            "scores recomputed from their metrics by the current scoring code._"
+        )
 
 
 def report(verdicts: dict, seconds: dict, panel: str, missing: list[str]) -> None:

@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from debatch.evaluate import metrics
-from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS, compute_metrics
+from debatch.evaluate.diagnostics import (
+    BATCH_METRICS,
+    BIO_METRICS,
+    compute_metrics,
+    summary_scores,
+)
 from debatch.evaluate.truth import truth_scores
 from debatch.settings import DIAGNOSTICS
 
@@ -54,9 +59,10 @@ def test_known_extremes(known_cases):
     assert known_cases["no_biology"]["bio"]["fraction_retrieved"]["value"] < 0.5
 
 
-def test_overall_is_the_mean_of_the_two_jobs(known_cases):
-    """Overall = mean of activity (mAP against negcon) and matching across batches (kNN
-    leave-one-batch-out without held-out batches); batch and bio are shown, not ranked on."""
+def test_overall_weighs_the_two_jobs(known_cases):
+    """Overall = activity_weight x activity (mAP against negcon) + the rest x matching across
+    batches (kNN leave-one-batch-out without held-out batches); batch and bio are shown, not
+    ranked on."""
     mixed = known_cases["mixed"]
     scores = mixed["scores"]
     batch = np.mean([mixed["batch"][n]["score"] for n in BATCH_METRICS])
@@ -64,8 +70,11 @@ def test_overall_is_the_mean_of_the_two_jobs(known_cases):
     assert scores["batch"] == pytest.approx(batch) and scores["bio"] == pytest.approx(bio)
     activity, matching = mixed["bio"]["map"]["score"], mixed["bio"]["knn_lobo"]["score"]
     assert scores["activity"] == activity and scores["matching"] == matching
-    assert scores["overall"] == pytest.approx((activity + matching) / 2)
-    assert scores["weights"] == {"activity": 0.5, "knn_lobo": 0.5}
+    weight = DIAGNOSTICS.merge(FAST)["activity_weight"]
+    assert scores["overall"] == pytest.approx(weight * activity + (1 - weight) * matching)
+    assert scores["weights"] == {"activity": weight, "knn_lobo": pytest.approx(1 - weight)}
+    even = summary_scores(mixed["batch"], mixed["bio"], None, activity_weight=0.5)
+    assert even["overall"] == pytest.approx((activity + matching) / 2)
     assert scores["overall"] > known_cases["separated"]["scores"]["overall"]
 
 
@@ -122,7 +131,11 @@ def test_an_over_correction_that_erases_unseen_biology_ranks_below_doing_nothing
     assert scores["erased"]["batch"] > scores["kept"]["batch"]  # mixes batches better ...
     assert scores["erased"]["generalisation"] < 0.3 < scores["kept"]["generalisation"]
     assert scores["erased"]["overall"] < scores["kept"]["overall"]  # ... and still ranks lower
-    assert scores["kept"]["weights"] == {"activity": 0.5, "generalisation": 0.5}
+    weight = DIAGNOSTICS.merge(FAST)["activity_weight"]
+    assert scores["kept"]["weights"] == {
+        "activity": weight,
+        "generalisation": pytest.approx(1 - weight),
+    }
 
 
 def test_ground_truth_calls():

@@ -123,16 +123,20 @@ def holdout_scores(wells: pd.DataFrame, values: np.ndarray, holdout_batches, par
     }
 
 
-def summary_scores(batch: dict, bio: dict, holdout: dict | None = None) -> dict:
+def summary_scores(
+    batch: dict, bio: dict, holdout: dict | None = None, activity_weight: float = 0.3
+) -> dict:
     """Batch and bio (means of their metrics' [0, 1] scores, shown), the two jobs' scores and
     the overall score that ranks rows.
 
-    Overall = mean of ``activity`` (the hit-calling job: mean mAP of treatments against negcon)
-    and ``matching`` (the consistency job: held-out batches' wells retrieving their treatment
-    from the training batches, ``generalisation``; without held-out batches, kNN
-    leave-one-batch-out). Batch removal is a means, not an answer: on the truth panel
-    (benchmarks/verdict.py, docs/metrics.md) the batch metrics did not follow the truth, and
-    Harmony raises them while it moves the biology.
+    Overall = ``activity_weight`` x ``activity`` (the hit-calling job: mean mAP of treatments
+    against negcon) + the rest x ``matching`` (the consistency job: held-out batches' wells
+    retrieving their treatment from the training batches, ``generalisation``; without held-out
+    batches, kNN leave-one-batch-out). The weight is the one whose ranking followed the truth
+    best on the verdict's tuning panel (benchmarks/verdict_weights.py): activity mAP is the
+    noisier estimate of the truth on subtle screens. Batch removal is a means, not an answer:
+    on the truth panel the batch metrics did not follow the truth, and Harmony raises them
+    while it moves the biology.
     """
 
     def mean(entries):
@@ -149,12 +153,13 @@ def summary_scores(batch: dict, bio: dict, holdout: dict | None = None) -> dict:
         "matching": matching,
     }
     jobs = [parts["activity"], matching]
+    weights = [activity_weight, 1 - activity_weight]
     summary = {
         **parts,
-        "overall": None if None in jobs else float(np.mean(jobs)),
+        "overall": None if None in jobs else float(np.dot(weights, jobs)),
         "weights": {
-            "activity": 0.5,
-            "generalisation" if generalisation is not None else "knn_lobo": 0.5,
+            "activity": weights[0],
+            "generalisation" if generalisation is not None else "knn_lobo": weights[1],
         },
     }
     if summary["overall"] is None:
@@ -195,7 +200,7 @@ def compute_metrics(
         "per_treatment": [] if per_treatment is None else per_treatment.to_dict(orient="records"),
         "holdout": holdout_scores(wells, values, holdout_batches, params),
     }
-    metrics["scores"] = summary_scores(batch, bio, metrics["holdout"])
+    metrics["scores"] = summary_scores(batch, bio, metrics["holdout"], params["activity_weight"])
     if truth is not None:
         metrics["truth"] = truth_scores(per_treatment, truth, metrics["holdout"])
     log.info("diagnostics: scores %s", metrics["scores"])

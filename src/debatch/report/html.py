@@ -59,18 +59,19 @@ pre{white-space:pre-wrap;font-size:85%}
 RANKING_TSV, HITS_TSV, PLATES_DIR = "ranking.tsv", "hits.tsv", "plates"
 
 RANKING_NOTE = (
-    "Rows are method x correction, averaged over seeds (± sd over seeds). Overall = mean of the "
-    "two jobs a screen is run for: activity (mean mAP of each treatment's wells against negcon: "
-    "calling hits) and generalisation (each held-out well retrieving its treatment among the "
-    "training batches' wells: mean of the chance-corrected 1-NN accuracy and the cross-batch "
-    "mAP; kNN leave-one-batch-out without held-out batches). Batch and bio are the means of "
-    "their metrics' [0, 1] scores (table below; docs/metrics.md), shown, not ranked on: on "
-    "generated screens whose truth is known they did not follow it. A correction fitted with "
-    "the held-out wells (Harmony) is marked; its held-out scores are not out of sample. The "
-    "difference to each reference method (same correction) is paired by seed and held-out "
-    "well; its 95 % interval is a bootstrap over the held-out wells, and it is real only when "
-    "the interval excludes 0. Over-correction flags: batch prediction below chance, replicate "
-    "wells pulled apart, held-out retrieval below the uncorrected row."
+    "Rows are method x correction, averaged over seeds (± sd over seeds). Overall weighs the "
+    "two jobs a screen is run for (diagnostics.activity_weight): activity (mean mAP of each "
+    "treatment's wells against negcon: calling hits) and generalisation (each held-out well "
+    "retrieving its treatment among the training batches' wells: mean of the chance-corrected"
+    " 1-NN accuracy and the cross-batch mAP; kNN leave-one-batch-out without held-out "
+    "batches). Batch and bio are the means of their metrics' [0, 1] scores (table below; "
+    "docs/metrics.md), shown, not ranked on: on generated screens whose truth is known they "
+    "did not follow it. A correction fitted with the held-out wells (Harmony) is marked; its "
+    "held-out scores are not out of sample. The difference to each reference method (same "
+    "correction) is paired by seed and held-out well; its 95 % interval is a bootstrap over "
+    "the held-out wells, and it is real only when the interval excludes 0. Over-correction "
+    "flags: batch prediction below chance, replicate wells pulled apart, held-out retrieval "
+    "below the uncorrected row."
 )
 
 GALLERY_NOTE = (

@@ -112,6 +112,7 @@ DIAGNOSTICS = Block(
         "pcr_components": 50,
         "map_null_size": 10000,
         "map_threshold": 0.05,
+        "activity_weight": 0.3,
     },
     checks=[
         at_least(
@@ -124,6 +125,7 @@ DIAGNOSTICS = Block(
             "map_null_size",
         ),
         rule(lambda v: 0 < v < 1, "in (0, 1)", "map_threshold"),
+        between(0, 1, "activity_weight"),
         above(0, "lisi_perplexity"),
     ],
 )

@@ -146,7 +146,7 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("method", "a trained method or cellprofiler"),
         ("correction", "none, sphering or harmony"),
         ("seeds", "seeds averaged (1 for a source without seeds)"),
-        ("overall", "mean of activity and matching (docs/metrics.md)"),
+        ("overall", "activity_weight x activity + the rest x matching (docs/metrics.md)"),
         ("activity", "phenotypic activity mAP of treatments against negcon"),
         ("matching", "held-out (or leave-one-batch-out) matching score"),
         ("generalisation", "held-out batches' retrieval score"),
