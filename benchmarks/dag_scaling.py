@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+import figures
+
 REPO = Path(__file__).resolve().parents[1]
 PLATE_COUNTS = (10, 200, 2000)
 COUNTED = (10, 200)  # plates whose submissions are counted (a verbose dry run prints every job)
@@ -110,6 +112,17 @@ def main() -> None:
     fixed = submitted_at[small] - per_plate * small
     largest = PLATE_COUNTS[-1]
     verdict = "met" if seconds_at[largest] <= 60 else "NOT met"
+    jobs_per_plate = (job_count(summary) - 1) / largest
+    figures.save(
+        __file__,
+        {
+            "plates": largest,
+            "dry_run_s": seconds_at[largest],
+            "jobs_per_plate": jobs_per_plate,
+            "submissions_per_plate": per_plate,
+            "submissions_per_screen": fixed,
+        },
+    )
     print(
         f"\nGoal <= 60 s at {largest:,} plates: {verdict} ({seconds_at[largest]:.1f} s). "
         f"Cluster submissions: {per_plate:g} per plate + {fixed:g} per screen (training, "

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HELPERS = {"previous.py"}  # modules the benchmarks import, not benchmarks
+HELPERS = {"previous.py", "figures.py"}  # modules the benchmarks import, not benchmarks
 ORDER = [
     "image_stages.py",
     "segmentation_accuracy.py",

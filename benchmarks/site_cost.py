@@ -27,6 +27,7 @@ import pandas as pd
 import tifffile
 import yaml
 
+import figures
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.crops.cut import write_plate_crops
 from debatch.crops.eligible import select_cells
@@ -160,6 +161,7 @@ def main() -> None:
         f"\nGoal <= 0.5 CPU-s per site: {verdict} ({total / n:.2f}). The crops stage reads "
         "every site again."
     )
+    figures.save(__file__, {"cpu_s_per_site": total / n, "cells_per_site": n_cells / n})
 
 
 if __name__ == "__main__":
