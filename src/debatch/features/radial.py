@@ -76,8 +76,7 @@ def _to_edges(labels: np.ndarray) -> np.ndarray:
         if box is None:
             continue
         grown = tuple(
-            slice(max(s.start - 1, 0), min(s.stop + 1, size))
-            for s, size in zip(box, (rows, cols))
+            slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, (rows, cols))
         )
         inside = labels[grown] == label
         out[grown][inside] = ndimage.distance_transform_edt(inside)[inside]

@@ -52,8 +52,6 @@ def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarr
     return images
 
 
-
-
 def _intensity(labels, pixels, channel, features) -> Measured:
     # legacy: CellProfiler's own quartile convention (n * q), not numpy's ((n - 1) * q)
     measured = measureobjectintensity.get_intensity(labels, pixels, legacy=True)
