@@ -88,11 +88,13 @@ PAIR_NAMES = {
 def _correlation(labels, images, features, costes) -> Measured:
     """MeasureColocalization of every channel pair (CellProfiler reports Pearson and Overlap
     once per pair, the directional coefficients both ways: ``Manders_DNA_ER`` is DNA's share).
-    Per channel, the object pixels' values, ranks and maxima are shared by all its pairs."""
+    Per channel, the object pixels' values, ranks, maxima and means are shared by all its
+    pairs."""
     pixels = colocalization.ObjectPixels(labels)
     values = {channel: image.ravel()[pixels.index] for channel, image in images.items()}
     ranks = {channel: colocalization.dense_ranks(v) for channel, v in values.items()}
     maxima = {channel: pixels.maximum(v) for channel, v in values.items()}
+    means = {channel: pixels.mean(v) for channel, v in values.items()}
     out = {}
     for a, b in itertools.combinations(images, 2):
         measured = colocalization.pair_coefficients(
@@ -100,6 +102,7 @@ def _correlation(labels, images, features, costes) -> Measured:
             (values[a], values[b]),
             (ranks[a], ranks[b]),
             (maxima[a], maxima[b]),
+            (means[a], means[b]),
             features["correlation_threshold"],
             costes[a, b],
         )
