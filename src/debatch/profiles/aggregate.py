@@ -6,11 +6,10 @@ and each well's median is one vectorised selection along the contiguous axis (``
 with a single kth, which numpy runs with SIMD quickselect; a two-kth partition is ~10x slower,
 so the lower middle of an even count is the max of the left part instead), on int32 keys ordered
 like the float32 values (a third faster than on floats; made, with the NaN/inf check, in the
-one compiled pass that copies each column into the block). Parquet files are memory-mapped,
-so pages are decoded from the page cache without a read copy. Blocks of columns
-run on a thread each (numpy's partition and pyarrow's Parquet reader release the GIL), every
-thread reusing one scratch block: on the VMs measured, faulting in fresh pages cost about as
-much as the selection itself. ``benchmarks/aggregate.py`` measures it against
+one compiled pass that copies each column into the block). Blocks of columns run on a thread
+each (numpy's partition and pyarrow's Parquet reader release the GIL), every thread reusing one
+scratch block: on the VMs measured, faulting in fresh pages cost about as much as the selection
+itself. ``benchmarks/aggregate.py`` measures it against
 ``pycytominer.aggregate``.
 """
 
@@ -290,8 +289,8 @@ def aggregate_parquet(
     local = threading.local()
 
     def read_column(name):
-        if not hasattr(local, "file"):  # one reader per thread, the file mapped: no read copy
-            local.file = pq.ParquetFile(path, memory_map=True)
+        if not hasattr(local, "file"):  # one reader per thread
+            local.file = pq.ParquetFile(path)
         # A column at a time: the reader's buffers are freed and reused at once, never
         # returned to the OS (faulting fresh pages in costs more than decoding them).
         column = local.file.read(columns=[name], use_threads=False).column(0)
