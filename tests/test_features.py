@@ -9,6 +9,7 @@ import pytest
 import tifffile
 from cp_measure.core import measureobjectintensitydistribution as distribution
 from cp_measure.core.measuregranularity import get_granularity
+from cp_measure.core.measureobjectsizeshape import get_zernike
 from scipy import stats
 from skimage.morphology import disk
 from skimage.morphology import reconstruction as skimage_reconstruction
@@ -177,10 +178,17 @@ def test_reconstruction_equals_scikit_image():
 
 
 def test_radial_geometry_shared_across_channels_equals_cp_measure():
+    """Rings, sectors and Zernike moments made once per object set (the shape's moments in the
+    same pass) equal cp_measure's per-channel functions and its shape Zernikes."""
     nuclei, cells, images = demo_field()
+    cells[100:, 140:] = 10  # an object at the image's edge (the edge is no edge of it)
+    texture = np.random.default_rng(2).uniform(0.5, 1.0, cells.shape)  # no moment is ~0
+    images = {channel: image * texture for channel, image in images.items()}
     for labels in object_sets(nuclei, cells).values():
         geometry, basis = RadialGeometry(labels, 4), ZernikeBasis(labels, 9)
-        moments = basis.measure(images)
+        shape, moments = basis.measure(images)
+        for key, values in get_zernike(labels, None, 9).items():
+            np.testing.assert_allclose(shape[key], values, rtol=1e-9, atol=1e-12)
         for channel, image in images.items():
             ours = geometry.measure(image)
             for key, values in distribution.get_radial_distribution(labels, image).items():

@@ -17,6 +17,7 @@ computed in advance, so each candidate's correlation is a lookup.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -29,11 +30,11 @@ class ObjectPixels:
         self.objects = flat[self.index].astype(np.intp) - 1
         self.count = int(flat.max(initial=0))
 
-    def sum(self, values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
-        """Per-object sum of ``values`` (one per object pixel), over ``where`` if given."""
-        if where is None:
-            return np.bincount(self.objects, values, self.count)
-        return np.bincount(self.objects[where], values[where], self.count)
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Per-object mean of ``values`` (one per object pixel)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sums = np.bincount(self.objects, values, self.count)
+            return sums / np.bincount(self.objects, minlength=self.count)
 
     def maximum(self, values: np.ndarray) -> np.ndarray:
         out = np.full(self.count, -np.inf)
@@ -44,7 +45,7 @@ class ObjectPixels:
 def _orthogonal_regression(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
     """Costes' regression line second = a * first + b, on pixels where either is nonzero."""
     nonzero = (first > 0) | (second > 0)
-    x, y = first[nonzero], second[nonzero]
+    x, y = (first, second) if nonzero.all() else (first[nonzero], second[nonzero])
     xvar, yvar = np.var(x, ddof=1), np.var(y, ddof=1)
     covar = 0.5 * (np.var(x + y, ddof=1) - (xvar + yvar))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -52,14 +53,56 @@ def _orthogonal_regression(first: np.ndarray, second: np.ndarray) -> tuple[float
     return float(a), float(np.mean(y) - a * np.mean(x))
 
 
-def _first_step_below(values: np.ndarray, steps: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """For each value, the first index m with ``values < steps[m]`` (increasing ``steps``),
-    from an estimate that is off by at most one; exact comparisons, as CellProfiler makes them."""
-    last = len(steps) - 1
-    m = np.clip(estimate, 0, last)
-    m = np.where((values >= steps[m]) & (m < last), m + 1, m)
-    below = np.maximum(m - 1, 0)
-    return np.where((m > 0) & (values < steps[below]), below, m)
+@numba.njit(cache=True, nogil=True)
+def _entry_sums(first, second, steps, second_steps, a, b, centres):  # pragma: no cover
+    """(candidates, 6) sums of 1, x, y, x^2, y^2, xy (x, y: the pixels less ``centres``) over
+    the pixels entering the background at each candidate, in one pass over the pixels (a
+    candidate's six sums share a cache line). A pixel enters at the first m with ``first <
+    steps[m]`` or ``second < second_steps[m]``: estimated from the line, which is off by at
+    most one, then settled by exact comparisons, as CellProfiler makes them (written out
+    inline: a helper function call here costs four times the whole loop)."""
+    scale, last = steps.shape[0] - 2, steps.shape[0] - 1
+    sums = np.zeros((steps.shape[0], 6))
+    for p in range(first.shape[0]):
+        u, v = first[p], second[p]
+        m = min(max(int(np.floor(u * scale)) + 1, 0), last)
+        if u >= steps[m] and m < last:
+            m += 1
+        if m > 0 and u < steps[m - 1]:
+            m -= 1
+        guess = np.floor((v - b) / a * scale)
+        guess = scale + 1.0 if np.isnan(guess) else min(max(guess, -1.0), scale + 1.0)
+        k = min(max(int(guess) + 1, 0), last)
+        if v >= second_steps[k] and k < last:
+            k += 1
+        if k > 0 and v < second_steps[k - 1]:
+            k -= 1
+        entry = min(m, k)
+        x, y = u - centres[0], v - centres[1]  # centred: no cancellation
+        sums[entry, 0] += 1.0
+        sums[entry, 1] += x
+        sums[entry, 2] += y
+        sums[entry, 3] += x * x
+        sums[entry, 4] += y * y
+        sums[entry, 5] += x * y
+    return sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _below_sums(first, second, first_limit, second_limit, centres):  # pragma: no cover
+    """The six sums of ``_entry_sums`` over the pixels with ``first < first_limit`` or
+    ``second < second_limit``, in one pass."""
+    sums = np.zeros(6)
+    for p in range(first.shape[0]):
+        if first[p] < first_limit or second[p] < second_limit:
+            x, y = first[p] - centres[0], second[p] - centres[1]
+            sums[0] += 1.0
+            sums[1] += x
+            sums[2] += y
+            sums[3] += x * x
+            sums[4] += y * y
+            sums[5] += x * y
+    return sums
 
 
 class _Background:
@@ -71,36 +114,22 @@ class _Background:
 
     def __init__(self, first, second, a, b, scale):
         self.first, self.second, self.a, self.b, self.scale = first, second, a, b, scale
+        self.centres = np.array([first.mean(), second.mean()])  # centred: no cancellation
         self.monotone = np.isfinite(a) and np.isfinite(b) and a > 0 and scale <= 2**20
         if self.monotone:
             steps = np.arange(scale + 2) / scale
-            entry_first = _first_step_below(
-                first, steps, np.floor(first * scale).astype(np.intp) + 1
-            )
-            second_steps = a * steps + b
-            guess = np.floor((second - b) / a * scale)
-            guess = np.clip(np.nan_to_num(guess, nan=scale + 1), -1, scale + 1).astype(np.intp) + 1
-            entry = np.minimum(entry_first, _first_step_below(second, second_steps, guess))
-            x, y = first - first.mean(), second - second.mean()  # centred: no cancellation
-            self.sums = [
-                np.cumsum(np.bincount(entry, weights, scale + 2))
-                for weights in (None, x, y, x * x, y * y, x * y)
-            ]
+            sums = _entry_sums(first, second, steps, a * steps + b, a, b, self.centres)
+            self.sums = np.cumsum(sums, axis=0)
 
     def count_and_r(self, m: float) -> tuple[int, float]:
         if self.monotone:
-            n, sx, sy, sxx, syy, sxy = (s[int(m)] for s in self.sums)
-            n = int(round(n))
-        else:  # a <= 0 (anti-correlated channels): evaluate the candidate directly
+            sums = self.sums[int(m)]
+        else:  # a <= 0 (anti-correlated channels): sum the candidate's pixels directly
             threshold = m / self.scale
-            kept = (self.first < threshold) | (self.second < self.a * threshold + self.b)
-            n = int(np.count_nonzero(kept))
-            if n <= 2:
-                return n, np.nan
-            x, y = self.first[kept], self.second[kept]
-            x, y = x - x.mean(), y - y.mean()
-            sx = sy = 0.0
-            sxx, syy, sxy = x @ x, y @ y, x @ y
+            limit = self.a * threshold + self.b
+            sums = _below_sums(self.first, self.second, threshold, limit, self.centres)
+        n, sx, sy, sxx, syy, sxy = sums
+        n = int(round(n))
         if n <= 2:
             return n, np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -112,7 +141,7 @@ def costes_thresholds(first: np.ndarray, second: np.ndarray, scale: int) -> tupl
     """Costes' automatic thresholds of two whole images, CellProfiler's "Faster" bisection:
     the highest candidate whose below-threshold pixels still correlate (r >= 0), searched
     1/6 below the top of a shrinking window, minus one grid step."""
-    first, second = np.ravel(first).astype(np.float64), np.ravel(second).astype(np.float64)
+    first, second = (np.ascontiguousarray(v, np.float64).ravel() for v in (first, second))
     a, b = _orthogonal_regression(first, second)
     background = _Background(first, second, a, b, scale)
     left, right = 1, scale
@@ -139,61 +168,88 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return numerator / denominator
 
 
+# columns of _pair_sums' output
+_DXDY, _DXDX, _DYDY, _TOTAL_X, _TOTAL_Y, _X, _Y, _WX, _WY, _XX, _YY, _XY = range(12)
+_COSTES_X, _COSTES_Y, _COSTES_TOTAL_X, _COSTES_TOTAL_Y = range(12, 16)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_sums(objects, x, y, ranks, means, limits, top, costes, count):  # pragma: no cover
+    """Every per-object sum of one channel pair in one pass over the object pixels (the same
+    products, summed in the same order, as one bincount per sum), and whether any pixel is
+    above both thresholds, above both of Costes', above Costes' first, above its second."""
+    sums = np.zeros((count, 16))
+    flags = np.zeros(4, np.bool_)
+    for p in range(objects.shape[0]):
+        o, u, v = objects[p], x[p], y[p]
+        du, dv = u - means[0][o], v - means[1][o]
+        sums[o, _DXDY] += du * dv
+        sums[o, _DXDX] += du * du
+        sums[o, _DYDY] += dv * dv
+        above_x, above_y = u >= limits[0][o], v >= limits[1][o]
+        if above_x:
+            sums[o, _TOTAL_X] += u
+        if above_y:
+            sums[o, _TOTAL_Y] += v
+        if above_x and above_y:
+            flags[0] = True
+            weight = (top - abs(ranks[0][p] - ranks[1][p])) / top
+            sums[o, _X] += u
+            sums[o, _Y] += v
+            sums[o, _WX] += u * weight
+            sums[o, _WY] += v * weight
+            sums[o, _XX] += u * u
+            sums[o, _YY] += v * v
+            sums[o, _XY] += u * v
+        if u > costes[0] and v > costes[1]:
+            flags[1] = True
+            sums[o, _COSTES_X] += u
+            sums[o, _COSTES_Y] += v
+        flags[2] |= u > costes[0]
+        flags[3] |= v > costes[1]
+        if u >= costes[0]:
+            sums[o, _COSTES_TOTAL_X] += u
+        if v >= costes[1]:
+            sums[o, _COSTES_TOTAL_Y] += v
+    return sums, flags
+
+
 def pair_coefficients(
     pixels: ObjectPixels,
     values: tuple[np.ndarray, np.ndarray],
     ranks: tuple[np.ndarray, np.ndarray],
     maxima: tuple[np.ndarray, np.ndarray],
+    means: tuple[np.ndarray, np.ndarray],
     threshold: float,
     costes: tuple[float, float],
 ) -> dict[str, np.ndarray]:
     """Every coefficient of one channel pair for each object; keys name the direction
-    (``Manders_1`` = the first channel's share, as cp_measure's keys)."""
-    x, y = values
-    mean_x, mean_y = (
-        _ratio(pixels.sum(v), np.bincount(pixels.objects, minlength=pixels.count)) for v in values
+    (``Manders_1`` = the first channel's share, as cp_measure's keys). Per channel, its
+    object pixels' ``values``, their dense ``ranks`` over all objects, and each object's
+    maximum and mean. Manders, RWC, Overlap and K are all zero when no object has a pixel
+    above both thresholds (CellProfiler's convention); Costes' Manders count pixels strictly
+    above both of Costes' thresholds in the numerator, at or above the channel's own in the
+    denominator."""
+    top = max(ranks[0].max(initial=0), ranks[1].max(initial=0)) + 1
+    limits = tuple(threshold / 100 * m for m in maxima)
+    sums, (any_both, any_costes, costes_x, costes_y) = _pair_sums(
+        pixels.objects, *values, ranks, means, limits, top, np.asarray(costes), pixels.count
     )
-    dx, dy = x - mean_x[pixels.objects], y - mean_y[pixels.objects]
+    s = sums.T
+    zeros = np.zeros(pixels.count)
     out = {
-        "Correlation_Pearson": _ratio(
-            pixels.sum(dx * dy), np.sqrt(pixels.sum(dx * dx) * pixels.sum(dy * dy))
-        )
+        "Correlation_Pearson": _ratio(s[_DXDY], np.sqrt(s[_DXDX] * s[_DYDY])),
+        "Correlation_Manders_1": _ratio(s[_X], s[_TOTAL_X]) if any_both else zeros,
+        "Correlation_Manders_2": _ratio(s[_Y], s[_TOTAL_Y]) if any_both else zeros,
+        "Correlation_RWC_1": _ratio(s[_WX], s[_TOTAL_X]) if any_both else zeros,
+        "Correlation_RWC_2": _ratio(s[_WY], s[_TOTAL_Y]) if any_both else zeros,
+        "Correlation_Overlap": _ratio(s[_XY], np.sqrt(s[_XX] * s[_YY])) if any_both else zeros,
+        "Correlation_K_1": _ratio(s[_XY], s[_XX]) if any_both else zeros,
+        "Correlation_K_2": _ratio(s[_XY], s[_YY]) if any_both else zeros,
     }
-    above_x = x >= threshold / 100 * maxima[0][pixels.objects]
-    above_y = y >= threshold / 100 * maxima[1][pixels.objects]
-    both = above_x & above_y
-    total_x, total_y = pixels.sum(x, above_x), pixels.sum(y, above_y)
-    rank_x, rank_y = ranks
-    top = max(rank_x.max(initial=0), rank_y.max(initial=0)) + 1
-    weight = (top - np.abs(rank_x - rank_y)) / top
-    squares_x, squares_y, product = (pixels.sum(v, both) for v in (x * x, y * y, x * y))
-    zeros = np.zeros(pixels.count)
-    any_both = bool(both.any())  # CellProfiler: all zero when no object has such a pixel
-    out |= {
-        "Correlation_Manders_1": _ratio(pixels.sum(x, both), total_x) if any_both else zeros,
-        "Correlation_Manders_2": _ratio(pixels.sum(y, both), total_y) if any_both else zeros,
-        "Correlation_RWC_1": _ratio(pixels.sum(x * weight, both), total_x) if any_both else zeros,
-        "Correlation_RWC_2": _ratio(pixels.sum(y * weight, both), total_y) if any_both else zeros,
-        "Correlation_Overlap": _ratio(product, np.sqrt(squares_x * squares_y))
-        if any_both
-        else zeros,
-        "Correlation_K_1": _ratio(product, squares_x) if any_both else zeros,
-        "Correlation_K_2": _ratio(product, squares_y) if any_both else zeros,
-    }
-    return out | _costes_coefficients(pixels, x, y, costes)
-
-
-def _costes_coefficients(pixels: ObjectPixels, x, y, costes) -> dict[str, np.ndarray]:
-    """Manders with the image's Costes thresholds: strictly above both in the numerator,
-    at or above the channel's own threshold in the denominator (CellProfiler's convention)."""
-    threshold_x, threshold_y = costes
-    both = (x > threshold_x) & (y > threshold_y)
-    zeros = np.zeros(pixels.count)
-    if not both.any():
-        return {"Correlation_Costes_1": zeros, "Correlation_Costes_2": zeros}
-    total_x = pixels.sum(x, x >= threshold_x) if (x > threshold_x).any() else zeros
-    total_y = pixels.sum(y, y >= threshold_y) if (y > threshold_y).any() else zeros
-    return {
-        "Correlation_Costes_1": _ratio(pixels.sum(x, both), total_x),
-        "Correlation_Costes_2": _ratio(pixels.sum(y, both), total_y),
+    if not any_costes:
+        return out | {"Correlation_Costes_1": zeros, "Correlation_Costes_2": zeros}
+    return out | {
+        "Correlation_Costes_1": _ratio(s[_COSTES_X], s[_COSTES_TOTAL_X] if costes_x else zeros),
+        "Correlation_Costes_2": _ratio(s[_COSTES_Y], s[_COSTES_TOTAL_Y] if costes_y else zeros),
     }

@@ -131,36 +131,63 @@ def granular_spectrum(pixels: np.ndarray, features: dict) -> Spectrum | None:
     return Spectrum(pixels, tuple(int(s) for s in small_shape), reconstructions)
 
 
+def _bilinear_weights(size: int, small: int) -> np.ndarray:
+    """(size, small) weights of the bilinear upsampling of ``small`` samples to ``size`` along
+    one axis, as map_coordinates (order 1) samples them; a position past the last sample
+    weighs nothing (its constant mode's 0)."""
+    position = np.arange(size) * ((small - 1) / (size - 1))
+    inside = position <= small - 1
+    low = np.floor(position).astype(np.intp)
+    fraction = position - low
+    weights = np.zeros((size, small))
+    rows = np.flatnonzero(inside)
+    np.add.at(weights, (rows, low[rows]), 1 - fraction[rows])
+    np.add.at(weights, (rows, np.minimum(low[rows] + 1, small - 1)), fraction[rows])
+    return weights
+
+
 class ObjectMeans:
     """Per-object means, at full resolution, of bilinearly upsampled subsampled images: one
-    sparse linear map per object set, shared by every channel's spectrum (source pixels past
-    the last row / column count as 0, as map_coordinates' constant mode does)."""
+    sparse linear map per object set, shared by every channel's spectrum. Upsampling is
+    separable, so an object's weights on the subsampled pixels are ``rows^T @ mask @ cols``
+    in its bounding box (a few small products per object instead of four entries per pixel
+    sorted into a sparse matrix). Also each object's mean of a full-resolution image."""
 
     def __init__(self, labels: np.ndarray, small_shape):
         self.count = int(labels.max())
-        rows, cols = np.nonzero(labels)
-        objects = labels[rows, cols].astype(np.intp) - 1
-        r = rows * ((small_shape[0] - 1) / (labels.shape[0] - 1))
-        c = cols * ((small_shape[1] - 1) / (labels.shape[1] - 1))
-        inside = (r <= small_shape[0] - 1) & (c <= small_shape[1] - 1)
-        r, c, objects_in = r[inside], c[inside], objects[inside]
-        r0, c0 = np.floor(r).astype(np.intp), np.floor(c).astype(np.intp)
-        fr, fc = r - r0, c - c0
-        r1, c1 = np.minimum(r0 + 1, small_shape[0] - 1), np.minimum(c0 + 1, small_shape[1] - 1)
-        width = small_shape[1]
-        sources = np.concatenate(
-            [r0 * width + c0, r0 * width + c1, r1 * width + c0, r1 * width + c1]
+        flat = labels.ravel()
+        self.index = np.flatnonzero(flat)
+        self.objects = flat[self.index].astype(np.intp) - 1
+        self.pixels = np.bincount(self.objects, minlength=self.count)
+        row_weights = _bilinear_weights(labels.shape[0], small_shape[0])
+        col_weights = _bilinear_weights(labels.shape[1], small_shape[1])
+        data, indices, lengths = [], [], np.zeros(self.count, np.intp)
+        for i, box in enumerate(ndimage.find_objects(labels)):
+            if box is None:
+                continue
+            rows, cols = row_weights[box[0]], col_weights[box[1]]
+            used_rows = np.flatnonzero(rows.any(axis=0))
+            used_cols = np.flatnonzero(cols.any(axis=0))
+            mask = (labels[box] == i + 1).astype(np.float64)
+            block = rows[:, used_rows].T @ mask @ cols[:, used_cols]
+            data.append(block.ravel() / self.pixels[i])
+            indices.append((used_rows[:, None] * small_shape[1] + used_cols).ravel())
+            lengths[i] = block.size
+        self.operator = scipy.sparse.csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, np.intp),
+                np.r_[0, np.cumsum(lengths)],
+            ),
+            shape=(self.count, small_shape[0] * small_shape[1]),
         )
-        weights = np.concatenate([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc])
-        counts = np.bincount(objects, minlength=self.count).astype(float)
-        targets = np.tile(objects_in, 4)
-        self.operator = scipy.sparse.coo_matrix(
-            (weights / counts[targets], (targets, sources)),
-            shape=(self.count, small_shape[0] * width),
-        ).tocsr()
 
     def of(self, small_image: np.ndarray) -> np.ndarray:
         return self.operator @ small_image.ravel()
+
+    def of_full(self, image: np.ndarray) -> np.ndarray:
+        """Each object's mean of ``image`` (full resolution), as ``ndimage.mean`` sums it."""
+        return np.bincount(self.objects, image.ravel()[self.index], self.count) / self.pixels
 
 
 def object_granularity(
@@ -173,7 +200,7 @@ def object_granularity(
     if spectrum is None:
         return {f"Granularity_{k}": np.full(n, np.nan) for k in range(1, length + 1)}
     means = means or ObjectMeans(labels, spectrum.small_shape)
-    current = np.asarray(ndimage.mean(spectrum.original, labels, np.arange(1, n + 1)), float)
+    current = means.of_full(spectrum.original)
     start = np.maximum(current, np.finfo(float).eps)
     out = {}
     for k, reconstructed in enumerate(spectrum.reconstructions, start=1):

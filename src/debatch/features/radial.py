@@ -13,11 +13,12 @@ the point farthest from the edge (first in row-major order on ties).
 
 from __future__ import annotations
 
+import heapq
+
+import numba
 import numpy as np
-import scipy.sparse
 from centrosome import zernike
-from centrosome.cpmorphology import color_labels, distance_to_edge
-from centrosome.propagate import propagate
+from scipy import ndimage
 
 
 def _centres(distance: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,32 +32,73 @@ def _centres(distance: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarr
     return np.unravel_index(first[1:], labels.shape)
 
 
+@numba.njit(cache=True, nogil=True)
+def _from_centres(labels, seed_rows, seed_cols):  # pragma: no cover
+    """Each pixel's distance from its object's seed along 8-connected steps that stay inside
+    the object (-1 where no such path reaches it): centrosome's ``propagate`` on a flat image
+    (steps cost sqrt(1) or sqrt(2), added to the pixel's own distance as it is taken off the
+    queue), which cp_measure runs once per colour of objects that never touch; one queue for
+    all objects here, as every step stays inside its object."""
+    rows, cols = labels.shape
+    distances = np.full((rows, cols), -1.0)
+    done = np.zeros((rows, cols), np.bool_)
+    heap = [(0.0, np.int64(0))]
+    heap.pop()
+    for s in range(seed_rows.shape[0]):
+        distances[seed_rows[s], seed_cols[s]] = 0.0
+        heap.append((0.0, np.int64(seed_rows[s] * cols + seed_cols[s])))
+    heapq.heapify(heap)
+    while heap:
+        _, index = heapq.heappop(heap)
+        i1, j1 = index // cols, index % cols
+        if done[i1, j1]:
+            continue
+        done[i1, j1] = True
+        label, here = labels[i1, j1], distances[i1, j1]
+        for i2 in range(max(i1 - 1, 0), min(i1 + 2, rows)):
+            for j2 in range(max(j1 - 1, 0), min(j1 + 2, cols)):
+                if done[i2, j2] or labels[i2, j2] != label:
+                    continue
+                reached = np.sqrt(float(abs(i2 - i1) + abs(j2 - j1))) + here
+                if distances[i2, j2] == -1.0 or distances[i2, j2] > reached:
+                    distances[i2, j2] = reached
+                    heapq.heappush(heap, (reached, np.int64(i2 * cols + j2)))
+    return distances
+
+
+def _to_edges(labels: np.ndarray) -> np.ndarray:
+    """centrosome's ``distance_to_edge``: each object pixel's Euclidean distance to the nearest
+    pixel outside its object. That pixel touches the object, so each object's transform is
+    taken in its bounding box grown by one pixel (the image's edge is no edge, as before)."""
+    out = np.zeros(labels.shape)
+    rows, cols = labels.shape
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, (rows, cols))
+        )
+        inside = labels[grown] == label
+        out[grown][inside] = ndimage.distance_transform_edt(inside)[inside]
+    return out
+
+
 class RadialGeometry:
     """Ring and sector of every measurable pixel of one object set (labels 1..N)."""
 
     def __init__(self, labels: np.ndarray, bins: int):
         self.count, self.bins = int(labels.max()), bins
-        to_edge = distance_to_edge(labels)
+        to_edge = _to_edges(labels)
         ci, cj = _centres(to_edge, labels, self.count)
-        seeds = np.zeros(labels.shape, int)
-        seeds[ci, cj] = labels[ci, cj]
-        colours = color_labels(labels)
-        from_centre = np.zeros(labels.shape)
-        reached = np.zeros(labels.shape, int)
-        for colour in range(1, int(colours.max()) + 1):  # objects of one colour never touch
-            mask = colours == colour
-            grown, distance = propagate(np.zeros(labels.shape), seeds, mask, 1)
-            from_centre[mask], reached[mask] = distance[mask], grown[mask]
-        good = reached > 0
-        self.index = np.flatnonzero(good)
+        from_centre = _from_centres(labels, ci.astype(np.int64), cj.astype(np.int64))
+        self.index = np.flatnonzero(from_centre >= 0)
         self.objects = labels.ravel()[self.index].astype(np.intp) - 1
-        owner = reached.ravel()[self.index] - 1
         scaled = from_centre.ravel()[self.index] / (
             from_centre.ravel()[self.index] + to_edge.ravel()[self.index] + 0.001
         )
         self.ring = np.minimum((scaled * bins).astype(int), bins)
         rows, cols = np.unravel_index(self.index, labels.shape)
-        di, dj = rows - ci[owner], cols - cj[owner]
+        di, dj = rows - ci[self.objects], cols - cj[self.objects]
         self.sector = (di > 0).astype(int) + 2 * (dj > 0) + 4 * (np.abs(di) > np.abs(dj))
         self.pixels_per_ring = self._sum(np.ones(len(self.index)))
 
@@ -93,56 +135,94 @@ class RadialGeometry:
         return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _zernike_sums(y, x, objects, weights, indexes, coefficients, count):  # pragma: no cover
+    """Per object, polynomial and weight column: the sums of polynomial x weight over the
+    object's pixels (real, imaginary), with cp_measure's arithmetic per pixel (Horner on r^2,
+    0 outside the unit circle, ``z = y + ix`` and its powers by repeated multiplication) and
+    its summation order (pixels in row-major order), in one pass over the pixels."""
+    polynomials, columns = indexes.shape[0], weights.shape[1]
+    real = np.zeros((count, polynomials, columns))
+    imag = np.zeros((count, polynomials, columns))
+    top = 0
+    for k in range(polynomials):
+        top = max(top, indexes[k, 1])
+    power_real, power_imag = np.empty(top + 1), np.empty(top + 1)
+    for p in range(objects.shape[0]):
+        r_square = x[p] * x[p] + y[p] * y[p]
+        if r_square > 1:  # NaN (a one-pixel object) goes on, as in cp_measure
+            continue
+        a, b = y[p], x[p]
+        for m in range(1, top + 1):
+            power_real[m], power_imag[m] = a, b
+            a, b = a * y[p] - b * x[p], a * x[p] + b * y[p]
+        o = objects[p]
+        for k in range(polynomials):
+            n, m = indexes[k, 0], indexes[k, 1]
+            radial = 0.0
+            for c in range((n - m) // 2 + 1):
+                radial *= r_square
+                radial += coefficients[k, c]
+            for c in range(columns):
+                weighted = radial * weights[p, c]
+                if m == 0:
+                    real[o, k, c] += weighted
+                else:
+                    real[o, k, c] += weighted * power_real[m]
+                    imag[o, k, c] += weighted * power_imag[m]
+    return real, imag
+
+
 class ZernikeBasis:
-    """Zernike polynomials on each object's minimum enclosing circle, for intensity moments
-    (``RadialDistribution_ZernikeMagnitude`` / ``Phase``); evaluated once per object set."""
+    """Zernike polynomials on each object's minimum enclosing circle, for the object's shape
+    (``AreaShape_Zernike``) and intensity moments (``RadialDistribution_ZernikeMagnitude`` /
+    ``Phase``): the circle is found once per object set and the polynomials evaluated once per
+    pixel for the shape and every channel together (cp_measure redoes both per channel and
+    again for the shape); the numbers are cp_measure's ``get_zernike`` and
+    ``get_radial_zernikes`` (tests/test_features.py)."""
 
     def __init__(self, labels: np.ndarray, degree: int):
         self.count = int(labels.max())
         self.indexes = zernike.get_zernike_indexes(degree + 1)
         centres, radii = zernike.minimum_enclosing_circle(labels, np.arange(1, self.count + 1))
-        radii = np.asarray(radii, float)
+        self.radii = np.asarray(radii, float)
         rows, cols = np.nonzero(labels)
         self.index = rows * labels.shape[1] + cols
         self.objects = labels[rows, cols].astype(np.intp) - 1
         self.pixels = np.bincount(self.objects, minlength=self.count).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):  # 1-px objects: radius 0
-            y = (rows - centres[self.objects, 0]) / radii[self.objects]
-            x = (cols - centres[self.objects, 1]) / radii[self.objects]
-        self.r_square, self.z = x * x + y * y, y + 1j * x
+            self.y = (rows - centres[self.objects, 0]) / self.radii[self.objects]
+            self.x = (cols - centres[self.objects, 1]) / self.radii[self.objects]
         self.coefficients = zernike.construct_zernike_lookuptable(self.indexes)
 
-    def polynomials(self):
-        """(n, m, values on the object pixels) for every index (0 outside the unit circle)."""
-        power, powers = self.z, {}
-        for m in range(1, int(self.indexes[:, 1].max()) + 1):
-            powers[m] = power
-            power = power * self.z
-        for k, (n, m) in enumerate(self.indexes):
-            radial = np.zeros_like(self.r_square)
-            for c in self.coefficients[k, : (n - m) // 2 + 1]:  # Horner on r^2
-                radial *= self.r_square
-                radial += c
-            radial[self.r_square > 1] = 0
-            yield n, m, (radial if m == 0 else radial * powers[m])
-
-    def measure(self, images: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-        """{channel: {``RadialDistribution_ZernikeMagnitude_{n}_{m}``: ..., ``Phase``: ...}}:
-        every channel's moments of one polynomial in one sparse product (object sums)."""
+    def measure(
+        self, images: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        """(``{Zernike_{n}_{m}: ...}`` of the shape, ``{channel:
+        {RadialDistribution_ZernikeMagnitude_{n}_{m}: ..., ...Phase_{n}_{m}: ...}}``)."""
         channels = list(images)
-        weights = np.stack([images[c].ravel()[self.index] for c in channels], axis=1)
-        sums = scipy.sparse.csr_matrix(
-            (np.ones(len(self.objects)), (self.objects, np.arange(len(self.objects)))),
-            shape=(self.count, len(self.objects)),
+        weights = np.empty((len(self.objects), 1 + len(channels)))
+        weights[:, 0] = 1.0  # the shape: the unweighted polynomial
+        for i, channel in enumerate(channels, start=1):
+            weights[:, i] = images[channel].ravel()[self.index]
+        real, imag = _zernike_sums(
+            self.y,
+            self.x,
+            self.objects,
+            weights,
+            np.asarray(self.indexes, np.int64),
+            self.coefficients,
+            self.count,
         )
+        names = [f"{n}_{m}" for n, m in self.indexes]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            magnitude = np.sqrt(real * real + imag * imag)
+            shape = magnitude[:, :, 0] / (np.pi * self.radii * self.radii)[:, None]
+            magnitude = magnitude[:, :, 1:] / self.pixels[:, None, None]
+        phase = np.arctan2(real[:, :, 1:], imag[:, :, 1:])
         out = {channel: {} for channel in channels}
-        for n, m, values in self.polynomials():
-            moments = sums @ (values[:, None] * weights)  # (objects, channels)
-            real, imag = moments.real, (np.zeros_like(moments.real) if m == 0 else moments.imag)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                magnitude = np.sqrt(real * real + imag * imag) / self.pixels[:, None]
-            phase = np.arctan2(real, imag)
+        for k, name in enumerate(names):
             for i, channel in enumerate(channels):
-                out[channel][f"RadialDistribution_ZernikeMagnitude_{n}_{m}"] = magnitude[:, i]
-                out[channel][f"RadialDistribution_ZernikePhase_{n}_{m}"] = phase[:, i]
-        return out
+                out[channel][f"RadialDistribution_ZernikeMagnitude_{name}"] = magnitude[:, k, i]
+                out[channel][f"RadialDistribution_ZernikePhase_{name}"] = phase[:, k, i]
+        return {f"Zernike_{name}": shape[:, k] for k, name in enumerate(names)}, out

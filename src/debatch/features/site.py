@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -50,15 +50,6 @@ def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarr
             values /= illum[channel]
         images[channel] = np.clip(values, 0.0, 1.0, out=values)
     return images
-
-
-def _shape(labels: np.ndarray, features: dict) -> Measured:
-    measured = measureobjectsizeshape.get_sizeshape(
-        labels, None, calculate_advanced=False, new_features=False
-    )
-    measured |= measureobjectsizeshape.get_zernike(labels, None, features["zernike_degree"])
-    measured |= _feret.get_feret(labels, None)
-    return {f"AreaShape_{key}": value for key, value in measured.items()}
 
 
 def _intensity(labels, pixels, channel, features) -> Measured:
@@ -97,11 +88,13 @@ PAIR_NAMES = {
 def _correlation(labels, images, features, costes) -> Measured:
     """MeasureColocalization of every channel pair (CellProfiler reports Pearson and Overlap
     once per pair, the directional coefficients both ways: ``Manders_DNA_ER`` is DNA's share).
-    Per channel, the object pixels' values, ranks and maxima are shared by all its pairs."""
+    Per channel, the object pixels' values, ranks, maxima and means are shared by all its
+    pairs."""
     pixels = colocalization.ObjectPixels(labels)
     values = {channel: image.ravel()[pixels.index] for channel, image in images.items()}
     ranks = {channel: colocalization.dense_ranks(v) for channel, v in values.items()}
     maxima = {channel: pixels.maximum(v) for channel, v in values.items()}
+    means = {channel: pixels.mean(v) for channel, v in values.items()}
     out = {}
     for a, b in itertools.combinations(images, 2):
         measured = colocalization.pair_coefficients(
@@ -109,6 +102,7 @@ def _correlation(labels, images, features, costes) -> Measured:
             (values[a], values[b]),
             (ranks[a], ranks[b]),
             (maxima[a], maxima[b]),
+            (means[a], means[b]),
             features["correlation_threshold"],
             costes[a, b],
         )
@@ -126,6 +120,32 @@ class Site:
     images: Mapping[str, np.ndarray]
     costes: dict = field(default_factory=dict)
     spectra: dict = field(default_factory=dict)
+
+
+class Objects:
+    """One object set of a site (labels 1..N) and what its modules share, made on first use:
+    the Zernike moments of the shape and of every channel come from one pass (AreaShape and
+    radial Zernikes use the same polynomials on the same enclosing circles)."""
+
+    def __init__(self, labels: np.ndarray, site: Site, features: dict):
+        self.labels, self.site, self.features = labels, site, features
+
+    @cached_property
+    def zernikes(self) -> tuple[Measured, dict[str, Measured]]:
+        """``ZernikeBasis.measure`` of the channels (none if radial Zernikes are off)."""
+        wanted = "radial_zernikes" in self.features["measurements"]
+        basis = ZernikeBasis(self.labels, self.features["zernike_degree"])
+        return basis.measure(self.site.images if wanted else {})
+
+
+def _shape(objects: Objects) -> Measured:
+    labels = objects.labels
+    measured = measureobjectsizeshape.get_sizeshape(
+        labels, None, calculate_advanced=False, new_features=False
+    )
+    measured |= objects.zernikes[0]
+    measured |= _feret.get_feret(labels, None)
+    return {f"AreaShape_{key}": value for key, value in measured.items()}
 
 
 @contextmanager
@@ -156,7 +176,8 @@ def prepare_site(
     return site
 
 
-def _granularity(labels, site: Site, features) -> Measured:
+def _granularity(objects: Objects) -> Measured:
+    labels, site, features = objects.labels, objects.site, objects.features
     spectra = [s for s in site.spectra.values() if s is not None]
     means = ObjectMeans(labels, spectra[0].small_shape) if spectra else None
     out = {}
@@ -172,19 +193,18 @@ def _radial_name(key: str, channel: str) -> str:
     return f"{module}_{feature}_{channel}_{suffix}"
 
 
-def _radial_distribution(labels, site: Site, features) -> Measured:
-    geometry = RadialGeometry(labels, features["radial_bins"])
+def _radial_distribution(objects: Objects) -> Measured:
+    geometry = RadialGeometry(objects.labels, objects.features["radial_bins"])
     out = {}
-    for channel, image in site.images.items():
+    for channel, image in objects.site.images.items():
         out |= {_radial_name(k, channel): v for k, v in geometry.measure(image).items()}
     return out
 
 
-def _radial_zernikes(labels, site: Site, features) -> Measured:
-    moments = ZernikeBasis(labels, features["zernike_degree"]).measure(site.images)
+def _radial_zernikes(objects: Objects) -> Measured:
     return {
         _radial_name(key, channel): value
-        for channel, measured in moments.items()
+        for channel, measured in objects.zernikes[1].items()
         for key, value in measured.items()
     }
 
@@ -192,24 +212,26 @@ def _radial_zernikes(labels, site: Site, features) -> Measured:
 def _per_channel(function: Callable) -> Callable:
     """A module measured channel by channel (cp_measure's signature) as a module of the site."""
 
-    def measure(labels, site: Site, features) -> Measured:
+    def measure(objects: Objects) -> Measured:
         out = {}
-        for channel, image in site.images.items():
-            out |= function(labels, image, channel, features)
+        for channel, image in objects.site.images.items():
+            out |= function(objects.labels, image, channel, objects.features)
         return out
 
     return measure
 
 
 _MODULES: dict[str, Callable] = {
-    "areashape": lambda labels, site, features: _shape(labels, features),
+    "areashape": _shape,
     "intensity": _per_channel(_intensity),
     "texture": _per_channel(_texture),
     "granularity": _granularity,
     "radial_distribution": _radial_distribution,
     "radial_zernikes": _radial_zernikes,
-    "correlation": lambda labels, site, features: (
-        _correlation(labels, site.images, features, site.costes) if len(site.images) > 1 else {}
+    "correlation": lambda objects: (
+        _correlation(objects.labels, objects.site.images, objects.features, objects.site.costes)
+        if len(objects.site.images) > 1
+        else {}
     ),
 }
 
@@ -219,10 +241,11 @@ def measure_objects(
 ) -> Measured:
     """Every configured module on one object set (labels 1..N, no gaps: see measure_site)."""
     measured: Measured = {}
+    objects = Objects(labels, site, features)
     for module, function in _MODULES.items():
         if module in features["measurements"]:
             with _timed(timings, module):
-                measured |= function(labels, site, features)
+                measured |= function(objects)
     return measured
 
 
