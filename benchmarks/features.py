@@ -33,6 +33,7 @@ from cp_measure.bulk import get_core_measurements, get_correlation_measurements
 from cp_measure.core.measurecolocalization import get_correlation_overlap
 from skimage.segmentation import relabel_sequential
 
+import figures
 from debatch.core.io import NpzWriter
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
@@ -388,6 +389,13 @@ def speed_section() -> None:
         f"~200 cells (>= 12x CellProfiler's ~62): "
         f"{'met' if big['debatch core-s/site'] <= GOAL_CORE_SECONDS else 'NOT met'} "
         f"({big['debatch core-s/site']:.2f} s for {big['cells']} cells)\n"
+    )
+    figures.save(
+        __file__,
+        {
+            "core_s_per_field": float(big["debatch core-s/site"]),
+            "cells_per_field": int(big["cells"]),
+        },
     )
     print(
         "Where the time goes (1080 px synthetic field, CPU seconds per module, all three "
