@@ -32,6 +32,7 @@ ORDER = [
     "dag_scaling.py",
     "end_to_end.py",
     "report_size.py",
+    "cost_model.py",
     "verdict_weights.py",
     "verdict.py",
 ]

@@ -15,6 +15,18 @@ def real_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory):
+    """The tiny screen run to the end once per session: (workdir, config). Tests read it and
+    may run Snakemake on it again only in ways that change nothing (dry runs, --report)."""
+    from workflow_helpers import TINY_DEMO_RUN, snakemake, tiny_workdir
+
+    workdir = tmp_path_factory.mktemp("demo")
+    config = tiny_workdir(workdir, TINY_DEMO_RUN)
+    snakemake(workdir, config)
+    return workdir, config
+
+
 def docs_tool():
     """tools/docs.py as a module (it is a script, not part of the library)."""
     import importlib.util

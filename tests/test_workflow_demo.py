@@ -11,26 +11,17 @@ import pytest
 from debatch.settings import FEATURE_SELECT
 
 from conftest import docs_tool
-from workflow_helpers import TINY_DEMO, scheduled_rules, snakemake, tiny_workdir
+from workflow_helpers import TINY_DEMO, TINY_DEMO_RUN, scheduled_rules, snakemake
 
 pytestmark = pytest.mark.slow
 
 PLATES = [("plate01", "batch1"), ("plate02", "batch2"), ("plate03", "batch3")]
-# what this run needs beyond the tiny screen of .test/config (3 plates, batch3 held out)
-TINY = {
-    "demo": {"params": {"sites": 2, "image_size": 128, "cells_per_site": 14}},
-    "train": {"epochs": 2, "embedding_dim": 16, "batch_size": 64},
-    "profiles": {"corrections": ["none", "sphering", "harmony"]},
-    "outputs": {"anndata_cells": True},
-}
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    config = tiny_workdir(workdir, TINY)
-    snakemake(workdir, config)
-    return workdir, config
+def finished_run(tiny_demo_run):
+    """The tiny screen run to the end (conftest.py: once per session, shared)."""
+    return tiny_demo_run
 
 
 def test_every_cell_flows_from_segmentation_to_embeddings(finished_run):
@@ -83,7 +74,7 @@ def test_every_cell_has_cellprofiler_features_in_the_cells_tables_order(finished
 @pytest.mark.parametrize("source", ["erm_seed0", "cellprofiler"])
 def test_every_platemap_well_has_a_finite_profile(finished_run, source):
     workdir, _ = finished_run
-    for correction in TINY["profiles"]["corrections"]:
+    for correction in TINY_DEMO_RUN["profiles"]["corrections"]:
         wells = pd.read_parquet(
             workdir / "results" / "profiles" / source / correction / "wells.parquet"
         )
@@ -179,7 +170,7 @@ def test_report_has_ranking_and_every_figure(finished_run):
     assert "<table id='hits' class='sortable'>" in html and "<nav class='toc'" in html
     assert "id='section-config'" in html and "Made by debatch " in html
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    corrections = TINY["profiles"]["corrections"]
+    corrections = TINY_DEMO_RUN["profiles"]["corrections"]
     # per source (erm, cellprofiler): PCA per correction + metric bars + UMAP; the cell
     # gallery; cells-per-well heatmaps; per plate (3, under report.max_plate_figures): QC
     # heatmap, segmentation overlays, illumination
@@ -218,7 +209,7 @@ def test_demo_metrics_score_against_ground_truth(finished_run):
     workdir, _ = finished_run
     truth = pd.read_csv(workdir / "demo" / "plate01" / "truth" / "treatments.tsv", sep="\t")
     compounds = truth[truth["treatment"] != "DMSO"]
-    for correction in TINY["profiles"]["corrections"]:
+    for correction in TINY_DEMO_RUN["profiles"]["corrections"]:
         path = workdir / "results" / "diagnostics" / "erm_seed0" / correction / "metrics.json"
         metrics = json.loads(path.read_text())
         for entry in [*metrics["batch"].values(), *metrics["bio"].values()]:
@@ -278,7 +269,9 @@ def test_demo_figures_for_the_docs_come_from_the_run(finished_run):
         plate: len(pd.read_parquet(results / "crops" / f"{plate}.parquet")) for plate, _ in PLATES
     }
     assert dict(zip(tables["cells"]["plate"], tables["cells"]["cells"])) == cells
-    assert sorted(tables["batch"]["correction"]) == sorted(TINY["profiles"]["corrections"] * 2)
+    assert sorted(tables["batch"]["correction"]) == sorted(
+        TINY_DEMO_RUN["profiles"]["corrections"] * 2
+    )
     assert "| rank | method |" in docs.markdown(tables["ranking"])
 
 

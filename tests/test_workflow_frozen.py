@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from conftest import REPO
-from workflow_helpers import TINY_OVERLAY, scheduled_rules, snakemake, tiny_workdir
+from workflow_helpers import (
+    TINY_DEMO_RUN,
+    TINY_OVERLAY,
+    deep_update,
+    scheduled_rules,
+    snakemake,
+    tiny_workdir,
+)
 
 pytestmark = pytest.mark.slow
 LATER = "plate03"  # batch3, the tiny screen's held-out batch
@@ -31,14 +38,14 @@ def recipe(reference, later_batch):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(first run's results, second run's results, the second run's dry-run rule counts)."""
-    first = tmp_path_factory.mktemp("first")
-    snakemake(first, tiny_workdir(first))
+def runs(tiny_demo_run, tmp_path_factory):
+    """(first run's results, second run's results, the second run's dry-run rule counts); the
+    first run is the session's shared tiny run (conftest.py), only read here."""
+    first = tiny_demo_run[0]
     second = tmp_path_factory.mktemp("second")
     results = first / "results"
-    overlay = {**recipe(results, "batch3"), "demo": {"root": str(first / "demo")}}
-    config = tiny_workdir(second, overlay)
+    overlay = deep_update(TINY_DEMO_RUN, recipe(results, "batch3"))
+    config = tiny_workdir(second, deep_update(overlay, {"demo": {"root": str(first / "demo")}}))
     # the later batch's plate alone, its images where the first run made them
     rows = (second / "plates.tsv").read_text().replace(str(second / "demo"), str(first / "demo"))
     header, *plates = rows.splitlines()

@@ -16,6 +16,14 @@ TEST_CONFIG = REPO / ".test" / "config"
 # The tiny screen of .test/config/config.yaml: an overlay of config/config.yaml
 TINY_OVERLAY = yaml.safe_load((TEST_CONFIG / "config.yaml").read_text())
 TINY_DEMO = TINY_OVERLAY["demo"]["params"]
+# what the shared finished run (conftest.py tiny_demo_run) needs beyond the tiny screen of
+# .test/config (3 plates, batch3 held out)
+TINY_DEMO_RUN = {
+    "demo": {"params": {"sites": 2, "image_size": 128, "cells_per_site": 14}},
+    "train": {"epochs": 2, "embedding_dim": 16, "batch_size": 64},
+    "profiles": {"corrections": ["none", "sphering", "harmony"]},
+    "outputs": {"anndata_cells": True},
+}
 
 
 def deep_update(base: dict, override: dict) -> dict:

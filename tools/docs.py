@@ -43,6 +43,7 @@ BLOCK = re.compile(
     re.DOTALL,
 )
 HEADING = re.compile(r"^(#+) (.*)$")
+BENCHMARK_START = re.compile(r"^<!-- \S+\.py: \d+ s -->$")  # the next benchmark's section
 
 
 def documents() -> list[Path]:
@@ -54,7 +55,8 @@ def documents() -> list[Path]:
 
 
 def section(text: str, heading: str) -> str:
-    """The part of ``text`` under the first heading starting with ``heading``."""
+    """The part of ``text`` under the first heading starting with ``heading``, up to the next
+    heading of its level or above, or the next benchmark's section in benchmarks/README.md."""
     lines = text.splitlines(keepends=True)
     for start, line in enumerate(lines):
         match = HEADING.match(line.rstrip("\n"))
@@ -64,7 +66,8 @@ def section(text: str, heading: str) -> str:
                 (
                     i
                     for i in range(start + 1, len(lines))
-                    if (m := HEADING.match(lines[i].rstrip("\n"))) and len(m.group(1)) <= level
+                    if BENCHMARK_START.match(lines[i].rstrip("\n"))
+                    or ((m := HEADING.match(lines[i].rstrip("\n"))) and len(m.group(1)) <= level)
                 ),
                 len(lines),
             )
