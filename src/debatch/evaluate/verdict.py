@@ -204,7 +204,8 @@ def treatments_retrieved(table: pd.DataFrame, entries: list[dict]) -> str:
     found = np.mean([r["value"] for r in retrieved]) * treatments
     return (
         f"Treatments retrieved: {found:.1f} of {treatments} (replicate wells that find each "
-        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over seeds)."
+        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over "
+        f"{'runs' if rotated(entries) else 'seeds'})."
     )
 
 
