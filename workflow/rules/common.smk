@@ -292,7 +292,6 @@ def holdout_batches(wildcards):
     return rule_params.holdout_batches(config["train"], wildcards.source)
 
 
-
 def aggregation_params(wildcards):
     return rule_params.aggregation_params(
         config["profiles"], wildcards.source, config.get("external")
