@@ -95,3 +95,43 @@ def test_flags_name_over_correction_and_harmony_is_marked_transductive():
     }
     assert table.loc["none", "flags"] == "" and table.loc["sphering", "flags"] == ""
     assert table["transductive"].to_dict() == {"none": False, "harmony": True, "sphering": False}
+
+
+def fold_entries(spec, folds=("b1", "b2", "b3"), seed=0):
+    """One seed of each method with every batch held out in turn (train.rotate_holdout): spec
+    is method -> per fold (kNN accuracy, mAP); each fold's held-out wells are its own batch's."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method, per_fold in spec.items():
+        for fold, (accuracy, ap) in zip(folds, per_fold):
+            entry = metrics(method, 0, "none", accuracy, ap, accuracy, rng)
+            for well in entry["holdout"]["per_well"]:
+                well["Metadata_Plate"] = f"{fold}-{well['Metadata_Plate']}"
+            entry.update(fold=fold, source=f"{method}-{fold}_seed0")
+            rows.append({"correction": "none", "metrics": entry})
+    return rows
+
+
+def test_rotated_runs_pair_by_batch_and_average_over_batches():
+    """Each fold's held-out wells are another batch's: runs pair by (seed, fold), the row
+    counts every fold as a run, its held-out scores are the means over folds."""
+    rows = fold_entries({"good": [(0.9, 0.8)] * 3, "erm": [(0.5, 0.5), (0.6, 0.5), (0.4, 0.5)]})
+    table = ranking(rows, n_boot=300).set_index("method")
+    assert table.loc["good", "seeds"] == 3 and table.loc["erm", "seeds"] == 3
+    assert table.loc["erm", "held-out kNN acc"] == pytest.approx(0.5)
+    assert table.loc["good", "vs erm real"] and table.loc["good", "vs erm low"] > 0
+    good = [e["metrics"] for e in rows if e["metrics"]["method"] == "good"]
+    erm = [e["metrics"] for e in rows if e["metrics"]["method"] == "erm"]
+    result = paired_difference(good, erm, n_boot=300)
+    assert result["folds"] == 3 and result["pairs"] == 3 and result["units"] == 3 * len(WELLS)
+
+
+def test_a_difference_in_one_batch_only_is_not_real_over_batches():
+    """The interval resamples the batches held out in turn: a lead in one batch of three is
+    not a lead over batches, however many wells that batch has."""
+    same = (0.6, 0.5)
+    rows = fold_entries({"lucky": [(0.95, 0.9), same, same], "erm": [(0.4, 0.3), same, same]})
+    lucky = [e["metrics"] for e in rows if e["metrics"]["method"] == "lucky"]
+    erm = [e["metrics"] for e in rows if e["metrics"]["method"] == "erm"]
+    result = paired_difference(lucky, erm, n_boot=1000)
+    assert result["difference"] > 0.1 and result["low"] <= 0.01 and not result["real"]

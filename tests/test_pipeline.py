@@ -60,6 +60,50 @@ def test_methods_and_held_out_batches_are_checked(train, message):
         checks.check_methods(train, ["b1", "b2"])
 
 
+@pytest.mark.parametrize(
+    "train, batches, message",
+    [
+        ({"holdout_batches": ["b1"]}, ["b1", "b2"], r"holdout_batches must then be \[\], not"),
+        ({}, ["b1"], "needs two batches on the plate sheet"),
+        ({}, ["b1", "day 2"], "batch 'day 2' cannot name a model's folder"),
+    ],
+)
+def test_rotation_holds_out_every_batch_and_nothing_else(train, batches, message):
+    with pytest.raises(ConfigError, match=f"^train.rotate_holdout.*{message}"):
+        checks.check_rotation({"rotate_holdout": True, **train}, batches)
+    checks.check_rotation({"rotate_holdout": False, **train}, batches)
+
+
+def test_a_rotated_model_is_a_run_of_its_method_named_after_its_held_out_batch():
+    """{method}-{batch}_seed{k}: the first '-' ends the method whatever the batch is called;
+    its train params hold that batch out, and its diagnostics score it as held out."""
+    for batch in ("b1", "2021-05-03", "x_seed7"):
+        source = settings.source_name("abra_plate", 2, batch)
+        assert settings.parse_source(source) == ("abra_plate", 2)
+        assert settings.source_fold(source) == batch
+    assert (
+        settings.source_fold("erm_seed0") is None and settings.source_fold("cellprofiler") is None
+    )
+    train = {**DEFAULTS["train"], "holdout_batches": [], "rotate_holdout": True}
+    sources = rule_params.trained_sources({**train, "methods": ["erm"]}, ["b1", "b2"])
+    assert sources == ["erm-b1_seed0", "erm-b2_seed0"]
+    assert rule_params.train_params(train, "erm", 0, "b2")["holdout_batches"] == ["b2"]
+    assert rule_params.holdout_batches(train, "erm-b2_seed0") == ["b2"]
+    assert rule_params.holdout_batches(DEFAULTS["train"], "cellprofiler") == ["batch4"]
+
+
+def test_a_run_without_rotation_keeps_its_sources_and_params():
+    """rotate_holdout is a fan-out key like seeds: it never reaches a train job, so adding it
+    (false) reruns nothing."""
+    train = DEFAULTS["train"]
+    assert rule_params.trained_sources(train, ["batch1", "batch4"]) == [
+        f"{method}_seed0" for method in train["methods"]
+    ]
+    without = {k: v for k, v in train.items() if k != "rotate_holdout"}
+    assert rule_params.train_params(train, "erm", 0) == rule_params.train_params(without, "erm", 0)
+    assert "rotate_holdout" not in rule_params.train_params(train, "erm", 0)
+
+
 def test_features_need_the_label_images():
     with pytest.raises(ConfigError, match="set segment.save_masks to true"):
         checks.check_features({"enabled": True}, {"save_masks": False})

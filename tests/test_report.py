@@ -499,3 +499,39 @@ def test_flagged_cells_are_marked_and_never_coloured_as_good():
     colours = score_shades(table)["batch acc"]
     assert colours[0] == shade(0.0) == "#" + "".join(f"{c:02x}" for c in WORST)
     assert colours[1] == shade(1.0)  # at chance: the best a batch classifier can do
+
+
+def test_a_rotation_says_batches_were_held_out_in_turn_with_intervals_over_them(tmp_path):
+    """Every batch held out in turn: the ranking counts a method's folds as its runs, the page
+    says so and shows each held-out batch's score with the interval over batches, and the
+    verdict still compares the first two rows on held-out wells."""
+    plot_pca(wells_table(), "pca", tmp_path / "pca.png")
+    entries = []
+    for method, effect in (("erm", 0.6), ("deepnoise", 3.0)):
+        wells = wells_table(batch_shift=1.0, effect=effect)
+        for fold in ("b0", "b1", "b2"):
+            metrics = compute_metrics(wells, {"map_null_size": 200}, [fold])
+            source = f"{method}-{fold}_seed0"
+            run = {"method": method, "seed": 0, "fold": fold, "source": source}
+            entries.append(
+                {
+                    "correction": "none",
+                    "figure": str(tmp_path / "pca.png"),
+                    "metrics": {**metrics, **run, "correction": "none"},
+                }
+            )
+    text = render(entries, {"title": "rotation", "bootstrap": 300})
+    page, verdict = Page(text), text.split("class='verdict'>")[1].split("</p>")[0]
+    ranking = pd.DataFrame(page.tables["ranking"][1:], columns=page.tables["ranking"][0])
+    assert ranking["seeds"].tolist() == ["3", "3"] and ranking["method"][0] == "deepnoise"
+    header, *rows = page.tables["rotation"]
+    assert header[:3] == ["method", "correction", "runs"]
+    assert {"held out b0", "held out b1", "held out b2", "95 % interval over batches"} <= set(
+        header
+    )
+    assert [row[0] for row in rows] == ["deepnoise", "erm"]
+    assert "every batch was held out in turn" in text
+    assert "(every batch held out in turn)" in verdict
+    assert "held-out score against the runner-up erm + none" in verdict
+    assert text.count("PCA of well profiles (deepnoise-b0_seed0") == 1
+    assert "PCA of well profiles (deepnoise-b1_seed0" not in text

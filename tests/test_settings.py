@@ -148,7 +148,7 @@ def test_default_config_sets_every_setting_to_its_library_default():
     }
     for block in settings.STAGES:
         section = config_section(config, block)
-        written = {k: v for k, v in section.items() if k not in ("methods", "seeds", "recipes")}
+        written = {k: v for k, v in section.items() if k not in settings.TRAIN_FAN_OUT}
         written = flatten(written, f"{block.name}.")
         defaults = flatten(block.defaults, f"{block.name}.")
         assert set(written) == set(defaults) - SET_BY_THE_WORKFLOW, block.name
@@ -190,6 +190,19 @@ def test_config_yaml_comments_every_setting():
     commented = commented_keys((REPO / "config" / "config.yaml").read_text())
     keys = set().union(*(block_keys(block, f"{block.name}.") for block in settings.STAGES))
     assert sorted(keys - SET_BY_THE_WORKFLOW - commented) == []
+
+
+def test_rotation_is_a_commented_train_key_off_by_default_as_in_the_schema():
+    """rotate_holdout, like methods and seeds, shapes which jobs run, not a job
+    (settings.TRAIN_FAN_OUT): it lives in the schema, not a Block; config.yaml comments it and
+    leaves rotation off, as the schema's default."""
+    config = (REPO / "config" / "config.yaml").read_text()
+    assert "train.rotate_holdout" in commented_keys(config)
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    train = schema["properties"]["train"]["properties"]
+    assert set(settings.TRAIN_FAN_OUT) <= set(train)
+    rotate = train["rotate_holdout"]["default"]
+    assert yaml.safe_load(config)["train"]["rotate_holdout"] is rotate is False
 
 
 def block_default_lines(tree: ast.Module) -> set[int]:

@@ -159,11 +159,12 @@ BATCHES = sorted(PLATES["batch"].unique())
 FEATURES = settings.FEATURES.merge(config.get("features", {}))
 checked(checks.check_features, FEATURES, config["segment"])
 METHODS = config["train"]["methods"]
-SEEDS = config["train"].get("seeds", [0])
+checked(checks.check_rotation, config["train"], BATCHES)
 # A source of per-cell features: a model this run trains, {method}_seed{k}, one per method and
-# seed; a frozen model trained in another run (embed.models, embed.models_from), under its
-# name; and CellProfiler's measurements (features stage), `cellprofiler`, when enabled.
-MODELS = [settings.source_name(method, seed) for method in METHODS for seed in SEEDS]
+# seed ({method}-{batch}_seed{k}, one per held-out batch too, with train.rotate_holdout); a
+# frozen model trained in another run (embed.models, embed.models_from), under its name; and
+# CellProfiler's measurements (features stage), `cellprofiler`, when enabled.
+MODELS = rule_params.trained_sources(config["train"], BATCHES)
 FROZEN = checked(sources.frozen_models, config["embed"])
 checked(sources.check_frozen, FROZEN, MODELS, list(config["channels"]), config["crops"])
 EMBEDDED = MODELS + list(FROZEN)  # every source embedded by a model: embeddings/{source}/
@@ -191,6 +192,7 @@ wildcard_constraints:
     plate=r"[^/]+",
     method="|".join(re.escape(m) for m in METHODS),
     seed=r"\d+",
+    fold="|".join(re.escape(b) for b in BATCHES),
     source="|".join(re.escape(s) for s in SOURCES),
     correction="|".join(CORRECTIONS),
     shard=r"\d+",
@@ -240,16 +242,21 @@ def segment_gpu():
 
 
 def train_params(wildcards):
-    return rule_params.train_params(config["train"], wildcards.method, int(wildcards.seed))
+    """A train job's params (train or train_fold: its held-out batch is the fold wildcard)."""
+    return rule_params.train_params(
+        config["train"], wildcards.method, int(wildcards.seed), getattr(wildcards, "fold", None)
+    )
 
 
 def model_path(source, name):
     """A file of a source's model folder: models/{method}/seed{k}/{name} for a model this run
-    trains, the folder of its model.pt for a frozen one."""
+    trains (models/{method}-{batch}/seed{k}/ rotating), the folder of its model.pt for a
+    frozen one."""
     if source in FROZEN:
         return os.path.join(os.path.dirname(FROZEN[source]), name)
     method, seed = settings.parse_source(source)
-    return res(f"models/{method}/seed{seed}/{name}")
+    model = settings.source_name(method, None, settings.source_fold(source))
+    return res(f"models/{model}/seed{seed}/{name}")
 
 
 def model_files(name):
@@ -278,7 +285,11 @@ def source_cells(wildcards):
     return cells
 
 
-# --- profiles rules' parameters ---
+# --- profiles and diagnostics rules' parameters ---
+
+
+def holdout_batches(wildcards):
+    return rule_params.holdout_batches(config["train"], wildcards.source)
 
 
 def aggregation_params(wildcards):

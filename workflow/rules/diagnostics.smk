@@ -24,7 +24,7 @@ rule diagnostics:
         mem_mb=2000,
     params:
         diagnostics=stage_params("diagnostics"),
-        holdout_batches=config["train"].get("holdout_batches", []),
+        holdout_batches=holdout_batches,
     script:
         "../scripts/diagnostics.py"
 

@@ -23,3 +23,16 @@ rule train:
         channels=list(config["channels"]),  # kept in the model's card (model.json)
     script:
         "../scripts/train.py"
+
+
+# train.rotate_holdout: one model per method, seed and held-out batch (its train params hold
+# out that batch alone)
+use rule train as train_fold with:
+    output:
+        model=res("models/{method}-{fold}/seed{seed}/model.pt"),
+        log_table=res("models/{method}-{fold}/seed{seed}/training_log.tsv"),
+        card=res(f"models/{{method}}-{{fold}}/seed{{seed}}/{settings.MODEL_CARD}"),
+    log:
+        log_path("train", "{method}-{fold}/seed{seed}"),
+    benchmark:
+        benchmark_path("train", "{method}-{fold}/seed{seed}")

@@ -9,7 +9,7 @@ from debatch.core.logs import setup_logging
 from debatch.evaluate.diagnostics import compute_metrics
 from debatch.evaluate.truth import read_truth
 from debatch.report.figures import plot_pca
-from debatch.settings import parse_source
+from debatch.settings import parse_source, source_fold
 
 setup_logging(snakemake.log[0])
 wells = pd.read_parquet(snakemake.input.wells)
@@ -20,8 +20,10 @@ truth = read_truth(truth_files) if truth_files else None
 metrics = compute_metrics(
     wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth
 )
+fold = source_fold(source)  # a rotated model's held-out batch: a run of its method, as a seed
+run = {"source": source, "method": method, "seed": seed, **({"fold": fold} if fold else {})}
 write_json(
-    {"source": source, "method": method, "seed": seed, "correction": correction, **metrics},
+    {**run, "correction": correction, **metrics},
     snakemake.output.metrics,
 )
 with atomic_path(snakemake.output.figure) as tmp:

@@ -1,14 +1,17 @@
-"""Comparing sources x corrections across seeds: mean ± sd of every score, and paired
+"""Comparing sources x corrections across runs: mean ± sd of every score, and paired
 differences on the held-out batches with bootstrap intervals.
 
-A method trained with several seeds gives one metrics entry per seed. The ranking averages each
-score over seeds; differences between two rows are *paired*: the same held-out wells, seed k
-against seed k (a source without seeds, e.g. CellProfiler features, against every seed). The
-interval of a difference in generalisation score comes from a bootstrap over the held-out wells
-within seeds: each draw resamples the wells (the same draw for both rows and every seed pair),
-recomputes both rows' scores on it, and averages the difference over seed pairs; the 2.5 and
-97.5 percentiles of those differences are the 95 % interval. A difference counts as real only
-when its interval excludes 0.
+A method trained with several seeds gives one metrics entry per seed, and with every batch held
+out in turn (``train.rotate_holdout``) one per seed and held-out batch (its ``fold``): each is a
+run of the method. The ranking averages each score over runs; differences between two rows are
+*paired*: the same held-out wells, run (seed, fold) against the same run (a source without
+seeds, e.g. CellProfiler features, against every run). The interval of a difference in
+generalisation score comes from a bootstrap over the held-out wells within runs: each draw
+resamples each fold's wells (the same draw for both rows and every seed pair), recomputes both
+rows' scores on it, and averages the difference over seed pairs; with folds, each draw also
+resamples the folds, so the interval is over batches as well as wells. The 2.5 and 97.5
+percentiles of those differences are the 95 % interval. A difference counts as real only when
+its interval excludes 0.
 """
 
 from __future__ import annotations
@@ -72,48 +75,79 @@ def _generalisation(chance: float):
     return score
 
 
+def _run(metrics: dict) -> tuple:
+    """A run's key: its seed and held-out batch (fold; "" without rotation)."""
+    return metrics.get("seed"), metrics.get("fold", "")
+
+
 def _seed_pairs(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
-    """Seed k with seed k; a row without seeds (one entry) with every seed of the other."""
+    """Run (seed, fold) with the same run; a row without seeds (one entry) with every run of
+    the other."""
     if len(a) == 1 and a[0].get("seed") is None:
         return [(a[0], y) for y in b]
     if len(b) == 1 and b[0].get("seed") is None:
         return [(x, b[0]) for x in a]
-    by_seed = {m.get("seed"): m for m in b}
-    return [(x, by_seed[x.get("seed")]) for x in a if x.get("seed") in by_seed]
+    by_run = {_run(m): m for m in b}
+    return [(x, by_run[_run(x)]) for x in a if _run(x) in by_run]
+
+
+def _by_fold(pairs: list[tuple[dict, dict]], units: Callable) -> dict | None:
+    """Fold -> its pairs' unit tables (both rows') and the units they share; None when a
+    row lacks the units or a fold's pairs share none."""
+    folds: dict = {}
+    for x, y in pairs:
+        fold = x.get("fold") or y.get("fold") or ""
+        folds.setdefault(fold, []).append((units(x), units(y)))
+    if not folds or any(x is None or y is None for f in folds.values() for x, y in f):
+        return None
+    shared = {}
+    for fold, tables in folds.items():
+        shared[fold] = tables[0][0].index
+        for x, y in tables:
+            shared[fold] = shared[fold].intersection(x.index).intersection(y.index)
+        if not len(shared[fold]):
+            return None
+    return {fold: (tables, shared[fold]) for fold, tables in folds.items()}
 
 
 def paired(
     a: list[dict], b: list[dict], units: Callable, score: Callable, n_boot: int, seed: int
 ) -> dict | None:
-    """A score of row ``a`` minus row ``b`` (each a list of per-seed metrics), paired by seed
+    """A score of row ``a`` minus row ``b`` (each a list of per-run metrics), paired by run
     and by unit (held-out well, treatment): ``units(metrics)`` is a table indexed by unit,
     ``score(values)`` maps an array (..., units, columns) to the score. Every bootstrap draw
-    resamples the shared units once, for both rows and every seed pair, and averages the
-    difference over seed pairs: {"difference", "low", "high", "real", "pairs", "units"}; None
-    when a row lacks the units or they share none."""
+    resamples each fold's shared units once, for both rows and every seed pair, averages the
+    difference over seed pairs, and with several folds resamples the folds too:
+    {"difference", "low", "high", "real", "pairs", "units", "folds"}; None when a row lacks
+    the units or they share none."""
     pairs = _seed_pairs(a, b)
-    tables = [(units(x), units(y)) for x, y in pairs]
-    if not tables or any(x is None or y is None for x, y in tables):
+    folds = _by_fold(pairs, units)
+    if folds is None:
         return None
-    shared = tables[0][0].index
-    for x, y in tables:
-        shared = shared.intersection(x.index).intersection(y.index)
-    if not len(shared):
-        return None
-    draws = np.random.default_rng(seed).integers(0, len(shared), (n_boot, len(shared)))
+    rng = np.random.default_rng(seed)
     observed, boot = [], []
-    for x, y in tables:
-        x, y = x.loc[shared].to_numpy(float), y.loc[shared].to_numpy(float)
-        observed.append(score(x) - score(y))
-        boot.append(score(x[draws]) - score(y[draws]))
-    low, high = np.percentile(np.mean(boot, axis=0), [2.5, 97.5])
+    for tables, shared in folds.values():
+        draws = rng.integers(0, len(shared), (n_boot, len(shared)))
+        fold_observed, fold_boot = [], []
+        for x, y in tables:
+            x, y = x.loc[shared].to_numpy(float), y.loc[shared].to_numpy(float)
+            fold_observed.append(score(x) - score(y))
+            fold_boot.append(score(x[draws]) - score(y[draws]))
+        observed.append(np.mean(fold_observed))
+        boot.append(np.mean(fold_boot, axis=0))
+    boot = np.asarray(boot)  # folds x draws
+    if len(folds) > 1:  # each draw also resamples the batches held out in turn
+        picks = rng.integers(0, len(folds), (n_boot, len(folds)))
+        boot = boot[picks, np.arange(n_boot)[:, None]].mean(axis=1)[None]
+    low, high = np.percentile(boot[0], [2.5, 97.5])
     return {
         "difference": float(np.mean(observed)),
         "low": float(low),
         "high": float(high),
         "real": bool(low > 0 or high < 0),
-        "pairs": len(tables),
-        "units": len(shared),
+        "pairs": len(pairs),
+        "units": sum(len(shared) for _, shared in folds.values()),
+        "folds": len(folds),
     }
 
 
@@ -129,13 +163,15 @@ def paired_difference(
 
 
 def group_entries(entries: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """(method, correction) -> that row's per-seed metrics, seeds in order."""
+    """(method, correction) -> that row's per-run metrics, runs (seed, fold) in order."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for entry in entries:
         metrics = entry["metrics"]
         groups.setdefault((metrics["method"], metrics["correction"]), []).append(metrics)
     return {
-        key: sorted(value, key=lambda m: -1 if m.get("seed") is None else m["seed"])
+        key: sorted(
+            value, key=lambda m: (-1 if m.get("seed") is None else m["seed"], m.get("fold", ""))
+        )
         for key, value in groups.items()
     }
 

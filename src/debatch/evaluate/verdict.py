@@ -29,32 +29,47 @@ def _name(row) -> str:
 
 
 def trained_seeds(entries: list[dict]) -> int | None:
-    """The fewest seeds of any trained method (None when no row comes from training)."""
+    """The fewest runs of any trained method: its seeds, times its held-out batches when every
+    batch was held out in turn (train.rotate_holdout: each fold is a training run of its own);
+    None when no row comes from training."""
     counts = {}
     for entry in entries:
         metrics = entry["metrics"]
         if metrics.get("seed") is not None:
-            counts.setdefault(metrics["method"], set()).add(metrics["seed"])
-    return min(len(seeds) for seeds in counts.values()) if counts else None
+            run = (metrics["seed"], metrics.get("fold"))
+            counts.setdefault(metrics["method"], set()).add(run)
+    return min(len(runs) for runs in counts.values()) if counts else None
+
+
+def rotated(entries: list[dict]) -> bool:
+    """Whether every batch was held out in turn (train.rotate_holdout): runs have folds."""
+    return any(entry["metrics"].get("fold") for entry in entries)
+
+
+def _runs(entries: list[dict], seeds: int) -> str:
+    """'3 seeds', or with rotation '4 runs (every batch held out in turn)'."""
+    if rotated(entries):
+        return f"{seeds} run{'s' if seeds > 1 else ''} (every batch held out in turn)"
+    return f"{seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def first_row(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) -> str:
     """The first row and its lead over the second on held-out batches; "use" only with enough
-    seeds."""
+    seeds (runs, with every batch held out in turn)."""
     best = table.loc[0]
     seeds = trained_seeds(entries)
     spread = f" ± {best['overall sd']:.2f}" if best["seeds"] > 1 else ""
     score = f"overall {best['overall']:.2f}{spread}, first of {len(table)} rows"
     if seeds is not None and seeds < VERDICT_SEEDS:
         text = (
-            f"Provisional: trained methods ran with {seeds} seed{'s' if seeds > 1 else ''}, "
+            f"Provisional: trained methods ran with {_runs(entries, seeds)}, "
             f"and fewer than {VERDICT_SEEDS} cannot say which profile to use (training noise "
             f"alone moves rows by more than most differences between them). Run more seeds "
             f"({SEEDS_COMMAND}) before acting on this ranking. With these seeds "
             f"{_name(best)} ranks first ({score})"
         )
     else:
-        text = f"Use {_name(best)}: {score}" + (f" over {seeds} seeds" if seeds else "")
+        text = f"Use {_name(best)}: {score}" + (f" over {_runs(entries, seeds)}" if seeds else "")
     if len(table) < 2:
         return text + "."
     second = table.loc[1]
@@ -67,7 +82,9 @@ def first_row(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) 
     )
     if lead is None:
         return text + f"; against the runner-up {_name(second)} there is no held-out interval."
-    sure = "a real difference" if lead["real"] else "not distinguishable with these seeds and wells"
+    over = "batches" if rotated(entries) else "seeds"
+    unsure = f"not distinguishable with these {over} and wells"
+    sure = "a real difference" if lead["real"] else unsure
     return (
         text + f"; held-out score against the runner-up {_name(second)}: "
         f"{lead['difference']:+.3f} (95 % interval {lead['low']:+.3f} to {lead['high']:+.3f}), "
@@ -187,7 +204,8 @@ def treatments_retrieved(table: pd.DataFrame, entries: list[dict]) -> str:
     found = np.mean([r["value"] for r in retrieved]) * treatments
     return (
         f"Treatments retrieved: {found:.1f} of {treatments} (replicate wells that find each "
-        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over seeds)."
+        f"other, mAP corrected p < {retrieved[0]['threshold']}; mean over "
+        f"{'runs' if rotated(entries) else 'seeds'})."
     )
 
 

@@ -93,7 +93,7 @@ def check_blocks(config: dict) -> None:
         settings.CROPS: config["crops"],
         settings.FEATURES: config.get("features", {}),
         settings.TRAIN: {
-            k: v for k, v in config["train"].items() if k not in ("methods", "seeds", "recipes")
+            k: v for k, v in config["train"].items() if k not in settings.TRAIN_FAN_OUT
         },
         settings.EMBED: config["embed"],
         settings.PROFILES: config["profiles"],
@@ -171,6 +171,30 @@ def check_methods(train: dict, batches: list[str], reference_batches=()) -> None
             f"train.holdout_batches {sorted(holdout)} hold out every batch of the plate sheet: "
             f"nothing is left to train on"
         )
+
+
+def check_rotation(train: dict, batches: list[str]) -> None:
+    """train.rotate_holdout holds out every batch of the plate sheet in turn: it leaves
+    train.holdout_batches empty, needs two batches, and each batch names a model's folder
+    (models/{method}-{batch}/)."""
+    if not train.get("rotate_holdout"):
+        return
+    if train.get("holdout_batches"):
+        raise ConfigError(
+            f"train.rotate_holdout holds out every batch in turn: train.holdout_batches must "
+            f"then be [], not {train['holdout_batches']}"
+        )
+    if len(batches) < 2:
+        raise ConfigError(
+            f"train.rotate_holdout needs two batches on the plate sheet to train on one while "
+            f"another is held out; it has {batches}"
+        )
+    for batch in batches:
+        if not settings.SOURCE_NAME.fullmatch(batch):
+            raise ConfigError(
+                f"train.rotate_holdout: batch {batch!r} cannot name a model's folder "
+                f"(models/{{method}}-{{batch}}/): use letters, digits, '.', '_' and '-'"
+            )
 
 
 def check_features(features: dict, segment: dict) -> None:

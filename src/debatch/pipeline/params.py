@@ -27,17 +27,44 @@ def segment_gpu(segment: dict) -> int:
     return int(segment["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
 
 
-def train_params(train: dict, method: str, seed: int) -> dict:
+def folds(train: dict, batches: list[str]) -> list[str | None]:
+    """The batch each model of a method and seed holds out: every batch in turn with
+    train.rotate_holdout (leave-one-batch-out), else one model (None) holding out
+    train.holdout_batches."""
+    return list(batches) if train.get("rotate_holdout") else [None]
+
+
+def trained_sources(train: dict, batches: list[str]) -> list[str]:
+    """Every source this run trains: one per method, seed and fold (``folds``)."""
+    return [
+        settings.source_name(method, seed, fold)
+        for method in train["methods"]
+        for seed in train.get("seeds", [0])
+        for fold in folds(train, batches)
+    ]
+
+
+def train_params(train: dict, method: str, seed: int, fold: str | None = None) -> dict:
     """This method's settings: the shared train keys, its seed and only its own block (a
     preset's, e.g. train.abra, or its recipe of train.recipes), so tuning one method, or adding
-    a method or a seed, never retrains the others."""
-    shared = stage_params(train, drop=("methods", "seeds", "recipes", *settings.TRAIN_METHODS))
+    a method or a seed, never retrains the others; a rotated model (``fold``) holds out its
+    batch alone."""
+    shared = stage_params(train, drop=(*settings.TRAIN_FAN_OUT, *settings.TRAIN_METHODS))
+    if fold is not None:
+        shared["holdout_batches"] = [fold]
     own = {}
     if method in settings.TRAIN_METHODS and train.get(method):
         own = {method: train[method]}
     elif method not in settings.TRAIN_METHODS:
         own = {"recipe": train["recipes"][method]}
     return {**shared, "method": method, "seed": seed, **own}
+
+
+def holdout_batches(train: dict, source: str) -> list[str]:
+    """The batches a source's diagnostics score as held out: a rotated model's own batch, for
+    every other source train.holdout_batches (what this run's models never saw)."""
+    fold = settings.source_fold(source)
+    return [fold] if fold is not None else train.get("holdout_batches", [])
 
 
 def plate_cells(source: str, plate: str, results: str, external=()) -> dict:

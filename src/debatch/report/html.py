@@ -34,6 +34,7 @@ from debatch.report.tables import (
     html_table,
     ranking_display,
     ranking_table,
+    rotation_section,
     score_shades,
     scores_table,
     training_table,
@@ -127,6 +128,7 @@ def _ranking_section(
         "discredits (shown as the worst).</p>",
         download_link(RANKING_TSV, "the ranking"),
         html_table(ranking_display(table), "ranking", score_shades(table), sortable=True),
+        *rotation_section(entries),
         "<h3>Every metric's score, per seed</h3>",
         html_table(scores_table(entries), "scores", sortable=True),
         "<h3>Raw values</h3><p class='note'>Batch acc: cross-validated accuracy of "
@@ -202,21 +204,22 @@ def _hits_section(contents: Contents, table: pd.DataFrame, entries: list[dict]) 
     ]
 
 
-def _first_seeds(entries: list[dict]) -> dict[str, int]:
-    """Per method, its first seed: the one whose figures the page shows (further seeds'
-    figures look alike and would multiply the page's size; they are files beside their
-    metrics)."""
+def _first_seeds(entries: list[dict]) -> dict[str, tuple]:
+    """Per method, its first run (seed, held-out batch when rotating): the one whose figures
+    the page shows (further runs' figures look alike and would multiply the page's size; they
+    are files beside their metrics)."""
     first = {}
     for entry in entries:
         method, seed = entry["metrics"]["method"], entry["metrics"].get("seed")
         if seed is not None:
-            first[method] = min(seed, first.get(method, seed))
+            run = (seed, entry["metrics"].get("fold", ""))
+            first[method] = min(run, first.get(method, run))
     return first
 
 
-def _shown(metrics: dict, first_seed: dict[str, int]) -> bool:
-    seed = metrics.get("seed")
-    return seed is None or seed == first_seed[metrics["method"]]
+def _shown(metrics: dict, first_seed: dict[str, tuple]) -> bool:
+    run = (metrics.get("seed"), metrics.get("fold", ""))
+    return run[0] is None or run == first_seed[metrics["method"]]
 
 
 def _umap_section(
@@ -266,9 +269,11 @@ def _source_sections(
         shown = _shown(mine[0]["metrics"], first_seed)
         parts.append(contents.heading(2, f"Source: {source}", f"source {source}"))
         if not shown:
+            seed, fold = first_seed[method]
+            run = f"seed {seed}" + (f" with {fold} held out; this run" if fold else "; this seed")
             parts.append(
-                f"<p class='note'>Figures of {html.escape(method)} are shown for seed "
-                f"{first_seed[method]}; this seed's are in diagnostics/{html.escape(source)}/.</p>"
+                f"<p class='note'>Figures of {html.escape(method)} are shown for {html.escape(run)}"
+                f"'s are in diagnostics/{html.escape(source)}/.</p>"
             )
         if shown and source_figures and source in source_figures:
             caption = f"Metric scores of {source} per correction (1 = best)."

@@ -95,6 +95,7 @@ from .names import (
     Channels,
     feature_columns,
     parse_source,
+    source_fold,
     source_name,
 )
 from .synthetic import DEMO, DEMO_BATCH
@@ -107,6 +108,7 @@ from .training import (
     SPREADS,
     TEACHER_CELLS,
     TRAIN,
+    TRAIN_FAN_OUT,
     preset_recipe,
     recipe_block,
 )
@@ -183,6 +185,7 @@ __all__ = [
     "source_name",
     "MODEL_CARD",
     "parse_source",
+    "source_fold",
     "LEVELS",
     "FEATURE_KINDS",
     "SOURCE_NAME",
@@ -216,6 +219,7 @@ __all__ = [
     "recipe_block",
     "preset_recipe",
     "TRAIN",
+    "TRAIN_FAN_OUT",
     "EMBED",
     "FROZEN_KEYS",
     "FEATURE_SELECT",

@@ -126,20 +126,35 @@ POSITIONAL_FEATURES = (
 OBJECT_RELATIONS = ("_Number_Object_Number", "_Parent_", "_Children_")
 
 
-def source_name(method: str, seed: int | None) -> str:
+def source_name(method: str, seed: int | None, fold: str | None = None) -> str:
     """A source of per-cell features as it names output folders: ``{method}_seed{k}`` for a
-    trained model, the bare name for a source without seeds (``cellprofiler``). One folder level
-    for every source, so ``profiles/*/none/wells.parquet`` collects them all."""
-    return method if seed is None else f"{method}_seed{seed}"
+    trained model, ``{method}-{batch}_seed{k}`` for one trained with ``batch`` held out in turn
+    (``train.rotate_holdout``), the bare name for a source without seeds (``cellprofiler``). One
+    folder level for every source, so ``profiles/*/none/wells.parquet`` collects them all; a
+    method name has no ``-``, so the first ``-`` ends it whatever the batch is called."""
+    model = method if fold is None else f"{method}-{fold}"
+    return model if seed is None else f"{model}_seed{seed}"
 
 
 def parse_source(source: str) -> tuple[str, int | None]:
-    """(method, seed or None) of a source name (the inverse of ``source_name``)."""
+    """(method, seed or None) of a source name (the inverse of ``source_name``): a rotated
+    model's method is its method's, so the ranking takes it as a run of that method."""
     found = SEEDED_SOURCE.fullmatch(source)
-    return (found[1], int(found[2])) if found else (source, None)
+    if not found:
+        return source, None
+    fold = FOLD_MODEL.fullmatch(found[1])
+    return (fold[1] if fold else found[1]), int(found[2])
+
+
+def source_fold(source: str) -> str | None:
+    """The batch a rotated model's source held out (``{method}-{batch}_seed{k}``), else None."""
+    found = SEEDED_SOURCE.fullmatch(source)
+    fold = FOLD_MODEL.fullmatch(found[1]) if found else None
+    return fold[2] if fold else None
 
 
 SEEDED_SOURCE = re.compile(r"(.+)_seed(\d+)")
+FOLD_MODEL = re.compile(r"([A-Za-z][A-Za-z0-9_]*)-(.+)")  # {method}-{batch}: a rotated model
 MODEL_CARD = "model.json"  # beside each model.pt: what it needs and was trained on, torch-free
 
 

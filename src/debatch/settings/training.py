@@ -199,6 +199,10 @@ def _recipe_resolved(train: dict, name: str) -> None:
         train["recipe"] = recipe_block(train["method"]).merge(train["recipe"])
 
 
+# train keys that fan jobs out (one per method, seed and, rotating, held-out batch) and never
+# reach a job: each train job gets its own slice instead (debatch.pipeline.params.train_params)
+TRAIN_FAN_OUT = ("methods", "seeds", "recipes", "rotate_holdout")
+
 # config/config.yaml comments every key but those the workflow sets for each job: method (each
 # of train.methods), recipe (its block of train.recipes; a preset's is derived from its block),
 # seed (each of train.seeds) and num_threads (threads.train).
