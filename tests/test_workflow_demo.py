@@ -236,7 +236,7 @@ def test_snakemake_report_zip_has_the_key_figures(finished_run, tmp_path):
     ):
         assert any(name.endswith(figure) for name in archive.namelist()), figure
     page = archive.read("report/report.html").decode()
-    assert "Cells per well on every plate" in page and "0.5 x generalisation" in page  # captions
+    assert "Cells per well on every plate" in page and "activity_weight x activity" in page
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):
