@@ -8,7 +8,6 @@ runs, with one line naming both values.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,8 +15,6 @@ import pyarrow.parquet as pq
 from debatch import settings
 from debatch.pipeline.checks import ConfigError
 
-# a source name is one folder of every path it appears in
-_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 REFERENCE_WELLS = "profiles/{source}/wells_normalised.parquet"  # in a finished run's results
 
 
@@ -58,7 +55,7 @@ def check_frozen(frozen: dict[str, str], trained: list[str], channels: list[str]
     """Each frozen model's name is a free folder name, and its card matches this run's
     channels (names and order) and crop size."""
     for source, model in frozen.items():
-        if not _SOURCE_NAME.fullmatch(source) or source == settings.CELLPROFILER:
+        if not settings.SOURCE_NAME.fullmatch(source) or source == settings.CELLPROFILER:
             raise ConfigError(
                 f"embed.models: {source!r} cannot name a source (letters, digits, . _ -; not "
                 f"{settings.CELLPROFILER!r})"

@@ -118,9 +118,8 @@ def _ranking_section(
     contents: Contents,
     table: pd.DataFrame,
     entries: list[dict],
-    models: dict,
 ) -> list[str]:
-    """The ranking, every metric's score, held-out / truth and training."""
+    """The ranking, every metric's score, held-out / truth."""
     parts = [
         contents.heading(2, "Ranking: method x correction", "ranking"),
         f"<p class='note'>{html.escape(RANKING_NOTE)} Colours run from the worst (orange) to "
@@ -143,22 +142,22 @@ def _ranking_section(
             f"<p class='note'>{html.escape(GENERALISATION_NOTE)}</p>",
             html_table(generalisation, "generalisation", sortable=True),
         ]
-    if models.get("training_logs") or models.get("model_cards"):
-        parts += [
-            contents.heading(2, "Training"),
-            "<p class='note'>Cell-level treatment accuracy at the last "
-            "epoch; held-out batches were never seen in training. A frozen model was trained "
-            "in another run (embed.models): 'trained in' names its folder.</p>",
-            html_table(
-                training_table(
-                    models.get("training_logs") or {},
-                    models.get("model_cards"),
-                    models.get("frozen", ()),
-                ),
-                "training",
-            ),
-        ]
     return parts
+
+
+def _training_section(
+    contents: Contents, training_logs: dict | None, model_cards: dict | None, frozen
+) -> list[str]:
+    """Each model's last epoch and its card: trained here or frozen, on what, where."""
+    if not training_logs and not model_cards:
+        return []
+    return [
+        contents.heading(2, "Training"),
+        "<p class='note'>Cell-level treatment accuracy at the last "
+        "epoch; held-out batches were never seen in training. A frozen model was trained "
+        "in another run (embed.models): 'trained in' names its folder.</p>",
+        html_table(training_table(training_logs or {}, model_cards, frozen), "training"),
+    ]
 
 
 def hits_table(table: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
@@ -418,12 +417,8 @@ def render(
     contents = Contents()
     table = ranking_table(entries, report) if ranking is None else ranking
     body = [
-        *_ranking_section(
-            contents,
-            table,
-            entries,
-            {"training_logs": training_logs, "model_cards": model_cards, "frozen": frozen},
-        ),
+        *_ranking_section(contents, table, entries),
+        *_training_section(contents, training_logs, model_cards, frozen),
         *_hits_section(contents, table, entries),
         *(
             [contents.heading(2, "Cells per treatment", "gallery"), figure(gallery, GALLERY_NOTE)]
@@ -435,15 +430,8 @@ def render(
         *(_qc_section(contents, plate_qc, report["max_plate_figures"]) if plate_qc else []),
         *_config_section(contents, config),
     ]
-    provenance = (
-        f"Made by debatch {html.escape(code_version())} on "
-        f"{made.strftime('%Y-%m-%d %H:%M %Z').strip()}; <a href='#section-config'>its "
-        "configuration</a> is at the end of the page."
-    )
     parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-        f"<p class='provenance' id='provenance'>{provenance}</p>",
+        *_page_head(title, made),
         *_left_out(entries, plates),
         *(f"<p class='warning'><b>{html.escape(text)}</b></p>" for text in warnings),
         f"<p class='verdict'>{html.escape(' '.join(headline(table, entries, report)))}</p>",
@@ -452,6 +440,20 @@ def render(
         f"<script>{SORT_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts)
+
+
+def _page_head(title: str, made: datetime.datetime) -> list[str]:
+    """The page's head, title and provenance line (code version, date, a link to the config)."""
+    provenance = (
+        f"Made by debatch {html.escape(code_version())} on "
+        f"{made.strftime('%Y-%m-%d %H:%M %Z').strip()}; <a href='#section-config'>its "
+        "configuration</a> is at the end of the page."
+    )
+    return [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p class='provenance' id='provenance'>{provenance}</p>",
+    ]
 
 
 def _copy(source, target: Path) -> None:
