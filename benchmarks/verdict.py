@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from debatch.evaluate.diagnostics import summary_scores
+from debatch.evaluate.diagnostics import ACTIVITY_METRICS, summary_scores
 from debatch.evaluate.truth import judge
 from debatch.settings import DIAGNOSTICS
 
@@ -153,10 +153,15 @@ def run_screen(workdir: Path, config: dict) -> float:
     return time.perf_counter() - started
 
 
-def read_entries(results: Path, activity_weight: float | None = None) -> list[dict]:
+def read_entries(
+    results: Path,
+    activity_weight: float | None = None,
+    activity_metrics: tuple[str, ...] = ACTIVITY_METRICS,
+) -> list[dict]:
     """Every row's metrics.json, its scores recomputed from its metrics by the current scoring
-    code (debatch.evaluate.diagnostics.summary_scores, ``activity_weight`` or the default): a
-    change to the scoring is judged on the kept runs as the diagnostics job would score them."""
+    code (debatch.evaluate.diagnostics.summary_scores, ``activity_weight`` or the default,
+    ``activity_metrics``): a change to the scoring is judged on the kept runs as the
+    diagnostics job would score them."""
     weight = (
         DIAGNOSTICS.merge({})["activity_weight"] if activity_weight is None else activity_weight
     )
@@ -164,7 +169,7 @@ def read_entries(results: Path, activity_weight: float | None = None) -> list[di
     for path in sorted((results / "diagnostics").rglob("metrics.json")):
         metrics = json.loads(path.read_text())
         metrics["scores"] = summary_scores(
-            metrics["batch"], metrics["bio"], metrics.get("holdout"), weight
+            metrics["batch"], metrics["bio"], metrics.get("holdout"), weight, activity_metrics
         )
         entries.append({"correction": metrics["correction"], "metrics": metrics})
     return entries
@@ -248,6 +253,13 @@ def report(verdicts: dict, seconds: dict, panel: str, missing: list[str]) -> Non
         f"{'met' if lowest >= 0.6 and not missing else 'NOT met'}"
         + (f" ({len(missing)} screen(s) not run to the end)." if missing else ".")
     )
+    short = [(n, v) for n, v in verdicts.items() if v["tau"] < 0.6]
+    if short:
+        print(
+            "Below 0.6, against the truth's own tau (how well the truth follows itself): "
+            + "; ".join(f"{n} {v['tau']:.2f} against {v['ceiling']:.2f}" for n, v in short)
+            + "."
+        )
     for name, v in verdicts.items():
         print(f"\n### {name}\n\n| row (ranking order) | overall | truth score |\n|---|---:|---:|")
         for row in v["rows"].itertuples():

@@ -93,11 +93,15 @@ def first_row(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) 
 
 
 def per_treatment(metrics: dict) -> pd.DataFrame | None:
-    """Treatments (not negcon) -> their activity mAP against negcon."""
+    """Treatments (not negcon) -> their activity against negcon: the mean of their mAP and
+    whether they are called active (1 or 0), whose mean over treatments is the row's activity
+    score (diagnostics.ACTIVITY_METRICS)."""
     table = pd.DataFrame(metrics.get("per_treatment") or [])
     if table.empty:
         return None
-    return table.set_index(TREATMENT)[["mean_average_precision"]]
+    called = table["below_corrected_p"].astype(float)
+    table["activity"] = (table["mean_average_precision"] + called) / 2
+    return table.set_index(TREATMENT)[["activity"]]
 
 
 def _mean(values: np.ndarray) -> np.ndarray:
@@ -149,13 +153,13 @@ def two_jobs(table: pd.DataFrame, entries: list[dict], n_boot: int, seed: int) -
     if _name(calls) == _name(matches):
         return [
             f"{_name(calls)} is best at both jobs: calling active treatments against {NEGCON} "
-            f"(activity mAP {calls['activity']:.3f}) and matching treatments across batches "
+            f"(activity {calls['activity']:.3f}) and matching treatments across batches "
             f"({score} {matches['matching']:.3f})."
         ]
     return [
         _job_sentence(
             f"call active treatments against {NEGCON}",
-            "activity mAP",
+            "activity",
             table,
             "activity",
             activity_lead,

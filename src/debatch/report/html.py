@@ -61,8 +61,9 @@ RANKING_TSV, HITS_TSV, PLATES_DIR = "ranking.tsv", "hits.tsv", "plates"
 
 RANKING_NOTE = (
     "Rows are method x correction, averaged over seeds (± sd over seeds). Overall weighs the "
-    "two jobs a screen is run for (diagnostics.activity_weight): activity (mean mAP of each "
-    "treatment's wells against negcon: calling hits) and generalisation (each held-out well "
+    "two jobs a screen is run for (diagnostics.activity_weight): activity (calling hits: the "
+    "mean of each treatment's mAP against negcon and the share of treatments called active) "
+    "and generalisation (each held-out well "
     "retrieving its treatment among the training batches' wells: mean of the chance-corrected"
     " 1-NN accuracy and the cross-batch mAP; kNN leave-one-batch-out without held-out "
     "batches). Batch and bio are the means of their metrics' [0, 1] scores (table below; "

@@ -147,7 +147,7 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("correction", "none, sphering or harmony"),
         ("seeds", "runs averaged: seeds, x held-out batches rotating (1 without seeds)"),
         ("overall", "activity_weight x activity + the rest x matching (docs/metrics.md)"),
-        ("activity", "phenotypic activity mAP of treatments against negcon"),
+        ("activity", "calling hits against negcon: mean of the treatments' mAP and share called"),
         ("matching", "held-out (or leave-one-batch-out) matching score"),
         ("generalisation", "held-out batches' retrieval score"),
         ("batch", "mean of the batch-removal scores (shown, not ranked)"),
