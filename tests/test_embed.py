@@ -37,7 +37,7 @@ def test_model_card_says_what_the_model_needs_and_learnt_from(trained):
     model_path, _ = trained
     card = json.loads(model_path.with_name(MODEL_CARD).read_text())
     assert card["channels"] == CHANNELS
-    assert card["crop_shape"] == [5, 16, 16]
+    assert card["unit"] == "cell" and card["crop_shape"] == [5, 16, 16]
     assert card["input_scaling"] == "global" and len(card["norm_mean"]) == 5
     assert card["training_plates"] == ["P0", "P1"] and card["training_batches"] == ["B1", "B2"]
     assert card["holdout_batches"] == ["B3"] and card["epochs"] == 1
@@ -102,6 +102,36 @@ def test_crop_shape_mismatch_is_an_error(trained, tmp_path):
     npy, parquet = write_plates(tmp_path, size=8, batches=("B1",))[0]
     with pytest.raises(ValueError, match="trained on"):
         embed_plate(model_path, npy, parquet)
+
+
+def as_sites(plates):
+    """The plates' crops tables as tables of whole sites (crops.unit: site): no cell's object
+    number, each row's site's cell count instead."""
+    for _, parquet in plates:
+        table = pd.read_parquet(parquet).drop(columns=["Metadata_ObjectNumber"])
+        table.assign(Metadata_Site=range(1, len(table) + 1), Metadata_Cells=5).to_parquet(parquet)
+    return plates
+
+
+def test_a_site_model_trains_on_tiles_embeds_whole_sites_and_refuses_cells(trained, tmp_path):
+    """Trained on whole sites (random 8 px tiles of the 16 px stored sites), the card says
+    site and the input shape; it embeds one row per whole site, and neither kind of model
+    embeds the other kind of crops."""
+    cell_model, cell_plates = trained
+    plates = as_sites(write_plates(tmp_path))
+    params = {**TINY_TRAIN, "epochs": 1, "holdout_batches": ["B3"], "tile": 8}
+    train_model(plates, tmp_path / "run", params, channels=CHANNELS)
+    model = tmp_path / "run" / "model.pt"
+    card = json.loads(model.with_name(MODEL_CARD).read_text())
+    assert card["unit"] == "site" and card["crop_shape"] == [5, 16, 16]
+    embedded = embed_plate(model, *plates[0])
+    assert len(embedded) == 80 and embedded["Metadata_Cells"].eq(5).all()
+    with pytest.raises(ValueError, match="holds crops of cells .* was trained on sites"):
+        embed_plate(model, *cell_plates[0])
+    with pytest.raises(ValueError, match="holds crops of sites .* was trained on cells"):
+        embed_plate(cell_model, *plates[0])
+    with pytest.raises(ValueError, match="train.tile 32 is larger than the stored crops"):
+        train_model(plates, tmp_path / "big", {**params, "tile": 32}, channels=CHANNELS)
 
 
 @pytest.fixture(scope="module")

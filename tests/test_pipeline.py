@@ -46,6 +46,28 @@ def test_a_block_typo_is_named_with_its_block():
 
 
 @pytest.mark.parametrize(
+    "crops, train, message",
+    [
+        ({"unit": "sites"}, {}, r"^crops: crops.unit must be one of \['cell', 'site'\]"),
+        ({"site_size": 0}, {}, r"^crops: crops.site_size must be >= 1"),
+        ({}, {"tile": 4}, r"^train: train.tile must be >= 8"),
+        ({}, {"tile": 48}, r"^train.tile 48 px is larger than the stored crops \(crops.size 32\)"),
+        ({"unit": "site", "site_size": 64}, {"tile": 96}, r"\(crops.site_size 64\)$"),
+    ],
+)
+def test_whole_site_keys_and_the_training_tile_are_checked(crops, train, message):
+    config = {
+        **DEFAULTS,
+        "crops": {**DEFAULTS["crops"], **crops},
+        "train": {**DEFAULTS["train"], **train},
+    }
+    with pytest.raises(ConfigError, match=message):
+        checks.check_blocks(config)
+    fits = {**config, "train": {**config["train"], "tile": None}, "crops": DEFAULTS["crops"]}
+    checks.check_blocks(fits)
+
+
+@pytest.mark.parametrize(
     "train, message",
     [
         ({"methods": ["ermm"]}, "'ermm' is neither a preset"),

@@ -97,6 +97,7 @@ def test_schema_enums_are_the_settings_allowed_values():
     )
     assert config == {
         "segment.method": list(settings.SEGMENT_METHODS),
+        "crops.unit": list(settings.CROP_UNITS),
         "features.measurements": list(settings.MEASUREMENTS),
         "embed.device": list(settings.DEVICES),
         "profiles.corrections": list(settings.CORRECTIONS),

@@ -15,11 +15,14 @@ from test_profiles import cells_table
 CHANNELS = ["DNA", "RNA"]
 
 
-def write_model(folder, channels=CHANNELS, size=32):
-    """A model.pt stand-in with its card: start-up checks read the card alone."""
+def write_model(folder, channels=CHANNELS, size=32, unit=None):
+    """A model.pt stand-in with its card: start-up checks read the card alone (a card without
+    ``unit`` is one written before whole sites: of cells)."""
     folder.mkdir(parents=True)
     (folder / "model.pt").write_bytes(b"")
     card = {"channels": channels, "crop_shape": [len(channels), size, size]}
+    if unit is not None:
+        card["unit"] = unit
     (folder / settings.MODEL_CARD).write_text(json.dumps(card))
     return str(folder / "model.pt")
 
@@ -69,6 +72,32 @@ def test_a_frozen_model_that_does_not_fit_is_refused_in_one_line(tmp_path, name,
 
 def test_a_model_that_fits_passes(tmp_path):
     sources.check_frozen({"mine": write_model(tmp_path / "m")}, [], CHANNELS, {"size": 32})
+
+
+@pytest.mark.parametrize(
+    "card, crops, message",
+    [
+        ({"unit": "site", "size": 128}, {}, r"trained on sites, this run's crops.unit is cell"),
+        ({}, {"unit": "site"}, r"trained on cells, this run's crops.unit is site"),
+        (
+            {"unit": "site", "size": 64},
+            {"unit": "site", "site_size": 128},
+            r"trained on 64 px crops, this run's crops.site_size is 128",
+        ),
+    ],
+)
+def test_a_frozen_model_of_the_other_unit_or_site_size_is_refused(tmp_path, card, crops, message):
+    """Cells and whole sites (crops.unit) are different inputs: a model of one never embeds
+    the other, and a site model must match crops.site_size, not crops.size."""
+    model = write_model(tmp_path / "m", **card)
+    with pytest.raises(ConfigError, match=message) as error:
+        sources.check_frozen({"mine": model}, [], CHANNELS, crops)
+    assert "\n" not in str(error.value)
+
+
+def test_a_site_model_fits_a_site_run(tmp_path):
+    model = write_model(tmp_path / "m", unit="site", size=128)
+    sources.check_frozen({"mine": model}, [], CHANNELS, {"unit": "site", "size": 32})
 
 
 def reference_run(tmp_path, plates):

@@ -309,12 +309,11 @@ def external_params(wildcards):
     return rule_params.external_params(config["external"], wildcards.source)
 
 
-# per-cell AnnData (outputs.anndata_cells) of every source whose tables hold cells
-CELL_SOURCES = [
-    s
-    for s in SOURCES
-    if s not in EXTERNAL or rule_params.external_params(config["external"], s)["level"] == "cells"
-]
+# per-cell AnnData (outputs.anndata_cells) of every source whose tables hold cells: a model's
+# embeddings are of whole sites with crops.unit site
+CELL_SOURCES = rule_params.cell_sources(
+    SOURCES, EMBEDDED, config.get("external", {}), config["crops"]
+)
 
 
 def correction_params(wildcards):

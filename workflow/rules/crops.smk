@@ -1,5 +1,6 @@
 rule crops_shard:
-    """Fixed-size illumination-corrected crops of the cells of one shard that pass QC."""
+    """Fixed-size illumination-corrected crops of the cells of one shard that pass QC (or the
+    shard's whole sites that pass QC, area-averaged: crops.unit site)."""
     input:
         cells=res("cells/{plate}.parquet"),
         qc=res("qc/{plate}.parquet"),

@@ -57,7 +57,7 @@ rule report:
 
 
 rule gallery:
-    """Example cells per treatment (random and typical) from every plate's crops, for the report."""
+    """Example cells (whole sites with crops.unit site) per treatment, for the report."""
     input:
         crops=expand(res("crops/{plate}.npy"), plate=PLATE_NAMES),
         tables=expand(res("crops/{plate}.parquet"), plate=PLATE_NAMES),

@@ -1,4 +1,5 @@
-"""Snakemake script: crops of the cells that pass QC on one shard of a plate."""
+"""Snakemake script: crops of the cells that pass QC on one shard of a plate (crops.unit cell),
+or the shard's whole sites that pass QC (crops.unit site)."""
 
 import pandas as pd
 
@@ -7,9 +8,10 @@ from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.core.shards import shard_sites
 from debatch.crops.cut import write_plate_crops
-from debatch.crops.eligible import select_cells
+from debatch.crops.eligible import select_cells, select_sites
+from debatch.crops.sites import write_plate_sites
 from debatch.illum.estimate import read_functions
-from debatch.settings import SITE_KEY
+from debatch.settings import CROPS, SITE_KEY
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
@@ -18,27 +20,39 @@ illum = read_functions(snakemake.input.illum, params.channels)
 manifest = shard_sites(
     pd.read_parquet(snakemake.input.manifest), params.shards, int(snakemake.wildcards.shard)
 )
-cells, counts = select_cells(
-    pd.read_parquet(snakemake.input.cells), pd.read_parquet(snakemake.input.qc), params.crops
-)
-sites = pd.MultiIndex.from_frame(manifest[SITE_KEY])
-mine = pd.MultiIndex.from_frame(cells[SITE_KEY]).isin(sites)
-log.info(
-    "plate: %d cells, %d left out on sites that failed QC, %d border cells left out; "
-    "this shard: %d sites, %d cells",
-    counts["cells"],
-    counts["failed_qc"],
-    counts["border"],
-    len(manifest),
-    int(mine.sum()),
-)
-table = write_plate_crops(
-    cells[mine].reset_index(drop=True),
-    manifest,
-    params.channels,
-    illum,
-    snakemake.output.crops,
-    params.crops,
-    threads=snakemake.threads,
-)
+qc = pd.read_parquet(snakemake.input.qc)
+if CROPS.merge(params.crops)["unit"] == "site":
+    sites, counts = select_sites(manifest, qc)
+    log.info("this shard: %d sites, %d failed QC", counts["sites"], counts["failed_qc"])
+    table = write_plate_sites(
+        sites,
+        manifest,
+        params.channels,
+        illum,
+        snakemake.output.crops,
+        params.crops,
+        threads=snakemake.threads,
+    )
+else:
+    cells, counts = select_cells(pd.read_parquet(snakemake.input.cells), qc, params.crops)
+    sites = pd.MultiIndex.from_frame(manifest[SITE_KEY])
+    mine = pd.MultiIndex.from_frame(cells[SITE_KEY]).isin(sites)
+    log.info(
+        "plate: %d cells, %d left out on sites that failed QC, %d border cells left out; "
+        "this shard: %d sites, %d cells",
+        counts["cells"],
+        counts["failed_qc"],
+        counts["border"],
+        len(manifest),
+        int(mine.sum()),
+    )
+    table = write_plate_crops(
+        cells[mine].reset_index(drop=True),
+        manifest,
+        params.channels,
+        illum,
+        snakemake.output.crops,
+        params.crops,
+        threads=snakemake.threads,
+    )
 write_parquet(table, snakemake.output.table, PROVENANCE)

@@ -283,8 +283,9 @@ def model_card(
     settings: dict, split: Split, scaling: InputScaling, data: CropSet, channels, out_dir: Path
 ) -> dict:
     """What a model needs to be used correctly elsewhere, and to refuse misuse: its input
-    (channels in order, crop shape, input scaling), the recipe and settings, the plates and
-    batches it learnt from and those held out, where it was trained and with which code."""
+    (channels in order, unit: cell or site, crop shape, input scaling), the recipe and
+    settings, the plates and batches it learnt from and those held out, where it was trained
+    and with which code."""
     trained = split.train_idx
     return {
         "method": settings["method"],
@@ -292,6 +293,8 @@ def model_card(
         "recipe": settings["recipe"],
         "settings": settings,
         "channels": None if channels is None else list(channels),
+        # what one input is (crops.unit: a cell's crop or a whole site) and its shape [C, S, S]
+        "unit": data.unit,
         "crop_shape": list(scaling.crop_shape),
         "input_scaling": "plate" if scaling.per_plate else "global",
         # global scaling: the training crops' channel mean and std (per-plate: each plate's own)

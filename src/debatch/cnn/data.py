@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debatch.crops.store import open_crops
+from debatch.crops.store import crop_unit, open_crops
 from debatch.settings import BATCH, PLATE, TREATMENT, WELL
 
 NORM_SAMPLE_CELLS = 20000  # crops (seeded sample / evenly spaced subset) used to estimate mean/std
@@ -31,13 +31,14 @@ class CropSet:
 
     Per crop: ``batch``, ``treatment`` (strings), ``plate`` (index into ``plates``) and ``well``
     (index into ``wells``, unique per plate and well), used for held-out batches, labels, plate
-    grouping/normalisation and well-level scores.
+    grouping/normalisation and well-level scores. ``unit``: what a crop is, ``cell`` or a whole
+    ``site`` (crops.unit), the same for every plate.
     """
 
     def __init__(self, plates: list[tuple[str, str]]):
         if not plates:
             raise ValueError("no plates given")
-        self.memmaps, frames, shapes = [], [], set()
+        self.memmaps, frames, shapes, units = [], [], set(), set()
         for npy_path, parquet_path in plates:
             crops, meta = open_crops(npy_path, parquet_path)
             missing = {PLATE, BATCH, WELL, TREATMENT} - set(meta.columns)
@@ -48,8 +49,12 @@ class CropSet:
             self.memmaps.append(crops)
             frames.append(meta[[PLATE, BATCH, WELL, TREATMENT]])
             shapes.add(crops.shape[1:])
+            units.add(crop_unit(meta))
         if len(shapes) > 1:
             raise ValueError(f"plates have different crop shapes {sorted(shapes)}")
+        if len(units) > 1:
+            raise ValueError("plates mix crops of cells and whole sites (crops.unit)")
+        self.unit = units.pop()
         self.crop_shape = shapes.pop()
         self.dtype = np.result_type(*(m.dtype for m in self.memmaps))
         self.sizes = [len(m) for m in self.memmaps]
@@ -138,6 +143,18 @@ def jitter_stats(
     factors = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (2, *mean.shape)))
     factors = factors.to(mean.device, mean.dtype)
     return mean * factors[0], std * factors[1]
+
+
+def random_tiles(crops: np.ndarray, tile: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``tile`` x ``tile`` square of each crop (N x C x S x S), each its own place
+    (train.tile: the network ends in global pooling, so it embeds the whole crop all the same)."""
+    side = crops.shape[-1]
+    if tile > side:
+        raise ValueError(f"train.tile {tile} is larger than the stored crops' side {side} px")
+    if tile == side:
+        return crops
+    corners = rng.integers(0, side - tile + 1, (len(crops), 2))
+    return np.stack([crop[:, y : y + tile, x : x + tile] for crop, (y, x) in zip(crops, corners)])
 
 
 def augment_batch(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

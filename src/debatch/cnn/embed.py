@@ -1,4 +1,5 @@
-"""Embed every crop of a plate with a trained model (``model.pt`` written by debatch.cnn.train).
+"""Embed every crop (a cell's or a whole site's, crops.unit) of a plate with a trained model
+(``model.pt`` written by debatch.cnn.train).
 
 Inputs are scaled as in training: with the training crops' channel mean/std stored in
 ``model.pt``, or, for models trained with per-plate scaling (deepnoise, plate recipes), with
@@ -17,7 +18,7 @@ from torch import nn
 from debatch.cnn.data import plate_channel_stats, to_input
 from debatch.cnn.models import CellResNet
 from debatch.core.device import resolve_device
-from debatch.crops.store import open_crops
+from debatch.crops.store import crop_unit, open_crops
 from debatch.settings import EMBED, METADATA
 
 
@@ -90,6 +91,12 @@ def _embed(
 ) -> pd.DataFrame:
     device = next(model.parameters()).device
     crops, table = open_crops(npy_path, parquet_path)
+    trained_on = meta.get("card", {}).get("unit", "cell")  # models before units: cells
+    if crop_unit(table) != trained_on:
+        raise ValueError(
+            f"{parquet_path} holds crops of {crop_unit(table)}s (crops.unit) but {model_path} "
+            f"was trained on {trained_on}s"
+        )
     if list(crops.shape[1:]) != meta["crop_shape"]:
         raise ValueError(
             f"{npy_path} has crops of shape {list(crops.shape[1:])} (channels, crops.size) but "

@@ -30,7 +30,7 @@ from debatch.cnn.checkpoint import (
     start_run,
     torch_runtime,
 )
-from debatch.cnn.data import CropSet
+from debatch.cnn.data import CropSet, random_tiles
 from debatch.cnn.inputs import holdout_scores, split_cells
 from debatch.cnn.methods import LOSS_PARTS
 from debatch.core.device import amp_settings, resolve_device
@@ -66,13 +66,20 @@ class Training:
             self.out_dir,
         )
         log.info(
-            "training %s on %d cells (%d classes), %d held-out cells scored, on %s",
+            "training %s on %d %ss (%d classes), %d held-out %ss scored, on %s",
             self.train["method"],
             len(self.split.train_idx),
+            self.data.unit,
             len(self.split.classes),
             len(self.split.holdout_idx),
+            self.data.unit,
             self.device,
         )
+
+    def tiles(self, crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The crops a step trains on: whole, or a random square of each (train.tile)."""
+        tile = self.train["tile"]
+        return crops if tile is None else random_tiles(crops, tile, rng)
 
     def batch_loss(
         self, batch: np.ndarray, step: int, rng: np.random.Generator
@@ -83,6 +90,7 @@ class Training:
         run, split, device, flips = self.run, self.split, self.device, self.train["augment"]
         autocast = self.autocast()  # entered only around the forward passes below
         rows, crops = self.data.gather(batch)
+        crops = self.tiles(crops, rng)
         x = self.scaling.view(rows, crops, device, rng, flips)
         target = torch.from_numpy(split.labels[rows]).to(device, non_blocking=True)
         groups = torch.from_numpy(split.groups[rows]).to(device, non_blocking=True)
@@ -93,6 +101,7 @@ class Training:
                 unlabeled, unlabeled_crops = self.data.gather(
                     rng.choice(len(split.labels), len(rows))
                 )
+                unlabeled_crops = self.tiles(unlabeled_crops, rng)
                 extra = [
                     self.scaling.view(unlabeled, unlabeled_crops, device, rng, flips)
                     for _ in range(2)

@@ -1,5 +1,6 @@
 """Which cells get a crop: cells of sites that failed image QC are left out, and so, when
-``crops.drop_border_cells`` is set, are cells cut by the image border.
+``crops.drop_border_cells`` is set, are cells cut by the image border. With ``crops.unit: site``
+the rows are whole sites instead: every site that passed QC (``select_sites``).
 
 The crops table is the index of every later stage, so nothing upstream is rewritten; each
 drop is counted (and logged by the job).
@@ -9,7 +10,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from debatch.settings import CROPS, QC_PASS, SITE, SITE_KEY, WELL
+from debatch.settings import (
+    CROPS,
+    METADATA,
+    QC_PASS,
+    SITE,
+    SITE_CELLS,
+    SITE_CELLS_META,
+    SITE_KEY,
+    WELL,
+)
 
 
 def select_cells(
@@ -38,3 +48,23 @@ def select_cells(
         counts["border"] = int(border.sum())
         keep &= ~border
     return cells[keep.to_numpy()].reset_index(drop=True), counts
+
+
+def select_sites(manifest: pd.DataFrame, qc: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The sites that get a whole-site crop (``crops.unit: site``), in manifest order: their
+    ``Metadata_`` columns (those of a cell's row, less the cell's own) and ``Metadata_Cells``,
+    the site's segmented cells; and how many sites there were and failed QC.
+
+    ``qc`` is the plate's QC table; a site of ``manifest`` missing from it is an error.
+    """
+    metadata = [c for c in manifest.columns if c.startswith(METADATA)]
+    verdict = manifest[SITE_KEY].merge(
+        qc[[*SITE_KEY, QC_PASS, SITE_CELLS]], on=SITE_KEY, how="left"
+    )
+    if verdict[QC_PASS].isna().any():
+        first = manifest.loc[verdict[QC_PASS].isna().to_numpy(), SITE_KEY].iloc[0]
+        raise ValueError(f"QC table has no row for well {first[WELL]} site {first[SITE]}")
+    passed = verdict[QC_PASS].astype(bool).to_numpy()
+    sites = manifest.loc[passed, metadata].reset_index(drop=True)
+    sites[SITE_CELLS_META] = verdict.loc[passed, SITE_CELLS].astype("int64").to_numpy()
+    return sites, {"sites": len(manifest), "failed_qc": int((~passed).sum())}

@@ -14,6 +14,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from debatch.settings import OBJECT
+
 
 def open_crops(
     npy_path: str | os.PathLike, parquet_path: str | os.PathLike
@@ -35,3 +37,9 @@ def open_plate(results: str | os.PathLike, plate: str) -> tuple[np.ndarray, pd.D
     return open_crops(
         os.path.join(folder, f"{plate}.npy"), os.path.join(folder, f"{plate}.parquet")
     )
+
+
+def crop_unit(table: pd.DataFrame) -> str:
+    """What a crops table's rows are: ``cell`` (a crop around a cell, which has its
+    ``Metadata_ObjectNumber``) or ``site`` (a whole site, ``crops.unit: site``)."""
+    return "cell" if OBJECT in table.columns else "site"

@@ -108,6 +108,14 @@ def check_blocks(config: dict) -> None:
             block.merge(values)
         except ValueError as error:
             raise ConfigError(f"{block.name}: {error}") from None
+    check_tile(config["train"].get("tile"), config["crops"])
+
+
+def check_tile(tile: int | None, crops: dict) -> None:
+    """A training tile (train.tile) fits inside the stored crops it is cut from."""
+    key, side = settings.crop_side(crops)
+    if tile is not None and tile > side:
+        raise ConfigError(f"train.tile {tile} px is larger than the stored crops ({key} {side})")
 
 
 def channels_of(config: dict) -> settings.Channels:

@@ -126,3 +126,15 @@ def correction_params(profiles: dict, correction: str) -> dict:
         for key, value in profiles.items()
         if key == "consensus" or key.startswith(f"{correction}_")
     }
+
+
+def cell_sources(sources: list[str], embedded: list[str], external: dict, crops: dict) -> list:
+    """The sources whose per-row tables hold cells (outputs.anndata_cells writes theirs): not a
+    model's embeddings with ``crops.unit: site`` (whole sites), nor an external table of wells."""
+    sites = settings.CROPS.merge(crops)["unit"] == "site"
+    return [
+        s
+        for s in sources
+        if not (sites and s in embedded)
+        and (s not in external or external_params(external, s)["level"] == "cells")
+    ]

@@ -1,8 +1,8 @@
 """The sources a run profiles besides its own training: frozen models trained in another run
 (``embed.models``, ``embed.models_from``) and a finished run's well profiles that join this
 run's (``profiles.reference``). Everything is checked at start-up from files alone (each model's
-card, model.json, is JSON), so a model of other channels or crop size is refused before a job
-runs, with one line naming both values.
+card, model.json, is JSON), so a model of other channels, unit (cells or whole sites) or crop
+size is refused before a job runs, with one line naming both values.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def model_card(model: str) -> dict | None:
 
 def check_frozen(frozen: dict[str, str], trained: list[str], channels: list[str], crops: dict):
     """Each frozen model's name is a free folder name, and its card matches this run's
-    channels (names and order) and crop size."""
+    channels (names and order), unit (crops.unit: cells or whole sites) and crop size."""
     for source, model in frozen.items():
         if not settings.SOURCE_NAME.fullmatch(source) or source == settings.CELLPROFILER:
             raise ConfigError(
@@ -74,11 +74,17 @@ def check_frozen(frozen: dict[str, str], trained: list[str], channels: list[str]
                 f"embed.models: {source} ({model}) was trained on channels {card['channels']}, "
                 f"this run's channels are {list(channels)}"
             )
-        size = settings.CROPS.merge(crops)["size"]
+        unit = settings.CROPS.merge(crops)["unit"]
+        if card.get("unit", "cell") != unit:
+            raise ConfigError(
+                f"embed.models: {source} ({model}) was trained on {card.get('unit', 'cell')}s, "
+                f"this run's crops.unit is {unit}"
+            )
+        key, size = settings.crop_side(crops)
         if card["crop_shape"][-1] != size:
             raise ConfigError(
                 f"embed.models: {source} ({model}) was trained on {card['crop_shape'][-1]} px "
-                f"crops, this run's crops.size is {size}"
+                f"crops, this run's {key} is {size}"
             )
 
 

@@ -34,13 +34,16 @@ from debatch.settings import (
     OBJECT,
     PLATE,
     SITE,
+    SITE_CELLS_META,
     WELL,
     check_choice,
     feature_columns,
 )
 
 _WELL_KEY = [PLATE, WELL]
-_PER_CELL = (SITE, OBJECT)  # name a site or a cell, never a well, even where a well has one
+# name a site or a cell, never a well, even where a well has one; a whole site's cell count
+# (crops.unit: site) is summed into the well's instead
+_PER_CELL = (SITE, OBJECT, SITE_CELLS_META)
 
 
 @dataclass
@@ -70,8 +73,10 @@ def _group_wells(metadata: pd.DataFrame) -> WellGroups:
     """Group cells by (plate, well), sorted by name; keep the metadata constant within every well.
 
     Per-cell metadata (site, object number) are dropped, even in a well with one site, so a
-    well table has the same columns whatever the number of sites. Works on
-    factorized codes with reduceat instead of pandas groupby, which is slow on millions of rows.
+    well table has the same columns whatever the number of sites; rows of whole sites
+    (``Metadata_Cells``: crops.unit site) give the well the sum of their cells as its count.
+    Works on factorized codes with reduceat instead of pandas groupby, which is slow on
+    millions of rows.
     """
     missing = [c for c in _WELL_KEY if c not in metadata]
     if missing:
@@ -109,6 +114,10 @@ def _group_wells(metadata: pd.DataFrame) -> WellGroups:
         ):
             wells[column] = series.iloc[first].to_numpy()
     wells[COUNT_CELLS] = counts
+    if SITE_CELLS_META in metadata:  # rows are whole sites: the well's cells are theirs
+        cells = metadata[SITE_CELLS_META].to_numpy(np.int64)
+        cells = cells if order is None else cells[order]
+        wells[COUNT_CELLS] = np.add.reduceat(cells, starts) if len(starts) else counts
     return WellGroups(order, starts, counts, pd.DataFrame(wells), metadata[WELL])
 
 

@@ -45,7 +45,12 @@ log = logging.getLogger(__name__)
 
 
 def profiled_rows(features_path, cells_path) -> np.ndarray:
-    """Positions, in the features table, of the cells of ``cells_path`` (a crops table)."""
+    """Positions, in the features table, of the cells of ``cells_path`` (a crops table); a
+    crops table of whole sites (``crops.unit: site``) names sites: every cell on them."""
+    if OBJECT not in pq.ParquetFile(cells_path).schema_arrow.names:
+        table = pq.read_table(features_path, columns=SITE_KEY).to_pandas()
+        sites = pd.MultiIndex.from_frame(pd.read_parquet(cells_path, columns=SITE_KEY))
+        return np.flatnonzero(pd.MultiIndex.from_frame(table).isin(sites))
     key = [*SITE_KEY, OBJECT]
     table = pq.read_table(features_path, columns=key).to_pandas()
     wanted = pd.read_parquet(cells_path, columns=key)

@@ -18,7 +18,16 @@ from debatch.core.plotting import FONT, MARKERS, PALETTE, draw_plate, plate_shap
 from debatch.core.stats import pca
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
 from debatch.evaluate.metrics import percent_replicating, replicate_correlations
-from debatch.settings import BATCH, NEGCON, PLATE, ROLE, TREATMENT, WELL, feature_columns
+from debatch.settings import (
+    BATCH,
+    NEGCON,
+    PLATE,
+    ROLE,
+    SITE_CELLS_META,
+    TREATMENT,
+    WELL,
+    feature_columns,
+)
 
 MAX_LEGEND = 20  # categories one legend lists; with more treatments, points are coloured by role
 DPI = 80
@@ -211,9 +220,12 @@ def plot_umap(
 def cells_per_well_figure(cells: pd.DataFrame):
     """Cells per well of every plate, laid out as the plates on one colour scale: density
     differs by batch, and a dispenser or edge problem shows as a pattern. ``cells``: one row per
-    analysed cell (the crops tables) with Metadata_Plate, Metadata_Batch and Metadata_Well."""
+    analysed cell (the crops tables) with Metadata_Plate, Metadata_Batch and Metadata_Well, or
+    one row per analysed whole site with its cells in Metadata_Cells (crops.unit: site)."""
     plt = pyplot()
-    wells = cells.groupby([PLATE, BATCH, WELL], observed=True).size().rename("cells").reset_index()
+    grouped = cells.groupby([PLATE, BATCH, WELL], observed=True)
+    counts = grouped[SITE_CELLS_META].sum() if SITE_CELLS_META in cells else grouped.size()
+    wells = counts.rename("cells").reset_index()
     shape = plate_shape(wells[WELL])
     rows, cols = shape
     plates = sorted(wells[PLATE].astype(str).unique())

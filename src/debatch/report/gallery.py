@@ -5,6 +5,8 @@ nearest the treatment's median cell, the same cells whatever the method: "neares
 on the segmentation's own per-cell measurements (log areas and mean intensities, robust
 z-scores per plate so batches compare), not on any model's embedding. Every channel has one
 contrast (its 1st-99.5th percentile over all cells shown), so strips compare by eye.
+With ``crops.unit: site`` the crops are whole sites: the strips show sites, "nearest" measured
+on their cell counts (``gallery_text`` words the figure and the page for either).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import pandas as pd
 
 from debatch.core.plotting import FONT, pyplot
 from debatch.core.stats import MAD_SCALE
-from debatch.settings import NEGCON, PLATE, ROLE, TREATMENT
+from debatch.crops.store import crop_unit
+from debatch.settings import NEGCON, PLATE, ROLE, SITE_CELLS_META, TREATMENT
 
 # composite colours (name, R G B) of the Cell Painting channels; other channels are left out.
 # Green beside magenta, never beside red, so readers without red-green vision tell them apart.
@@ -28,13 +31,29 @@ COLOURS = {
 PROFILE = ("AreaShape_Area", "Intensity_MeanIntensity_")
 
 
+def gallery_text(unit: str) -> tuple[str, str]:
+    """(heading, caption) of the gallery of ``unit`` (crops.unit: cell or site) on the page."""
+    if unit == "site":
+        return "Sites per treatment", (
+            "Per treatment (negative controls first): random whole sites, then the sites "
+            "nearest the treatment's median cell count (the same sites for every method), as "
+            "the models see them (crops.site_size); one contrast per channel over every site shown."
+        )
+    return "Cells per treatment", (
+        "Per treatment (negative controls first): random cells, then the cells nearest the "
+        "treatment's median cell by the segmentation's own measurements (the same cells for "
+        "every method); one contrast per channel over every cell shown."
+    )
+
+
 def _descriptor(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, log areas and mean intensities as robust z-scores within each plate."""
+    """Per cell, log areas and mean intensities as robust z-scores within each plate (per whole
+    site, crops.unit site: its log cell count)."""
     columns = [
         c
         for c in table
         if c.startswith(("Nuclei_", "Cells_")) and c.split("_", 1)[1].startswith(PROFILE)
-    ]
+    ] or [c for c in (SITE_CELLS_META,) if c in table]
     values = np.log(table[columns].clip(lower=1e-6).astype(float))
     grouped = values.groupby(table[PLATE])
     centre = grouped.transform("median")
@@ -122,7 +141,8 @@ def gallery_figure(picked: pd.DataFrame, crops: np.ndarray, channels: list[str])
         if not ax.images:
             ax.axis("off")
     shown = ", ".join(f"{c} {COLOURS[c][0]}" for c in channels if c in COLOURS)
-    fig.suptitle(f"Cells per treatment: random, then typical ({shown})", fontsize=10)
+    heading = gallery_text(crop_unit(picked))[0]
+    fig.suptitle(f"{heading}: random, then typical ({shown})", fontsize=10)
     return fig
 
 

@@ -23,6 +23,7 @@ import yaml
 from debatch.core.io import atomic_path, write_text
 from debatch.core.provenance import code_version
 from debatch.evaluate import verdict
+from debatch.report.gallery import gallery_text
 from debatch.report.hits import hit_list
 from debatch.report.plates import CELLS_PER_WELL, FIGURES, plate_summary, worst_plates
 from debatch.report.tables import (
@@ -40,7 +41,7 @@ from debatch.report.tables import (
     training_table,
     values_table,
 )
-from debatch.settings import REPORT
+from debatch.settings import CROPS, REPORT
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em;
@@ -74,12 +75,6 @@ RANKING_NOTE = (
     "the held-out wells, and it is real only when the interval excludes 0. Over-correction "
     "flags: batch prediction below chance, replicate wells pulled apart, held-out retrieval "
     "below the uncorrected row."
-)
-
-GALLERY_NOTE = (
-    "Per treatment (negative controls first): random cells, then the cells nearest the "
-    "treatment's median cell by the segmentation's own measurements (the same cells for every "
-    "method); one contrast per channel over every cell shown."
 )
 
 GENERALISATION_NOTE = (
@@ -220,6 +215,12 @@ def _first_seeds(entries: list[dict]) -> dict[str, tuple]:
 def _shown(metrics: dict, first_seed: dict[str, tuple]) -> bool:
     run = (metrics.get("seed"), metrics.get("fold", ""))
     return run[0] is None or run == first_seed[metrics["method"]]
+
+
+def _gallery_section(contents: Contents, gallery: str, unit: str) -> list[str]:
+    """The gallery's heading and figure, worded for cells or whole sites (crops.unit)."""
+    heading, note = gallery_text(unit)
+    return [contents.heading(2, heading, "gallery"), figure(gallery, note)]
 
 
 def _umap_section(
@@ -422,7 +423,7 @@ def render(
         *_training_section(contents, training_logs, model_cards, frozen),
         *_hits_section(contents, table, entries),
         *(
-            [contents.heading(2, "Cells per treatment", "gallery"), figure(gallery, GALLERY_NOTE)]
+            _gallery_section(contents, gallery, CROPS.merge((config or {}).get("crops"))["unit"])
             if gallery
             else []
         ),

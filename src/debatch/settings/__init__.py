@@ -35,7 +35,7 @@ from .block import (
     ordered,
     rule,
 )
-from .images import CELLPOSE, CROPS, FEATURES, ILLUM, MIN_SPECKS, PROPAGATE, QC, SEGMENT
+from .images import CELLPOSE, CROPS, FEATURES, ILLUM, MIN_SPECKS, PROPAGATE, QC, SEGMENT, crop_side
 from .names import (
     AGGREGATES,
     BATCH,
@@ -47,6 +47,7 @@ from .names import (
     COUNT_CELLS,
     COUNT_WELLS,
     CROP_AT_EDGE,
+    CROP_UNITS,
     DATASET,
     DEVICES,
     DOSE,
@@ -81,6 +82,7 @@ from .names import (
     SELECTIONS,
     SITE,
     SITE_CELLS,
+    SITE_CELLS_META,
     SITE_KEY,
     SITE_NUCLEUS_AREA,
     SITE_SPECKS,
@@ -155,6 +157,8 @@ __all__ = [
     "SITE_SPECKS",
     "HALF_MAXIMUM_AREA",
     "CROP_AT_EDGE",
+    "SITE_CELLS_META",
+    "CROP_UNITS",
     "feature_columns",
     "Channels",
     "PLATE_SHEET_COLUMNS",
@@ -210,6 +214,7 @@ __all__ = [
     "MIN_SPECKS",
     "QC",
     "CROPS",
+    "crop_side",
     "FEATURES",
     "SCALINGS",
     "AUGMENTS",

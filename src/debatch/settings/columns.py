@@ -23,6 +23,7 @@ from .names import (
     ROLE,
     SITE,
     SITE_CELLS,
+    SITE_CELLS_META,
     SITE_NUCLEUS_AREA,
     SITE_SPECKS,
     TREATMENT,
@@ -40,6 +41,8 @@ _PLATEMAP = [
 ]
 _SITE = [(SITE, "site (field) number within the well")]
 _CELL = [(OBJECT, "the cell's label in the site's label images (`masks/{plate}.npz`)")]
+# a row of a whole site (crops.unit: site) in place of a cell's object number
+_WHOLE_SITE = [(SITE_CELLS_META, "crops.unit site: a row is a whole site; its segmented cells")]
 _CELLPROFILER = [
     (
         "{compartment}_{any}",
@@ -105,12 +108,14 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "crops/{plate}.parquet": [
         *_CELL_TABLE,
         (CROP_AT_EDGE, "the crop window reached past the site's edge (padded)"),
+        *_WHOLE_SITE,
     ],
     "features/{plate}.parquet": [*_PLATEMAP, *_SITE, *_CELL, *_CELLPROFILER],
     "embeddings/{source}/{plate}.parquet": [
         *_PLATEMAP,
         *_SITE,
         *_CELL,
+        *_WHOLE_SITE,
         ("emb_{k}", "embedding dimension k"),
     ],
     "external/{source}/{plate}.parquet": [
@@ -124,7 +129,11 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
     "profiles/{source}/{correction}/wells.parquet": [
         *_PLATEMAP,
-        (COUNT_CELLS, "cells aggregated into the well (pycytominer.aggregate's name)"),
+        (
+            COUNT_CELLS,
+            "cells aggregated into the well (pycytominer.aggregate's name; crops.unit site: "
+            "the cells of its sites)",
+        ),
         *_PROFILE,
         ("harmony_pc_{k}", "Harmony-corrected principal component k (correction harmony)"),
     ],

@@ -15,7 +15,7 @@ from .block import (
     one_of,
     ordered,
 )
-from .names import DEVICES, MEASUREMENTS, SEGMENT_METHODS, THRESHOLD_METHODS
+from .names import CROP_UNITS, DEVICES, MEASUREMENTS, SEGMENT_METHODS, THRESHOLD_METHODS
 
 ILLUM = Block(
     "illum",
@@ -162,12 +162,22 @@ QC = Block(
 CROPS = Block(
     "crops",
     {
+        "unit": "cell",
         "size": 32,
+        "site_size": 128,
         "scale": 65535.0,
         "drop_border_cells": False,
     },
-    checks=[at_least(1, "size"), above(0, "scale")],
+    checks=[one_of(CROP_UNITS, "unit"), at_least(1, "size", "site_size"), above(0, "scale")],
 )
+
+
+def crop_side(crops: dict) -> tuple[str, int]:
+    """(the key, its value) that sets the side of the crops stage's images: ``crops.size``
+    around cells, ``crops.site_size`` for whole sites (``crops.unit``)."""
+    crops = CROPS.merge(crops)
+    key = "site_size" if crops["unit"] == "site" else "size"
+    return f"crops.{key}", int(crops[key])
 
 
 def _texture_scales(features: dict, name: str) -> None:

@@ -27,6 +27,9 @@ SITE_SPECKS = "Count_Specks"  # per site: specks left out as artefacts (propagat
 # size the focus test adjusts for (debatch.segment.qc)
 HALF_MAXIMUM_AREA = "ImageQuality_HalfMaximumArea"
 CROP_AT_EDGE = "Crops_TouchingEdge"
+# a whole-site crop's cells (crops.unit: site): the site's segmented cell count, metadata that
+# travels with the site's row into embeddings; a well of sites sums it (COUNT_CELLS)
+SITE_CELLS_META = "Metadata_Cells"
 
 
 def feature_columns(columns) -> list[str]:
@@ -75,6 +78,8 @@ NAME_KEYS = (
     "report.references",
 )
 SEGMENT_METHODS = ("propagate", "cellpose")
+# what one row of the crops stage is (crops.unit): a crop around a cell, or a whole site
+CROP_UNITS = ("cell", "site")
 # automatic thresholds of segment.propagate (CellProfiler's names: Otsu two-class, Otsu with
 # "Log transform before thresholding", the same with three classes and the middle class in the
 # foreground, Minimum Cross-Entropy)

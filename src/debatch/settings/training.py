@@ -224,6 +224,7 @@ TRAIN = Block(
         "holdout_batches": [],
         "max_holdout_cells": 20000,
         "augment": True,
+        "tile": None,
         "max_cells_per_epoch": None,
         "normalise": True,
         "num_threads": 1,
@@ -231,9 +232,10 @@ TRAIN = Block(
         "amp": True,
         **METHOD_BLOCKS,
     },
-    nullable=("max_holdout_cells",),
+    nullable=("max_holdout_cells", "tile"),
     checks=[
         one_of(DEVICES, "device"),
+        at_least(8, "tile"),
         at_least(
             1,
             "epochs",
