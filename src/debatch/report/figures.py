@@ -146,10 +146,28 @@ UMAP_NEIGHBOURS = 15  # umap-learn's default n_neighbors (fewer on a screen of f
 UMAP_MIN_WELLS = 5
 
 
+def _cache_umap_compilation() -> None:
+    """Keep umap-learn's compiled functions on disk between processes. A few of them (the
+    exact kNN of small screens, the fuzzy set and the layout epoch) are compiled without
+    numba's cache, which costs every UMAP job about 8 CPU-seconds of compilation before a
+    fraction of a second of work; enabling the cache makes that a one-off per installation."""
+    import numba
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+
+    for module in (umap.utils, umap.umap_, umap.layouts):
+        for function in vars(module).values():
+            if isinstance(function, numba.core.registry.CPUDispatcher):
+                function.enable_caching()
+
+
 def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
     """(n x 2) UMAP of ``values`` (umap-learn, cosine distance as the metrics use; one thread:
     the same seed gives the same map)."""
     import umap
+
+    _cache_umap_compilation()
 
     model = umap.UMAP(
         n_neighbors=min(UMAP_NEIGHBOURS, len(values) - 1),
