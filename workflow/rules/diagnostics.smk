@@ -25,6 +25,7 @@ rule diagnostics:
     params:
         diagnostics=stage_params("diagnostics"),
         holdout_batches=holdout_batches,
+        **VALIDATION_PARAMS,
     script:
         "../scripts/diagnostics.py"
 

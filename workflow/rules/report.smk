@@ -35,6 +35,8 @@ rule report:
             name=["heatmaps", "overlays", "illum"],
         ),
         cells_per_well=res("report/plates/cells_per_well.png"),
+        # the WILDS protocol's table (train.validation_batches or train.id_sites set)
+        **({"wilds": res("report/wilds.tsv")} if WILDS else {}),
     log:
         log_path("report", "report"),
     benchmark:
