@@ -25,8 +25,8 @@ WELLS = {
     "B04": ("treatment", "s21721", "0"),
     "C02": ("treatment", "s2079", "1"),
 }
-PLATES = {"HEPG2-01": ["1", "2"], "U2OS-01": ["1"]}
-DATASET = {"HEPG2-01": "train", "U2OS-01": "test"}
+PLATES = {"HEPG2-01": ["1", "2"], "U2OS-01": ["1"], "U2OS-04": ["1"]}
+DATASET = {"HEPG2-01": "train", "U2OS-01": "test", "U2OS-04": "test"}
 
 
 def metadata(sites=(1, 2)) -> pd.DataFrame:
@@ -64,13 +64,15 @@ def write(table: pd.DataFrame, path) -> str:
 def test_metadata_becomes_one_platemap_per_plate(tmp_path):
     sheet = convert([write(metadata(), tmp_path / "metadata.csv")], "/rx/images", tmp_path / "out")
     assert read_sheet(tmp_path / "out" / "plates.tsv").equals(sheet)
-    assert list(sheet.columns) == list(PLATE_SHEET_COLUMNS)
-    assert sheet["plate"].tolist() == ["HEPG2-01_1", "HEPG2-01_2", "U2OS-01_1"]
-    assert sheet["batch"].tolist() == ["HEPG2-01", "HEPG2-01", "U2OS-01"]
-    assert sheet["images"].tolist()[1:] == [
+    assert list(sheet.columns) == [*PLATE_SHEET_COLUMNS, "split"]
+    assert sheet["plate"].tolist() == ["HEPG2-01_1", "HEPG2-01_2", "U2OS-01_1", "U2OS-04_1"]
+    assert sheet["batch"].tolist() == ["HEPG2-01", "HEPG2-01", "U2OS-01", "U2OS-04"]
+    assert sheet["images"].tolist()[1:3] == [
         "/rx/images/train/HEPG2-01/Plate2",
         "/rx/images/test/U2OS-01/Plate1",
     ]
+    # RxRx1-WILDS' split: U2OS-04, a test experiment here, is one of WILDS' validation ones
+    assert sheet["split"].tolist() == ["train", "train", "test", "val"]
     assert set(sheet["pattern"]) == {"rxrx1"}
     platemap = read_platemap(sheet["platemap"].iloc[2])
     assert list(platemap.columns) == [

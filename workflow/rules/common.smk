@@ -165,6 +165,8 @@ config["train"] = checked(plates.sheet_splits, config["train"], PLATES, config["
 # the WILDS protocol (docs/metrics.md): models selected on validation batches, or training
 # batches' sites scored as in-distribution test; the report then adds its table (wilds.tsv)
 WILDS = bool(METHODS) and any(config["train"].get(k) for k in settings.TRAIN_WILDS)
+# the report's further output then (none otherwise, so an existing run's report stays done)
+WILDS_TABLE = {"wilds": res("report/wilds.tsv")} if WILDS else {}
 # A source of per-cell features: a model this run trains, {method}_seed{k}, one per method and
 # seed ({method}-{batch}_seed{k}, one per held-out batch too, with train.rotate_holdout); a
 # frozen model trained in another run (embed.models, embed.models_from), under its name; and

@@ -23,9 +23,9 @@ rule diagnostics:
     resources:
         mem_mb=2000,
     params:
+        **VALIDATION_PARAMS,
         diagnostics=stage_params("diagnostics"),
         holdout_batches=holdout_batches,
-        **VALIDATION_PARAMS,
     script:
         "../scripts/diagnostics.py"
 

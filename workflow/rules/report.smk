@@ -23,6 +23,7 @@ rule report:
         qc_tables=expand(res("qc/{plate}.parquet"), plate=PLATE_NAMES),
         gallery=res("report/gallery.png"),
     output:
+        **WILDS_TABLE,
         html=report(res("report/index.html"), caption="../report/index.rst", category="Report"),
         ranking=report(
             res("report/ranking.tsv"), caption="../report/ranking.rst", category="Report"
@@ -35,8 +36,6 @@ rule report:
             name=["heatmaps", "overlays", "illum"],
         ),
         cells_per_well=res("report/plates/cells_per_well.png"),
-        # the WILDS protocol's table (train.validation_batches or train.id_sites set)
-        **({"wilds": res("report/wilds.tsv")} if WILDS else {}),
     log:
         log_path("report", "report"),
     benchmark:
