@@ -64,13 +64,14 @@ def write(table: pd.DataFrame, path) -> str:
 def test_metadata_becomes_one_platemap_per_plate(tmp_path):
     sheet = convert([write(metadata(), tmp_path / "metadata.csv")], "/rx/images", tmp_path / "out")
     assert read_sheet(tmp_path / "out" / "plates.tsv").equals(sheet)
-    assert list(sheet.columns) == list(PLATE_SHEET_COLUMNS)
+    assert list(sheet.columns) == [*PLATE_SHEET_COLUMNS, "split"]
     assert sheet["plate"].tolist() == ["HEPG2-01_1", "HEPG2-01_2", "U2OS-01_1"]
     assert sheet["batch"].tolist() == ["HEPG2-01", "HEPG2-01", "U2OS-01"]
     assert sheet["images"].tolist()[1:] == [
         "/rx/images/train/HEPG2-01/Plate2",
         "/rx/images/test/U2OS-01/Plate1",
     ]
+    assert sheet["split"].tolist() == ["train", "train", "test"]  # RxRx1-WILDS' split
     assert set(sheet["pattern"]) == {"rxrx1"}
     platemap = read_platemap(sheet["platemap"].iloc[2])
     assert list(platemap.columns) == [
@@ -90,6 +91,16 @@ def test_metadata_becomes_one_platemap_per_plate(tmp_path):
     }
     assert platemap["treatment"].tolist() == ["EMPTY", "s501357", "s21721", "s2079"]
     assert set(platemap["cell_type"]) == {"U2OS"} and set(platemap["split"]) == {"ood_test"}
+
+
+def test_wilds_validation_experiments_are_val_and_other_datasets_get_no_split(tmp_path):
+    """U2OS-04, a test experiment in RxRx1's metadata, is one of RxRx1-WILDS' four validation
+    experiments; a dataset WILDS does not name leaves the split column out."""
+    table = metadata().replace({"U2OS-01": "U2OS-04"})
+    sheet = convert([write(table, tmp_path / "m.csv")], "/rx", tmp_path / "out")
+    assert sheet["split"].tolist() == ["train", "train", "val"]
+    other = convert([write(table.replace({"test": "extra"}), tmp_path / "x.csv")], "/rx", tmp_path)
+    assert list(other.columns) == list(PLATE_SHEET_COLUMNS)
 
 
 def test_the_workflows_start_up_accepts_the_converted_sheet(tmp_path):

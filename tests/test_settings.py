@@ -100,6 +100,7 @@ def test_schema_enums_are_the_settings_allowed_values():
         "crops.unit": list(settings.CROP_UNITS),
         "features.measurements": list(settings.MEASUREMENTS),
         "embed.device": list(settings.DEVICES),
+        "train.splits": list(settings.SPLIT_SOURCES),
         "profiles.corrections": list(settings.CORRECTIONS),
         "external.*.level": list(settings.LEVELS),
         "external.*.features": list(settings.FEATURE_KINDS),
@@ -109,7 +110,10 @@ def test_schema_enums_are_the_settings_allowed_values():
     )
     assert platemap == {"role": list(settings.ROLES)}
     sheet = yaml.safe_load((REPO / "workflow/schemas/plates.schema.yaml").read_text())
-    assert tuple(sheet["required"]) == tuple(sheet["properties"]) == settings.PLATE_SHEET_COLUMNS
+    assert tuple(sheet["required"]) == settings.PLATE_SHEET_COLUMNS
+    optional = settings.PLATE_SHEET_OPTIONAL
+    assert tuple(sheet["properties"]) == settings.PLATE_SHEET_COLUMNS + optional
+    assert sheet["properties"]["split"]["enum"] == list(settings.SPLITS)
 
 
 def flatten(block: dict, prefix=""):

@@ -51,6 +51,10 @@ def test_training_writes_outputs_and_learns(tmp_path, method):
         "train_acc",
         "holdout_acc",
         "holdout_well_acc",
+        "val_acc",
+        "val_well_acc",
+        "id_acc",
+        "id_well_acc",
         "crops_per_s",
         "seconds",
     ]

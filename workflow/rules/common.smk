@@ -160,6 +160,13 @@ FEATURES = settings.FEATURES.merge(config.get("features", {}))
 checked(checks.check_features, FEATURES, config["segment"])
 METHODS = config["train"]["methods"]
 checked(checks.check_rotation, config["train"], BATCHES)
+# train.splits: sheet -> holdout_batches and validation_batches from the sheet's split column
+config["train"] = checked(plates.sheet_splits, config["train"], PLATES, config["plates"])
+# the WILDS protocol (docs/metrics.md): models selected on validation batches, or training
+# batches' sites scored as in-distribution test; the report then adds its table (wilds.tsv)
+WILDS = bool(METHODS) and any(config["train"].get(k) for k in settings.TRAIN_WILDS)
+# the report's further output then (none otherwise, so an existing run's report stays done)
+WILDS_TABLE = {"wilds": res("report/wilds.tsv")} if WILDS else {}
 # A source of per-cell features: a model this run trains, {method}_seed{k}, one per method and
 # seed ({method}-{batch}_seed{k}, one per held-out batch too, with train.rotate_holdout); a
 # frozen model trained in another run (embed.models, embed.models_from), under its name; and
@@ -290,6 +297,9 @@ def source_cells(wildcards):
 
 def holdout_batches(wildcards):
     return rule_params.holdout_batches(config["train"], wildcards.source)
+
+
+VALIDATION_PARAMS = rule_params.validation_params(config["train"])
 
 
 def aggregation_params(wildcards):

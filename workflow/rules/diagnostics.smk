@@ -23,6 +23,7 @@ rule diagnostics:
     resources:
         mem_mb=2000,
     params:
+        **VALIDATION_PARAMS,
         diagnostics=stage_params("diagnostics"),
         holdout_batches=holdout_batches,
     script:

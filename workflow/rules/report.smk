@@ -23,6 +23,7 @@ rule report:
         qc_tables=expand(res("qc/{plate}.parquet"), plate=PLATE_NAMES),
         gallery=res("report/gallery.png"),
     output:
+        **WILDS_TABLE,
         html=report(res("report/index.html"), caption="../report/index.rst", category="Report"),
         ranking=report(
             res("report/ranking.tsv"), caption="../report/ranking.rst", category="Report"

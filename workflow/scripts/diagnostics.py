@@ -17,8 +17,10 @@ source, correction = snakemake.wildcards.source, snakemake.wildcards.correction
 method, seed = parse_source(source)
 truth_files = [Path(folder) / "treatments.tsv" for folder in snakemake.input.truth]
 truth = read_truth(truth_files) if truth_files else None
+# the WILDS protocol's validation batches (only there when set): out of the reference set
+validation = snakemake.params.get("validation_batches", [])
 metrics = compute_metrics(
-    wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth
+    wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth, validation
 )
 fold = source_fold(source)  # a rotated model's held-out batch: a run of its method, as a seed
 run = {"source": source, "method": method, "seed": seed, **({"fold": fold} if fold else {})}

@@ -3,6 +3,11 @@ settings (``_build_run``), resumed from ``checkpoints/last.pt`` when that was ma
 settings and data, checkpointed after every epoch, and ``model.pt`` with everything embedding
 needs. The learning-rate schedule depends only on ``lr_schedule_epochs``, not on ``epochs``, so
 raising ``epochs`` later extends the same trajectory instead of invalidating it.
+
+With ``validation_batches`` (the WILDS protocol, docs/metrics.md) model.pt holds the epoch of
+best validation accuracy (ties: the earlier epoch), not the last: the run keeps that epoch's
+network (``Run.best``) and checkpoints it beside the last epoch's, so a resumed run selects as
+an uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from debatch.cnn.models import CellResNet
 from debatch.cnn.teacher import MeanTeacher
 from debatch.core.io import atomic_path, write_json, write_text
 from debatch.core.provenance import code_version
-from debatch.settings import MODEL_CARD, TRAIN_METHODS
+from debatch.settings import MODEL_CARD, TRAIN_METHODS, TRAIN_START_UP, TRAIN_WILDS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,10 @@ _LOG_COLUMNS = [
     "train_acc",
     "holdout_acc",
     "holdout_well_acc",
+    "val_acc",
+    "val_well_acc",
+    "id_acc",
+    "id_well_acc",
     "crops_per_s",
     "seconds",
 ]
@@ -47,8 +56,15 @@ _CHECKPOINT_FORMAT = 3
 
 
 def run_settings(train: dict) -> dict:
-    """The params that define a run: shared keys plus the active method's block and recipe."""
-    return {k: v for k, v in train.items() if k not in TRAIN_METHODS or k == train["method"]}
+    """The params that define a run: shared keys plus the active method's block and recipe
+    (the WILDS keys only when set: a run made before they existed still resumes)."""
+    return {
+        k: v
+        for k, v in train.items()
+        if (k not in TRAIN_METHODS or k == train["method"])
+        and k not in TRAIN_START_UP
+        and not (k in TRAIN_WILDS and not v)
+    }
 
 
 def _write_log(history: list[dict], path: Path) -> None:
@@ -119,6 +135,16 @@ class Run:
     epoch: int = 0
     history: list | None = None
     resumed_from: int = 0  # epochs the checkpoint had done when this call started
+    # validation_batches: the epoch of best validation accuracy so far, {epoch, val_acc,
+    # state_dict (the deployed network's, on the CPU)}; None before the first or without them
+    best: dict | None = None
+
+    def select(self, val_acc: float) -> None:
+        """Keep this epoch's network when its validation accuracy beats the best so far
+        (strictly: a tie keeps the earlier epoch)."""
+        if self.best is None or val_acc > self.best["val_acc"]:
+            state = {k: v.detach().cpu().clone() for k, v in self.deployed.state_dict().items()}
+            self.best = {"epoch": self.epoch, "val_acc": val_acc, "state_dict": state}
 
     def state(self) -> dict:
         state = {
@@ -129,6 +155,8 @@ class Run:
         }
         if self.teacher is not None:
             state["teacher"] = self.teacher.state_dict()
+        if self.best is not None:
+            state["best"] = self.best
         return state
 
     def load(self, checkpoint: dict) -> None:
@@ -139,6 +167,7 @@ class Run:
         if self.teacher is not None:
             self.teacher.load_state_dict(checkpoint["teacher"])
         self.epoch, self.history = checkpoint["epoch"], checkpoint["history"]
+        self.best = checkpoint.get("best")
 
     @property
     def deployed(self) -> nn.Module:
@@ -152,11 +181,16 @@ class Run:
             "train_acc": last["train_acc"],
             "holdout_acc": last["holdout_acc"],
             "holdout_well_acc": last["holdout_well_acc"],
+            "val_acc": last.get("val_acc", float("nan")),
+            "id_acc": last.get("id_acc", float("nan")),
+            "selected_epoch": epochs if self.best is None else self.best["epoch"],
             "epochs_run": epochs - self.resumed_from,
             "resumed_from": self.resumed_from,
             "epochs": epochs,
             "n_train_cells": int(len(split.train_idx)),
             "n_holdout_cells": int(len(split.holdout_idx)),
+            "n_val_cells": int(len(split.val_idx)),
+            "n_id_cells": int(len(split.id_idx)),
             "classes": split.classes,
         }
 
@@ -303,6 +337,10 @@ def model_card(
         "training_plates": sorted(set(data.plate_name[trained])),
         "training_batches": sorted(set(data.batch[trained])),
         "holdout_batches": list(settings["holdout_batches"]),
+        # the WILDS protocol: batches that selected the epoch of model.pt, the training
+        # batches' sites scored as in-distribution test
+        "validation_batches": list(settings.get("validation_batches", [])),
+        "id_sites": list(settings.get("id_sites", [])),
         "classes": split.classes,
         "trained_in": str(Path(out_dir).resolve()),
         "code": code_version(),
@@ -311,9 +349,15 @@ def model_card(
 
 def save_model(run: Run, card: dict, epochs: int, out_dir: Path) -> None:
     """model.pt: everything embedding needs, rebuilt without the training code's state; and its
-    card beside it as model.json (readable without torch: the workflow checks it at start-up)."""
+    card beside it as model.json (readable without torch: the workflow checks it at start-up).
+    The network is the last epoch's, or with validation batches the selected one's
+    (``Run.best``); the card says which (``selected_epoch``)."""
     _write_log(run.history, out_dir / "training_log.tsv")
-    state = {k: v.cpu() for k, v in run.deployed.state_dict().items()}
+    if card["validation_batches"]:
+        selected, state = run.best["epoch"], run.best["state_dict"]
+    else:
+        selected = epochs
+        state = {k: v.cpu() for k, v in run.deployed.state_dict().items()}
     _save(
         {
             "format": _CHECKPOINT_FORMAT,
@@ -324,10 +368,10 @@ def save_model(run: Run, card: dict, epochs: int, out_dir: Path) -> None:
             "norm_mean": card["norm_mean"],
             "norm_std": card["norm_std"],
             "crop_shape": card["crop_shape"],
-            "epoch": epochs,
-            "card": card,
+            "epoch": selected,
+            "card": {**card, "selected_epoch": selected},
             "state_dict": state,
         },
         out_dir / "model.pt",
     )
-    write_json({**card, "epochs": epochs}, out_dir / MODEL_CARD)
+    write_json({**card, "epochs": epochs, "selected_epoch": selected}, out_dir / MODEL_CARD)

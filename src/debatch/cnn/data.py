@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from debatch.crops.store import crop_unit, open_crops
-from debatch.settings import BATCH, PLATE, TREATMENT, WELL
+from debatch.settings import BATCH, PLATE, SITE, TREATMENT, WELL
 
 NORM_SAMPLE_CELLS = 20000  # crops (seeded sample / evenly spaced subset) used to estimate mean/std
 _GATHER_CHUNK = 4096  # crops read per chunk when estimating statistics
@@ -31,8 +31,9 @@ class CropSet:
 
     Per crop: ``batch``, ``treatment`` (strings), ``plate`` (index into ``plates``) and ``well``
     (index into ``wells``, unique per plate and well), used for held-out batches, labels, plate
-    grouping/normalisation and well-level scores. ``unit``: what a crop is, ``cell`` or a whole
-    ``site`` (crops.unit), the same for every plate.
+    grouping/normalisation and well-level scores; ``site`` (strings, Metadata_Site; None when a
+    table lacks the column) for in-distribution test sites (train.id_sites). ``unit``: what a
+    crop is, ``cell`` or a whole ``site`` (crops.unit), the same for every plate.
     """
 
     def __init__(self, plates: list[tuple[str, str]]):
@@ -47,7 +48,7 @@ class CropSet:
             if meta[TREATMENT].isna().any():
                 raise ValueError(f"{parquet_path} has cells with missing Metadata_Treatment")
             self.memmaps.append(crops)
-            frames.append(meta[[PLATE, BATCH, WELL, TREATMENT]])
+            frames.append(meta[[c for c in (PLATE, BATCH, WELL, TREATMENT, SITE) if c in meta]])
             shapes.add(crops.shape[1:])
             units.add(crop_unit(meta))
         if len(shapes) > 1:
@@ -62,6 +63,8 @@ class CropSet:
         meta = pd.concat(frames, ignore_index=True)
         self.batch = meta[BATCH].astype(str).to_numpy()
         self.treatment = meta[TREATMENT].astype(str).to_numpy()
+        has_site = SITE in meta and not meta[SITE].isna().any()
+        self.site = meta[SITE].astype(str).to_numpy() if has_site else None
         self.plate = np.repeat(np.arange(len(self.memmaps)), self.sizes)
         self.plate_name = meta[PLATE].astype(str).to_numpy()
         plate_well = meta[PLATE].astype(str) + "/" + meta[WELL].astype(str)

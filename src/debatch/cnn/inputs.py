@@ -1,14 +1,16 @@
 """The training data as the network sees it: which cells train and which held-out cells are
 scored (``split_cells``), ABRA's groups, the input scaling of crops and the held-out scores.
 
-Cells of ``holdout_batches`` never enter training (nor the global input statistics); a fixed
-subset of them is scored every epoch, per cell and per well.
+Cells of ``holdout_batches`` (OOD test), ``validation_batches`` (WILDS model selection) and, in
+the training batches, of the sites ``id_sites`` (in-distribution test) never enter training
+(nor the global input statistics); a fixed subset of each is scored every epoch, per cell and
+per well.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -120,7 +122,8 @@ def holdout_scores(
 
 @dataclass
 class Split:
-    """Which cells train, which held-out cells are scored, their labels and ABRA groups."""
+    """Which cells train, which held-out cells are scored (held-out batches; validation batches;
+    in-distribution test sites of the training batches), their labels and ABRA groups."""
 
     train_idx: np.ndarray
     holdout_idx: np.ndarray
@@ -128,6 +131,8 @@ class Split:
     labels: np.ndarray
     groups: np.ndarray
     n_groups: int
+    val_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    id_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def data_key(self, data: CropSet) -> dict:
         """What a checkpoint must have been trained on to be resumed."""
@@ -138,39 +143,79 @@ class Split:
             "n_train": int(len(self.train_idx)),
         }
 
+    def scored(self) -> dict[str, np.ndarray]:
+        """The cells scored every epoch, by training-log prefix (holdout, val, id)."""
+        return {"holdout": self.holdout_idx, "val": self.val_idx, "id": self.id_idx}
+
+
+def _subset(idx: np.ndarray, train: dict, stream: int) -> np.ndarray:
+    """A fixed seeded subset of ``idx`` of at most ``max_holdout_cells`` (``stream``: one
+    draw per scored set; the held-out batches' is the one they always had)."""
+    cap = train["max_holdout_cells"]
+    if cap is None or len(idx) <= cap:
+        return idx
+    key = [train["seed"], 1 << 31] + ([stream] if stream else [])
+    return np.sort(np.random.default_rng(key).choice(idx, cap, replace=False))
+
+
+def _id_cells(data: CropSet, train: dict, training: np.ndarray) -> np.ndarray:
+    """Cells of the training batches on the sites ``id_sites`` (in-distribution test)."""
+    sites = [str(site) for site in train["id_sites"]]
+    if not sites:
+        return np.zeros(len(data.batch), dtype=bool)
+    if data.site is None:
+        raise ValueError("id_sites needs Metadata_Site in every crops table")
+    chosen = training & np.isin(data.site, sites)
+    if not chosen.any():
+        raise ValueError(
+            f"id_sites {train['id_sites']} match no cell of the training batches "
+            f"(their sites: {sorted(set(data.site[training]))})"
+        )
+    return chosen
+
+
+def _unknown_batches(data: CropSet, train: dict, key: str) -> None:
+    unknown = sorted(set(train[key]) - set(data.batch))
+    if unknown:
+        raise ValueError(
+            f"{key} {unknown} not found in Metadata_Batch (present: {sorted(set(data.batch))})"
+        )
+
 
 def split_cells(data: CropSet, train: dict) -> Split:
-    """Training cells (not in ``holdout_batches``) and a fixed subset of held-out cells whose
-    treatment is among the training classes; errors name the setting that leaves none."""
+    """Training cells (not in ``holdout_batches`` nor ``validation_batches``, not on the
+    ``id_sites``) and fixed subsets of the scored cells whose treatment is among the training
+    classes; errors name the setting that leaves none."""
+    for key in ("holdout_batches", "validation_batches"):
+        _unknown_batches(data, train, key)
     held = np.isin(data.batch, train["holdout_batches"])
-    unknown_batches = sorted(set(train["holdout_batches"]) - set(data.batch))
-    if unknown_batches:
-        raise ValueError(
-            f"holdout_batches {unknown_batches} not found in Metadata_Batch "
-            f"(present: {sorted(set(data.batch))})"
-        )
-    train_idx = np.flatnonzero(~held)
+    validating = np.isin(data.batch, train["validation_batches"])
+    in_distribution = _id_cells(data, train, ~held & ~validating)
+    train_idx = np.flatnonzero(~held & ~validating & ~in_distribution)
     if len(train_idx) < 2:
         raise ValueError(
             f"no training cells: {len(train_idx)} cells remain after removing "
-            f"holdout_batches {train['holdout_batches']}"
+            f"holdout_batches {train['holdout_batches']}, validation_batches "
+            f"{train['validation_batches']} and id_sites {train['id_sites']}"
         )
     classes = sorted(set(data.treatment[train_idx]))
     if len(classes) < 2:
         raise ValueError(f"need at least 2 treatments among training cells, found {classes}")
     labels = np.searchsorted(classes, data.treatment).astype(np.int64)
     known = np.isin(data.treatment, classes)
-    holdout_idx = np.flatnonzero(held & known)
-    if train["max_holdout_cells"] is not None and len(holdout_idx) > train["max_holdout_cells"]:
-        holdout_idx = np.sort(
-            np.random.default_rng([train["seed"], 1 << 31]).choice(
-                holdout_idx, train["max_holdout_cells"], replace=False
-            )
+    holdout_idx = _subset(np.flatnonzero(held & known), train, 0)
+    val_idx = _subset(np.flatnonzero(validating & known), train, 1)
+    if validating.any() and len(val_idx) == 0:
+        raise ValueError(
+            f"validation_batches {train['validation_batches']} have no cell of a training "
+            f"treatment {classes}: nothing to select the model on"
         )
-    if (held & ~known).any():
+    id_idx = _subset(np.flatnonzero(in_distribution & known), train, 2)
+    unscored = (held | validating | in_distribution) & ~known
+    if unscored.any():
         log.info(
             "%d held-out cells have treatments absent from training and are not scored",
-            int((held & ~known).sum()),
+            int(unscored.sum()),
         )
     groups, n_groups = _group_codes(data, train)
-    return Split(train_idx, holdout_idx, classes, labels, groups, n_groups)
+    return Split(train_idx, holdout_idx, classes, labels, groups, n_groups, val_idx, id_idx)

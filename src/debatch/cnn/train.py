@@ -169,47 +169,56 @@ class Training:
         }
 
     def next_epoch(self) -> None:
-        """Train one epoch, score the held-out cells, checkpoint and log it."""
+        """Train one epoch, score the held-out cells (held-out batches, validation batches,
+        in-distribution sites), keep the epoch when it validates best, checkpoint and log it."""
         self.run.epoch += 1
         row = self.epoch()
-        row["holdout_acc"], row["holdout_well_acc"] = holdout_scores(
-            self.run.deployed,
-            self.data,
-            self.split.holdout_idx,
-            self.split.labels,
-            self.scaling,
-            self.device,
-            2 * self.train["batch_size"],
-            self.autocast,
-        )
+        for prefix, idx in self.split.scored().items():
+            row[f"{prefix}_acc"], row[f"{prefix}_well_acc"] = holdout_scores(
+                self.run.deployed,
+                self.data,
+                idx,
+                self.split.labels,
+                self.scaling,
+                self.device,
+                2 * self.train["batch_size"],
+                self.autocast,
+            )
+        if self.train["validation_batches"]:
+            self.run.select(row["val_acc"])
         row["seconds"] = time.perf_counter() - row.pop("started")
         self.run.history.append(row)
         data_key = self.split.data_key(self.data)
         save_checkpoint(self.run, self.settings, data_key, self.scaling, self.out_dir)
         log.info(
             "epoch %d/%d loss %.4f train_acc %.3f holdout_acc %.3f (wells %.3f) "
-            "%.0f crops/s %.1f s",
+            "val_acc %.3f id_acc %.3f %.0f crops/s %.1f s",
             self.run.epoch,
             self.train["epochs"],
             row["loss"],
             row["train_acc"],
             row["holdout_acc"],
             row["holdout_well_acc"],
+            row["val_acc"],
+            row["id_acc"],
             row["crops_per_s"],
             row["seconds"],
         )
 
 
 def train_model(plates: list[tuple[str, str]], out_dir, params: dict, channels=None) -> dict:
-    """Train on non-held-out cells; write model.pt (+ its card model.json), checkpoints/last.pt
-    and training_log.tsv. ``channels``: the crops' channel names in order, kept in the card so a
-    run with other channels cannot embed with this model.
+    """Train on the cells not held out (docs/metrics.md: the WILDS protocol); write model.pt
+    (+ its card model.json), checkpoints/last.pt and training_log.tsv. ``channels``: the crops'
+    channel names in order, kept in the card so a run with other channels cannot embed with
+    this model.
 
     Resumes from ``out_dir/checkpoints/last.pt`` when its settings (apart from
     checkpoint.RESUMABLE_DIFFERENCES) and input plates match, otherwise starts fresh and logs
-    why. Returns a summary dict: train_acc, holdout_acc, holdout_well_acc (last epoch),
-    epochs_run (in this call), resumed_from (epochs already done by the checkpoint, 0 for a
-    fresh start), epochs, n_train_cells, n_holdout_cells, classes.
+    why. Returns a summary dict: train_acc, holdout_acc, holdout_well_acc, val_acc, id_acc
+    (last epoch), selected_epoch (model.pt's: the last, or with validation_batches the best
+    validated), epochs_run (in this call), resumed_from (epochs already done by the checkpoint,
+    0 for a fresh start), epochs, n_train_cells, n_holdout_cells, n_val_cells, n_id_cells,
+    classes.
     """
     training = Training(plates, out_dir, params)
     epochs = training.train["epochs"]

@@ -83,28 +83,33 @@ BIO_METRICS = {
 ACTIVITY_METRICS = ("map", "fraction_retrieved")
 
 
-def holdout_scores(wells: pd.DataFrame, values: np.ndarray, holdout_batches, params: dict) -> dict:
+def holdout_scores(
+    wells: pd.DataFrame, values: np.ndarray, holdout_batches, params: dict, validation_batches=()
+) -> dict:
     """Biology on batches never seen in training, retrieved from the batches it was trained on:
     each held-out well of a treatment (not negcon) that the training batches have, as a query
     against every training-batch well. ``knn_accuracy``: its nearest neighbours' treatment is
     its own; ``map``: mean over those wells of the AP of retrieving its treatment's
     training-batch wells. Both per well in ``per_well`` (for paired intervals between methods);
     ``score`` = mean of the chance-corrected kNN accuracy and the mAP. Held-out wells of a
-    treatment the training batches lack cannot be retrieved and are left out (counted)."""
+    treatment the training batches lack cannot be retrieved and are left out (counted).
+    ``validation_batches`` (the WILDS protocol) are neither: never trained on, so no reference,
+    and they selected the model, so no test; their wells are left out of both."""
     batches = wells[BATCH].astype(str).to_numpy()
     test = np.isin(batches, [str(b) for b in holdout_batches])
+    reference = ~test & ~np.isin(batches, [str(b) for b in validation_batches])
     if not test.any():
         return {"reason": "no held-out batch configured (train.holdout_batches)"}
-    if test.all():
+    if not reference.any():
         return {"reason": "every batch is held out"}
     labels = wells[TREATMENT].astype(str).to_numpy()
     treated = (wells[ROLE] != NEGCON).to_numpy()
-    known = np.isin(labels, labels[~test])
+    known = np.isin(labels, labels[reference])
     queries = test & treated & known
     if not queries.any():
         return {"reason": "no held-out treatment occurs in the training batches"}
     correct, ap = m.cross_batch_retrieval(
-        values, labels, queries, ~test, params["holdout_neighbours"]
+        values, labels, queries, reference, params["holdout_neighbours"]
     )
     accuracy = float(correct.mean())
     chance = float(pd.Series(labels[queries]).value_counts(normalize=True).max())
@@ -186,8 +191,10 @@ def compute_metrics(
     params: dict | None = None,
     holdout_batches=(),
     truth: pd.DataFrame | None = None,
+    validation_batches=(),
 ) -> dict:
-    """Every metric of one method x correction's well profiles (JSON-ready)."""
+    """Every metric of one method x correction's well profiles (JSON-ready);
+    ``validation_batches``: left out of the held-out scores' reference (holdout_scores)."""
     params = DIAGNOSTICS.merge(params)
     values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
     batches = wells[BATCH].astype(str).to_numpy()
@@ -208,7 +215,7 @@ def compute_metrics(
         "bio": bio,
         "replicates": m.percent_replicating(wells),
         "per_treatment": [] if per_treatment is None else per_treatment.to_dict(orient="records"),
-        "holdout": holdout_scores(wells, values, holdout_batches, params),
+        "holdout": holdout_scores(wells, values, holdout_batches, params, validation_batches),
     }
     metrics["scores"] = summary_scores(batch, bio, metrics["holdout"], params["activity_weight"])
     if truth is not None:

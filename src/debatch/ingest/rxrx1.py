@@ -14,6 +14,15 @@ where the table has none. Output: ``OUT/plates.tsv`` (plate ``{experiment}_{plat
 experiment, images ``IMAGES/{dataset}/{experiment}/Plate{plate}``, pattern ``rxrx1``) and
 ``OUT/platemaps/{plate}.tsv`` (well; treatment = sirna; role from well_type; the cell type, the
 dataset and every other column constant over a well's rows, a WILDS split say, as metadata).
+
+The plate sheet's ``split`` column (train | val | test; used with ``train.splits: sheet``) is
+RxRx1-WILDS' split of experiments, as wilds/datasets/rxrx1_dataset.py (p-lambda/wilds) makes it
+from the metadata's ``dataset`` column: ``train`` plates train, ``test`` plates are the OOD test
+and ``val`` plates validate. RxRx1's own metadata has no ``val``: there the four validation
+experiments of WILDS, the first test experiment of each cell type (``WILDS_VALIDATION``), are
+``val``. WILDS' in-distribution test, site 2 of the training experiments, is the config's
+``train.id_sites: [2]``. Metadata whose datasets are other than train, val and test gets no
+split column.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import pandas as pd
 from debatch.core.logs import setup_logging
 from debatch.core.wells import normalise_well
 from debatch.ingest.sheets import read_sheet, write_sheet
-from debatch.settings import CELL_TYPE, DATASET, METADATA, NEGCON, PLATE_SHEET_COLUMNS
+from debatch.settings import CELL_TYPE, DATASET, METADATA, NEGCON, PLATE_SHEET_COLUMNS, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,9 @@ _NOT_METADATA += ("row", "plate_name", "number", "treatment", "role")
 # the columns that must agree over a well's rows (other columns that do not are left out)
 _WELL_COLUMNS = ("sirna", "well_type", _DATASET, _CELL_TYPE, "sirna_id")
 _PLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # workflow/schemas/plates.schema.yaml
+# RxRx1-WILDS' validation experiments (WILDS' metadata.csv: dataset `val`), in RxRx1's own
+# metadata test experiments: the first test experiment of each cell type
+WILDS_VALIDATION = ("HEPG2-08", "HUVEC-17", "RPE-08", "U2OS-04")
 
 
 class RxRx1Error(ValueError):
@@ -168,6 +180,14 @@ def _plate_order(wells: pd.DataFrame) -> pd.DataFrame:
     return wells.assign(number=number).sort_values(["experiment", "number", "plate", "well"])
 
 
+def wilds_split(dataset: str, experiment: str) -> str | None:
+    """A plate's RxRx1-WILDS split (train | val | test) from its dataset and experiment (module
+    docstring); None for a dataset other than train, val and test."""
+    if dataset == "test" and experiment in WILDS_VALIDATION:
+        return "val"
+    return dataset if dataset in SPLITS else None
+
+
 def convert(
     paths: list[str | os.PathLike], images: str | os.PathLike, out: str | os.PathLike
 ) -> pd.DataFrame:
@@ -183,8 +203,15 @@ def convert(
         write_sheet(plate[["well", "treatment", "role", *metadata]], platemap)
         first = plate.iloc[0]
         folder = Path(images) / first[_DATASET] / first["experiment"] / f"Plate{first['plate']}"
-        sheet.append([name, first["experiment"], str(folder), PATTERN, str(platemap)])
-    sheet = pd.DataFrame(sheet, columns=list(PLATE_SHEET_COLUMNS))
+        split = wilds_split(first[_DATASET], first["experiment"])
+        sheet.append([name, first["experiment"], str(folder), PATTERN, str(platemap), split])
+    sheet = pd.DataFrame(sheet, columns=[*PLATE_SHEET_COLUMNS, "split"])
+    if sheet["split"].isna().any():
+        log.info(
+            "no split column: datasets %s are not RxRx1-WILDS' train, val and test",
+            sorted(set(wells[_DATASET]) - set(SPLITS)),
+        )
+        sheet = sheet.drop(columns="split")
     write_sheet(sheet, Path(out) / "plates.tsv")
     log.info(
         "%d plates of %d experiments, %d wells: %s",

@@ -179,6 +179,31 @@ def check_methods(train: dict, batches: list[str], reference_batches=()) -> None
             f"train.holdout_batches {sorted(holdout)} hold out every batch of the plate sheet: "
             f"nothing is left to train on"
         )
+    check_validation(train, batches)
+
+
+def check_validation(train: dict, batches: list[str]) -> None:
+    """train.validation_batches (the WILDS protocol) are batches of the plate sheet, none held
+    out, and leave a batch to train on."""
+    validation = set(train.get("validation_batches", []))
+    if not validation:
+        return
+    holdout = set(train.get("holdout_batches", []))
+    if sorted(validation - set(batches)):
+        raise ConfigError(
+            f"train.validation_batches {sorted(validation - set(batches))} are not batches of "
+            f"the plate sheet ({sorted(batches)})"
+        )
+    if validation & holdout:
+        raise ConfigError(
+            f"train.validation_batches {sorted(validation & holdout)} are also "
+            "train.holdout_batches: a batch that selects the model cannot test it"
+        )
+    if train["methods"] and validation | holdout >= set(batches):
+        raise ConfigError(
+            f"train.validation_batches {sorted(validation)} and train.holdout_batches "
+            f"{sorted(holdout)} leave no batch of the plate sheet to train on"
+        )
 
 
 def check_rotation(train: dict, batches: list[str]) -> None:
@@ -187,6 +212,12 @@ def check_rotation(train: dict, batches: list[str]) -> None:
     (models/{method}-{batch}/)."""
     if not train.get("rotate_holdout"):
         return
+    if train.get("validation_batches") or train.get("splits") == "sheet":
+        raise ConfigError(
+            "train.rotate_holdout holds out every batch in turn and cannot be combined with "
+            "the WILDS protocol's validation batches: set train.validation_batches to [] and "
+            "train.splits to config"
+        )
     if train.get("holdout_batches"):
         raise ConfigError(
             f"train.rotate_holdout holds out every batch in turn: train.holdout_batches must "

@@ -48,8 +48,12 @@ def train_params(train: dict, method: str, seed: int, fold: str | None = None) -
     """This method's settings: the shared train keys, its seed and only its own block (a
     preset's, e.g. train.abra, or its recipe of train.recipes), so tuning one method, or adding
     a method or a seed, never retrains the others; a rotated model (``fold``) holds out its
-    batch alone."""
-    shared = stage_params(train, drop=(*settings.TRAIN_FAN_OUT, *settings.TRAIN_METHODS))
+    batch alone. train.splits never reaches a job (``train`` holds the lists it resolved to:
+    plates.sheet_splits)."""
+    drop = (*settings.TRAIN_FAN_OUT, *settings.TRAIN_START_UP, *settings.TRAIN_METHODS)
+    # the WILDS keys only when set, so the params of runs made before them stay the same
+    drop += tuple(key for key in settings.TRAIN_WILDS if not train.get(key))
+    shared = stage_params(train, drop=drop)
     if fold is not None:
         shared["holdout_batches"] = [fold]
     own = {}
@@ -65,6 +69,14 @@ def holdout_batches(train: dict, source: str) -> list[str]:
     every other source train.holdout_batches (what this run's models never saw)."""
     fold = settings.source_fold(source)
     return [fold] if fold is not None else train.get("holdout_batches", [])
+
+
+def validation_params(train: dict) -> dict:
+    """The diagnostics' extra params under the WILDS protocol: the validation batches, whose
+    wells the held-out scores leave out of the reference set (they selected the models); none
+    without them, so the params of runs made before them stay the same."""
+    batches = train.get("validation_batches", [])
+    return {"validation_batches": list(batches)} if batches else {}
 
 
 def plate_cells(source: str, plate: str, results: str, external=()) -> dict:

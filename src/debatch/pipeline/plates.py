@@ -38,13 +38,14 @@ def _read_plate_sheet(path: str, check_schema) -> pd.DataFrame:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     allowed = list(settings.PLATE_SHEET_COLUMNS)
-    unknown = sorted(set(sheet.columns) - set(allowed))
+    unknown = sorted(set(sheet.columns) - set(allowed) - set(settings.PLATE_SHEET_OPTIONAL))
     missing = sorted(set(allowed) - set(sheet.columns))
     if unknown or missing:
         raise ConfigError(
             f"plate sheet {path}: unknown column(s) {unknown}, missing column(s) {missing}; "
-            f"columns must be {allowed}"
+            f"columns must be {allowed} (optional: {list(settings.PLATE_SHEET_OPTIONAL)})"
         )
+    _check_split_values(sheet, path)
     check_schema(sheet)
     duplicated = sorted(sheet.loc[sheet["plate"].duplicated(), "plate"].unique())
     if duplicated:
@@ -52,6 +53,52 @@ def _read_plate_sheet(path: str, check_schema) -> pd.DataFrame:
     for column in ("images", "platemap"):
         sheet[column] = sheet[column].map(os.path.normpath)
     return sheet
+
+
+def _check_split_values(sheet: pd.DataFrame, path: str) -> None:
+    """The optional `split` column holds train, val or test on every row."""
+    if "split" not in sheet:
+        return
+    bad = sheet[~sheet["split"].isin(settings.SPLITS)]
+    if len(bad):
+        row = bad.iloc[0]
+        raise ConfigError(
+            f"plate sheet {path}: plate {row['plate']} has split {row['split']!r}; the split "
+            f"column holds {list(settings.SPLITS)}"
+        )
+
+
+def sheet_splits(train: dict, sheet: pd.DataFrame, path: str) -> dict:
+    """``train`` with holdout_batches and validation_batches from the plate sheet's `split`
+    column when train.splits is `sheet` (test plates' batches held out, val plates' batches
+    validate); as given otherwise. A batch whose plates disagree, a missing column or lists
+    given as well are ConfigErrors."""
+    if train.get("splits", "config") != "sheet":
+        return train
+    given = [key for key in ("holdout_batches", "validation_batches") if train.get(key)]
+    if given:
+        raise ConfigError(
+            f"train.splits is sheet: the plate sheet's split column names the batches, so "
+            f"train.{given[0]} must be [], not {train[given[0]]}"
+        )
+    if "split" not in sheet:
+        raise ConfigError(
+            f"train.splits is sheet but the plate sheet {path} has no split column "
+            f"(train | val | test per plate)"
+        )
+    splits = sheet.groupby("batch", sort=True)["split"].unique()
+    for batch, values in splits.items():
+        if len(values) > 1:
+            raise ConfigError(
+                f"plate sheet {path}: batch {batch} has plates of splits {sorted(values)}; a "
+                "batch is in one split"
+            )
+    of = {batch: values[0] for batch, values in splits.items()}
+    return {
+        **train,
+        "holdout_batches": sorted(b for b, split in of.items() if split == "test"),
+        "validation_batches": sorted(b for b, split in of.items() if split == "val"),
+    }
 
 
 def _check_real_plate(row, platemaps: dict) -> None:

@@ -6,8 +6,10 @@
 - ``plates``: per-plate QC at screen scale: one summary row per plate, the worst plates first;
 - ``tables``: the page's tables (ranking as shown, scores, values, held-out, training), their
   colours and HTML building blocks (sortable tables, TSV links, figures, contents);
+- ``wilds``: the WILDS protocol's table: OOD, validation and ID accuracy at each model's
+  selected epoch, over seeds (``wilds_table``);
 - ``html``: writes the page (contents, tables, verdict, embedded figures) and the files it links
   (``write_report``).
 """
 
-__all__ = ["figures", "gallery", "hits", "html", "plates", "tables"]
+__all__ = ["figures", "gallery", "hits", "html", "plates", "tables", "wilds"]

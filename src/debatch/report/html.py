@@ -41,6 +41,7 @@ from debatch.report.tables import (
     training_table,
     values_table,
 )
+from debatch.report.wilds import WILDS_TSV, wilds_section, wilds_table
 from debatch.settings import CROPS, REPORT
 
 STYLE = """
@@ -395,6 +396,7 @@ def render(
     config: dict | None = None,
     made: datetime.datetime | None = None,
     ranking: pd.DataFrame | None = None,
+    wilds: pd.DataFrame | None = None,
 ) -> str:
     """HTML text of the report.
 
@@ -409,7 +411,8 @@ def render(
     ``gallery``: PNG of example cells per treatment (debatch.report.gallery), after the ranking.
     ``umap_figures``: source -> UMAP PNG (debatch.report.figures.plot_umap).
     ``config``: the run's configuration, shown as YAML; ``made``: the date shown (now).
-    ``ranking``: :func:`ranking_table` of ``entries`` when already computed.
+    ``ranking``: :func:`ranking_table` of ``entries`` when already computed; ``wilds``: the
+    WILDS protocol's table (debatch.report.wilds), shown after the training section.
     Links (TSV downloads, plate figures) point beside the page: :func:`write_report` writes
     those files.
     """
@@ -421,6 +424,7 @@ def render(
     body = [
         *_ranking_section(contents, table, entries),
         *_training_section(contents, training_logs, model_cards, frozen),
+        *wilds_section(contents, wilds),
         *_hits_section(contents, table, entries),
         *(
             _gallery_section(contents, gallery, CROPS.merge((config or {}).get("crops"))["unit"])
@@ -468,7 +472,8 @@ def _copy(source, target: Path) -> None:
 
 def write_report(folder, entries: list[dict], params: dict | None = None, **page) -> Path:
     """The report in ``folder``: index.html (:func:`render`, ``page`` its further arguments),
-    ranking.tsv and hits.tsv (the page's ranking and hit list, every column), and every
+    ranking.tsv and hits.tsv (the page's ranking and hit list, every column), wilds.tsv (the
+    WILDS protocol's table, when a model was trained under it), and every
     plate's QC figures under plates/ (plates/{plate}/{name}.png, plates/cells_per_well.png),
     which the page links. Returns index.html's path."""
     folder = Path(folder)
@@ -486,6 +491,10 @@ def write_report(folder, entries: list[dict], params: dict | None = None, **page
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     with atomic_path(folder / HITS_TSV) as tmp:
         hits_table(table, entries).to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+    wilds = wilds_table(page.get("training_logs") or {}, page.get("model_cards") or {})
+    if not wilds.empty:
+        with atomic_path(folder / WILDS_TSV) as tmp:
+            wilds.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     index = folder / "index.html"
-    write_text(render(entries, report, ranking=table, **page), index)
+    write_text(render(entries, report, ranking=table, wilds=wilds, **page), index)
     return index

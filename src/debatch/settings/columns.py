@@ -173,6 +173,18 @@ OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("vs {reference} high", "its 95 % bootstrap interval, high end"),
         ("vs {reference} real", "the interval excludes 0"),
     ],
+    "report/wilds.tsv": [
+        ("method", "a method trained under the WILDS protocol (docs/metrics.md)"),
+        ("unit", "what a crops row is, so what `acc` counts: cell, or site (crops.unit: site)"),
+        ("seeds", "models (seeds); each `{stat}` below is the mean or the sd over them"),
+        ("OOD test acc {stat}", "held-out batches' per-row accuracy at the selected epoch"),
+        ("OOD test well acc {stat}", "held-out batches' per-well accuracy (mean softmax)"),
+        ("validation acc {stat}", "validation batches' per-row accuracy: what selected the epoch"),
+        ("validation well acc {stat}", "validation batches' per-well accuracy"),
+        ("ID test acc {stat}", "per-row accuracy on the training batches' id_sites"),
+        ("ID test well acc {stat}", "per-well accuracy on the training batches' id_sites"),
+        ("selected epoch {stat}", "the epoch model.pt holds (best validation accuracy)"),
+    ],
 }
 
 

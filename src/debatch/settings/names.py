@@ -60,6 +60,13 @@ class Channels:
 # --- allowed values ---------------------------------------------------------------------------
 
 PLATE_SHEET_COLUMNS = ("plate", "batch", "images", "pattern", "platemap")
+# optional plate-sheet columns: `split`, the plate's part in the WILDS protocol (train.splits:
+# sheet), one of SPLITS
+PLATE_SHEET_OPTIONAL = ("split",)
+SPLITS = ("train", "val", "test")
+# where train.holdout_batches and train.validation_batches come from: the config's lists, or the
+# plate sheet's `split` column (test plates' batches held out, val plates' batches validate)
+SPLIT_SOURCES = ("config", "sheet")
 PLATEMAP_REQUIRED = ("well", "treatment", "role")
 # the columns that group plates (sheet) and wells (platemap): two names in one of them that differ
 # only by case or spaces (DMSO, dmso) would be two groups, so start-up refuses them; other
@@ -75,6 +82,7 @@ NAME_KEYS = (
     "nuclei_channel",
     "cell_channel",
     "train.holdout_batches",
+    "train.validation_batches",
     "report.references",
 )
 SEGMENT_METHODS = ("propagate", "cellpose")

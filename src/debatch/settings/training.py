@@ -7,7 +7,7 @@ recipes alike. The embed stage's block sits here too."""
 from __future__ import annotations
 
 from .block import Block, Check, above, at_least, between, one_of
-from .names import DEVICES, GROUPINGS, HEADS, TRAIN_METHODS
+from .names import DEVICES, GROUPINGS, HEADS, SPLIT_SOURCES, TRAIN_METHODS
 
 SCALINGS = ("global", "plate")
 AUGMENTS = ("none", "dsu", "mixstyle", "abra")
@@ -179,11 +179,27 @@ def preset_recipe(method: str, block: dict) -> dict:
 
 
 def _holdout_batches_sorted(train: dict, name: str) -> None:
-    if isinstance(train["holdout_batches"], str):
+    for key in ("holdout_batches", "validation_batches"):
+        if isinstance(train[key], str):
+            raise ValueError(f"{name}.{key} must be a list of Metadata_Batch values, not a string")
+        train[key] = sorted(str(batch) for batch in train[key])
+    both = sorted(set(train["holdout_batches"]) & set(train["validation_batches"]))
+    if both:
         raise ValueError(
-            f"{name}.holdout_batches must be a list of Metadata_Batch values, not a string"
+            f"{name}.validation_batches {both} are also holdout_batches: a batch that selects "
+            "the model cannot test it"
         )
-    train["holdout_batches"] = sorted(str(batch) for batch in train["holdout_batches"])
+
+
+def _id_sites_checked(train: dict, name: str) -> None:
+    sites = train["id_sites"]
+    if not isinstance(sites, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sites
+    ):
+        raise ValueError(
+            f"{name}.id_sites must be a list of site numbers (Metadata_Site), not {sites!r}"
+        )
+    train["id_sites"] = sorted(set(sites))
 
 
 def _recipe_resolved(train: dict, name: str) -> None:
@@ -202,6 +218,12 @@ def _recipe_resolved(train: dict, name: str) -> None:
 # train keys that fan jobs out (one per method, seed and, rotating, held-out batch) and never
 # reach a job: each train job gets its own slice instead (debatch.pipeline.params.train_params)
 TRAIN_FAN_OUT = ("methods", "seeds", "recipes", "rotate_holdout")
+# train keys resolved at start-up that never reach a job: `splits: sheet` becomes the lists
+# holdout_batches and validation_batches (debatch.pipeline.plates.sheet_splits)
+TRAIN_START_UP = ("splits",)
+# the WILDS protocol's keys (docs/metrics.md): left out of a job's params and of a run's
+# settings while empty, so runs made before they existed keep their params and checkpoints
+TRAIN_WILDS = ("validation_batches", "id_sites")
 
 # config/config.yaml comments every key but those the workflow sets for each job: method (each
 # of train.methods), recipe (its block of train.recipes; a preset's is derived from its block),
@@ -222,6 +244,9 @@ TRAIN = Block(
         "stages": 3,
         "embedding_dim": 128,
         "holdout_batches": [],
+        "validation_batches": [],
+        "id_sites": [],
+        "splits": "config",
         "max_holdout_cells": 20000,
         "augment": True,
         "tile": None,
@@ -236,6 +261,7 @@ TRAIN = Block(
     checks=[
         one_of(DEVICES, "device"),
         at_least(8, "tile"),
+        one_of(SPLIT_SOURCES, "splits"),
         at_least(
             1,
             "epochs",
@@ -250,6 +276,7 @@ TRAIN = Block(
         ),
         at_least(2, "max_cells_per_epoch"),
         _holdout_batches_sorted,
+        _id_sites_checked,
         _recipe_resolved,
     ],
 )
