@@ -24,7 +24,7 @@ from debatch.core.io import atomic_path, write_text
 from debatch.core.provenance import code_version
 from debatch.evaluate import verdict
 from debatch.report.gallery import gallery_text
-from debatch.report.hits import hit_list
+from debatch.report.hits import HITS_TSV, hits_section, hits_table
 from debatch.report.plates import CELLS_PER_WELL, FIGURES, plate_summary, worst_plates
 from debatch.report.tables import (
     SORT_SCRIPT,
@@ -59,7 +59,7 @@ pre{white-space:pre-wrap;font-size:85%}
 """
 # Click a header of a sortable table to sort by that column (again: the other way). Cells that
 # start with a number sort as numbers (a leading flag sign is skipped), "n/a" and text last.
-RANKING_TSV, HITS_TSV, PLATES_DIR = "ranking.tsv", "hits.tsv", "plates"
+RANKING_TSV, PLATES_DIR = "ranking.tsv", "plates"
 
 RANKING_NOTE = (
     "Rows are method x correction, averaged over seeds (± sd over seeds). Overall weighs the "
@@ -154,49 +154,6 @@ def _training_section(
         "epoch; held-out batches were never seen in training. A frozen model was trained "
         "in another run (embed.models): 'trained in' names its folder.</p>",
         html_table(training_table(training_logs or {}, model_cards, frozen), "training"),
-    ]
-
-
-def hits_table(table: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
-    """The hit list of the ranking's first row (debatch.report.hits), as hits.tsv holds it."""
-    first = table.iloc[0]
-    return hit_list(entries, first["method"], first["correction"])
-
-
-def _threshold(entries: list[dict]) -> float | None:
-    retrieved = entries[0]["metrics"].get("bio", {}).get("fraction_retrieved", {})
-    return retrieved.get("threshold")
-
-
-def _hits_section(contents: Contents, table: pd.DataFrame, entries: list[dict]) -> list[str]:
-    """Per treatment of the first-ranked method x correction: mAP, corrected p, active."""
-    first = table.iloc[0]
-    hits = hits_table(table, entries)
-    name = f"{first['method']} + {first['correction']}"
-    parts = [contents.heading(2, f"Hit list: {name}", "hits")]
-    if hits.empty:
-        return parts + [
-            "<p class='note'>No treatment has replicate wells to score against negcon wells: "
-            "no hit list.</p>"
-        ]
-    threshold = _threshold(entries)
-    rule = f" below {threshold:g}" if threshold is not None else ""
-    seeds = (
-        " Over seeds: mean mAP, median corrected p, active when more than half the seeds call it."
-        if "seeds active" in hits
-        else ""
-    )
-    shown = hits.copy()
-    shown["corrected p"] = [f"{p:.3g}" for p in hits["corrected p"]]
-    return parts + [
-        f"<p class='note'>The ranking's first row ({html.escape(name)}): per treatment, the mAP "
-        "of its replicate wells retrieving each other against negcon wells, its permutation "
-        f"p-value Benjamini-Hochberg corrected over treatments, active = corrected p{rule} "
-        f"(diagnostics.map_threshold).{html.escape(seeds)} {int((hits['active'] == 'yes').sum())} "
-        f"of {len(hits)} treatments are active. Every row's per-treatment values are in its "
-        "diagnostics/{source}/{correction}/metrics.json (per_treatment).</p>",
-        download_link(HITS_TSV, "the hit list"),
-        f"<div class='scroll'>{html_table(shown, 'hits', sortable=True)}</div>",
     ]
 
 
@@ -425,7 +382,7 @@ def render(
         *_ranking_section(contents, table, entries),
         *_training_section(contents, training_logs, model_cards, frozen),
         *wilds_section(contents, wilds),
-        *_hits_section(contents, table, entries),
+        *hits_section(contents, table, entries),
         *(
             _gallery_section(contents, gallery, CROPS.merge((config or {}).get("crops"))["unit"])
             if gallery
