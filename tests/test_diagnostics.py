@@ -104,6 +104,25 @@ def test_held_out_batch_is_scored_from_the_other_batches():
     assert "reason" in compute_metrics(wells_table(), FAST)["holdout"]
 
 
+def test_a_source_not_trained_in_a_rotated_run_holds_out_each_batch_in_turn():
+    """With train.rotate_holdout, CellProfiler (or any source that learnt nothing from a batch)
+    gets the rotated models' matching score: each batch held out in turn, scored as
+    holdout_scores scores it, averaged over the folds, every fold's wells kept for pairing."""
+    wells = wells_table(batch_shift=1.0)
+    batches = ["b0", "b1", "b2"]
+    rotated = compute_metrics(wells, FAST, holdout_batches=batches, rotate_holdout=True)
+    holdout = rotated["holdout"]
+    folds = {b: compute_metrics(wells, FAST, holdout_batches=[b])["holdout"] for b in batches}
+    assert holdout["batches"] == batches and sorted(holdout["folds"]) == batches
+    for key in ("knn_accuracy", "map", "score"):
+        assert holdout["folds"]["b2"][key] == folds["b2"][key]
+        assert holdout[key] == pytest.approx(np.mean([fold[key] for fold in folds.values()]))
+    assert holdout["wells"] == sum(fold["wells"] for fold in folds.values()) == 60
+    assert len({(w["Metadata_Plate"], w["Metadata_Well"]) for w in holdout["per_well"]}) == 60
+    assert rotated["scores"]["generalisation"] == holdout["score"]
+    assert rotated["scores"]["weights"].keys() == {"activity", "generalisation"}
+
+
 def test_held_out_wells_of_a_treatment_never_trained_on_are_left_out_and_counted():
     wells = wells_table(batch_shift=0.0)
     wells.loc[wells["Metadata_Batch"] == "b2", "Metadata_Treatment"] = wells[

@@ -112,6 +112,12 @@ def test_a_rotated_model_is_a_run_of_its_method_named_after_its_held_out_batch()
     assert rule_params.train_params(train, "erm", 0, "b2")["holdout_batches"] == ["b2"]
     assert rule_params.holdout_batches(train, "erm-b2_seed0") == ["b2"]
     assert rule_params.holdout_batches(DEFAULTS["train"], "cellprofiler") == ["batch4"]
+    # a source not trained here holds out every batch in turn, as the models do
+    assert rule_params.holdout_batches(train, "cellprofiler", ["b1", "b2"]) == ["b1", "b2"]
+    assert rule_params.rotates_holdout(train, "cellprofiler")
+    assert not rule_params.rotates_holdout(train, "erm-b2_seed0")
+    assert not rule_params.rotates_holdout(DEFAULTS["train"], "cellprofiler")
+    assert rule_params.rotation_params(DEFAULTS["train"]) == {}
 
 
 def test_a_run_without_rotation_keeps_its_sources_and_params():

@@ -65,6 +65,21 @@ def test_the_ranking_averages_the_folds_and_the_page_says_so(run):
     assert "every batch was held out in turn" in page and "held out batch2" in page
 
 
+def test_cellprofiler_is_held_out_batch_by_batch_as_the_models_are(run):
+    """A source not trained in the run gets the rotated models' matching score: each batch
+    held out in turn (its folds), not a different metric."""
+    results, _ = run
+    correction = TINY_OVERLAY["profiles"]["corrections"][0]
+    path = results / "diagnostics" / "cellprofiler" / correction / "metrics.json"
+    holdout = json.loads(path.read_text())["holdout"]
+    assert sorted(holdout["folds"]) == sorted(BATCHES)
+    plates = {well["Metadata_Plate"] for well in holdout["per_well"]}
+    assert plates == set(BATCHES.values())
+    ranking = pd.read_csv(results / "report" / "ranking.tsv", sep="\t")
+    row = ranking[ranking["method"] == "cellprofiler"].iloc[0]
+    assert row["generalisation"] == pytest.approx(holdout["score"], abs=1e-3)
+
+
 def test_rotation_with_held_out_batches_is_refused_in_one_line(tmp_path):
     config = tiny_workdir(tmp_path, {"train": {"rotate_holdout": True}})
     result = snakemake(tmp_path, config, "--dry-run", check=False)

@@ -296,7 +296,10 @@ def source_cells(wildcards):
 
 
 def holdout_batches(wildcards):
-    return rule_params.holdout_batches(config["train"], wildcards.source)
+    return rule_params.holdout_batches(config["train"], wildcards.source, BATCHES)
+
+
+ROTATION_PARAMS = rule_params.rotation_params(config["train"])
 
 
 VALIDATION_PARAMS = rule_params.validation_params(config["train"])

@@ -24,6 +24,7 @@ rule diagnostics:
         mem_mb=2000,
     params:
         **VALIDATION_PARAMS,
+        **ROTATION_PARAMS,
         diagnostics=stage_params("diagnostics"),
         holdout_batches=holdout_batches,
     script:

@@ -19,8 +19,10 @@ truth_files = [Path(folder) / "treatments.tsv" for folder in snakemake.input.tru
 truth = read_truth(truth_files) if truth_files else None
 # the WILDS protocol's validation batches (only there when set): out of the reference set
 validation = snakemake.params.get("validation_batches", [])
+# with train.rotate_holdout, a source not trained here holds out every batch in turn
+rotate = snakemake.params.get("rotate_holdout", False)
 metrics = compute_metrics(
-    wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth, validation
+    wells, snakemake.params.diagnostics, snakemake.params.holdout_batches, truth, validation, rotate
 )
 fold = source_fold(source)  # a rotated model's held-out batch: a run of its method, as a seed
 run = {"source": source, "method": method, "seed": seed, **({"fold": fold} if fold else {})}

@@ -186,15 +186,48 @@ def summary_scores(
     return summary
 
 
+# what a rotated source's held-out scores average over its folds (rotated_holdout_scores)
+_FOLD_MEANS = ("knn_accuracy", "knn_chance", "knn_score", "map", "score")
+
+
+def rotated_holdout_scores(
+    wells: pd.DataFrame, values: np.ndarray, batches, params: dict, validation_batches=()
+) -> dict:
+    """``holdout_scores`` with each of ``batches`` held out in turn, for a source that learnt
+    nothing from any batch (CellProfiler's features, a frozen model, an external table) in a
+    run whose models hold out every batch in turn (train.rotate_holdout): its matching score is
+    then the same held-out retrieval the rotated models get, averaged over the same folds, not
+    a different metric. ``folds``: each batch's scores; the means over folds beside them, as
+    the ranking averages a rotated model's runs; ``per_well``: every fold's held-out wells."""
+    folds = {
+        str(batch): holdout_scores(wells, values, [batch], params, validation_batches)
+        for batch in batches
+    }
+    scored = {batch: fold for batch, fold in folds.items() if "score" in fold}
+    if not scored:
+        return {"reason": "no batch held out in turn has a treatment the others have"}
+    return {
+        "batches": sorted(scored),
+        "wells": sum(fold["wells"] for fold in scored.values()),
+        "unseen_treatment_wells": sum(fold["unseen_treatment_wells"] for fold in scored.values()),
+        "neighbours": params["holdout_neighbours"],
+        **{key: float(np.mean([fold[key] for fold in scored.values()])) for key in _FOLD_MEANS},
+        "folds": {batch: {key: fold[key] for key in _FOLD_MEANS} for batch, fold in scored.items()},
+        "per_well": [well for fold in scored.values() for well in fold["per_well"]],
+    }
+
+
 def compute_metrics(
     wells: pd.DataFrame,
     params: dict | None = None,
     holdout_batches=(),
     truth: pd.DataFrame | None = None,
     validation_batches=(),
+    rotate_holdout: bool = False,
 ) -> dict:
     """Every metric of one method x correction's well profiles (JSON-ready);
-    ``validation_batches``: left out of the held-out scores' reference (holdout_scores)."""
+    ``validation_batches``: left out of the held-out scores' reference (holdout_scores);
+    ``rotate_holdout``: each of ``holdout_batches`` held out in turn (rotated_holdout_scores)."""
     params = DIAGNOSTICS.merge(params)
     values = wells[feature_columns(wells.columns)].to_numpy(np.float64)
     batches = wells[BATCH].astype(str).to_numpy()
@@ -215,7 +248,9 @@ def compute_metrics(
         "bio": bio,
         "replicates": m.percent_replicating(wells),
         "per_treatment": [] if per_treatment is None else per_treatment.to_dict(orient="records"),
-        "holdout": holdout_scores(wells, values, holdout_batches, params, validation_batches),
+        "holdout": (rotated_holdout_scores if rotate_holdout else holdout_scores)(
+            wells, values, holdout_batches, params, validation_batches
+        ),
     }
     metrics["scores"] = summary_scores(batch, bio, metrics["holdout"], params["activity_weight"])
     if truth is not None:

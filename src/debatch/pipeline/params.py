@@ -64,11 +64,29 @@ def train_params(train: dict, method: str, seed: int, fold: str | None = None) -
     return {**shared, "method": method, "seed": seed, **own}
 
 
-def holdout_batches(train: dict, source: str) -> list[str]:
-    """The batches a source's diagnostics score as held out: a rotated model's own batch, for
-    every other source train.holdout_batches (what this run's models never saw)."""
+def holdout_batches(train: dict, source: str, batches=()) -> list[str]:
+    """The batches a source's diagnostics score as held out: a rotated model's own batch; with
+    train.rotate_holdout, every batch (``batches``) in turn for the sources not trained in the
+    run (``rotates_holdout``); else train.holdout_batches (what this run's models never saw)."""
     fold = settings.source_fold(source)
-    return [fold] if fold is not None else train.get("holdout_batches", [])
+    if fold is not None:
+        return [fold]
+    return list(batches) if rotates_holdout(train, source) else train.get("holdout_batches", [])
+
+
+def rotates_holdout(train: dict, source: str) -> bool:
+    """Whether a source's diagnostics hold out each batch in turn: a source with no fold of
+    its own (CellProfiler, frozen, external) in a run whose models rotate the held-out batch,
+    so that its matching score is measured as theirs is."""
+    return bool(train.get("rotate_holdout")) and settings.source_fold(source) is None
+
+
+def rotation_params(train: dict):
+    """The diagnostics' extra param with train.rotate_holdout, a function of the source
+    (``rotates_holdout``); none without it, so the params of other runs stay the same."""
+    if not train.get("rotate_holdout"):
+        return {}
+    return {"rotate_holdout": lambda wildcards: rotates_holdout(train, wildcards.source)}
 
 
 def validation_params(train: dict) -> dict:

@@ -176,8 +176,9 @@ ROTATION_NOTE = (
     "batches), its ± sd is over them, and each held-out difference's interval resamples the "
     "held-out batches as well as their wells: an interval over batches. Below, per row: the "
     "generalisation score on each held-out batch (mean over seeds), its mean ± sd over batches "
-    "and the 95 % t-interval of that mean over batches. Sources not trained here hold out no "
-    "batch: their matching score is kNN leave-one-batch-out."
+    "and the 95 % t-interval of that mean over batches. A source not trained here "
+    "(CellProfiler, a frozen model, an external table) is scored the same way: each batch "
+    "held out in turn, its wells retrieved from the other batches'."
 )
 
 
@@ -196,25 +197,33 @@ def _interval(values: pd.Series) -> str:
     return f"[{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
 
 
+def _fold_runs(metrics: dict) -> list[dict]:
+    """One row per held-out batch of a run: a rotated model's run is one; a source not trained
+    here, scored with every batch held out in turn, has one per batch (its holdout's folds)."""
+    row = {"method": metrics["method"], "correction": metrics["correction"]}
+    holdout = metrics.get("holdout", {})
+    if metrics.get("fold"):
+        folds = {metrics["fold"]: {**holdout, "score": metrics["scores"].get("generalisation")}}
+    else:
+        folds = holdout.get("folds", {})
+    return [
+        {
+            **row,
+            "fold": batch,
+            "generalisation": fold.get("score"),
+            "held-out kNN acc": fold.get("knn_accuracy"),
+            "held-out mAP": fold.get("map"),
+        }
+        for batch, fold in folds.items()
+    ]
+
+
 def rotation_table(entries: list[dict]) -> pd.DataFrame:
-    """Per method x correction trained with every batch held out in turn: its generalisation
+    """Per method x correction scored with every batch held out in turn: its generalisation
     score on each held-out batch (mean over seeds), mean ± sd and 95 % interval over batches,
     held-out kNN accuracy and mAP as mean ± sd over batches; best first; empty without
     rotation."""
-    runs = pd.DataFrame(
-        [
-            {
-                "method": m["method"],
-                "correction": m["correction"],
-                "fold": m["fold"],
-                "generalisation": m["scores"].get("generalisation"),
-                "held-out kNN acc": m.get("holdout", {}).get("knn_accuracy"),
-                "held-out mAP": m.get("holdout", {}).get("map"),
-            }
-            for m in (entry["metrics"] for entry in entries)
-            if m.get("fold")
-        ]
-    )
+    runs = pd.DataFrame([run for entry in entries for run in _fold_runs(entry["metrics"])])
     if runs.empty:
         return runs
     rows = []
