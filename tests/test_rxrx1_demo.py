@@ -220,7 +220,8 @@ def test_the_rxrx1_page_tabulates_ood_accuracy_and_the_goal(tmp_path):
 @pytest.mark.slow
 def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
     """The generator's metadata.csv through RxRx1's converter and the workflow with
-    config/rxrx1.yaml (its test experiments held out) to the ranking and the report."""
+    config/rxrx1.yaml (its test experiments held out) to the ranking and the report, scored
+    against the generator's truth."""
     sheet = convert([small_screen / "metadata.csv"], small_screen / "images", tmp_path / "sheet")
     assert list(sheet["batch"]) == ["HEPG2-01", "HEPG2-02", "U2OS-01", "U2OS-02"]
     run = {
@@ -234,6 +235,7 @@ def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
             "holdout_batches": ["HEPG2-02", "U2OS-02"],
         },
         "segment": {"propagate": {"nucleus_diameter": 10.0}},
+        "demo": {"truth": str(small_screen / "truth")},
     }
     overlay = tmp_path / "run.yaml"
     overlay.write_text(yaml.safe_dump(run))
@@ -246,3 +248,9 @@ def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
     assert set(wells["Metadata_Batch"]) == set(sheet["batch"])
     assert set(wells[TREATMENT]) >= set(rxrx1.sirnas(SMALL)["sirna"]) - {rxrx1.NEGCON_SIRNA}
     assert "HEPG2-02" in (results / "report" / "index.html").read_text()
+    metrics = json.loads(
+        (results / "diagnostics" / "erm_seed0" / "none" / "metrics.json").read_text()
+    )
+    truth = metrics["truth"]  # scored against the generator's truth (demo.truth)
+    assert truth["n_active"] == SMALL["sirnas"] - SMALL["inactive"] + 1  # + the positive control
+    assert truth["n_inactive"] == SMALL["inactive"]  # EMPTY is the reference, not scored

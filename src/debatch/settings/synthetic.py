@@ -1,5 +1,7 @@
 """The demo screen's blocks: the generated plates (``demo.params``) and their technical batch
-effects (``demo.params.batch``; debatch.demo)."""
+effects (``demo.params.batch``; debatch.demo), and the RxRx1-shaped screen's settings
+(``RXRX1_SCREEN``: debatch.demo.rxrx1, a command, so not a Snakemake config block; each key's
+meaning in config/rxrx1_screen.yaml)."""
 
 from __future__ import annotations
 
