@@ -414,8 +414,8 @@ def rxrx1_page(results: Path) -> str:
             f"Goal: best ABRA recipe ≥ ERM + {GOAL_MARGIN * 100:.0f} points OOD and ≥ DeepNoise "
             f"within the interval: {'met' if met else 'NOT met'} ({best}: {vs_erm * 100:+.1f} "
             f"points vs ERM; {vs_deepnoise * 100:+.1f} points vs DeepNoise, 95 % interval "
-            f"[{low * 100:+.1f}, {high * 100:+.1f}]; OOD cell accuracy, {len(set(runs['seed']))} "
-            "seeds)."
+            f"[{low * 100:+.1f}, {high * 100:+.1f}]; OOD cell accuracy, seeds "
+            f"{sorted(set(runs['seed']))})."
         )
     return markdown(table) + "\n" + goal + "\n"
 
