@@ -7,7 +7,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
-.PHONY: demo demo-seeds demo-abra demo-rotate demo-figures test test-fast lint docs docs-check dry-run bench clean-results
+.PHONY: demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
 
 $(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt workflow/envs/cellpose-requirements.txt workflow/envs/anndata-requirements.txt workflow/envs/scanpy-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,26 @@ demo-figures: demo demo-seeds demo-abra demo-rotate
 	$(VENV)/bin/python tools/docs.py abra results_abra
 	$(VENV)/bin/python tools/docs.py rotate results_rotate
 	$(VENV)/bin/python tools/docs.py sync
+
+# The RxRx1-shaped synthetic screen (debatch.demo.rxrx1, settings config/rxrx1_screen.yaml):
+# generated when missing or its settings change, converted by RxRx1's converter into a plate
+# sheet, then run with config/rxrx1.yaml (three methods, one seed) into results_rxrx1/, or with
+# config/rxrx1_figures.yaml (every method and ABRA ablation, three seeds; hours) into
+# results_rxrx1_figures/, tabulated into docs/demo/rxrx1.md.
+RXRX1_DEMO ?= resources/rxrx1_demo
+
+$(RXRX1_DEMO)/metadata.csv: config/rxrx1_screen.yaml | $(STAMP)
+	$(VENV)/bin/python -m debatch.demo.rxrx1 $(RXRX1_DEMO) --params config/rxrx1_screen.yaml
+
+$(RXRX1_DEMO)/sheet/plates.tsv: $(RXRX1_DEMO)/metadata.csv
+	$(VENV)/bin/python -m debatch.ingest.rxrx1 $< $(RXRX1_DEMO)/images $(RXRX1_DEMO)/sheet
+
+rxrx1-demo: $(STAMP) $(RXRX1_DEMO)/sheet/plates.tsv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml $(SNAKEMAKE_ARGS)
+
+rxrx1-figures: $(STAMP) $(RXRX1_DEMO)/sheet/plates.tsv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml config/rxrx1_figures.yaml $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/python tools/docs.py rxrx1 results_rxrx1_figures
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py

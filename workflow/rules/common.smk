@@ -189,8 +189,10 @@ REFERENCE = checked(sources.reference_wells, config["profiles"].get("reference")
 checked(checks.check_methods, config["train"], BATCHES, sources.reference_batches(REFERENCE))
 OUTPUTS = settings.OUTPUTS.merge(config.get("outputs", {}))
 CORRECTIONS = settings.PROFILES.merge(config["profiles"])["corrections"]
-# Ground truth exists only for plates the demo generates; a real screen has none.
+# Ground truth exists only for plates the demo generates, or a screen generated before the run
+# (demo.truth: debatch.demo.rxrx1's truth/); a real screen has none.
 DEMO_TRUTH = [demo_plate_paths(p)["truth"] for p in PLATE_NAMES if PLATES.loc[p, "is_demo"]]
+DEMO_TRUTH += [config["demo"]["truth"]] if config["demo"].get("truth") else []
 
 
 # A plate is any name without "/" (plate_row checks it is on the sheet): an alternation of every

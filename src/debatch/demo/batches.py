@@ -23,8 +23,12 @@ from debatch.demo.design import CHANNELS
 from debatch.settings import DEMO
 
 
-def batch_effects(batch: str, params: dict) -> dict:
+def batch_effects(batch: str, params: dict, channels=CHANNELS) -> dict:
     """Technical effects of one batch, deterministic from (seed, crc32(batch name)).
+
+    ``channels``: CHANNELS and any further stains after them (debatch.demo.rxrx1's sixth),
+    whose per-channel effects are drawn after all the others, so the five channels' stay the
+    same.
 
     The random draws are the same whatever the strengths, and every effect is its strength
     times a fixed draw, so zero strengths give gain 1, no offset, vignetting, extra blur,
@@ -52,11 +56,26 @@ def batch_effects(batch: str, params: dict) -> dict:
         rng.uniform(0.5, 1.5),
         rng.standard_normal(),
     )
+    extra = len(channels) - n  # further stains: their draws come last
+    if extra > 0:
+        gain_z, offset_z, background_u, gamma_z, crosstalk_u = (
+            np.concatenate([draws, more])
+            for draws, more in zip(
+                (gain_z, offset_z, background_u, gamma_z, crosstalk_u),
+                (
+                    rng.standard_normal(extra),
+                    rng.standard_normal(extra),
+                    rng.uniform(0.5, 1.5, extra),
+                    rng.standard_normal(extra),
+                    rng.uniform(0.5, 1.5, extra),
+                ),
+            )
+        )
     return {
         "batch": str(batch),
-        "gain": {c: float(np.exp(s["gain"] * z)) for c, z in zip(CHANNELS, gain_z)},
-        "offset": {c: float(s["offset"] * abs(z)) for c, z in zip(CHANNELS, offset_z)},
-        "background": {c: float(s["background"] * u) for c, u in zip(CHANNELS, background_u)},
+        "gain": {c: float(np.exp(s["gain"] * z)) for c, z in zip(channels, gain_z)},
+        "offset": {c: float(s["offset"] * abs(z)) for c, z in zip(channels, offset_z)},
+        "background": {c: float(s["background"] * u) for c, u in zip(channels, background_u)},
         "vignetting_amplitude": float(s["vignetting"] * vignette_u),
         # centre of the falloff relative to the image centre, in image sides (y, x)
         "vignetting_center": [float(v) for v in centre],
@@ -66,11 +85,11 @@ def batch_effects(batch: str, params: dict) -> dict:
         # cells in denser batches are smaller (area multiplier), and a batch's own size shift
         "cell_size": density**-0.5 * float(np.exp(s["size"] * size_z)),
         # detector response: stored = reference x (intensity / reference) ** gamma, per channel
-        "gamma": {c: float(np.exp(s["gamma"] * z)) for c, z in zip(CHANNELS, gamma_z)},
+        "gamma": {c: float(np.exp(s["gamma"] * z)) for c, z in zip(channels, gamma_z)},
         # fraction of the bluer neighbouring stain's signal that bleeds into a channel
         "crosstalk": {
             c: 0.0 if i == 0 else float(s["crosstalk"] * u)
-            for i, (c, u) in enumerate(zip(CHANNELS, crosstalk_u))
+            for i, (c, u) in enumerate(zip(channels, crosstalk_u))
         },
         # illumination shape: a linear gradient across the field (fraction, direction) and the
         # falloff's ellipticity (x axis stretched by this factor)

@@ -18,6 +18,7 @@ from debatch.core.wells import well_name
 from debatch.settings import DEMO
 
 CHANNELS = ("DNA", "ER", "RNA", "AGP", "Mito")
+GOLGI = "Golgi"  # a sixth stain the renderer paints on request (RxRx1's WGA; debatch.demo.rxrx1)
 KNOBS = (
     "nucleus_size",
     "dna_intensity",

@@ -15,7 +15,7 @@ from scipy import ndimage
 from skimage.measure import label as connected_components
 from skimage.segmentation import find_boundaries
 
-from debatch.demo.design import CHANNELS, KNOBS
+from debatch.demo.design import CHANNELS, GOLGI, KNOBS
 
 # Intrinsic image formation, shared by every batch.
 _SCALE = 20000.0  # float intensity 1.0 -> uint16 counts
@@ -149,8 +149,14 @@ def _paint_labels(centres: np.ndarray, shapes: dict, size: int, confluence: floa
     return cells, _keep_centre_components(nuclei, centre_px), d_nuc_map
 
 
-def render_site(rng, demo: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray):
-    """One site: (uint16 image per channel, nuclei labels, cell labels, true cell table)."""
+def render_site(
+    rng, demo: dict, fx: dict, effect: np.ndarray, vignette: np.ndarray, channels=CHANNELS
+):
+    """One site: (uint16 image per channel, nuclei labels, cell labels, true cell table).
+
+    ``channels``: CHANNELS, or CHANNELS + (GOLGI,) for a sixth stain (RxRx1's WGA: the Golgi
+    beside the nucleus and the membrane), painted and acquired after the five, so the five
+    channels' random draws stay the same."""
     centres, knobs, shapes, props = _draw_cells(rng, demo, fx, effect)
     cells, nuclei, d_nuc_map = _paint_labels(
         centres, shapes, demo["image_size"], demo["confluence"]
@@ -164,8 +170,9 @@ def render_site(rng, demo: dict, fx: dict, effect: np.ndarray, vignette: np.ndar
     cells, nuclei = relabel[cells], relabel[nuclei]
     lut = {name: np.concatenate([[1.0], v[keep]]).astype(np.float32) for name, v in props.items()}
 
-    signal = _crosstalk(_channels(rng, cells, nuclei, d_nuc_map, lut, demo["confluence"]), fx)
-    images = {c: _acquire(rng, signal[c], c, fx, vignette) for c in CHANNELS}
+    signal = _channels(rng, cells, nuclei, d_nuc_map, lut, demo["confluence"], GOLGI in channels)
+    signal = _crosstalk(signal, fx, channels)
+    images = {c: _acquire(rng, signal[c], c, fx, vignette, channels) for c in channels}
     table = pd.DataFrame(
         {
             "label": np.arange(1, len(keep) + 1, dtype=np.int32),
@@ -197,9 +204,13 @@ def _spots(rng, rate: np.ndarray, peak: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(impulses, sigma)
 
 
-def _channels(rng, cells, nuclei, d_nuc, lut, confluence: float) -> dict[str, np.ndarray]:
+def _channels(
+    rng, cells, nuclei, d_nuc, lut, confluence: float, wga: bool = False
+) -> dict[str, np.ndarray]:
     """Noise-free float intensity of each channel (before optics and camera). In a confluent
-    monolayer the AGP stain (WGA) also rings each nucleus: the Golgi, a few px out."""
+    monolayer the AGP stain (WGA) also rings each nucleus: the Golgi, a few px out. With
+    ``wga``, a sixth stain (WGA alone): a Golgi ring beside the nucleus and the membrane, as
+    bright as the cell's ER and AGP stains' geometric mean."""
     size = cells.shape[0]
     inside, nuc = cells > 0, nuclei > 0
     cyto = inside & ~nuc
@@ -241,33 +252,41 @@ def _channels(rng, cells, nuclei, d_nuc, lut, confluence: float) -> dict[str, np
     mito = lut["mito"][cells] * 0.1 * perinuclear + _spots(
         rng, 0.08 * texture * perinuclear, 0.8 * lut["mito"][cells] / texture, 1.0
     )
-    return dict(zip(CHANNELS, (dna, er, rna, agp, mito)))
+    signal = dict(zip(CHANNELS, (dna, er, rna, agp, mito)))
+    if wga:
+        ring = cyto * np.exp(-(((to_nucleus - 2.5) / 2.0) ** 2))
+        golgi_texture = np.clip(1 + 0.5 * _smooth_noise(rng, size, 1.0), 0.1, None)
+        brightness = np.sqrt(lut["er"] * lut["agp"])[cells]
+        signal[GOLGI] = brightness * inside * (ring * golgi_texture + 0.3 * cortex + 0.1)
+    return signal
 
 
-def _crosstalk(signal: dict[str, np.ndarray], fx: dict) -> dict[str, np.ndarray]:
+def _crosstalk(signal: dict[str, np.ndarray], fx: dict, channels=CHANNELS) -> dict[str, np.ndarray]:
     """Bleed-through: each channel also records a fraction of the bluer neighbouring stain
-    (the channel before it in CHANNELS), as overlapping emission spectra do."""
+    (the channel before it in ``channels``), as overlapping emission spectra do."""
     fractions = fx.get("crosstalk", {})
     out = dict(signal)
-    for previous, channel in zip(CHANNELS, CHANNELS[1:]):
+    for previous, channel in zip(channels, channels[1:]):
         if fractions.get(channel):
             out[channel] = signal[channel] + fractions[channel] * signal[previous]
     return out
 
 
-def _psf_sigmas(channel: str, fx: dict) -> tuple[float, float]:
+def _psf_sigmas(channel: str, fx: dict, channels=CHANNELS) -> tuple[float, float]:
     """(y, x) blur sigmas of a channel: optics + the batch's blur, made anisotropic by its PSF
     elongation and wider towards the red by its chromatic term."""
     sigma = math.hypot(_BASE_BLUR, fx["blur_sigma"])
-    sigma *= 1 + fx.get("psf_chromatic", 0.0) * CHANNELS.index(channel) / (len(CHANNELS) - 1)
+    sigma *= 1 + fx.get("psf_chromatic", 0.0) * channels.index(channel) / (len(channels) - 1)
     elongation = math.sqrt(fx.get("psf_elongation", 1.0))
     return sigma * elongation, sigma / elongation
 
 
-def _acquire(rng, signal: np.ndarray, channel: str, fx: dict, vignette: np.ndarray) -> np.ndarray:
+def _acquire(
+    rng, signal: np.ndarray, channel: str, fx: dict, vignette: np.ndarray, channels=CHANNELS
+) -> np.ndarray:
     """Optics and camera: PSF blur, background, illumination, detector gamma, gain, offset,
     noise -> uint16."""
-    sigma_y, sigma_x = _psf_sigmas(channel, fx)
+    sigma_y, sigma_x = _psf_sigmas(channel, fx, channels)
     sigma = sigma_y if sigma_y == sigma_x else (sigma_y, sigma_x)
     image = ndimage.gaussian_filter(signal.astype(np.float32), sigma)
     image = (image + _BASE_BACKGROUND + fx["background"][channel]) * vignette

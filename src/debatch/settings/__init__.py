@@ -103,7 +103,7 @@ from .names import (
     source_fold,
     source_name,
 )
-from .synthetic import DEMO, DEMO_BATCH
+from .synthetic import DEMO, DEMO_BATCH, RXRX1_SCREEN, RXRX1_WELLS
 from .training import (
     AUGMENTS,
     EMBED,
@@ -246,5 +246,7 @@ __all__ = [
     "THREADS",
     "DEMO_BATCH",
     "DEMO",
+    "RXRX1_SCREEN",
+    "RXRX1_WELLS",
     "STAGES",
 ]
