@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from debatch.ingest.manifest import read_platemap
-from debatch.ingest.rxrx1 import RxRx1Error, convert
+from debatch.ingest.rxrx1 import RxRx1Error, convert, main
 from debatch.ingest.sheets import read_sheet
 from debatch.pipeline.plates import load_plates
 from debatch.settings import PLATE_SHEET_COLUMNS
@@ -91,6 +91,17 @@ def test_metadata_becomes_one_platemap_per_plate(tmp_path):
     }
     assert platemap["treatment"].tolist() == ["EMPTY", "s501357", "s21721", "s2079"]
     assert set(platemap["cell_type"]) == {"U2OS"} and set(platemap["split"]) == {"ood_test"}
+
+
+def test_other_validation_experiments_are_named_on_the_command_line(tmp_path):
+    """--validation: a screen of other experiments (the synthetic RxRx1, a subset) names its
+    own validation set, from any dataset; an experiment not in the metadata is refused."""
+    path = write(metadata(), tmp_path / "m.csv")
+    main([str(path), "/rx", str(tmp_path / "out"), "--validation", "HEPG2-01"])
+    sheet = read_sheet(tmp_path / "out" / "plates.tsv")
+    assert sheet["split"].tolist() == ["val", "val", "test"]
+    with pytest.raises(RxRx1Error, match=r"--validation: experiments \['RPE-09'\] are not"):
+        convert([path], "/rx", tmp_path / "x", ("RPE-09",))
 
 
 def test_wilds_validation_experiments_are_val_and_other_datasets_get_no_split(tmp_path):

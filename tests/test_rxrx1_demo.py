@@ -220,8 +220,9 @@ def test_the_rxrx1_page_tabulates_ood_accuracy_and_the_goal(tmp_path):
 @pytest.mark.slow
 def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
     """The generator's metadata.csv through RxRx1's converter and the workflow with
-    config/rxrx1.yaml (its test experiments held out) to the ranking and the report, scored
-    against the generator's truth."""
+    config/rxrx1.yaml (whole sites; the WILDS split from the sheet: the test experiments held
+    out, site 2 of the others the ID test) to the ranking, the report and its WILDS table,
+    scored against the generator's truth."""
     sheet = convert([small_screen / "metadata.csv"], small_screen / "images", tmp_path / "sheet")
     assert list(sheet["batch"]) == ["HEPG2-01", "HEPG2-02", "U2OS-01", "U2OS-02"]
     run = {
@@ -232,7 +233,6 @@ def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
             "epochs": 1,
             "lr_schedule_epochs": 1,
             "methods": ["erm", "abra_plate_within"],
-            "holdout_batches": ["HEPG2-02", "U2OS-02"],
         },
         "segment": {"propagate": {"nucleus_diameter": 10.0}},
         "demo": {"truth": str(small_screen / "truth")},
@@ -248,6 +248,10 @@ def test_a_small_screen_converts_and_runs_to_the_report(small_screen, tmp_path):
     assert set(wells["Metadata_Batch"]) == set(sheet["batch"])
     assert set(wells[TREATMENT]) >= set(rxrx1.sirnas(SMALL)["sirna"]) - {rxrx1.NEGCON_SIRNA}
     assert "HEPG2-02" in (results / "report" / "index.html").read_text()
+    wilds = pd.read_csv(results / "report" / "wilds.tsv", sep="\t")
+    assert set(wilds["unit"]) == {"site"} and wilds["OOD test acc mean"].notna().all()
+    card = json.loads((results / "models" / "erm" / "seed0" / "model.json").read_text())
+    assert card["holdout_batches"] == ["HEPG2-02", "U2OS-02"] and card["id_sites"] == [2]
     metrics = json.loads(
         (results / "diagnostics" / "erm_seed0" / "none" / "metrics.json").read_text()
     )

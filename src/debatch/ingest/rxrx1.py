@@ -20,7 +20,9 @@ RxRx1-WILDS' split of experiments, as wilds/datasets/rxrx1_dataset.py (p-lambda/
 from the metadata's ``dataset`` column: ``train`` plates train, ``test`` plates are the OOD test
 and ``val`` plates validate. RxRx1's own metadata has no ``val``: there the four validation
 experiments of WILDS, the first test experiment of each cell type (``WILDS_VALIDATION``), are
-``val``. WILDS' in-distribution test, site 2 of the training experiments, is the config's
+``val``; ``--validation EXP ...`` names other validation experiments (a screen of other
+experiments: the synthetic one of ``make rxrx1-demo``, a subset of RxRx1). WILDS'
+in-distribution test, site 2 of the training experiments, is the config's
 ``train.id_sites: [2]``. Metadata whose datasets are other than train, val and test gets no
 split column.
 """
@@ -180,22 +182,31 @@ def _plate_order(wells: pd.DataFrame) -> pd.DataFrame:
     return wells.assign(number=number).sort_values(["experiment", "number", "plate", "well"])
 
 
-def wilds_split(dataset: str, experiment: str) -> str | None:
+def wilds_split(
+    dataset: str, experiment: str, validation: tuple[str, ...] = WILDS_VALIDATION
+) -> str | None:
     """A plate's RxRx1-WILDS split (train | val | test) from its dataset and experiment (module
-    docstring); None for a dataset other than train, val and test."""
-    if dataset == "test" and experiment in WILDS_VALIDATION:
+    docstring): ``validation`` experiments validate whatever their dataset; None for a dataset
+    other than train, val and test."""
+    if experiment in validation and dataset in SPLITS:
         return "val"
     return dataset if dataset in SPLITS else None
 
 
 def convert(
-    paths: list[str | os.PathLike], images: str | os.PathLike, out: str | os.PathLike
+    paths: list[str | os.PathLike],
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    validation: tuple[str, ...] = WILDS_VALIDATION,
 ) -> pd.DataFrame:
     """Write ``out/plates.tsv`` and ``out/platemaps/{plate}.tsv`` from RxRx1 metadata (module
-    docstring); returns the plate sheet. Paths are written as given (relative ones are
-    relative to where Snakemake runs)."""
+    docstring; ``validation``: the experiments of the split's val); returns the plate sheet.
+    Paths are written as given (relative ones are relative to where Snakemake runs)."""
     wells = _plate_order(wells_table(paths))
     _check_plates(wells)
+    unknown = sorted(set(validation) - set(wells["experiment"]))
+    if validation != WILDS_VALIDATION and unknown:
+        raise RxRx1Error(f"--validation: experiments {unknown} are not in the metadata")
     metadata = [c for c in wells if c not in _NOT_METADATA]
     sheet = []
     for name, plate in wells.groupby("plate_name", sort=False):
@@ -203,7 +214,7 @@ def convert(
         write_sheet(plate[["well", "treatment", "role", *metadata]], platemap)
         first = plate.iloc[0]
         folder = Path(images) / first[_DATASET] / first["experiment"] / f"Plate{first['plate']}"
-        split = wilds_split(first[_DATASET], first["experiment"])
+        split = wilds_split(first[_DATASET], first["experiment"], validation)
         sheet.append([name, first["experiment"], str(folder), PATTERN, str(platemap), split])
     sheet = pd.DataFrame(sheet, columns=[*PLATE_SHEET_COLUMNS, "split"])
     if sheet["split"].isna().any():
@@ -232,9 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("metadata", nargs="+", help="metadata.csv, or train.csv train_controls.csv")
     parser.add_argument("images", help="the folder holding {dataset}/{experiment}/Plate{p}/")
     parser.add_argument("out", help="where plates.tsv and platemaps/ are written")
+    parser.add_argument(
+        "--validation",
+        nargs="+",
+        default=list(WILDS_VALIDATION),
+        metavar="EXPERIMENT",
+        help="the experiments of the WILDS split's validation set (default: RxRx1-WILDS' four)",
+    )
     args = parser.parse_args(argv)
     setup_logging(None)
-    convert(args.metadata, args.images, args.out)
+    convert(args.metadata, args.images, args.out, tuple(args.validation))
 
 
 if __name__ == "__main__":
