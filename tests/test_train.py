@@ -381,3 +381,21 @@ def test_every_method_trains_and_embeds_through_snakemake(tmp_path):
         for k in (0, 1)
     ]
     assert scheduled_rules(tmp_path, seeds, *both) == {"train": len(methods)}
+
+
+def test_a_narrow_network_trains_on_whole_sites_in_the_default_layout():
+    """Channels-last crashes torch's CPU convolution backward below 16 channels on inputs of 64
+    px and more (a segmentation fault on whole sites at width 8): such a network and its inputs
+    stay in the default layout, in a subprocess so a crash fails this test, not the run."""
+    script = (
+        "import torch\n"
+        "from debatch.cnn.models import CellResNet\n"
+        "narrow, wide = CellResNet(6, 7, width=8), CellResNet(6, 7, width=16)\n"
+        "assert narrow.memory_format == torch.contiguous_format\n"
+        "assert wide.memory_format == torch.channels_last\n"
+        "x = torch.randn(4, 6, 96, 96).contiguous(memory_format=torch.channels_last)\n"
+        "narrow(x).sum().backward()\n"
+        "print('trained')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-500:]

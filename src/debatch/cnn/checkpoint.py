@@ -217,7 +217,8 @@ def _build_run(
         stages=train["stages"],
         embedding_dim=train["embedding_dim"],
     )
-    model = CellResNet(**arch).to(device, memory_format=torch.channels_last)
+    model = CellResNet(**arch)
+    model = model.to(device, memory_format=model.memory_format)
     step_loss = methods.step_loss(recipe, split.n_groups)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"]

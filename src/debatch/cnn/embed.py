@@ -34,7 +34,7 @@ def load_model(model_path, device="auto") -> tuple[nn.Module, dict]:
     saved = torch.load(model_path, map_location="cpu", weights_only=True)
     model = CellResNet(**saved["arch"])
     model.load_state_dict(saved.pop("state_dict"))
-    model = model.to(device, memory_format=torch.channels_last).eval()
+    model = model.to(device, memory_format=model.memory_format).eval()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return model, saved
