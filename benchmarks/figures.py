@@ -10,10 +10,12 @@ from pathlib import Path
 FOLDER = Path(__file__).resolve().parent / "figures"
 
 
-def save(script: str, figures: dict) -> None:
-    """``figures`` of the benchmark ``script`` (its file name), replacing the last ones."""
-    FOLDER.mkdir(exist_ok=True)
-    path = FOLDER / f"{Path(script).stem}.json"
+def save(script: str, figures: dict, folder=None) -> None:
+    """``figures`` of the benchmark ``script`` (its file name), replacing the last ones
+    (``folder``: elsewhere than benchmarks/figures, e.g. a test's tmp folder)."""
+    folder = FOLDER if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{Path(script).stem}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)

@@ -4,7 +4,7 @@ Each script prints its own markdown (tables + goal verdicts); this runner adds t
 date and the time each took, then appends notes.md (hand-written reasons for goals not met).
 ``python benchmarks/run_all.py features.py ...`` reruns only the named scripts and keeps the
 other sections of the README as they are; arguments after ``--`` go to each named script
-(``run_all.py verdict.py -- --judge-only``).
+(``run_all.py verdict.py -- --judge-only``). ``BY_HAND`` scripts (gpu.py) run only when named.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 HELPERS = {"previous.py", "figures.py"}  # modules the benchmarks import, not benchmarks
+# benchmarks `make bench` leaves out (they need a GPU to say anything): run by name,
+# `run_all.py gpu.py -- --image-size 512`; their last section is kept otherwise
+BY_HAND = {"gpu.py"}
 ORDER = [
     "image_stages.py",
     "segmentation_accuracy.py",
@@ -116,10 +119,11 @@ def main(only: list[str], args=()) -> None:
         for p in HERE.glob("*.py")
         if p.name not in ORDER and p.name not in HELPERS and p.name != Path(__file__).name
     )
-    kept = existing_sections() if only else {}
+    kept = existing_sections()
     sections, failures = {}, []
     for script in scripts:
-        if only and script.name not in only:
+        skipped = script.name not in only if only else script.name in BY_HAND
+        if skipped:
             if script.name in kept:
                 sections[script.name] = kept[script.name]
             continue
