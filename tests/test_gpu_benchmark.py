@@ -31,6 +31,7 @@ def tiny_run(tmp_path_factory):
     return result.stdout, figures, tmp / "work"
 
 
+@pytest.mark.slow  # a whole tiny benchmark run: about 15 s on a quiet machine
 def test_table_names_the_device_every_method_and_the_goal(tiny_run):
     stdout, _, _ = tiny_run
     assert stdout.startswith("## GPU: RxRx1-shaped training and 64 px crops (cpu, 1 threads")
@@ -42,6 +43,7 @@ def test_table_names_the_device_every_method_and_the_goal(tiny_run):
     assert len(goal) == 1 and "on a GPU: not assessed on cpu" in goal[0]
 
 
+@pytest.mark.slow
 def test_figures_are_the_selected_epochs(tiny_run):
     _, figures, work = tiny_run
     assert figures["device"] == "cpu" and figures["goal_met"] is None
