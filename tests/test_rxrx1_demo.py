@@ -187,6 +187,7 @@ def fake_run(results, accuracies: dict, selected: dict | None = None) -> None:
             log.to_csv(folder / "training_log.tsv", sep="\t", index=False)
             card = {"selected_epoch": selected[method]} if selected and method in selected else {}
             (folder / "model.json").write_text(json.dumps(card))
+            (folder / "model.pt").write_bytes(b"")  # finished: a model without one is skipped
 
 
 def test_the_rxrx1_page_tabulates_ood_accuracy_and_the_goal(tmp_path):
@@ -215,6 +216,8 @@ def test_the_rxrx1_page_tabulates_ood_accuracy_and_the_goal(tmp_path):
     assert ": NOT met (abra_plate_within:" in page
     docs.write_rxrx1(tmp_path / "selected", tmp_path / "rxrx1.md")
     assert (tmp_path / "rxrx1.md").read_text() == page
+    (tmp_path / "selected" / "models" / "erm" / "seed1" / "model.pt").unlink()  # training
+    assert "| erm | 1 |" in docs.rxrx1_page(tmp_path / "selected")
 
 
 @pytest.mark.slow

@@ -353,6 +353,8 @@ def held_out_accuracy(results: Path) -> pd.DataFrame:
     ``selected_epoch``, when model selection chose one) or the last."""
     rows = []
     for log_path in sorted((results / "models").glob("*/seed*/training_log.tsv")):
+        if not (log_path.parent / "model.pt").exists():
+            continue  # still training: its log is a checkpoint's, its card not yet written
         log = pd.read_csv(log_path, sep="\t")
         card_path = log_path.parent / "model.json"
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
