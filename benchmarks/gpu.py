@@ -206,34 +206,11 @@ def embed_sites_per_s(work: Path, plates, args, config: dict) -> float:
     return sites / best
 
 
-def write_cell_crops(folder: Path, size: int, n_classes: int = 9, plates: int = 4, n: int = 1024):
-    """Random 5-channel cell crops of ``size`` px (the step's cost does not depend on the
-    pixels): train_step.py's plates at another size."""
-    rng = np.random.default_rng(0)
-    pairs = []
-    for plate in range(plates):
-        crops = rng.random((n, CELL_CHANNELS, size, size), dtype=np.float32).astype(np.float16)
-        npy, parquet = folder / f"P{plate}.npy", folder / f"P{plate}.parquet"
-        np.save(npy, crops)
-        treatment = rng.integers(0, n_classes, n)
-        pd.DataFrame(
-            {
-                "Metadata_Plate": f"P{plate}",
-                "Metadata_Batch": f"B{plate}",
-                "Metadata_Well": [f"A{t + 1:02d}" for t in treatment],
-                "Metadata_Treatment": [f"t{t}" for t in treatment],
-                "Metadata_ObjectNumber": np.arange(1, n + 1),  # crops of cells, not sites
-            }
-        ).to_parquet(parquet)
-        pairs.append((str(npy), str(parquet)))
-    return pairs
-
-
 def cell_crop_speed(work: Path, args, config: dict) -> dict:
     """crops/s of each method's training step and of the embedding pass on 64 px cell crops."""
     folder = work / "cell_crops"
     folder.mkdir(parents=True, exist_ok=True)
-    plates = write_cell_crops(folder, args.crop_size)
+    plates = train_step.write_plates(folder, (CELL_CHANNELS, args.crop_size, args.crop_size))
     timing = SimpleNamespace(
         steps=args.crop_steps, repeats=args.crop_repeats, batch_size=args.crop_batch
     )

@@ -56,12 +56,13 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def write_plates(folder: Path) -> list[tuple[str, str]]:
-    """Crops of random pixels (the step's cost does not depend on them) and their tables."""
+def write_plates(folder: Path, crop_shape=CROP_SHAPE) -> list[tuple[str, str]]:
+    """Cell crops of random pixels (the step's cost does not depend on them) and their tables
+    (benchmarks/gpu.py's too, at its crop size)."""
     rng = np.random.default_rng(0)
     plates = []
     for plate in range(N_PLATES):
-        crops = rng.random((CELLS_PER_PLATE, *CROP_SHAPE), dtype=np.float32).astype(np.float16)
+        crops = rng.random((CELLS_PER_PLATE, *crop_shape), dtype=np.float32).astype(np.float16)
         npy, parquet = folder / f"P{plate}.npy", folder / f"P{plate}.parquet"
         np.save(npy, crops)
         treatment = rng.integers(0, N_CLASSES, CELLS_PER_PLATE)
@@ -71,6 +72,7 @@ def write_plates(folder: Path) -> list[tuple[str, str]]:
                 "Metadata_Batch": f"B{plate}",
                 "Metadata_Well": [f"A{t + 1:02d}" for t in treatment],
                 "Metadata_Treatment": [f"t{t}" for t in treatment],
+                "Metadata_ObjectNumber": np.arange(1, CELLS_PER_PLATE + 1),  # cells, not sites
             }
         ).to_parquet(parquet)
         plates.append((str(npy), str(parquet)))

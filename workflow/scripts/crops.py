@@ -22,17 +22,9 @@ manifest = shard_sites(
 )
 qc = pd.read_parquet(snakemake.input.qc)
 if CROPS.merge(params.crops)["unit"] == "site":
-    sites, counts = select_sites(manifest, qc)
+    rows, counts = select_sites(manifest, qc)
     log.info("this shard: %d sites, %d failed QC", counts["sites"], counts["failed_qc"])
-    table = write_plate_sites(
-        sites,
-        manifest,
-        params.channels,
-        illum,
-        snakemake.output.crops,
-        params.crops,
-        threads=snakemake.threads,
-    )
+    write = write_plate_sites
 else:
     cells, counts = select_cells(pd.read_parquet(snakemake.input.cells), qc, params.crops)
     sites = pd.MultiIndex.from_frame(manifest[SITE_KEY])
@@ -46,13 +38,14 @@ else:
         len(manifest),
         int(mine.sum()),
     )
-    table = write_plate_crops(
-        cells[mine].reset_index(drop=True),
-        manifest,
-        params.channels,
-        illum,
-        snakemake.output.crops,
-        params.crops,
-        threads=snakemake.threads,
-    )
+    rows, write = cells[mine].reset_index(drop=True), write_plate_crops
+table = write(
+    rows,
+    manifest,
+    params.channels,
+    illum,
+    snakemake.output.crops,
+    params.crops,
+    threads=snakemake.threads,
+)
 write_parquet(table, snakemake.output.table, PROVENANCE)
