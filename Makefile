@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 2
+# pytest-xdist workers of `make test` (tests/conftest.py shares the cores out between them)
+TEST_WORKERS ?= 2
 SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
@@ -22,7 +24,7 @@ demo: $(STAMP)
 	@echo "debatch demo finished. Report: report/index.html in the config's results folder (default $(CURDIR)/results/)"
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -v --durations=15
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -v --durations=15
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"

@@ -34,6 +34,7 @@ ORDER = [
     "train_step.py",
     "dag_scaling.py",
     "end_to_end.py",
+    "test_suite.py",
     "report_size.py",
     "cost_model.py",
     "verdict_weights.py",

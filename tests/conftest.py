@@ -1,11 +1,30 @@
-"""Shared fixtures: paths to the repository and to the real images in ../shared/data/real."""
+"""Shared fixtures: paths to the repository and to the real images in ../shared/data/real; how
+the suite shares the machine between pytest-xdist workers (``make test`` runs two)."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
+# Modules reading the session's tiny demo run: one pytest-xdist worker runs them all, so the run
+# is built once.
+SHARE_TINY_DEMO_RUN = ("tests/test_workflow_demo.py", "tests/test_workflow_frozen.py")
+
+
+def cores_per_worker() -> int:
+    """Cores a test's Snakemake runs and torch may use: the machine's, shared out between the
+    pytest-xdist workers. Two workers each running 2-core jobs on 2 cores spent a third more
+    CPU time (threads waiting on each other) than the same suite run serially."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+CORES = cores_per_worker()
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # torch and BLAS in this process and its children
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, str(CORES))
 
 
 @pytest.fixture
@@ -35,3 +54,31 @@ def docs_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pytest_collection_modifyitems(items):
+    """Modules with slow end-to-end tests first (each keeps its order): pytest-xdist hands a
+    worker whole modules in this order, so the long runs start early and the short unit tests
+    fill in at the end, instead of one long run finishing alone."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs pytest-xdist workers with ``--dist loadfile --no-loadscope-reorder``:
+    each module's tests on one worker, so its fixtures (most are whole Snakemake runs) are built
+    once, modules in collection order, and the modules of SHARE_TINY_DEMO_RUN on one worker
+    together. Other modes are xdist's own. (``--dist loadgroup`` would be the marked way, but
+    pytest-xdist 3.8 cannot group under pytest 9.2: it rewrites a node id pytest no longer
+    reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByModule(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "tiny_demo_run" if module in SHARE_TINY_DEMO_RUN else module
+
+    return ByModule(config, log)

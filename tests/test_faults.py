@@ -14,7 +14,7 @@ from scipy import ndimage
 from debatch.demo.plate import generate_plate
 from debatch.segment.qc import qc_warnings
 
-from conftest import REPO
+from conftest import CORES, REPO
 from workflow_helpers import SNAKEMAKE, TINY_DEMO, snakemake, tiny_workdir, write_config
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def start(workdir: Path, config: Path) -> subprocess.Popen:
         "--configfile",
         str(config),
         "--cores",
-        "2",
+        str(CORES),
         "--rerun-incomplete",
     ]
     return subprocess.Popen(

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from debatch.demo.plate import generate_plate
 
+from conftest import CORES
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -94,9 +95,9 @@ def rules_after_change(results, section, key, value):
     block[key.split(".")[-1]] = value
     changed = workdir / f"config_{section}.yaml"
     changed.write_text(yaml.safe_dump(settings, sort_keys=False))
-    # "--cores 2" ends scheduled_rules' "--quiet rules" list, so the targets are read as targets
+    # "--cores" ends scheduled_rules' "--quiet rules" list, so the targets are read as targets
     return scheduled_rules(
-        workdir, changed, "--cores", "2", *(str(results / name) for name in TARGETS)
+        workdir, changed, "--cores", str(CORES), *(str(results / name) for name in TARGETS)
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+from conftest import CORES, REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TEST_CONFIG = REPO / ".test" / "config"
@@ -78,7 +78,7 @@ def snakemake(
         "--configfile",
         *map(str, configs),
         "--cores",
-        "2",
+        str(CORES),
         *args,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200)

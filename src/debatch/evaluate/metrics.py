@@ -14,15 +14,13 @@ import tempfile
 import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import silhouette_samples
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from debatch.core.stats import pca
 from debatch.settings import NEGCON, ROLE, TREATMENT, feature_columns
+
+# scikit-learn is imported in the functions that use it: the figure and report jobs import this
+# module (through debatch.report.figures) for its numpy-only functions, and importing
+# scikit-learn would add about 0.7 CPU-seconds to each of those jobs' start.
 
 
 def result(value=None, score=None, reason: str | None = None, **extra) -> dict:
@@ -58,6 +56,11 @@ def batch_classifier(
     folds = int(min(max_folds, counts.min()))
     if folds < 2:
         return result(reason="a batch has fewer than 2 wells", chance=chance)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     accuracy = float(cross_val_score(model, values, batches, cv=splitter).mean())
@@ -71,6 +74,8 @@ def silhouette_batch(values: np.ndarray, batches: np.ndarray, labels: np.ndarray
     averaged per treatment, then over treatments. Value = score; ``global`` is the plain
     silhouette by batch over all wells (near 0 or below = no batch clusters).
     """
+    from sklearn.metrics import silhouette_samples
+
     if len(np.unique(batches)) < 2:
         return result(reason="needs at least 2 batches")
     per_label = []
@@ -135,6 +140,8 @@ def pcr_batch(values: np.ndarray, batches: np.ndarray, n_components: int = 50) -
 
 
 def _knn_graph(values: np.ndarray, k: int):
+    from sklearn.neighbors import NearestNeighbors
+
     k = min(k, len(values) - 1)
     return (
         NearestNeighbors(n_neighbors=k, metric="cosine")
@@ -246,6 +253,8 @@ def silhouette_treatment(values: np.ndarray, labels: np.ndarray) -> dict:
     n_labels = len(np.unique(labels))
     if n_labels < 2 or n_labels >= len(labels):
         return result(reason="needs 2 or more treatments with replicate wells")
+    from sklearn.metrics import silhouette_samples
+
     value = float(silhouette_samples(values, labels, metric="cosine").mean())
     return result(value, (value + 1) / 2)
 
@@ -254,6 +263,8 @@ def knn_accuracy(
     values: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, k: int = 5
 ) -> float:
     """Treatment accuracy of a cosine kNN fitted on ``train`` wells, predicting ``test`` wells."""
+    from sklearn.neighbors import KNeighborsClassifier
+
     model = KNeighborsClassifier(n_neighbors=int(min(k, train.sum())), metric="cosine")
     model.fit(values[train], labels[train])
     return float((model.predict(values[test]) == labels[test]).mean())
@@ -331,6 +342,8 @@ def cross_batch_retrieval(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per query well: whether its kNN (cosine) among the ``reference`` wells predicts its
     treatment, and the AP of retrieving the reference wells of its treatment among them all."""
+    from sklearn.neighbors import KNeighborsClassifier
+
     unit = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
     similarity = unit[queries] @ unit[reference].T
     positive = labels[queries][:, None] == labels[reference][None, :]

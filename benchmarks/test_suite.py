@@ -1,0 +1,101 @@
+"""The test suite as CI runs it: `make test` (README.md's test command: every unit test and every
+slow end-to-end Snakemake run, on pytest-xdist workers), timed against issue 29's goal of
+<= 15 minutes on 2 cores.
+
+The reference in the same run is the suite's own busy time: the seconds its tests took summed
+over the workers (pytest's JUnit XML, fixtures included), so the ratio busy / wall says how
+much the workers overlap, and the modules that take longest say where the time goes. The
+machine's load at the start is in the section's footer: the goal is for an idle machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_MINUTES = 15.0
+SLOWEST_MODULES = 8
+
+
+def run_make_test(junit: Path) -> tuple[float, float, int]:
+    """`make test` with pytest's JUnit XML written to ``junit``: wall s, CPU s of every process
+    it started, exit status."""
+    env = {**os.environ, "PYTEST_ADDOPTS": f"--junit-xml={junit}"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(["make", "test"], cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if not junit.exists():
+        raise SystemExit(f"make test wrote no JUnit XML:\n{result.stdout[-3000:]}{result.stderr}")
+    return wall, cpu, result.returncode
+
+
+def module_seconds(junit: Path) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
+    """Tests and busy seconds per test module, and the outcome counts, from the JUnit XML."""
+    tests, seconds, outcomes = defaultdict(int), defaultdict(float), defaultdict(int)
+    for case in ElementTree.parse(junit).iter("testcase"):
+        module = case.get("classname", "").removeprefix("tests.") + ".py"
+        tests[module] += 1
+        seconds[module] += float(case.get("time", 0))
+        failed = case.find("failure") is not None or case.find("error") is not None
+        skipped = case.find("skipped") is not None
+        outcomes["failed" if failed else "skipped" if skipped else "passed"] += 1
+    return tests, seconds, outcomes
+
+
+def workers() -> str:
+    """The pytest-xdist workers `make test` starts (its -n), as the Makefile says."""
+    makefile = (REPO / "Makefile").read_text()
+    match = re.search(r"^TEST_WORKERS \?= (\S+)", makefile, re.MULTILINE)
+    return match.group(1) if match else "?"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        wall, cpu, status = run_make_test(junit)
+        tests, seconds, outcomes = module_seconds(junit)
+    busy = sum(seconds.values())
+    print(f"## The test suite (`make test`, {workers()} pytest-xdist workers)")
+    print()
+    print(
+        "| tests | passed | skipped | failed | wall min | CPU min (all processes) | busy min "
+        "(tests summed over workers) | busy / wall |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| {sum(tests.values())} | {outcomes['passed']} | {outcomes['skipped']} | "
+        f"{outcomes['failed']} | {wall / 60:.1f} | {cpu / 60:.1f} | {busy / 60:.1f} | "
+        f"{busy / wall:.2f} |"
+    )
+    print()
+    print(f"The {SLOWEST_MODULES} slowest modules (busy seconds, their fixtures included):")
+    print()
+    print("| module | tests | s | share of busy time |")
+    print("|---|---:|---:|---:|")
+    for module in sorted(seconds, key=seconds.get, reverse=True)[:SLOWEST_MODULES]:
+        print(
+            f"| `{module}` | {tests[module]} | {seconds[module]:.0f} | "
+            f"{seconds[module] / busy:.0%} |"
+        )
+    print()
+    verdict = "met" if wall / 60 <= GOAL_MINUTES and status == 0 else "NOT met"
+    failing = "" if status == 0 else f"; make test exited {status}"
+    print(
+        f"Goal (issue 29) `make test` <= {GOAL_MINUTES:.0f} min on {os.cpu_count()} cores, idle "
+        f"machine (load in the footer): {verdict} ({wall / 60:.1f} min{failing})."
+    )
+
+
+if __name__ == "__main__":
+    main()
