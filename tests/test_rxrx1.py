@@ -114,6 +114,22 @@ def test_wilds_validation_experiments_are_val_and_other_datasets_get_no_split(tm
     assert list(other.columns) == list(PLATE_SHEET_COLUMNS)
 
 
+def test_the_cell_type_can_be_the_batch_and_then_there_is_no_split(tmp_path):
+    """--batch cell_type: a whole cell type is one batch (held out, or mixed, as a unit); the
+    WILDS split holds out experiments, so that sheet has none, and naming its validation
+    experiments is refused."""
+    path = write(metadata(), tmp_path / "m.csv")
+    main([path, "/rx", str(tmp_path / "out"), "--batch", "cell_type"])
+    sheet = read_sheet(tmp_path / "out" / "plates.tsv")
+    assert sheet["batch"].tolist() == ["HEPG2", "HEPG2", "U2OS"]
+    assert list(sheet.columns) == list(PLATE_SHEET_COLUMNS)
+    assert set(read_platemap(sheet["platemap"].iloc[0])["cell_type"]) == {"HEPG2"}
+    with pytest.raises(RxRx1Error, match="--batch cell_type the sheet gets no split column"):
+        convert([path], "/rx", tmp_path / "x", ("HEPG2-01",), batch="cell_type")
+    with pytest.raises(RxRx1Error, match=r"--batch plate: one of \['experiment', 'cell_type'\]"):
+        convert([path], "/rx", tmp_path / "x", batch="plate")
+
+
 def test_the_workflows_start_up_accepts_the_converted_sheet(tmp_path):
     sheet = convert([write(metadata(), tmp_path / "m.csv")], tmp_path / "images", tmp_path / "out")
     for folder in sheet["images"]:

@@ -14,6 +14,8 @@ where the table has none. Output: ``OUT/plates.tsv`` (plate ``{experiment}_{plat
 experiment, images ``IMAGES/{dataset}/{experiment}/Plate{plate}``, pattern ``rxrx1``) and
 ``OUT/platemaps/{plate}.tsv`` (well; treatment = sirna; role from well_type; the cell type, the
 dataset and every other column constant over a well's rows, a WILDS split say, as metadata).
+``--batch cell_type`` makes the cell type the batch instead, so a model can hold out a whole
+cell type (no split column then: WILDS' split holds out experiments).
 
 The plate sheet's ``split`` column (train | val | test; used with ``train.splits: sheet``) is
 RxRx1-WILDS' split of experiments, as wilds/datasets/rxrx1_dataset.py (p-lambda/wilds) makes it
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 PATTERN = "rxrx1"  # debatch.ingest.manifest's built-in pattern of RxRx1's file names
 ROLE_OF = {"negative_control": NEGCON, "positive_control": "poscon", "treatment": "treatment"}
 _CELL_TYPE, _DATASET = (name.removeprefix(METADATA) for name in (CELL_TYPE, DATASET))
+# what the plate sheet's batch can be (--batch): metadata columns constant over a plate
+BATCH_KEYS = ("experiment", _CELL_TYPE)
 _WELL_KEY = ["experiment", "plate", "well"]
 _SITE_KEY = [*_WELL_KEY, "site"]
 _PER_SITE = ("experiment", "plate", "well", "site", "well_type", "sirna", _DATASET, _CELL_TYPE)
@@ -198,15 +202,24 @@ def convert(
     images: str | os.PathLike,
     out: str | os.PathLike,
     validation: tuple[str, ...] = WILDS_VALIDATION,
+    batch: str = "experiment",
 ) -> pd.DataFrame:
     """Write ``out/plates.tsv`` and ``out/platemaps/{plate}.tsv`` from RxRx1 metadata (module
     docstring; ``validation``: the experiments of the split's val); returns the plate sheet.
-    Paths are written as given (relative ones are relative to where Snakemake runs)."""
+    ``batch``: what the sheet's batch is, one of BATCH_KEYS (module docstring). Paths are
+    written as given (relative ones are relative to where Snakemake runs)."""
+    if batch not in BATCH_KEYS:
+        raise RxRx1Error(f"--batch {batch}: one of {list(BATCH_KEYS)}")
     wells = _plate_order(wells_table(paths))
     _check_plates(wells)
     unknown = sorted(set(validation) - set(wells["experiment"]))
     if validation != WILDS_VALIDATION and unknown:
         raise RxRx1Error(f"--validation: experiments {unknown} are not in the metadata")
+    if validation != WILDS_VALIDATION and batch != "experiment":
+        raise RxRx1Error(
+            f"--validation names experiments of the WILDS split, which holds experiments out; "
+            f"with --batch {batch} the sheet gets no split column"
+        )
     metadata = [c for c in wells if c not in _NOT_METADATA]
     sheet = []
     for name, plate in wells.groupby("plate_name", sort=False):
@@ -215,9 +228,12 @@ def convert(
         first = plate.iloc[0]
         folder = Path(images) / first[_DATASET] / first["experiment"] / f"Plate{first['plate']}"
         split = wilds_split(first[_DATASET], first["experiment"], validation)
-        sheet.append([name, first["experiment"], str(folder), PATTERN, str(platemap), split])
+        sheet.append([name, first[batch], str(folder), PATTERN, str(platemap), split])
     sheet = pd.DataFrame(sheet, columns=[*PLATE_SHEET_COLUMNS, "split"])
-    if sheet["split"].isna().any():
+    if batch != "experiment":
+        log.info("no split column: WILDS' split holds out experiments, the batches are %ss", batch)
+        sheet = sheet.drop(columns="split")
+    elif sheet["split"].isna().any():
         log.info(
             "no split column: datasets %s are not RxRx1-WILDS' train, val and test",
             sorted(set(wells[_DATASET]) - set(SPLITS)),
@@ -225,9 +241,10 @@ def convert(
         sheet = sheet.drop(columns="split")
     write_sheet(sheet, Path(out) / "plates.tsv")
     log.info(
-        "%d plates of %d experiments, %d wells: %s",
+        "%d plates in %d batches (%ss), %d wells: %s",
         len(sheet),
         sheet["batch"].nunique(),
+        batch,
         len(wells),
         Path(out) / "plates.tsv",
     )
@@ -250,9 +267,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="EXPERIMENT",
         help="the experiments of the WILDS split's validation set (default: RxRx1-WILDS' four)",
     )
+    parser.add_argument(
+        "--batch",
+        choices=BATCH_KEYS,
+        default="experiment",
+        help="the plate sheet's batch: the experiment (default, as RxRx1-WILDS' domains) or the "
+        "cell type (to hold out, and measure mixing across, whole cell types)",
+    )
     args = parser.parse_args(argv)
     setup_logging(None)
-    convert(args.metadata, args.images, args.out, tuple(args.validation))
+    convert(args.metadata, args.images, args.out, tuple(args.validation), args.batch)
 
 
 if __name__ == "__main__":
