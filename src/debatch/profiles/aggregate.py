@@ -283,8 +283,10 @@ def aggregate_parquet(
     float32 block and its finiteness mask) plus the metadata, whatever the number of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
-    columns = [c for c in schema.names if c not in feature_columns(schema.names)]
-    features = feature_columns(schema.names) if features is None else features
+    every_feature = feature_columns(schema.names)
+    is_feature = set(every_feature)  # once: a per-column lookup made it quadratic in columns
+    columns = [c for c in schema.names if c not in is_feature]
+    features = every_feature if features is None else features
     strings = [
         c
         for c in columns

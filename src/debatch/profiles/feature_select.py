@@ -41,9 +41,15 @@ def _na_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
     return values.columns[values.isna().mean() > cutoff].tolist()
 
 
-def _frequency_ratio(column: pd.Series) -> float:
-    counts = column.value_counts()
-    return 0.0 if len(counts) < 2 else counts.iloc[1] / counts.iloc[0]
+def _value_counts(column: np.ndarray) -> tuple[float, int]:
+    """A column's count of its second most common value over its most common's (0 with one
+    value) and its number of distinct values, NaN left out: pandas' value_counts and nunique,
+    without their per-column cost (seconds over thousands of CellProfiler features)."""
+    counts = np.unique(column[~np.isnan(column)], return_counts=True)[1]
+    if len(counts) < 2:
+        return 0.0, len(counts)
+    second, first = np.partition(counts, -2)[-2:]
+    return second / first, len(counts)
 
 
 def _outlier_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
@@ -52,9 +58,13 @@ def _outlier_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
 
 
 def _low_variance_columns(values: pd.DataFrame, freq_cut: float, unique_cut: float) -> list[str]:
-    rare_second = values.apply(_frequency_ratio, axis=0) < freq_cut
-    few_values = values.nunique() / len(values) < unique_cut
-    return values.columns[rare_second.to_numpy() | few_values.to_numpy()].tolist()
+    ratios, distinct = (
+        np.array([_value_counts(column) for column in values.to_numpy(np.float64).T])
+        .reshape(-1, 2)
+        .T
+    )
+    low = (ratios < freq_cut) | (distinct / len(values) < unique_cut)
+    return values.columns[low].tolist()
 
 
 def _correlated_columns(values: pd.DataFrame, threshold: float) -> list[str]:

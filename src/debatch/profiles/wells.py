@@ -119,7 +119,8 @@ def with_reference(wells: pd.DataFrame, reference) -> pd.DataFrame:
             f"this run's wells lack {len(missing)} feature(s) of profiles.reference {reference} "
             f"(first: {missing[0]}): the source must be the same model or features"
         )
-    metadata = [c for c in wells.columns if c not in feature_columns(wells.columns)]
+    measured = set(feature_columns(wells.columns))
+    metadata = [c for c in wells.columns if c not in measured]
     log.info("profiles: %d wells of the reference %s join %d", len(old), reference, len(wells))
     return pd.concat([old, wells[metadata + features]], ignore_index=True)
 
