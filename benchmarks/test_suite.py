@@ -28,7 +28,8 @@ SLOWEST_MODULES = 8
 def run_make_test(junit: Path) -> tuple[float, float, int]:
     """`make test` with pytest's JUnit XML written to ``junit``: wall s, CPU s of every process
     it started, exit status."""
-    env = {**os.environ, "PYTEST_ADDOPTS": f"--junit-xml={junit}"}
+    addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} --junit-xml={junit}".strip()
+    env = {**os.environ, "PYTEST_ADDOPTS": addopts}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(["make", "test"], cwd=REPO, env=env, capture_output=True, text=True)
@@ -54,7 +55,10 @@ def module_seconds(junit: Path) -> tuple[dict[str, int], dict[str, float], dict[
 
 
 def workers() -> str:
-    """The pytest-xdist workers `make test` starts (its -n), as the Makefile says."""
+    """The pytest-xdist workers `make test` starts (its -n): TEST_WORKERS from the environment,
+    else the Makefile's default."""
+    if os.environ.get("TEST_WORKERS"):
+        return os.environ["TEST_WORKERS"]
     makefile = (REPO / "Makefile").read_text()
     match = re.search(r"^TEST_WORKERS \?= (\S+)", makefile, re.MULTILINE)
     return match.group(1) if match else "?"
@@ -69,7 +73,8 @@ def main() -> None:
     print(f"## The test suite (`make test`, {workers()} pytest-xdist workers)")
     print()
     print(
-        "| tests | passed | skipped | failed | wall min | CPU min (all processes) | busy min "
+        "| tests | passed | skipped | failed | wall min | CPU min (its processes; not SLURM's "
+        "jobs) | busy min "
         "(tests summed over workers) | busy / wall |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")

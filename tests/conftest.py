@@ -6,23 +6,27 @@ from pathlib import Path
 
 import pytest
 
+from debatch.core.parallel import usable_cores
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 # Modules reading the session's tiny demo run: one pytest-xdist worker runs them all, so the run
 # is built once.
 SHARE_TINY_DEMO_RUN = ("tests/test_workflow_demo.py", "tests/test_workflow_frozen.py")
+TEST_CORES = 2  # the most a test's Snakemake run uses: what the runs were written and timed for
 
 
 def cores_per_worker() -> int:
-    """Cores a test's Snakemake runs and torch may use: the machine's, shared out between the
-    pytest-xdist workers. Two workers each running 2-core jobs on 2 cores spent a third more
-    CPU time (threads waiting on each other) than the same suite run serially."""
+    """Cores a test's Snakemake runs may use (and, under pytest-xdist, torch and BLAS in the
+    worker): TEST_CORES, or fewer where the machine's cores shared out between the workers are
+    fewer. Two workers each running 2-core jobs on 2 cores spent more CPU time (threads
+    waiting on each other) than the same suite run serially."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+    return max(1, min(TEST_CORES, usable_cores() // workers))
 
 
 CORES = cores_per_worker()
-if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # torch and BLAS in this process and its children
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # jobs' own thread settings still apply
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, str(CORES))
 
@@ -60,8 +64,8 @@ def pytest_collection_modifyitems(items):
     """Modules with slow end-to-end tests first (each keeps its order): pytest-xdist hands a
     worker whole modules in this order, so the long runs start early and the short unit tests
     fill in at the end, instead of one long run finishing alone."""
-    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow)
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -128,6 +128,10 @@ def test_the_cell_type_can_be_the_batch_and_then_there_is_no_split(tmp_path):
         convert([path], "/rx", tmp_path / "x", ("HEPG2-01",), batch="cell_type")
     with pytest.raises(RxRx1Error, match=r"--batch plate: one of \['experiment', 'cell_type'\]"):
         convert([path], "/rx", tmp_path / "x", batch="plate")
+    mixed = metadata()
+    mixed.loc[(mixed["experiment"] == "U2OS-01") & (mixed["well"] == "C02"), "cell_type"] = "RPE"
+    with pytest.raises(RxRx1Error, match=r"plate U2OS-01_1 holds cell_types \['RPE', 'U2OS'\]"):
+        convert([write(mixed, tmp_path / "mixed.csv")], "/rx", tmp_path / "x", batch="cell_type")
 
 
 def test_the_workflows_start_up_accepts_the_converted_sheet(tmp_path):

@@ -215,6 +215,13 @@ def convert(
     unknown = sorted(set(validation) - set(wells["experiment"]))
     if validation != WILDS_VALIDATION and unknown:
         raise RxRx1Error(f"--validation: experiments {unknown} are not in the metadata")
+    mixed = wells.groupby("plate_name", sort=False)[batch].nunique() > 1
+    if mixed.any():
+        plate = wells[wells["plate_name"] == mixed.idxmax()]
+        raise RxRx1Error(
+            f"{plate['row'].iloc[0]}: plate {mixed.idxmax()} holds {batch}s "
+            f"{sorted(set(plate[batch]))}; --batch {batch} needs one per plate"
+        )
     if validation != WILDS_VALIDATION and batch != "experiment":
         raise RxRx1Error(
             f"--validation names experiments of the WILDS split, which holds experiments out; "
@@ -241,7 +248,7 @@ def convert(
         sheet = sheet.drop(columns="split")
     write_sheet(sheet, Path(out) / "plates.tsv")
     log.info(
-        "%d plates in %d batches (%ss), %d wells: %s",
+        "%d plates in %d batches (by %s), %d wells: %s",
         len(sheet),
         sheet["batch"].nunique(),
         batch,

@@ -43,8 +43,8 @@ def _na_columns(values: pd.DataFrame, cutoff: float) -> list[str]:
 
 def _value_counts(column: np.ndarray) -> tuple[float, int]:
     """A column's count of its second most common value over its most common's (0 with one
-    value) and its number of distinct values, NaN left out: pandas' value_counts and nunique,
-    without their per-column cost (seconds over thousands of CellProfiler features)."""
+    value or none) and its number of distinct values, NaN left out: pandas' value_counts and
+    nunique, without their per-column cost (seconds over thousands of CellProfiler features)."""
     counts = np.unique(column[~np.isnan(column)], return_counts=True)[1]
     if len(counts) < 2:
         return 0.0, len(counts)
@@ -63,7 +63,8 @@ def _low_variance_columns(values: pd.DataFrame, freq_cut: float, unique_cut: flo
         .reshape(-1, 2)
         .T
     )
-    low = (ratios < freq_cut) | (distinct / len(values) < unique_cut)
+    with np.errstate(invalid="ignore"):  # no wells: nothing is low
+        low = (ratios < freq_cut) | (distinct / len(values) < unique_cut)
     return values.columns[low].tolist()
 
 
@@ -105,7 +106,9 @@ def select_features(wells: pd.DataFrame, params: dict | None = None) -> tuple[li
         elif operation == "correlation_threshold":
             out = _correlated_columns(values, feature_select["corr_threshold"])
         else:
-            out = [name for name in blocklist() if name in kept]
+            remaining = set(kept)
+            out = [name for name in blocklist() if name in remaining]
         dropped[operation] = sorted(out)
-        kept = [name for name in kept if name not in set(out)]
+        dropped_now = set(out)
+        kept = [name for name in kept if name not in dropped_now]
     return kept, dropped

@@ -84,7 +84,8 @@ def normalise_plates(
         with np.errstate(divide="ignore", invalid="ignore"):  # mad_epsilon 0: drop_outliers' job
             normalised[positions] = (plate_wells[features].to_numpy(np.float64) - centre) / spread
     values = pd.DataFrame(normalised, index=wells.index, columns=features)
-    dtypes = wells[features].dtypes
-    other = dtypes[dtypes != np.float32].to_dict()  # a feature keeps its dtype (rounded to float32)
-    values = values.astype(other) if other else values
+    # a float64 feature stays float64 (its values rounded to float32, as before); any other
+    # feature (an integer count, say) becomes float32: normalised values are not counts
+    wider = {c: d for c, d in wells[features].dtypes.items() if d.kind == "f" and d.itemsize > 4}
+    values = values.astype(wider) if wider else values
     return pd.concat([wells.drop(columns=features), values], axis=1)[list(wells.columns)]

@@ -80,10 +80,11 @@ def _selected(wells: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataF
         counts = ", ".join(f"{op} dropped {len(names)}" for op, names in dropped.items())
         raise ValueError(f"feature selection kept none of {len(features)} features ({counts})")
     why = {name: operation for operation, names in dropped.items() for name in names}
+    is_kept = set(kept)
     report = pd.DataFrame(
         {
             "feature": features,
-            "kept": [f in set(kept) for f in features],
+            "kept": [f in is_kept for f in features],
             "dropped_by": [why.get(f, "") for f in features],
         }
     )
