@@ -10,7 +10,6 @@ from scipy import ndimage
 
 from debatch.demo.plate import generate_plate
 
-from conftest import CORES
 from workflow_helpers import scheduled_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -95,10 +94,8 @@ def rules_after_change(results, section, key, value):
     block[key.split(".")[-1]] = value
     changed = workdir / f"config_{section}.yaml"
     changed.write_text(yaml.safe_dump(settings, sort_keys=False))
-    # "--cores" ends scheduled_rules' "--quiet rules" list, so the targets are read as targets
-    return scheduled_rules(
-        workdir, changed, "--cores", str(CORES), *(str(results / name) for name in TARGETS)
-    )
+    # the helper's --cores ends the --configfile list, so the targets are read as targets
+    return scheduled_rules(workdir, changed, *(str(results / name) for name in TARGETS))
 
 
 def test_every_plate_file_is_identical_whatever_the_shard_count(runs):

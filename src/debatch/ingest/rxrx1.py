@@ -217,9 +217,10 @@ def convert(
         raise RxRx1Error(f"--validation: experiments {unknown} are not in the metadata")
     mixed = wells.groupby("plate_name", sort=False)[batch].nunique() > 1
     if mixed.any():
-        plate = wells[wells["plate_name"] == mixed.idxmax()]
+        name = mixed.idxmax()
+        plate = wells[wells["plate_name"] == name]
         raise RxRx1Error(
-            f"{plate['row'].iloc[0]}: plate {mixed.idxmax()} holds {batch}s "
+            f"{plate['row'].iloc[0]}: plate {name} holds {batch}s "
             f"{sorted(set(plate[batch]))}; --batch {batch} needs one per plate"
         )
     if validation != WILDS_VALIDATION and batch != "experiment":

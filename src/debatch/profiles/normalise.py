@@ -66,10 +66,11 @@ def normalise_plates(
     features = feature_columns(wells.columns)
     # filled in numpy and made a frame once: assigning a plate's rows through .loc goes column
     # by column, seconds for thousands of CellProfiler features
-    normalised = wells[features].to_numpy(np.float32, copy=True)
+    values = wells[features].to_numpy(np.float64)
+    normalised = values.astype(np.float32)
+    is_control = (wells[ROLE] == control_role).to_numpy()
     for plate, positions in wells.groupby(PLATE).indices.items():
-        plate_wells = wells.iloc[positions]
-        controls = plate_wells[plate_wells[ROLE] == control_role][features].to_numpy(np.float64)
+        controls = values[positions[is_control[positions]]]
         if len(controls) == 0:
             raise ValueError(f"plate {plate} has no {control_role} well to normalise against")
         with warnings.catch_warnings():  # a feature NaN in every negcon well stays NaN
@@ -82,10 +83,10 @@ def normalise_plates(
                 centre, spread = np.nanmean(controls, axis=0), np.nanstd(controls, axis=0)
                 spread = np.where(spread > 0, spread, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):  # mad_epsilon 0: drop_outliers' job
-            normalised[positions] = (plate_wells[features].to_numpy(np.float64) - centre) / spread
-    values = pd.DataFrame(normalised, index=wells.index, columns=features)
+            normalised[positions] = (values[positions] - centre) / spread
+    frame = pd.DataFrame(normalised, index=wells.index, columns=features)
     # a float64 feature stays float64 (its values rounded to float32, as before); any other
     # feature (an integer count, say) becomes float32: normalised values are not counts
     wider = {c: d for c, d in wells[features].dtypes.items() if d.kind == "f" and d.itemsize > 4}
-    values = values.astype(wider) if wider else values
-    return pd.concat([wells.drop(columns=features), values], axis=1)[list(wells.columns)]
+    frame = frame.astype(wider) if wider else frame
+    return pd.concat([wells.drop(columns=features), frame], axis=1)[list(wells.columns)]
