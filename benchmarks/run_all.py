@@ -23,6 +23,10 @@ HELPERS = {"previous.py", "figures.py"}  # modules the benchmarks import, not be
 # benchmarks `make bench` leaves out (they need a GPU to say anything): run by name,
 # `run_all.py gpu.py -- --image-size 512`; their last section is kept otherwise
 BY_HAND = {"gpu.py"}
+# Snakemake runs here use no SLURM: scontrol (which Snakemake's SLURM plugin asks at every start)
+# is pointed at a controller that refuses at once, as tests/conftest.py does, so a machine with
+# SLURM installed but not running times what a machine without SLURM would (not 9 s per start)
+SLURM_UNREACHABLE = HERE.parent / "tests" / "slurm_unreachable.conf"
 ORDER = [
     "image_stages.py",
     "segmentation_accuracy.py",
@@ -64,7 +68,10 @@ def run(script: Path, args=()) -> tuple[str, bool]:
     print(f"running {script.name} ...", flush=True)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    env = {"SLURM_CONF": str(SLURM_UNREACHABLE), **os.environ}
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env
+    )
     seconds = time.perf_counter() - started
     # wall-clock figures mean little on a busy machine: say how busy it was
     load = f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

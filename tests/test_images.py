@@ -9,6 +9,7 @@ from debatch.core.images import (
     ImageError,
     cellprofiler_scale,
     image_shape,
+    read_illum,
     read_image,
     read_raw_site,
     read_site,
@@ -93,3 +94,12 @@ def test_truncated_png_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ImageError, match=f"cannot read image {path}"):
         read_image(str(path))
+
+
+def test_illumination_functions_come_in_the_asked_order_and_a_missing_channel_is_named(tmp_path):
+    path = tmp_path / "P1.npz"
+    np.savez(path, DNA=np.full((2, 2), 0.5), AGP=np.ones((2, 2)))
+    functions = read_illum(path, ["AGP", "DNA"])
+    assert list(functions) == ["AGP", "DNA"] and functions["DNA"][0, 0] == 0.5
+    with pytest.raises(ValueError, match=r"P1.npz has no illumination function .*'RNA'"):
+        read_illum(path, ["DNA", "RNA"])

@@ -9,6 +9,7 @@ from skimage.segmentation import relabel_sequential
 
 from debatch.core.shards import gather_tables
 from debatch.segment.cell_table import measure_site
+from debatch.segment.gather import gather_cells, plate_summary
 from debatch.segment.propagate import (
     distance_to_background,
     find_nuclei,
@@ -16,7 +17,7 @@ from debatch.segment.propagate import (
     segment_cells,
     segment_nuclei,
 )
-from debatch.segment.shards import gather_cells, plate_summary, segment_shard
+from debatch.segment.shards import segment_shard
 from debatch.settings import PROPAGATE, Channels
 
 PARAMS = {"nucleus_diameter": 12.0}

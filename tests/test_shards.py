@@ -9,15 +9,13 @@ from debatch.core.io import NpzWriter
 from debatch.core.shards import gather_npy, gather_npz, gather_tables, shard_sites
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
-from debatch.features.plate import gather_features, measure_shard
+from debatch.features.gather import gather_features
+from debatch.features.plate import measure_shard
 from debatch.features.site import feature_names, measure_site, site_images
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
-from debatch.segment.shards import (
-    gather_cells,
-    segment_shard,
-    small_cells_warning,
-)
+from debatch.segment.gather import gather_cells, small_cells_warning
+from debatch.segment.shards import segment_shard
 from debatch.settings import Channels
 
 SETTINGS = {"method": "propagate", "save_masks": True, "propagate": {"nucleus_diameter": 12.0}}

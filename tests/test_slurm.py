@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SLURM_UNREACHABLE
 from workflow_helpers import scheduled_rules, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.slow
@@ -48,20 +48,23 @@ def unavailable(reason):
 
 @pytest.fixture(scope="module")
 def slurm():
-    if os.geteuid() != 0:
-        unavailable("starting SLURM needs root")
-    started = subprocess.run(
-        ["bash", str(REPO / ".ci" / "start-slurm")], capture_output=True, text=True, timeout=300
-    )
-    if started.returncode != 0:
-        unavailable(f"SLURM did not start: {started.stderr.strip()[-500:]}")
-    yield
-    # A failed or timed-out run leaves jobs queued; they would block the next run's jobs.
-    queued = subprocess.run(
-        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True
-    ).stdout.split()
-    if queued:
-        subprocess.run(["scancel", *queued], check=False)
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ.get("SLURM_CONF") == str(SLURM_UNREACHABLE):  # the real one, not conftest's
+            patch.delenv("SLURM_CONF")
+        if os.geteuid() != 0:
+            unavailable("starting SLURM needs root")
+        started = subprocess.run(
+            ["bash", str(REPO / ".ci" / "start-slurm")], capture_output=True, text=True, timeout=300
+        )
+        if started.returncode != 0:
+            unavailable(f"SLURM did not start: {started.stderr.strip()[-500:]}")
+        yield
+        # A failed or timed-out run leaves jobs queued; they would block the next run's jobs.
+        queued = subprocess.run(
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True
+        ).stdout.split()
+        if queued:
+            subprocess.run(["scancel", *queued], check=False)
 
 
 def tiny_run(workdir):

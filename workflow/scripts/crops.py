@@ -3,6 +3,7 @@ or the shard's whole sites that pass QC (crops.unit site)."""
 
 import pandas as pd
 
+from debatch.core.images import read_illum
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
@@ -10,13 +11,12 @@ from debatch.core.shards import shard_sites
 from debatch.crops.cut import write_plate_crops
 from debatch.crops.eligible import select_cells, select_sites
 from debatch.crops.sites import write_plate_sites
-from debatch.illum.estimate import read_functions
 from debatch.settings import CROPS, SITE_KEY
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
 params = snakemake.params
-illum = read_functions(snakemake.input.illum, params.channels)
+illum = read_illum(snakemake.input.illum, params.channels)
 manifest = shard_sites(
     pd.read_parquet(snakemake.input.manifest), params.shards, int(snakemake.wildcards.shard)
 )

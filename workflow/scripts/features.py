@@ -2,11 +2,11 @@
 
 import pandas as pd
 
+from debatch.core.images import read_illum
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.features.plate import measure_shard
-from debatch.illum.estimate import read_functions
 
 setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(snakemake.rule, snakemake.params, snakemake.input)
@@ -17,7 +17,7 @@ table = measure_shard(
     params.shards,
     int(snakemake.wildcards.shard),
     params.channels,
-    read_functions(snakemake.input.illum, params.channels),
+    read_illum(snakemake.input.illum, params.channels),
     snakemake.input.masks,
     params.features,
     threads=snakemake.threads,

@@ -5,7 +5,7 @@ import pandas as pd
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.features.plate import gather_features
+from debatch.features.gather import gather_features
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(

@@ -4,7 +4,7 @@ from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.core.shards import gather_npz, gather_tables
-from debatch.segment.shards import gather_cells, plate_summary, small_cells_warning
+from debatch.segment.gather import gather_cells, plate_summary, small_cells_warning
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
+from debatch.core.images import read_illum
 from debatch.core.io import atomic_path
 from debatch.core.logs import setup_logging
-from debatch.illum.estimate import read_functions
 from debatch.segment.qc_figures import plot_heatmaps, plot_overlays
 from debatch.settings import Channels
 
@@ -14,7 +14,7 @@ params = snakemake.params
 plate = snakemake.wildcards.plate
 channels = Channels(**params.channels)
 qc = pd.read_parquet(snakemake.input.qc)
-illum = read_functions(snakemake.input.illum, channels.names)
+illum = read_illum(snakemake.input.illum, channels.names)
 with np.load(snakemake.input.masks) as masks, atomic_path(snakemake.output.overlays) as tmp:
     plot_overlays(
         qc,

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
+from debatch.core.images import read_illum
 from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.illum.estimate import read_functions
 from debatch.segment.shards import segment_shard
 from debatch.settings import Channels
 
@@ -18,7 +18,7 @@ cells, sites = segment_shard(
     params.shards,
     int(snakemake.wildcards.shard),
     channels,
-    read_functions(snakemake.input.illum, channels.names),
+    read_illum(snakemake.input.illum, channels.names),
     params.segment,
     snakemake.output.masks,
     threads=snakemake.threads,

@@ -98,6 +98,18 @@ def correct_site(
     return images
 
 
+def read_illum(path, channels) -> dict[str, np.ndarray]:
+    """A plate's illumination functions (illum/{plate}.npz) for ``channels``, in that order."""
+    with np.load(path) as stored:
+        missing = [channel for channel in channels if channel not in stored.files]
+        if missing:
+            raise ValueError(
+                f"{path} has no illumination function for channel(s) {missing}; "
+                f"rerun the illum rule (--forcerun illum)"
+            )
+        return {channel: stored[channel] for channel in channels}
+
+
 def check_illum(
     raw: Mapping[str, np.ndarray], row: Mapping, illum: Mapping[str, np.ndarray] | None
 ) -> None:

@@ -5,7 +5,9 @@
 - ``granularity``, ``radial``, ``colocalization``: measure the modules whose image-level work is
   shared across object sets or channels instead of repeated (same numbers as cp_measure);
 - ``plate``: measures one shard of a plate's sites, in the cells table's row order
-  (``measure_shard``, ``gather_features``).
+  (``measure_shard``);
+- ``gather``: gathers a plate's features from its shards, checked against the cells table
+  (``gather_features``).
 """
 
-__all__ = ["objects", "site", "granularity", "radial", "colocalization", "plate"]
+__all__ = ["objects", "site", "granularity", "radial", "colocalization", "plate", "gather"]

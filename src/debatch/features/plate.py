@@ -21,7 +21,7 @@ import pandas as pd
 
 from debatch.core.images import check_illum, read_raw_site
 from debatch.core.parallel import ordered_map
-from debatch.core.shards import gather_tables, shard_sites
+from debatch.core.shards import shard_sites
 from debatch.features.site import feature_names, measure_site, site_images
 from debatch.settings import FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
 
@@ -158,18 +158,4 @@ def measure_shard(
             "features: CPU seconds per module: %s", ", ".join(f"{k} {v:.1f}" for k, v in spent)
         )
     _log_missing(table.drop(columns=metadata))
-    return table
-
-
-def gather_features(paths: list[str | os.PathLike], cells: pd.DataFrame) -> pd.DataFrame:
-    """The plate's features from its shards, checked to be the cells table's rows in order."""
-    table = gather_tables(paths)
-    key = [*SITE_KEY, OBJECT]
-    if len(table) != len(cells) or not table[key].reset_index(drop=True).equals(
-        cells[key].reset_index(drop=True)
-    ):
-        raise ValueError(
-            f"the features shards hold {len(table)} cells that are not the cells table's "
-            f"{len(cells)} in order; rerun the features stage of this plate"
-        )
     return table

@@ -91,15 +91,3 @@ def compute_plate_illum(
             functions[channel].max(),
         )
     return functions
-
-
-def read_functions(path, channels) -> dict[str, np.ndarray]:
-    """A plate's illumination functions (illum/{plate}.npz) for ``channels``, in that order."""
-    with np.load(path) as stored:
-        missing = [channel for channel in channels if channel not in stored.files]
-        if missing:
-            raise ValueError(
-                f"{path} has no illumination function for channel(s) {missing}; "
-                f"rerun the illum rule (--forcerun illum)"
-            )
-        return {channel: stored[channel] for channel in channels}

@@ -5,9 +5,20 @@
 - ``cellpose``: segments with a cellpose model (``CellposeSegmenter``);
 - ``cell_table``: measures a segmented site into the cells table's rows (``measure_site``);
 - ``qc``: measures focus and saturation and flags failing sites (``flag_sites``);
-- ``shards``: segments one shard of a plate and gathers the plate's cells (``segment_shard``);
+- ``shards``: segments one shard of a plate's sites (``segment_shard``);
+- ``gather``: gathers a plate's cells from its shards (``gather_cells``, ``plate_summary``);
 - ``score``: scores label images against a reference (``score_against_labels``);
 - ``qc_figures``: draws the QC overlays and plate heatmaps (``plot_overlays``).
 """
 
-__all__ = ["propagate", "grow", "cellpose", "cell_table", "qc", "shards", "score", "qc_figures"]
+__all__ = [
+    "propagate",
+    "grow",
+    "cellpose",
+    "cell_table",
+    "qc",
+    "shards",
+    "gather",
+    "score",
+    "qc_figures",
+]

@@ -1,7 +1,6 @@
-"""Segmentation of one shard of a plate's sites (debatch.core.shards) and the plate's cell
-table gathered from its shards. Within a shard, sites run on ``threads`` threads (propagate) or
-in batched cellpose calls, and label images are streamed into the shard's .npz as they come, so
-memory holds a few sites, not the shard.
+"""Segmentation of one shard of a plate's sites (debatch.core.shards). Within a shard, sites run
+on ``threads`` threads (propagate) or in batched cellpose calls, and label images are streamed
+into the shard's .npz as they come, so memory holds a few sites, not the shard.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import pandas as pd
 from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.core.io import NpzWriter
 from debatch.core.parallel import ordered_map
-from debatch.core.shards import gather_tables, shard_sites
+from debatch.core.shards import shard_sites
 from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import find_site
 from debatch.segment.qc import image_quality
@@ -155,35 +154,3 @@ def segment_shard(
                 )
     cells_table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return cells_table, pd.DataFrame(site_rows)
-
-
-def gather_cells(paths: list[str | os.PathLike], n_sites: int, plate: str) -> pd.DataFrame:
-    """The plate's cell table from its shards; a plate without any cell is an error."""
-    cells = gather_tables(paths)
-    if not len(cells):
-        raise ValueError(
-            f"plate {plate}: no cells found on any of its {n_sites} sites; check nuclei_channel "
-            f"and segment.propagate.nucleus_diameter (or the cellpose models)"
-        )
-    return cells
-
-
-def plate_summary(sites: pd.DataFrame) -> str:
-    """One log line: sites, cells and the spread of cells per site of a segmented plate."""
-    counts = sites[SITE_CELLS]
-    return (
-        f"{len(sites)} sites, {int(counts.sum())} cells; cells per site min {counts.min()}, "
-        f"median {np.median(counts):g}, max {counts.max()}"
-    )
-
-
-def small_cells_warning(cells: pd.DataFrame, plate: str) -> str | None:
-    """A warning when cells are barely larger than their nuclei (median area ratio below 1.2):
-    what a blank or wrong cell_channel gives, silently, otherwise."""
-    ratio = float(np.median(cells["Cells_AreaShape_Area"] / cells["Nuclei_AreaShape_Area"]))
-    if ratio >= 1.2:
-        return None
-    return (
-        f"plate {plate}: cells are barely larger than their nuclei (median area ratio "
-        f"{ratio:.2f}); is cell_channel the channel that outlines whole cells, and not blank?"
-    )
