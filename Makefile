@@ -70,7 +70,7 @@ demo-figures: demo demo-seeds demo-abra demo-rotate
 # The RxRx1-shaped synthetic screen (debatch.demo.rxrx1, settings config/rxrx1_screen.yaml):
 # generated when missing or its settings change, converted by RxRx1's converter into a plate
 # sheet, then run with config/rxrx1.yaml (three methods, one seed) into results_rxrx1/, or with
-# config/rxrx1_figures.yaml (every method and ABRA ablation, three seeds; 36 trainings) into
+# config/rxrx1_figures.yaml (every method, teacher variant and ABRA ablation, three seeds; 42 trainings) into
 # results_rxrx1_figures/, tabulated into docs/demo/rxrx1.md (from the models' training logs, so
 # that run stops at training: --until train).
 RXRX1_DEMO ?= resources/rxrx1_demo

@@ -1,9 +1,11 @@
 """End to end: wall time and peak memory of the demo per rule, and peak memory as plates double.
 
-1. Runs the default demo config (into a temporary folder) on 2 cores and summarises Snakemake's
-   `benchmark:` tables per rule: jobs, total and max wall seconds, max peak RSS (the `umap`
-   rule's rows are what the report's UMAP panels cost); and the report's size (report_size.py
-   extrapolates it to 200 plates).
+1. Times `make demo` as a new user meets it (issue 29's goal 4): a fresh clone of the committed
+   repository in a temporary folder, its virtual environment built by make (pip, with this
+   machine's pip cache), then Snakemake on 2 cores; says which part took what and summarises
+   Snakemake's `benchmark:` tables per rule: jobs, total and max wall seconds, max peak RSS (the
+   `umap` rule's rows are what the report's UMAP panels cost); and the report's size
+   (report_size.py extrapolates it to 200 plates).
 2. Runs a small screen with 2, 4 and 8 plates (erm, 1 epoch) and prints the peak RSS of each
    rule: per-plate rules must stay flat as plates double (the DAG never loads a whole screen).
 Prints markdown tables.
@@ -21,6 +23,7 @@ import pandas as pd
 import yaml
 
 import figures
+from clone import fresh_clone, timed_make
 
 REPO = Path(__file__).resolve().parents[1]
 UNSAMPLED_MB = 20  # a Python job's RSS is never this small: Snakemake's sampler missed the job
@@ -90,29 +93,38 @@ def plates_sheet(workdir: Path, n_plates: int) -> str:
     return str(workdir / "plates.tsv")
 
 
+def training_wall_s(table: pd.DataFrame) -> float:
+    """Seconds of training jobs: they fill both cores one after another (threads.train: 2)."""
+    return float(table.total_s.get("train", 0.0))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        seconds = run(workdir, default_config(workdir))
-        results = workdir / "results"
+        clone, venv_s = fresh_clone(Path(tmp))
+        demo_s = timed_make(clone, "demo")
+        results = clone / "results"
         table = rule_table(results)
         report_mb = (results / "report" / "index.html").stat().st_size / 1e6
+    seconds = venv_s + demo_s
     verdict = "met" if seconds <= 300 else "NOT met"
     mean_s = table.total_s / table.jobs
     figures.save(
         __file__,
         {
-            "demo_s": seconds,
+            "demo_s": demo_s,
+            "venv_s": venv_s,
             "report_mb": report_mb,
             # what a job costs however little it does (start-up, imports, its script's wrapper)
             "job_floor_s": float(mean_s.min()),
             "job_floor_rule": str(mean_s.idxmin()),
         },
     )
-    print(f"## The demo end to end (`make demo` config, 2 cores): {seconds:.0f} s wall\n")
+    print(f"## `make demo` from a fresh clone (2 cores): {seconds:.0f} s wall\n")
     print(
-        f"Goal <= 5 minutes: {verdict} ({seconds / 60:.1f} min). The report is {report_mb:.1f} MB "
-        f"(goal < 10 MB: {'met' if report_mb < 10 else 'NOT met'}).\n"
+        f"Goal (issue 29) <= 5 minutes including the virtual environment: {verdict} "
+        f"({seconds / 60:.1f} min: the virtual environment {venv_s:.0f} s, Snakemake "
+        f"{demo_s:.0f} s, of which training jobs {training_wall_s(table):.0f} s). The report is "
+        f"{report_mb:.1f} MB (goal < 10 MB: {'met' if report_mb < 10 else 'NOT met'}).\n"
     )
     print("| rule | jobs | total s | max s per job | max peak RSS MB |")
     print("|---|---:|---:|---:|---:|")

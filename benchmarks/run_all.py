@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HELPERS = {"previous.py", "figures.py"}  # modules the benchmarks import, not benchmarks
+HELPERS = {"previous.py", "figures.py", "clone.py"}  # modules the benchmarks import, not benchmarks
 # benchmarks `make bench` leaves out (they need a GPU to say anything): run by name,
 # `run_all.py gpu.py -- --image-size 512`; their last section is kept otherwise
 BY_HAND = {"gpu.py"}
@@ -38,6 +38,7 @@ ORDER = [
     "train_step.py",
     "dag_scaling.py",
     "end_to_end.py",
+    "rxrx1_demo.py",
     "test_suite.py",
     "report_size.py",
     "cost_model.py",
