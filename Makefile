@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 SNAKEMAKE_ARGS ?=
 STAMP := $(VENV)/.debatch-installed
 
-.PHONY: demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
+.PHONY: venv demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
 
 $(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt workflow/envs/cellpose-requirements.txt workflow/envs/anndata-requirements.txt workflow/envs/scanpy-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt work
 	$(VENV)/bin/python -m pip install --quiet --no-deps -r workflow/envs/cellpose-requirements.txt -r workflow/envs/anndata-requirements.txt -r workflow/envs/scanpy-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# the virtual environment alone (every other target builds it first when missing or stale)
+venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)

@@ -24,8 +24,9 @@ HELPERS = {"previous.py", "figures.py", "clone.py"}  # modules the benchmarks im
 # `run_all.py gpu.py -- --image-size 512`; their last section is kept otherwise
 BY_HAND = {"gpu.py"}
 # Snakemake runs here use no SLURM: scontrol (which Snakemake's SLURM plugin asks at every start)
-# is pointed at a controller that refuses at once, as tests/conftest.py does, so a machine with
-# SLURM installed but not running times what a machine without SLURM would (not 9 s per start)
+# is pointed at a configuration without a controller, as tests/conftest.py does, so a machine
+# with SLURM installed but not running times what a machine without SLURM would (not SLURM's
+# MessageTimeout per Snakemake start)
 SLURM_UNREACHABLE = HERE.parent / "tests" / "slurm_unreachable.conf"
 ORDER = [
     "image_stages.py",

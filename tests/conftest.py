@@ -27,8 +27,9 @@ def cores_per_worker() -> int:
 
 CORES = cores_per_worker()
 # Snakemake's SLURM plugin asks `scontrol show config` at every start; with SLURM installed but
-# its controller down that waits ~9 s each time (a module of dry runs: 5 min instead of 50 s).
-# Local runs point scontrol at a controller that refuses at once; test_slurm.py unsets it.
+# its controller down, scontrol waits for SLURM's MessageTimeout (10 s by default) each time.
+# Local runs point scontrol at a configuration without a controller (it gives up at once);
+# test_slurm.py unsets it.
 SLURM_UNREACHABLE = REPO / "tests" / "slurm_unreachable.conf"
 os.environ.setdefault("SLURM_CONF", str(SLURM_UNREACHABLE))
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # jobs' own thread settings still apply

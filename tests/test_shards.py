@@ -1,5 +1,8 @@
 """Shards: a plate's sites split into contiguous blocks and gathered back to the same files."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -190,3 +193,17 @@ def test_cells_no_bigger_than_their_nuclei_are_warned_about():
     )
     assert "median area ratio 1.04" in small_cells_warning(cells, "P1")
     assert small_cells_warning(cells.assign(Cells_AreaShape_Area=[250, 260, 300]), "P1") is None
+
+
+def test_gathering_a_plate_imports_no_segmentation_or_measuring_code():
+    """The gather jobs run once per plate: their start-up is the plate's fixed cost, so they must
+    not import what only segmenting and measuring need."""
+    heavy = ["numba", "centrosome", "cp_measure", "skimage", "debatch.illum.estimate"]
+    code = (
+        "import sys, debatch.segment.gather, debatch.features.gather, debatch.core.images; "
+        f"print([name for name in {heavy!r} if name in sys.modules])"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert imported == "[]"

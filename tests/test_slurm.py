@@ -49,8 +49,9 @@ def unavailable(reason):
 @pytest.fixture(scope="module")
 def slurm():
     with pytest.MonkeyPatch.context() as patch:
-        if os.environ.get("SLURM_CONF") == str(SLURM_UNREACHABLE):  # the real one, not conftest's
-            patch.delenv("SLURM_CONF")
+        configured = os.environ.get("SLURM_CONF", "")
+        if os.path.isfile(configured) and os.path.samefile(configured, SLURM_UNREACHABLE):
+            patch.delenv("SLURM_CONF")  # the real SLURM's configuration, not conftest's
         if os.geteuid() != 0:
             unavailable("starting SLURM needs root")
         started = subprocess.run(

@@ -1,7 +1,8 @@
 """Helpers every stage shares.
 
 - ``io``: writes files atomically (``atomic_path``, ``write_parquet``, ``NpzWriter``);
-- ``images``: reads raw sites and applies illumination correction (``read_site``);
+- ``images``: reads raw sites and a plate's illumination functions, and applies them
+  (``read_site``, ``read_illum``);
 - ``wells``: converts well names to plate positions and back (``well_position``, ``well_name``);
 - ``logs``: sets up a job's logging (``setup_logging``);
 - ``parallel``: counts usable cores and maps over threads with bounded read-ahead;

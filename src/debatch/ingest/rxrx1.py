@@ -66,7 +66,8 @@ _PLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # workflow/schemas/plat
 # metadata test experiments: the first test experiment of each cell type. Checked against
 # WILDS' split sizes per cell type: val holds one experiment of each, and train's images
 # (site 1 of about 1,232 wells per experiment) are 7 HEPG2, 16 HUVEC, 7 RPE and 3 U2OS
-# experiments, so val's are the 8th, 17th, 8th and 4th
+# experiments. Assuming WILDS numbered each cell type's experiments in order, as RxRx1 does,
+# val's are then the 8th, 17th, 8th and 4th.
 WILDS_VALIDATION = ("HEPG2-08", "HUVEC-17", "RPE-08", "U2OS-04")
 
 
