@@ -337,7 +337,14 @@ def write_rotation(results: Path) -> None:
 # The ABRA recipes the RxRx1 goal picks its best from (config/rxrx1_figures.yaml), and the
 # goal: the best one's mean OOD cell accuracy at least ERM's plus this, and DeepNoise's within
 # the interval of their paired difference over seeds.
-ABRA_RECIPES = ("abra", "abra_plate", "abra_plate_within", "abra_plate_within_teacher")
+ABRA_RECIPES = (
+    "abra",
+    "abra_teacher",
+    "abra_plate",
+    "abra_plate_teacher",
+    "abra_plate_within",
+    "abra_plate_within_teacher",
+)
 GOAL_MARGIN = 0.05
 
 
