@@ -195,6 +195,8 @@ def test_segment_settings_leave_out_the_method_not_in_use():
     cellpose = {**segment, "method": "cellpose"}
     assert rule_params.segment_settings(cellpose)["cellpose"] == segment["cellpose"]
     assert (rule_params.segment_gpu(segment), rule_params.segment_gpu(cellpose)) == (0, 1)
+    on_cpu = {**cellpose, "cellpose": {**segment["cellpose"], "device": "cpu"}}
+    assert rule_params.segment_gpu(on_cpu) == 0
 
 
 def test_embeddings_take_only_the_guards_of_feature_selection():

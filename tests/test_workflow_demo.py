@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from debatch.settings import FEATURE_SELECT
 
@@ -241,6 +242,34 @@ def test_snakemake_report_zip_has_the_key_figures(finished_run, tmp_path):
 
 def test_nothing_to_do_after_a_finished_run(finished_run):
     assert scheduled_rules(*finished_run) == {}
+
+
+def gpu_resources(workdir, config, *args) -> dict[str, set[str]]:
+    """Rule -> the gpu resources its jobs in a dry run carry (train and embed)."""
+    result = snakemake(workdir, config, "--dry-run", *args)
+    found = {}
+    for block in result.stdout.split("\n\n"):
+        rule = re.search(r"^rule (train|embed):$", block, re.MULTILINE)
+        resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        if rule and resources:
+            gpu = re.search(r"\bgpu=(\d+)", resources[1])
+            found.setdefault(rule[1], set()).add(gpu[1] if gpu else "none")
+    return found
+
+
+def test_cpu_trainings_do_not_queue_for_the_gpu(finished_run):
+    """The workstation profile's gpu=1 runs jobs that may use a GPU one at a time; with
+    device cpu, train and embed carry no GPU, so several run at once where cores allow."""
+    workdir, config = finished_run
+    assert gpu_resources(workdir, config, "--forcerun", "train") == {
+        "train": {"1"},
+        "embed": {"1"},
+    }
+    on_cpu = yaml.safe_load(config.read_text())
+    on_cpu["train"]["device"] = on_cpu["embed"]["device"] = "cpu"
+    changed = workdir / "config_cpu.yaml"
+    changed.write_text(yaml.safe_dump(on_cpu, sort_keys=False))
+    assert gpu_resources(workdir, changed) == {"train": {"0"}, "embed": {"0"}}
 
 
 def test_illum_change_reruns_illum_and_downstream_only(finished_run):

@@ -16,7 +16,7 @@ rule embed:
     threads: config["threads"]["train"]
     resources:
         mem_mb=4000,
-        gpu=1,
+        gpu=rule_params.gpu_jobs(config["embed"]["device"]),
     params:
         # which models embed (embed.models, models_from) is not how: it never reruns a job
         embed=stage_params("embed", drop=settings.FROZEN_KEYS),

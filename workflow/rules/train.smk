@@ -16,7 +16,7 @@ rule train:
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
-        gpu=1,
+        gpu=rule_params.gpu_jobs(config["train"]["device"]),
         runtime=240,
     params:
         train=train_params,

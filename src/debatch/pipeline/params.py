@@ -21,10 +21,19 @@ def segment_settings(segment: dict) -> dict:
     return block
 
 
+def gpu_jobs(device: str) -> int:
+    """The ``gpu`` resource of a job whose ``device`` setting is ``device``: 1 where it may run
+    on a GPU (auto, cuda), which SLURM maps to --gpus=1 and the workstation profile's gpu=1
+    turns into one such job at a time; 0 for cpu, so CPU jobs run side by side as the cores
+    allow."""
+    return int(device != "cpu")
+
+
 def segment_gpu(segment: dict) -> int:
-    """cellpose on a GPU node when one may be used (SLURM maps gpu=1 to --gpus=1)."""
-    cellpose = segment.get("cellpose", {})
-    return int(segment["method"] == "cellpose" and cellpose.get("device", "auto") != "cpu")
+    """cellpose on a GPU node when one may be used; the classical methods never."""
+    return gpu_jobs(segment.get("cellpose", {}).get("device", "auto")) * int(
+        segment["method"] == "cellpose"
+    )
 
 
 def folds(train: dict, batches: list[str]) -> list[str | None]:
