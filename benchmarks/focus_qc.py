@@ -27,11 +27,11 @@ from debatch.core.stats import MAD_SCALE
 from debatch.segment.qc import (
     FOCUS_MEASURES,
     MIN_FOCUS_SPREAD,
-    SHARPNESS,
     failure_concentration,
     flag_sites,
     focus_deviation,
 )
+from debatch.segment.quality import SHARPNESS
 from debatch.settings import HALF_MAXIMUM_AREA, PLATE
 from debatch.validate.focus_qc import focus_rates, focus_table
 from previous import BEFORE_ISSUE_24, qc_before_issue_24

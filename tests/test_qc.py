@@ -9,25 +9,26 @@ from skimage.filters import threshold_otsu
 from debatch.segment.propagate import segment_nuclei
 from debatch.segment.qc import (
     COUNT,
+    check_negcon,
+    failure_concentration,
+    fault_warnings,
+    flag_sites,
+    qc_warnings,
+    summary,
+)
+from debatch.segment.quality import (
     FOCUS,
-    HALF_MAXIMUM_AREA,
     MEAN,
     SATURATION,
     SHARPNESS,
     SPREAD,
-    check_negcon,
     edge_measures,
-    failure_concentration,
-    fault_warnings,
-    flag_sites,
     image_quality,
     percent_maximal,
     power_log_log_slope,
-    qc_warnings,
-    summary,
 )
 from debatch.segment.score import median_area
-from debatch.settings import QC, QC_FAILED, QC_PASS, SITE_SPECKS
+from debatch.settings import HALF_MAXIMUM_AREA, QC, QC_FAILED, QC_PASS, SITE_SPECKS
 
 
 def blobs(seed=0, size=256, n=40):

@@ -26,8 +26,9 @@ from debatch.report.figures import (
 )
 from debatch.report.html import PlateQC, render, write_report
 from debatch.report.tables import ranking_table
-from debatch.segment.qc import COUNT, SATURATION, SHARPNESS, flag_sites
+from debatch.segment.qc import COUNT, flag_sites
 from debatch.segment.qc_figures import plot_heatmaps
+from debatch.segment.quality import SATURATION, SHARPNESS
 from debatch.settings import TREATMENT
 
 from builders import wells_table

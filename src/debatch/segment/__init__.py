@@ -4,7 +4,8 @@
 - ``grow``: propagates seeds over a mask, compiled with numba (``propagate``);
 - ``cellpose``: segments with a cellpose model (``CellposeSegmenter``);
 - ``cell_table``: measures a segmented site into the cells table's rows (``measure_site``);
-- ``qc``: measures focus and saturation and flags failing sites (``flag_sites``);
+- ``quality``: measures a site's focus, saturation and intensity (``image_quality``);
+- ``qc``: flags the sites that fail image quality control (``flag_sites``);
 - ``shards``: segments one shard of a plate's sites (``segment_shard``);
 - ``gather``: gathers a plate's cells from its shards (``gather_cells``, ``plate_summary``);
 - ``score``: scores label images against a reference (``score_against_labels``);
@@ -16,6 +17,7 @@ __all__ = [
     "grow",
     "cellpose",
     "cell_table",
+    "quality",
     "qc",
     "shards",
     "gather",

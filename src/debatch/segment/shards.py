@@ -19,7 +19,7 @@ from debatch.core.parallel import ordered_map
 from debatch.core.shards import shard_sites
 from debatch.segment.cell_table import measure_site
 from debatch.segment.propagate import find_site
-from debatch.segment.qc import image_quality
+from debatch.segment.quality import image_quality
 from debatch.segment.score import median_area
 from debatch.settings import (
     METADATA,

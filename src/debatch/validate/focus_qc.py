@@ -10,7 +10,7 @@ import pandas as pd
 
 from debatch.demo.focus_sites import focus_sites
 from debatch.segment.propagate import segment_nuclei
-from debatch.segment.qc import image_quality
+from debatch.segment.quality import image_quality
 from debatch.segment.score import median_area
 from debatch.settings import (
     PLATE,
