@@ -19,7 +19,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HELPERS = {"previous.py", "figures.py", "clone.py"}  # modules the benchmarks import, not benchmarks
+HELPERS = {
+    "previous.py",
+    "figures.py",
+    "clone.py",
+    "fields.py",
+}  # modules the benchmarks import, not benchmarks
 # benchmarks `make bench` leaves out (they need a GPU to say anything): run by name,
 # `run_all.py gpu.py -- --image-size 512`; their last section is kept otherwise
 BY_HAND = {"gpu.py"}

@@ -199,6 +199,10 @@ def test_segment_settings_leave_out_the_method_not_in_use():
     assert rule_params.segment_gpu(on_cpu) == 0
 
 
+def test_only_jobs_that_may_use_a_gpu_ask_for_one():
+    assert [rule_params.gpu_jobs(device) for device in ("auto", "cuda", "cpu")] == [1, 1, 0]
+
+
 def test_embeddings_take_only_the_guards_of_feature_selection():
     profiles = DEFAULTS["profiles"]
     embedding = rule_params.aggregation_params(profiles, "erm_seed0")["feature_select"]

@@ -31,9 +31,9 @@ def gpu_jobs(device: str) -> int:
 
 def segment_gpu(segment: dict) -> int:
     """cellpose on a GPU node when one may be used; the classical methods never."""
-    return gpu_jobs(segment.get("cellpose", {}).get("device", "auto")) * int(
-        segment["method"] == "cellpose"
-    )
+    if segment["method"] != "cellpose":
+        return 0
+    return gpu_jobs(segment.get("cellpose", {}).get("device", "auto"))
 
 
 def folds(train: dict, batches: list[str]) -> list[str | None]:

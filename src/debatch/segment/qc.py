@@ -8,6 +8,11 @@ from segmentation itself:
   without a nucleus's body; the propagate method counts them, cellpose none); a site made
   mostly of them fails (``max_speck_share``).
 
+A constant (e.g. blank) channel fails its site (its ``ImageQuality_StdIntensity`` is 0); so does
+a channel whose mean is more than ``max_scale_ratio`` times off the plate's median for that
+channel, the signature of a site exported at another bit depth (8-bit values in a 16-bit file
+are ~256x dimmer).
+
 Focus is judged on ``focus_measure`` of the nuclei channel (edge sharpness by default, on a log
 scale; or CellProfiler's slope). Both still move with nucleus size (a bigger nucleus is a
 flatter dome: softer edges, more low-frequency power) and the slope with density, so the test

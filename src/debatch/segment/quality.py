@@ -17,9 +17,7 @@ MeasureImageQuality definitions so numbers compare with existing pipelines:
   (saturated detector pixels pile up there; 0 for a blank image); in 8-bit images at 255, where
   an 8-bit export clips (``percent_maximal``).
 - ``ImageQuality_MeanIntensity_{channel}``, ``ImageQuality_StdIntensity_{channel}``: of the raw
-  pixels. A constant (e.g. blank) channel fails its site; so does a channel whose mean is more
-  than ``max_scale_ratio`` times off the plate's median for that channel, the signature of a
-  site exported at another bit depth (8-bit values in a 16-bit file are ~256x dimmer).
+  pixels.
 
 ``debatch.segment.qc`` judges the sites of a plate on them.
 """
@@ -104,9 +102,10 @@ def edge_measures(image: np.ndarray) -> tuple[float, float]:
     Sharpness: the median gradient magnitude on the half-maximum contour divided by the
     contrast, 1 / (sigma sqrt(2 pi)) for a step blurred by a Gaussian of sigma. Medians keep it
     steady on textured, unequally bright nuclei; small objects, whose blurred plateau is lower,
-    still look a little sharper (flag_sites adjusts for size). Area: the size that adjustment
-    uses, as blur leaves a half-maximum outline in place where it moves a segmentation's
-    lower threshold outwards (a blurred site's nuclei would look bigger, not blurred)."""
+    still look a little sharper (debatch.segment.qc.flag_sites adjusts for size). Area: the
+    size that adjustment uses, as blur leaves a half-maximum outline in place where it moves a
+    segmentation's lower threshold outwards (a blurred site's nuclei would look bigger, not
+    blurred)."""
     pixels = np.asarray(image, np.float64)
     half = _half_maximum(pixels)
     if half is None:
