@@ -51,6 +51,7 @@ from debatch.validate.cellprofiler import (
     match_object,
     subtract_background,
 )
+from fields import DEMO_FIELD, DENSE_FIELD
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 ATLAS_CHANNELS = {"ER": 2, "AGP": 3, "Mito": 4, "DNA": 5, "RNA": 6}
@@ -194,21 +195,11 @@ def exactness_section() -> None:
 # --- speed -----------------------------------------------------------------------------------
 
 
-def demo_field(size: int, cells: int, nucleus: float, cell: float, folder: Path):
-    """One generated field segmented by debatch: (raw images, nuclei, cells, manifest)."""
-    params = {
-        "rows": 1,
-        "cols": 1,
-        "sites": 1,
-        "image_size": size,
-        "cells_per_site": cells,
-        "nucleus_radius": nucleus,
-        "cell_radius": cell,
-        "n_treatments": 0,
-        "replicates": 1,
-        "n_inactive": 0,
-    }
-    generate_plate(folder / "plate", "P1", "b1", params)
+def demo_field(field: dict, folder: Path):
+    """One field of the demo generator (``field``: its image size, cells and radii) segmented
+    by debatch: (raw images, nuclei, cells, manifest)."""
+    params = {"rows": 1, "cols": 1, "sites": 1, "n_treatments": 0, "replicates": 1}
+    generate_plate(folder / "plate", "P1", "b1", {**params, "n_inactive": 0, **field})
     channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
     manifest = build_manifest(
         "P1",
@@ -218,7 +209,7 @@ def demo_field(size: int, cells: int, nucleus: float, cell: float, folder: Path)
         read_platemap(folder / "plate" / "platemap.tsv"),
         channels,
     )
-    segment = {"propagate": {"nucleus_diameter": 2 * nucleus}}
+    segment = {"propagate": {"nucleus_diameter": 2 * field["nucleus_radius"]}}
     segment_shard(
         manifest, 1, 0, Channels(tuple(CHANNELS), "DNA", "AGP"), None, segment, folder / "masks.npz"
     )
@@ -281,8 +272,8 @@ def time_site(raw, nuclei, cells) -> tuple[dict, dict]:
 
 def speed_rows(folder: Path) -> tuple[list[dict], dict]:
     fields = {
-        "demo 256 px": demo_field(256, 45, 6.0, 13.0, folder / "demo"),
-        "synthetic 1080 px": demo_field(1080, 250, 11.0, 26.0, folder / "big"),
+        "demo 256 px": demo_field(DEMO_FIELD, folder / "demo"),
+        "synthetic 1080 px": demo_field(DENSE_FIELD, folder / "big"),
     }
     if (REAL / "atlas_BR00143976").is_dir():  # real pixels, CellProfiler's objects
         atlas = atlas_objects()
@@ -337,7 +328,7 @@ def shard_job(args) -> tuple[float, float, int]:
 def shard_rows(folder: Path) -> list[dict]:
     """Four copies of the 1080 px field as a shard, measured on 1 and 2 threads in a fresh
     process each (so the peak memory is the job's)."""
-    raw, nuclei, cells, manifest = demo_field(1080, 250, 11.0, 26.0, folder / "big")
+    raw, nuclei, cells, manifest = demo_field(DENSE_FIELD, folder / "big")
     sites = pd.concat([manifest.assign(Metadata_Site=k) for k in range(1, 5)], ignore_index=True)
     with NpzWriter(folder / "shard_masks.npz") as writer:
         for k in range(1, 5):
