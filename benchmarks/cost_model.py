@@ -27,10 +27,11 @@ CORES_PER_NODE = 32
 TRAIN_CELLS_PER_EPOCH = 2_000_000
 
 
-def measured(script: str) -> dict:
+def measured(script: str, *keys: str) -> dict:
+    """The figures ``script`` saved, with ``keys`` among them."""
     found = figures.load(script)
-    if found is None:
-        raise SystemExit(f"no figures of {script}: run python benchmarks/{script} first")
+    if found is None or not set(keys) <= set(found):
+        raise SystemExit(f"no figures {sorted(keys)} of {script}: run python benchmarks/{script}")
     return found
 
 
@@ -40,7 +41,7 @@ def stage_rows() -> list[tuple[str, str, str, float, float]]:
     job per model, so no cluster finishes them sooner than one job takes."""
     sites = SCREEN["plates"] * SCREEN["wells"] * SCREEN["sites"]
     cells = sites * SCREEN["cells_per_site"]
-    image, features = measured("site_cost.py"), measured("features.py")
+    image, features = measured("site_cost.py", "dense_cpu_s_per_site"), measured("features.py")
     dag, step = measured("dag_scaling.py"), measured("train_step.py")
     demo = figures.load("end_to_end.py")  # its job start-up figure; the row waits for it
     train = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
@@ -51,9 +52,10 @@ def stage_rows() -> list[tuple[str, str, str, float, float]]:
     rows = [
         (
             "image stages (illum, segment, QC, crops)",
-            f"{image['cpu_s_per_site']:.2f} CPU-s per site ({image['cells_per_site']:.0f} cells)",
+            f"{image['dense_cpu_s_per_site']:.2f} CPU-s per site "
+            f"({image['dense_cells_per_site']:.0f} cells)",
             "site_cost.py",
-            image["cpu_s_per_site"] * sites / 3600,
+            image["dense_cpu_s_per_site"] * sites / 3600,
             0.0,
         ),
         (
@@ -103,8 +105,9 @@ def main() -> None:
         f"{SCREEN['plates']:,} plates x {SCREEN['wells']} wells x {SCREEN['sites']} sites = "
         f"{sites:,} sites of 5 channels, {SCREEN['cells_per_site']} cells per site assumed "
         f"(~{sites * SCREEN['cells_per_site'] / 1e9:.1f} billion cells). Unit costs as the "
-        "named benchmarks measured them on this machine (their density in brackets: denser "
-        "sites cost the image stages more); wall time if the stage's jobs fill "
+        "named benchmarks measured them on this machine (in brackets the cells per site they "
+        "were measured at: the image stages and features on dense fields, about the density "
+        "assumed); wall time if the stage's jobs fill "
         f"N nodes x {CORES_PER_NODE} cores, or the time of its longest job where fewer jobs "
         "than cores run (training and embedding: one job per model).\n"
     )
