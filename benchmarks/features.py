@@ -36,7 +36,6 @@ from skimage.segmentation import relabel_sequential
 import figures
 from debatch.core.io import NpzWriter
 from debatch.demo.design import CHANNELS
-from debatch.demo.plate import generate_plate
 from debatch.features.objects import cytoplasm, object_sets
 from debatch.features.plate import measure_shard
 from debatch.features.site import PAIR_NAMES, measure_site, site_images
@@ -51,7 +50,7 @@ from debatch.validate.cellprofiler import (
     match_object,
     subtract_background,
 )
-from fields import DEMO_FIELD, DENSE_FIELD
+from fields import DEMO_FIELD, DENSE_FIELD, write_field
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 ATLAS_CHANNELS = {"ER": 2, "AGP": 3, "Mito": 4, "DNA": 5, "RNA": 6}
@@ -198,8 +197,7 @@ def exactness_section() -> None:
 def demo_field(field: dict, folder: Path):
     """One field of the demo generator (``field``: its image size, cells and radii) segmented
     by debatch: (raw images, nuclei, cells, manifest)."""
-    params = {"rows": 1, "cols": 1, "sites": 1, "n_treatments": 0, "replicates": 1}
-    generate_plate(folder / "plate", "P1", "b1", {**params, "n_inactive": 0, **field})
+    write_field(field, folder / "plate")
     channels = {name: str(i) for i, name in enumerate(CHANNELS, start=1)}
     manifest = build_manifest(
         "P1",

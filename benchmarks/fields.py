@@ -10,3 +10,12 @@ DENSE_FIELD = {
     "nucleus_radius": 11.0,
     "cell_radius": 26.0,
 }
+
+
+def write_field(field: dict, folder) -> None:
+    """One site of ``field`` as a one-well demo plate (well A01, Phenix naming) in ``folder``,
+    with the generator's truth beside it."""
+    from debatch.demo.plate import generate_plate  # here: importing this module stays light
+
+    one_site = {"rows": 1, "cols": 1, "sites": 1, "n_treatments": 0, "n_inactive": 0}
+    generate_plate(folder, "P1", "b1", {**one_site, "replicates": 1, **field})

@@ -45,7 +45,6 @@ from debatch.core.images import cellprofiler_scale, correct_site, read_raw_site
 from debatch.crops.cut import write_plate_crops
 from debatch.crops.eligible import select_cells
 from debatch.demo.design import CHANNELS as DEMO_CHANNELS
-from debatch.demo.plate import generate_plate
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
 from debatch.segment.cell_table import measure_site
@@ -55,7 +54,7 @@ from debatch.segment.quality import image_quality
 from debatch.segment.score import score_against_labels
 from debatch.segment.shards import segment_shard
 from debatch.settings import CROPS, SEGMENT, Channels
-from fields import DENSE_FIELD
+from fields import DENSE_FIELD, write_field
 from segmentation_accuracy import atlas_references
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +94,7 @@ def atlas_field() -> Field:
 
 def dense_field(folder: Path) -> Field:
     """The demo generator's 1080 px field of ~200 cells, written into ``folder``."""
-    params = {"rows": 1, "cols": 1, "sites": 1, "n_treatments": 0, "replicates": 1}
-    generate_plate(folder, "P1", "b1", {**params, "n_inactive": 0, **DENSE_FIELD})
+    write_field(DENSE_FIELD, folder)
 
     tiffs = {
         name: folder / "images" / f"r01c01f01p01-ch{i}sk1fk1fl1.tiff"

@@ -36,6 +36,7 @@ import yaml
 from debatch.evaluate.diagnostics import ACTIVITY_METRICS, summary_scores
 from debatch.evaluate.truth import judge
 from debatch.settings import DIAGNOSTICS
+from end_to_end import rule_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -100,8 +101,20 @@ SCREENS = {
 # effects small enough that hit calling is not saturated (at 0.15 to 0.2 every profile called
 # every active compound on the tuning panel, so it could not test that half of the truth).
 PANELS = {
-    "report": {"seed": 21, "clear": 0.35, "subtle": 0.08, "large": True},
-    "tuning": {"seed": 11, "clear": 0.35, "subtle": 0.15, "large": False},
+    "report": {
+        "seed": 21,
+        "clear": 0.35,
+        "subtle": 0.08,
+        "layout": LARGE_LAYOUT,
+        "cells_per_epoch": LARGE_CELLS_PER_EPOCH,
+    },
+    "tuning": {
+        "seed": 11,
+        "clear": 0.35,
+        "subtle": 0.15,
+        "layout": LAYOUT,
+        "cells_per_epoch": None,
+    },
 }
 
 
@@ -114,7 +127,6 @@ def screen_params(panel: str) -> dict[str, dict]:
             "effect_size": panel_params[effect],
             "confluence": confluence,
             "batch": batch,
-            "large": panel_params["large"],
         }
         for i, (name, (batch, effect, confluence)) in enumerate(SCREENS.items())
     }
@@ -123,23 +135,23 @@ def screen_params(panel: str) -> dict[str, dict]:
 CONFLUENT_SEGMENTATION = {"cell_level_fraction": 0.5}
 
 
-def screen_config(workdir: Path, screen: dict) -> dict:
-    """The demo config with the screen's generator settings, the panel's methods and seeds."""
+def screen_config(workdir: Path, screen: dict, panel: str) -> dict:
+    """The demo config with the screen's generator settings, the panel's plate layout, methods
+    and seeds."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["results"] = str(workdir / "results")
     config["demo"]["root"] = "resources/demo"
     params = config["demo"]["params"]
-    params.update(LARGE_LAYOUT if screen["large"] else LAYOUT)
-    params.update({k: v for k, v in screen.items() if k not in ("batch", "large")})
+    params.update(PANELS[panel]["layout"])
+    params.update({k: v for k, v in screen.items() if k != "batch"})
     params["batch"].update(screen["batch"])
     if screen["confluence"]:
         config["segment"]["propagate"].update(CONFLUENT_SEGMENTATION)
     config["train"].update(methods=METHODS, seeds=SEEDS, holdout_batches=[HOLDOUT])
     config["report"]["references"] = ["erm", "cellprofiler"]
     config["threads"]["train"] = 1
-    if screen["large"]:
-        config["train"]["max_cells_per_epoch"] = LARGE_CELLS_PER_EPOCH
+    config["train"]["max_cells_per_epoch"] = PANELS[panel]["cells_per_epoch"]
     sheet = workdir / "plates.tsv"
     rows = ["plate\tbatch\timages\tpattern\tplatemap"]
     rows += [
@@ -172,13 +184,11 @@ def run_screen(workdir: Path, config: dict) -> float:
 
 
 def job_seconds(results: Path) -> float:
-    """The seconds every job of a screen took in its last run (Snakemake's benchmark files):
-    what the screen costs, also when its runs were resumed or judged again later. Every file in
-    the kept folder counts, also one left by a job the workflow no longer has."""
-    return sum(
-        float(path.read_text().splitlines()[1].split("\t")[0])
-        for path in (results / "benchmarks").rglob("*.tsv")
-    )
+    """The seconds every job of a screen took in its last run (Snakemake's benchmark files, as
+    end_to_end.py tabulates them): what the screen costs, also when its runs were resumed or
+    judged again later. Every file in the kept folder counts, also one left by a job the
+    workflow no longer has."""
+    return float(rule_table(results)["total_s"].sum())
 
 
 def read_entries(
@@ -230,7 +240,9 @@ def main() -> None:
             missing.append(name)
             continue
         if not args.judge_only:
-            seconds[name] = run_screen(workdir, screen_config(workdir, copy.deepcopy(screen)))
+            seconds[name] = run_screen(
+                workdir, screen_config(workdir, copy.deepcopy(screen), args.panel)
+            )
         verdicts[name] = judge(read_entries(workdir / "results"))
         jobs[name] = job_seconds(workdir / "results")
     report(verdicts, seconds, jobs, args.panel, missing)
