@@ -141,3 +141,25 @@ def test_nan_cells_counted_over_every_pass_in_any_order(threads):
         ValueError, match=r"2 cell\(s\) have NaN/inf features \(wells \['A01', 'B01'\]\)"
     ):
         aggregate_wells(cells, columns_per_pass=2, threads=threads)
+
+
+@pytest.mark.parametrize("method", ["median", "mean"])
+def test_skip_nan_is_pandas_over_each_wells_finite_values(tmp_path, method):
+    """CellProfiler's NaN means "not measurable": a well's value is over its finite cells (pandas'
+    median exactly, odd and even counts alike), NaN where it has none."""
+    cells = random_cells(seed=5, n_cells=600, n_features=6)
+    rng = np.random.default_rng(5)
+    features = [f"f{i}" for i in range(6)]
+    values = cells[features].to_numpy().copy()
+    values[rng.random(values.shape) < 0.05] = np.nan
+    values[rng.random(values.shape) < 0.02] = np.inf
+    values[rng.random(values.shape) < 0.02] = -np.inf
+    cells[features] = values
+    cells.loc[cells["Metadata_Well"] == "A02", "f2"] = np.nan  # never measured in one well
+    cells.sample(frac=1, random_state=0).to_parquet(tmp_path / "cells.parquet", index=False)
+    wells = aggregate_parquet(tmp_path / "cells.parquet", method, columns_per_pass=4, skip_nan=True)
+    finite = cells.replace([np.inf, -np.inf], np.nan)
+    expected = getattr(finite.groupby(["Metadata_Plate", "Metadata_Well"])[features], method)()
+    exact = {"rtol": 0} if method == "median" else {"rtol": 1e-6}  # sums: another order
+    np.testing.assert_allclose(wells[features].to_numpy(), expected.to_numpy(np.float32), **exact)
+    assert wells.loc[wells["Metadata_Well"] == "A02", "f2"].isna().all()

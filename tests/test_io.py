@@ -3,9 +3,12 @@
 import os
 import stat
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from debatch.core.io import atomic_path, write_text
+from debatch.core.io import atomic_path, write_parquet, write_text
 
 
 def test_failure_keeps_previous_output_and_leaves_no_temp_file(tmp_path):
@@ -71,3 +74,26 @@ def test_a_memory_mapped_output_reserves_its_disk_space(tmp_path):
     array[:] = 1
     del array
     assert (np.load(tmp_path / "a.npy") == 1).all()
+
+
+def test_parquet_float_columns_are_plain_encoded_and_labels_keep_their_dictionary(tmp_path):
+    """Measured floats are nearly all distinct: a dictionary only slows every later read."""
+    table = pd.DataFrame(
+        {
+            "Metadata_Well": ["A01", "A02"] * 50,
+            "Metadata_Site": np.arange(100) % 4,
+            "Cells_AreaShape_Area": np.linspace(0, 1, 100, dtype=np.float32),
+            "emb_000": np.linspace(0, 1, 100),
+        }
+    )
+    write_parquet(table, tmp_path / "cells.parquet")
+    chunks = pq.ParquetFile(tmp_path / "cells.parquet").metadata.row_group(0)
+    encodings = {
+        chunks.column(i).path_in_schema: chunks.column(i).encodings
+        for i in range(chunks.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["Metadata_Well"]
+    assert "RLE_DICTIONARY" in encodings["Metadata_Site"]
+    assert "RLE_DICTIONARY" not in encodings["Cells_AreaShape_Area"]
+    assert "RLE_DICTIONARY" not in encodings["emb_000"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cells.parquet"), table)

@@ -101,8 +101,20 @@ def write_parquet(
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), KEY.encode(): encode(provenance)}
         )
+    write_parquet_table(table, path)
+
+
+def write_parquet_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """``table`` as Parquet, atomically; float columns plain-encoded.
+
+    pyarrow dictionary-encodes every column's first megabyte by default, which suits labels and
+    counts but not measured floats (nearly all distinct): the dictionary and its indices are
+    larger than the values and slower to decode, and every later stage reads the feature
+    columns again (``benchmarks/aggregate.py``). Other columns keep the dictionary.
+    """
+    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=dictionary)
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

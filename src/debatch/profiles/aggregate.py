@@ -9,8 +9,9 @@ like the float32 values (a third faster than on floats; made, with the NaN/inf c
 one compiled pass that copies each column into the block). Blocks of columns run on a thread
 each (numpy's partition and pyarrow's Parquet reader release the GIL), every thread reusing one
 scratch block: on the VMs measured, faulting in fresh pages cost about as much as the selection
-itself. ``benchmarks/aggregate.py`` measures it against
-``pycytominer.aggregate``.
+itself. CellProfiler's tables, whose few NaN mean "not measurable" (``skip_nan``), take the same
+path; only the feature rows holding a NaN are then sorted, to read each well's middle of its
+finite values. ``benchmarks/aggregate.py`` measures both against ``pycytominer.aggregate``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -121,18 +121,30 @@ def _group_wells(metadata: pd.DataFrame) -> WellGroups:
     return WellGroups(order, starts, counts, pd.DataFrame(wells), metadata[WELL])
 
 
-@numba.njit(cache=True, nogil=True)
-def _keys_into(row, bits, order):  # pragma: no cover
-    """``row[i]`` = the key of the float32 whose bits are ``bits[order[i]]`` (``bits[i]`` when
-    ``order`` is empty): int32 keys ordered as the floats are (negative floats' magnitude bits
-    flipped; the map is its own inverse), which numpy partitions a third faster than floats,
-    made in the pass that copies the column anyway. Returns whether every value is finite."""
-    bad = 0
-    for i in range(row.shape[0]):
-        b = bits[order[i]] if order.shape[0] else bits[i]
-        bad |= (b & 0x7F800000) == 0x7F800000  # NaN or inf
-        row[i] = b ^ ((b >> 31) & 0x7FFFFFFF)
-    return bad == 0
+_NOT_FINITE = np.int32(np.iinfo(np.int32).max)  # the key of every NaN/inf: sorts last
+# keys of +inf and -inf: a finite float's key lies strictly between them, a NaN's beyond
+_INF_KEYS = (np.int32(-0x7F800001), np.int32(0x7F800000))
+
+
+def _keys_into(row: np.ndarray, bits: np.ndarray, order: np.ndarray, scratch: np.ndarray) -> bool:
+    """``row`` = the keys of the float32 values whose bits are ``bits`` (in ``order`` unless it
+    is empty): int32 keys ordered as the floats are (negative floats' magnitude bits flipped;
+    the map is its own inverse), which numpy partitions a third faster than floats, made in the
+    copy of the column into the block (a few in-cache passes of one column; a compiled loop
+    would do it in one, but loading a compiled function costs a fresh job more than these
+    passes cost a large plate). NaN and inf become ``_NOT_FINITE`` (a NaN as a float). Returns
+    whether every value is finite."""
+    if len(order):
+        np.take(bits, order, out=row)
+    else:
+        row[:] = bits
+    np.right_shift(row, 31, out=scratch)
+    scratch &= 0x7FFFFFFF
+    row ^= scratch
+    if _INF_KEYS[0] < row.min() and row.max() < _INF_KEYS[1]:
+        return True
+    row[(row <= _INF_KEYS[0]) | (row >= _INF_KEYS[1])] = _NOT_FINITE
+    return False
 
 
 def _floats(keys: np.ndarray) -> np.ndarray:
@@ -140,39 +152,82 @@ def _floats(keys: np.ndarray) -> np.ndarray:
     return (keys ^ ((keys >> 31) & 0x7FFFFFFF)).view(np.float32)
 
 
-def _aggregate_block(block: np.ndarray, groups: WellGroups, method: str, out: np.ndarray) -> None:
+def _middle_keys(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower) middle keys of every row of ``part`` (features x a well's cells), equal
+    for an odd count; reorders ``part``. One single-kth ``partition`` (numpy's SIMD
+    quickselect; a two-kth partition is ~10x slower, so the lower middle of an even count is
+    the max of the left part)."""
+    count = part.shape[1]
+    middle = count // 2
+    part.partition(middle, axis=1)  # in place: the block is this pass's own copy
+    upper = part[:, middle]
+    return upper, upper if count % 2 else part[:, :middle].max(axis=1)
+
+
+def _middle_keys_of_finite(
+    part: np.ndarray, rows_with_nan: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As ``_middle_keys`` over each row's finite values only, and which rows have none.
+    ``rows_with_nan``: the rows with a NaN/inf in some well (in CellProfiler's tables a few
+    features are NaN for some cells). Every row is partitioned as usual, which is right for
+    the others; these, whose finite counts differ, are then sorted (the NaN/inf key sorts
+    last) and read at their own middle."""
+    upper, lower = (keys.copy() for keys in _middle_keys(part))
+    partial = np.sort(part[rows_with_nan], axis=1)
+    finite = part.shape[1] - (partial == _NOT_FINITE).sum(axis=1)
+    rows, at_least_one = np.arange(len(partial)), np.maximum(finite, 1)
+    upper[rows_with_nan] = partial[rows, at_least_one // 2]
+    lower[rows_with_nan] = partial[rows, (at_least_one - 1) // 2]
+    empty = np.zeros(len(part), bool)
+    empty[rows_with_nan] = finite == 0
+    return upper, lower, empty
+
+
+def _aggregate_block(
+    block: np.ndarray,
+    groups: WellGroups,
+    method: str,
+    out: np.ndarray,
+    rows_with_nan: np.ndarray | None = None,
+) -> None:
     """(features x cells, grouped contiguously) -> ``out`` (wells x features); reorders ``block``
     (float32 values for the mean, ``_keys_into``'s int32 keys for the median).
 
     Each well's cells are a contiguous slice of every feature row, so its median is one
     ``partition`` along the last (contiguous) axis of a (features x cells-in-well) view.
+    ``rows_with_nan``: the block's rows that hold a NaN/inf; each well's median (mean) of them is
+    over its finite values only (NaN where a well has none), like pandas' and pycytominer's:
+    for CellProfiler features, where NaN means "could not be measured", not a broken model.
     """
+    with_nan = rows_with_nan is not None and rows_with_nan.any()
     if method == "mean":
+        if with_nan:
+            _mean_block_skipping_nan(block, groups, out)
+            return
         sums = np.add.reduceat(block, groups.starts, axis=1, dtype=np.float64)
         out[:] = (sums / groups.counts).T
         return
     upper = np.empty(out.shape, np.int32)
     lower = np.empty(out.shape, np.int32)
+    empty = np.zeros(out.shape, bool)
     for i, (start, count) in enumerate(zip(groups.starts.tolist(), groups.counts.tolist())):
-        middle = count // 2
         part = block[:, start : start + count]
-        part.partition(middle, axis=1)  # in place: the block is this pass's own copy
-        upper[i] = part[:, middle]
-        lower[i] = part[:, middle] if count % 2 else part[:, :middle].max(axis=1)
+        if with_nan:
+            upper[i], lower[i], empty[i] = _middle_keys_of_finite(part, rows_with_nan)
+        else:
+            upper[i], lower[i] = _middle_keys(part)
     # an even count: the mean of the two middle values, in float64 like pandas
     out[:] = (_floats(upper).astype(np.float64) + _floats(lower)) / 2
+    out[empty] = np.nan
 
 
-def _aggregate_block_skipping_nan(block: np.ndarray, groups: WellGroups, method: str, out) -> None:
-    """As ``_aggregate_block``, each well's median (mean) over its finite values only (NaN
-    where a well has none), like pandas' and pycytominer's: for CellProfiler features, where
-    NaN means "could not be measured", not a broken model."""
+def _mean_block_skipping_nan(block: np.ndarray, groups: WellGroups, out: np.ndarray) -> None:
+    """Each well's mean over its finite values (NaN where a well has none)."""
     block[~np.isfinite(block)] = np.nan
-    reduce = np.nanmedian if method == "median" else np.nanmean
     with warnings.catch_warnings():  # a well without any finite value: NaN, counted later
         warnings.simplefilter("ignore", RuntimeWarning)
         for i, (start, count) in enumerate(zip(groups.starts.tolist(), groups.counts.tolist())):
-            out[i] = reduce(block[:, start : start + count].astype(np.float64), axis=1)
+            out[i] = np.nanmean(block[:, start : start + count].astype(np.float64), axis=1)
 
 
 _MAX_THREADS = 8  # default cap: each thread holds its own block of columns
@@ -202,28 +257,31 @@ def _aggregate(
         names = features[first : first + step]
         if not hasattr(scratch, "block"):
             scratch.block = np.empty((step, len(metadata)), np.float32)
+            scratch.row = np.empty(len(metadata), np.int32)
         block, out = scratch.block[: len(names)], values[:, first : first + len(names)]
-        keys = method == "median" and not skip_nan
-        finite = True
-        for row, name in zip(block, names):  # cells in well order
+        keys = method == "median"
+        finite = np.ones(len(names), bool)  # per row: no NaN/inf
+        for i, (row, name) in enumerate(zip(block, names)):  # cells in well order
             column = read_column(name)
             if keys:
-                finite &= _keys_into(row.view(np.int32), column.view(np.int32), order)
+                finite[i] = _keys_into(
+                    row.view(np.int32), column.view(np.int32), order, scratch.row
+                )
             elif groups.order is None:
                 row[:] = column
             else:
                 np.take(column, groups.order, out=row)
-        if skip_nan:
-            _aggregate_block_skipping_nan(block, groups, method, out)
-            return None
-        # a NaN or inf makes its row's sum NaN or inf: one fast pass, and the exact check
-        # only where a sum is not finite (a sum of finite values may overflow)
         if not keys:
-            finite = np.isfinite(block.sum(axis=1)).all() or np.isfinite(block).all()
-        if not finite:
+            # a NaN or inf makes its row's sum NaN or inf: one fast pass, and the exact check
+            # only where a sum is not finite (a sum of finite values may overflow)
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, as wanted
+                finite = np.isfinite(block.sum(axis=1))
+            for i in np.flatnonzero(~finite):
+                finite[i] = np.isfinite(block[i]).all()
+        if not finite.all() and not skip_nan:
             bad = ~np.isfinite(_floats(block.view(np.int32)) if keys else block).all(axis=0)
             return bad if groups.order is None else bad[np.argsort(groups.order)]
-        _aggregate_block(block.view(np.int32) if keys else block, groups, method, out)
+        _aggregate_block(block.view(np.int32) if keys else block, groups, method, out, ~finite)
         return None
 
     passes = range(0, len(features), step)
@@ -278,7 +336,7 @@ def aggregate_parquet(
 
     ``rows``: the row positions (file order) of the cells to aggregate, default all;
     ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
-    a well's value is over its finite values (``_aggregate_block_skipping_nan``) instead of
+    a well's value is over its finite values (``_aggregate_block``) instead of
     NaN being an error. Peak memory is about cells x columns_per_pass x 5 bytes per thread (a
     float32 block and its finiteness mask) plus the metadata, whatever the number of features.
     """
