@@ -7,6 +7,11 @@ CORES ?= 2
 # pytest-xdist workers of `make test` (tests/conftest.py shares the cores out between them)
 TEST_WORKERS ?= 2
 SNAKEMAKE_ARGS ?=
+# Where torch sees no GPU, train/embed jobs (device auto) run on the CPU, and the workstation
+# profile's gpu=1, which keeps GPU jobs one at a time, would only leave cores idle: the demos
+# then let as many run side by side as there are cores (SNAKEMAKE_ARGS may override it).
+CPU_ONLY = $(shell $(VENV)/bin/python -c "import torch; print(int(not torch.cuda.is_available()))")
+GPU_RESOURCES = $(if $(filter 1,$(CPU_ONLY)),--resources gpu=$(CORES))
 STAMP := $(VENV)/.debatch-installed
 
 .PHONY: venv demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
@@ -23,7 +28,7 @@ $(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt work
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 	@echo "debatch demo finished. Report: report/index.html in the config's results folder (default $(CURDIR)/results/)"
 
 test: $(STAMP)
@@ -50,15 +55,15 @@ docs-check: $(STAMP)
 
 # The method comparison over three seeds (config/seeds.yaml), into results_seeds/.
 demo-seeds: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/seeds.yaml $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/seeds.yaml $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 
 # ABRA's parts changed one at a time (config/abra_variants.yaml), into results_abra/.
 demo-abra: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/abra_variants.yaml $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/abra_variants.yaml $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 
 # Every batch held out in turn (config/rotate.yaml: leave-one-batch-out), into results_rotate/.
 demo-rotate: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rotate.yaml $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rotate.yaml $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 
 # The demo's own figures for the docs: the one-seed demo's and the three-seed comparison's
 # verdicts against the demo's truth, both comparisons and the rotation, tabulated into docs/demo/.
@@ -87,10 +92,10 @@ $(RXRX1_DEMO)/sheet/plates.tsv: $(RXRX1_DEMO)/metadata.csv
 		--validation $$(awk -F'\t' '$$4 == "val" {print $$1}' $(RXRX1_DEMO)/experiments.tsv)
 
 rxrx1-demo: $(STAMP) $(RXRX1_DEMO)/sheet/plates.tsv
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 
 rxrx1-figures: $(STAMP) $(RXRX1_DEMO)/sheet/plates.tsv
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml config/rxrx1_figures.yaml --until train $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml config/rxrx1_figures.yaml --until train $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 	$(VENV)/bin/python tools/docs.py rxrx1 results_rxrx1_figures
 
 bench: $(STAMP)

@@ -12,27 +12,42 @@ steps and each one's fastest round is kept: on a machine shared with other jobs,
 ever adds time, so the fastest round is the closest to the recipe's own cost. DeepNoise does the
 same network work as ERM, so its ratio to ERM shows how much noise is left. Prints a markdown
 table of ms/step, crops/s and the ratio to ERM (goals: ABRA <= 1.5, the mean teacher <= 1.3),
-then the embedding throughput (eval-mode forward, the embed rule's path).
+then the embedding throughput (eval-mode forward, the embed rule's path), and on a CPU with two
+or more cores how training jobs' threads should be laid out: the wall time of the demo's
+training jobs (its methods and network, a few epochs of these plates, each job a fresh
+process as Snakemake runs it) one at a time on two threads, and two at a time on one thread.
+Whole jobs, not steps: a job's start-up, data loading and held-out scoring run on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 import figures
 from debatch.cnn.checkpoint import torch_runtime
 from debatch.cnn.data import to_input
 from debatch.cnn.train import Training
+from debatch.core.parallel import usable_cores
 from debatch.settings import TRAIN_METHODS
 
 CROP_SHAPE, N_CLASSES, N_PLATES, CELLS_PER_PLATE = (5, 32, 32), 9, 4, 1024
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+LAYOUT_EPOCHS = 3
+LAYOUTS = {  # (jobs at once, threads per job) on 2 cores
+    "one job at a time, 2 threads each (threads.train 2)": (1, 2),
+    "two jobs at a time, 1 thread each (threads.train 1, --resources gpu=2)": (2, 1),
+}
 RECIPES = {  # beyond the presets: one of each part the presets do not combine
     "abra_plate": {
         "scaling": "plate",
@@ -53,6 +68,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=8, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--layout-job", help=argparse.SUPPRESS)  # one job of thread_layouts
     return parser.parse_args()
 
 
@@ -133,8 +149,61 @@ def embed_crops_per_s(training: Training, args) -> float:
     return len(crops) / best
 
 
+def layout_job(method: str, args) -> None:
+    """One training job of ``thread_layouts`` (this script in a fresh process, as Snakemake runs
+    a train job): the demo's settings for ``method`` (config/config.yaml), ``LAYOUT_EPOCHS``
+    epochs on the benchmark's plates, the last plate's batch held out."""
+    from debatch.cnn.train import train_model
+    from debatch.pipeline.params import train_params
+
+    config = yaml.safe_load(DEMO_CONFIG.read_text())["train"]
+    params = {**train_params(config, method, 0, None), "num_threads": args.threads}
+    params.update(epochs=LAYOUT_EPOCHS, holdout_batches=[f"B{N_PLATES - 1}"], device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        train_model(write_plates(Path(tmp)), Path(tmp) / "model", params)
+
+
+def wall_seconds(jobs_at_once: int, threads: int) -> float:
+    """Wall seconds of the demo's training jobs (``config.yaml``'s train.methods), each a fresh
+    process on ``threads`` threads, ``jobs_at_once`` at a time."""
+    methods = yaml.safe_load(DEMO_CONFIG.read_text())["train"]["methods"]
+
+    def job(method: str) -> None:
+        command = [sys.executable, __file__, "--layout-job", method, "--threads", str(threads)]
+        subprocess.run(command, check=True, capture_output=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(jobs_at_once) as pool:
+        list(pool.map(job, methods))
+    return time.perf_counter() - started
+
+
+def thread_layouts() -> dict[str, float]:
+    """Layout -> wall seconds of the demo's trainings (``LAYOUTS``)."""
+    return {layout: wall_seconds(*jobs_threads) for layout, jobs_threads in LAYOUTS.items()}
+
+
+def print_layouts(layouts: dict[str, float]) -> None:
+    print(
+        "\n### Threads per training job on this CPU: the demo's trainings "
+        f"({LAYOUT_EPOCHS} epochs of the plates above each, whole jobs)\n"
+    )
+    print("| layout | wall s | x the one-at-a-time layout |")
+    print("|---|---:|---:|")
+    reference = layouts[next(iter(LAYOUTS))]
+    for layout, seconds in layouts.items():
+        print(f"| {layout} | {seconds:.1f} | {seconds / reference:.2f} |")
+    print(
+        "\nthreads.train defaults to 1, and the demos let train jobs run side by side where "
+        "torch sees no GPU (docs/running.md)."
+    )
+
+
 def main() -> None:
     args = arguments()
+    if args.layout_job:
+        layout_job(args.layout_job, args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         runs = trainings(write_plates(Path(tmp)), Path(tmp), args)
         per_step = seconds_per_step(runs, args)
@@ -168,6 +237,10 @@ def main() -> None:
         f"Embedding (eval-mode forward as the embed rule runs it, the same network for every "
         f"method): {embed:.0f} crops/s."
     )
+    layouts = {}
+    if erm.device.type == "cpu" and usable_cores() >= 2:
+        layouts = thread_layouts()
+        print_layouts(layouts)
     figures.save(
         __file__,
         {
@@ -175,6 +248,7 @@ def main() -> None:
             "threads": args.threads,
             "train_crops_per_s": {m: args.batch_size / v for m, v in per_step.items()},
             "embed_crops_per_s": embed,
+            "thread_layouts": layouts,
         },
     )
 

@@ -161,7 +161,7 @@ THREADS = Block(
     "threads",
     {
         "images": 2,
-        "train": 2,
+        "train": 1,
     },
     checks=[at_least(1, "images", "train")],
 )
