@@ -5,8 +5,8 @@ row per feature, cells sorted by well once), so a Parquet plate is never held wh
 and each well's median is one vectorised selection along the contiguous axis (``np.partition``
 with a single kth, which numpy runs with SIMD quickselect; a two-kth partition is ~10x slower,
 so the lower middle of an even count is the max of the left part instead), on int32 keys ordered
-like the float32 values (a third faster than on floats; made, with the NaN/inf check, in the
-one compiled pass that copies each column into the block). Blocks of columns run on a thread
+like the float32 values (a third faster than on floats; made, with the NaN/inf check, as each
+column is copied into the block). Blocks of columns run on a thread
 each (numpy's partition and pyarrow's Parquet reader release the GIL), every thread reusing one
 scratch block: on the VMs measured, faulting in fresh pages cost about as much as the selection
 itself. CellProfiler's tables, whose few NaN mean "not measurable" (``skip_nan``), take the same
@@ -337,8 +337,9 @@ def aggregate_parquet(
     ``rows``: the row positions (file order) of the cells to aggregate, default all;
     ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
     a well's value is over its finite values (``_aggregate_block``) instead of
-    NaN being an error. Peak memory is about cells x columns_per_pass x 5 bytes per thread (a
-    float32 block and its finiteness mask) plus the metadata, whatever the number of features.
+    NaN being an error. Peak memory is about cells x (columns_per_pass + 2) x 4 bytes per thread
+    (a float32 block, the column read and a scratch row) plus the metadata, whatever the number
+    of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
     every_feature = feature_columns(schema.names)
