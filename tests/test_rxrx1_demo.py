@@ -4,7 +4,6 @@ types at the defaults, truth the truth tools read, the demo's own rendering unch
 sixth stain, config/rxrx1_screen.yaml equal to the defaults, the figures' tabulation
 (tools/docs.py rxrx1), and a small screen converted and run through the workflow."""
 
-import hashlib
 import json
 import re
 
@@ -144,21 +143,38 @@ def test_sirna_effects_are_small_overlapping_and_partly_cell_type_specific():
     assert 0.3 < np.corrcoef(specific, other)[0, 1] < 0.99  # shared, but not the same
 
 
+# the demo's five channels as rendered before the sixth stain was added: per batch, each
+# channel's mean intensity, the nuclei and their pixels
+DEMO_RENDERING = {
+    "b1": (
+        {"DNA": 7192.186, "ER": 4509.1915, "RNA": 11328.2349, "AGP": 11018.9863, "Mito": 6682.0191},
+        38,
+        4517,
+    ),
+    "b2": (
+        {"DNA": 6974.8393, "ER": 6368.5567, "RNA": 6811.8995, "AGP": 6887.6667, "Mito": 5537.7546},
+        40,
+        4934,
+    ),
+}
+
+
 def test_the_demos_own_rendering_is_unchanged_by_the_sixth_stain():
-    """The demo's five channels, batch effects and labels hash as before the sixth stain was
-    added (the draws for a sixth channel come after all of the five's)."""
-    digest = hashlib.sha256()
+    """The demo's five channels, batch effects and labels are as before the sixth stain was
+    added (the draws for a sixth channel come after all of the five's). Summaries, not a hash of
+    the bytes: CPUs with other SIMD widths round a few last bits differently (a hash pinned on
+    one failed on another), while a change of the draws moves every figure."""
     demo = DEMO.merge({"image_size": 96, "confluence": 0.5})
-    for batch in ("b1", "b2"):
+    for batch, (means, n_nuclei, nucleus_pixels) in DEMO_RENDERING.items():
         fx = batch_effects(batch, demo)
-        digest.update(repr(sorted(fx.items())).encode())
         rng = np.random.default_rng([0, 1])
         effect = np.array([1.2, 1, 1, 0.9, 1.1, 1, 1, 1.0])
         images, nuclei, _, _ = render_site(rng, demo, fx, effect, vignetting_field(fx, 96))
-        for channel in images:
-            digest.update(images[channel].tobytes())
-        digest.update(nuclei.tobytes())
-    assert digest.hexdigest() == "0734150b215e173dcfb011e4c0362ebfa51b2884c4e029b1ea374621cb40a506"
+        got = {channel: float(image.astype(np.float64).mean()) for channel, image in images.items()}
+        assert list(got) == list(means)
+        np.testing.assert_allclose(list(got.values()), list(means.values()), rtol=1e-5)
+        assert nuclei.max() == n_nuclei
+        assert abs(int((nuclei > 0).sum()) - nucleus_pixels) <= 0.005 * nucleus_pixels
 
 
 def test_config_rxrx1_screen_yaml_is_the_defaults_each_key_commented():
