@@ -10,8 +10,9 @@ SNAKEMAKE_ARGS ?=
 # Where torch sees no GPU, train/embed jobs (device auto) run on the CPU, and the workstation
 # profile's gpu=1, which keeps GPU jobs one at a time, would only leave cores idle: the demos
 # then let as many run side by side as there are cores (SNAKEMAKE_ARGS may override it).
-CPU_ONLY = $(shell $(VENV)/bin/python -c "import torch; print(int(not torch.cuda.is_available()))")
-GPU_RESOURCES = $(if $(filter 1,$(CPU_ONLY)),--resources gpu=$(CORES))
+# (--resources=...: one value, so a target in SNAKEMAKE_ARGS is not read as a resource)
+CPU_ONLY = $(shell $(VENV)/bin/python -c "import torch; print(int(not torch.cuda.is_available()))" 2>/dev/null)
+GPU_RESOURCES = $(if $(filter 1,$(CPU_ONLY)),--resources=gpu=$(CORES))
 STAMP := $(VENV)/.debatch-installed
 
 .PHONY: venv demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results

@@ -68,7 +68,7 @@ def write_table(
 ) -> int:
     """The synthetic cell table, ``with_nan``: NaN as CellProfiler leaves it (``NAN_FEATURES``);
     returns its in-memory (Arrow) size in bytes."""
-    rng = np.random.default_rng(seed)
+    rng, nan_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     wells = [f"{row}{col:02d}" for row in "ABCDEFGHIJKLMNOP" for col in range(1, 25)]
     well_of_cell = np.sort(rng.integers(0, 4 * len(wells), cells))
     if shuffle:
@@ -85,8 +85,8 @@ def write_table(
     }
     for i in range(features):
         values = rng.normal(size=cells).astype(np.float32)
-        if with_nan and i % NAN_FEATURES[0] == 0:
-            values[rng.random(cells) < NAN_FEATURES[1]] = np.nan
+        if with_nan and i % NAN_FEATURES[0] == 0:  # its own draws: the values stay the same
+            values[nan_rng.random(cells) < NAN_FEATURES[1]] = np.nan
         columns[f"emb_{i:03d}"] = pa.array(values)
     table = pa.table(columns)
     write_parquet_table(table, path)

@@ -119,8 +119,8 @@ def main() -> None:
         f"Goal (issue 29) <= 5 minutes including the virtual environment: {verdict} "
         f"({seconds / 60:.1f} min: the virtual environment {venv_s:.0f} s with a warm pip cache, "
         f"Snakemake {demo_s:.0f} s, in which its jobs ran {table.total_s.sum():.0f} job-seconds "
-        f"on the 2 cores, training jobs {table.total_s.get('train', 0.0):.0f} of them, up to two "
-        "at a time). The report is "
+        f"on the 2 cores, training jobs {table.total_s.get('train', 0.0):.0f} of them). "
+        "The report is "
         f"{report_mb:.1f} MB (goal < 10 MB: {'met' if report_mb < 10 else 'NOT met'}).\n"
     )
     print("| rule | jobs | total s | max s per job | max peak RSS MB |")

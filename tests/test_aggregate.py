@@ -151,9 +151,12 @@ def test_skip_nan_is_pandas_over_each_wells_finite_values(tmp_path, method):
     rng = np.random.default_rng(5)
     features = [f"f{i}" for i in range(6)]
     values = cells[features].to_numpy().copy()
-    values[rng.random(values.shape) < 0.05] = np.nan
-    values[rng.random(values.shape) < 0.02] = np.inf
-    values[rng.random(values.shape) < 0.02] = -np.inf
+    some = values[:, 1:3]  # a few features not measurable, beside clean ones in each pass
+    some[rng.random(some.shape) < 0.1] = np.nan
+    some[rng.random(some.shape) < 0.03] = np.inf
+    some[rng.random(some.shape) < 0.03] = -np.inf
+    some[rng.random(some.shape) < 0.03] = np.copysign(np.nan, -1)  # x86's inf - inf
+    values[:4, 4] = [0.0, -0.0, 0.0, -0.0]  # a tie of zeros of either sign
     cells[features] = values
     cells.loc[cells["Metadata_Well"] == "A02", "f2"] = np.nan  # never measured in one well
     cells.sample(frac=1, random_state=0).to_parquet(tmp_path / "cells.parquet", index=False)

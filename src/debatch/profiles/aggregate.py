@@ -135,13 +135,13 @@ def _keys_into(row: np.ndarray, bits: np.ndarray, order: np.ndarray, scratch: np
     passes cost a large plate). NaN and inf become ``_NOT_FINITE`` (a NaN as a float). Returns
     whether every value is finite."""
     if len(order):
-        np.take(bits, order, out=row)
+        np.take(bits, order, out=row, mode="wrap")  # "raise" would buffer the output
     else:
         row[:] = bits
     np.right_shift(row, 31, out=scratch)
     scratch &= 0x7FFFFFFF
     row ^= scratch
-    if _INF_KEYS[0] < row.min() and row.max() < _INF_KEYS[1]:
+    if not row.size or (_INF_KEYS[0] < row.min() and row.max() < _INF_KEYS[1]):
         return True
     row[(row <= _INF_KEYS[0]) | (row >= _INF_KEYS[1])] = _NOT_FINITE
     return False
@@ -270,7 +270,7 @@ def _aggregate(
             elif groups.order is None:
                 row[:] = column
             else:
-                np.take(column, groups.order, out=row)
+                np.take(column, groups.order, out=row, mode="wrap")  # a permutation
         if not keys:
             # a NaN or inf makes its row's sum NaN or inf: one fast pass, and the exact check
             # only where a sum is not finite (a sum of finite values may overflow)
