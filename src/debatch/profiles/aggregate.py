@@ -126,18 +126,13 @@ _NOT_FINITE = np.int32(np.iinfo(np.int32).max)  # the key of every NaN/inf: sort
 _INF_KEYS = (np.int32(-0x7F800001), np.int32(0x7F800000))
 
 
-def _keys_into(row: np.ndarray, bits: np.ndarray, order: np.ndarray, scratch: np.ndarray) -> bool:
-    """``row`` = the keys of the float32 values whose bits are ``bits`` (in ``order`` unless it
-    is empty): int32 keys ordered as the floats are (negative floats' magnitude bits flipped;
-    the map is its own inverse), which numpy partitions a third faster than floats, made in the
-    copy of the column into the block (a few in-cache passes of one column; a compiled loop
-    would do it in one, but loading a compiled function costs a fresh job more than these
-    passes cost a large plate). NaN and inf become ``_NOT_FINITE`` (a NaN as a float). Returns
-    whether every value is finite."""
-    if len(order):
-        np.take(bits, order, out=row, mode="wrap")  # "raise" would buffer the output
-    else:
-        row[:] = bits
+def _to_keys(row: np.ndarray, scratch: np.ndarray) -> bool:
+    """In place, ``row`` (float32 bits viewed as int32) -> int32 keys ordered as the floats are
+    (negative floats' magnitude bits flipped; the map is its own inverse), which numpy
+    partitions a third faster than floats: a few in-cache passes over the row just copied (a
+    compiled loop would do it in one, but loading a compiled function costs a fresh job more
+    than these passes cost a large plate). NaN and inf become ``_NOT_FINITE`` (a NaN as a
+    float). Returns whether every value is finite."""
     np.right_shift(row, 31, out=scratch)
     scratch &= 0x7FFFFFFF
     row ^= scratch
@@ -147,8 +142,32 @@ def _keys_into(row: np.ndarray, bits: np.ndarray, order: np.ndarray, scratch: np
     return False
 
 
+def _fill_block(
+    block: np.ndarray, columns, order: np.ndarray, keys: bool, scratch: np.ndarray
+) -> np.ndarray:
+    """Copy each of ``columns`` (float32) into its row of ``block``, cells in well order
+    (``order``, empty when they already are), as ``_to_keys``'s keys when ``keys``; returns
+    which rows hold no NaN/inf."""
+    finite = np.ones(len(block), bool)
+    for i, (row, column) in enumerate(zip(block, columns)):
+        if len(order):
+            np.take(column, order, out=row, mode="wrap")  # "raise" would buffer the output
+        else:
+            row[:] = column
+        if keys:
+            finite[i] = _to_keys(row.view(np.int32), scratch)
+    if not keys:
+        # a NaN or inf makes its row's sum NaN or inf: one fast pass, and the exact check only
+        # where a sum is not finite (a sum of finite values may overflow)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, as wanted
+            finite = np.isfinite(block.sum(axis=1))
+        for i in np.flatnonzero(~finite):
+            finite[i] = np.isfinite(block[i]).all()
+    return finite
+
+
 def _floats(keys: np.ndarray) -> np.ndarray:
-    """The float32 values of ``_keys_into``'s keys."""
+    """The float32 values of ``_to_keys``'s keys."""
     return (keys ^ ((keys >> 31) & 0x7FFFFFFF)).view(np.float32)
 
 
@@ -191,7 +210,7 @@ def _aggregate_block(
     rows_with_nan: np.ndarray | None = None,
 ) -> None:
     """(features x cells, grouped contiguously) -> ``out`` (wells x features); reorders ``block``
-    (float32 values for the mean, ``_keys_into``'s int32 keys for the median).
+    (float32 values for the mean, ``_to_keys``'s int32 keys for the median).
 
     Each well's cells are a contiguous slice of every feature row, so its median is one
     ``partition`` along the last (contiguous) axis of a (features x cells-in-well) view.
@@ -260,24 +279,7 @@ def _aggregate(
             scratch.row = np.empty(len(metadata), np.int32)
         block, out = scratch.block[: len(names)], values[:, first : first + len(names)]
         keys = method == "median"
-        finite = np.ones(len(names), bool)  # per row: no NaN/inf
-        for i, (row, name) in enumerate(zip(block, names)):  # cells in well order
-            column = read_column(name)
-            if keys:
-                finite[i] = _keys_into(
-                    row.view(np.int32), column.view(np.int32), order, scratch.row
-                )
-            elif groups.order is None:
-                row[:] = column
-            else:
-                np.take(column, groups.order, out=row, mode="wrap")  # a permutation
-        if not keys:
-            # a NaN or inf makes its row's sum NaN or inf: one fast pass, and the exact check
-            # only where a sum is not finite (a sum of finite values may overflow)
-            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, as wanted
-                finite = np.isfinite(block.sum(axis=1))
-            for i in np.flatnonzero(~finite):
-                finite[i] = np.isfinite(block[i]).all()
+        finite = _fill_block(block, map(read_column, names), order, keys, scratch.row)
         if not finite.all() and not skip_nan:
             bad = ~np.isfinite(_floats(block.view(np.int32)) if keys else block).all(axis=0)
             return bad if groups.order is None else bad[np.argsort(groups.order)]
