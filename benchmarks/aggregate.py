@@ -1,14 +1,15 @@
 """Benchmark: debatch's well aggregation against pycytominer.aggregate on the same cell table.
 
-    .venv/bin/python benchmarks/aggregate.py                  # 1M cells x 256 features (~2 min)
+    .venv/bin/python benchmarks/aggregate.py                  # 1M cells x 256 features (~3 min)
     .venv/bin/python benchmarks/aggregate.py --cells 100000   # quick look
 
 Writes one synthetic per-cell Parquet table (float32 embeddings, 4 plates x 384 wells, cells in
 well order as CellProfiler/CytoTable exports and this pipeline write them; ``--shuffle`` for
 random order; encoded as the pipeline's stages write their tables,
 ``core.io.write_parquet_table``, which every contender reads), then runs each contender in its
-own fresh process, so peak memory (VmHWM) is its own, ``--repeats`` times (best time kept,
-every contender alike):
+own fresh process, so peak memory (VmHWM) is its own, in ``--repeats`` rounds of every
+contender (best time kept, every contender alike; rounds, so that a slow spell of a shared
+machine slows all of them):
 
 - pycytominer: ``pd.read_parquet`` -> ``pycytominer.aggregate`` (median, object counts) ->
   ``DataFrame.to_parquet``;
@@ -163,7 +164,7 @@ def parse_args() -> argparse.Namespace:
         "--shuffle", action="store_true", help="cells in random order, not well order"
     )
     parser.add_argument(
-        "--repeats", type=int, default=2, help="runs per contender; the fastest is kept"
+        "--repeats", type=int, default=3, help="runs per contender; the fastest is kept"
     )
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -180,50 +181,52 @@ def contenders(cores: int) -> list[tuple[str, int]]:
     return runs
 
 
-def best_of_fresh_processes(name: str, threads: int, table: Path, out: Path, repeats: int) -> dict:
-    """``repeats`` runs of one contender, each in a fresh process: the fastest run's times, with
-    the highest peak memory of them all."""
-    runs = []
-    for _ in range(max(1, repeats)):
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--contender",
-                name,
-                "--threads",
-                str(threads),
-                "--table",
-                str(table),
-                "--out",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda run: run["stage_s"])
-    best["peak_mb"] = max(run["peak_mb"] for run in runs)
-    return best
+def fresh_process(name: str, threads: int, table: Path, out: Path) -> dict:
+    """One run of one contender in a fresh process: its times and peak memory."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--contender",
+            name,
+            "--threads",
+            str(threads),
+            "--table",
+            str(table),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure(args: argparse.Namespace, cores: int) -> tuple[dict, dict, float]:
     """Every contender on one synthetic table, then pycytominer and the NaN-skipping aggregation
     on the table with NaN (``NAN_FEATURES``): (results, well profiles sorted by well, table MB),
-    both dicts keyed by (name, threads)."""
+    both dicts keyed by (name, threads). ``args.repeats`` rounds, each running every contender
+    once (a slow spell of a shared machine then slows all of them alike); per contender, the
+    fastest run's times with the highest peak memory of its runs."""
     runs = [("", run) for run in contenders(cores)]
     runs += [("_nan", ("pycytominer", 1)), ("_nan", (SKIPPING_NAN, cores))]
     with tempfile.TemporaryDirectory() as tmp:
         tables = {"": Path(tmp) / "cells.parquet", "_nan": Path(tmp) / "cells_nan.parquet"}
         table_bytes = write_table(tables[""], args.cells, args.features, args.shuffle)
         write_table(tables["_nan"], args.cells, args.features, args.shuffle, with_nan=True)
-        results, profiles = {}, {}
-        for table, (name, threads) in runs:
-            out = Path(tmp) / f"{name.replace(' ', '_')}_{threads}{table}.parquet"
-            key = (name + table, threads)
-            results[key] = best_of_fresh_processes(name, threads, tables[table], out, args.repeats)
-            profiles[key] = pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+        every_run, profiles = {}, {}
+        for _ in range(max(1, args.repeats)):
+            for table, (name, threads) in runs:
+                out = Path(tmp) / f"{name.replace(' ', '_')}_{threads}{table}.parquet"
+                key = (name + table, threads)
+                run = fresh_process(name, threads, tables[table], out)
+                every_run.setdefault(key, []).append(run)
+                profiles[key] = pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+    results = {}
+    for key, runs_of_key in every_run.items():
+        results[key] = min(runs_of_key, key=lambda run: run["stage_s"])
+        results[key]["peak_mb"] = max(run["peak_mb"] for run in runs_of_key)
     return results, profiles, table_bytes / 2**20
 
 
@@ -234,8 +237,8 @@ def print_header(args: argparse.Namespace, table_mb: float, cores: int, load: fl
         f"4 plates x 384 wells, {order} (median)\n"
     )
     print(
-        f"Cell table in memory: {table_mb:,.0f} MB. Best of {max(1, args.repeats)} run(s) per "
-        f"contender, each in a fresh process; {cores} usable core(s), "
+        f"Cell table in memory: {table_mb:,.0f} MB. Best of {max(1, args.repeats)} rounds of "
+        f"every contender, each run in a fresh process; {cores} usable core(s), "
         f"load average {load:.1f} at the start (other work on the machine slows "
         "multi-threaded runs most).\n"
     )

@@ -97,3 +97,22 @@ def test_parquet_float_columns_are_plain_encoded_and_labels_keep_their_dictionar
     assert "RLE_DICTIONARY" not in encodings["Cells_AreaShape_Area"]
     assert "RLE_DICTIONARY" not in encodings["emb_000"]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cells.parquet"), table)
+
+
+def test_parquet_float_columns_without_nulls_are_required_and_read_back_equal(tmp_path):
+    """A required column stores no definition levels (half the read time); pandas' NaN is
+    written as a null (pyarrow's from_pandas), so a column with one stays nullable."""
+    table = pd.DataFrame(
+        {
+            "Metadata_Well": ["A01", None, "B01"],
+            "emb_000": np.array([0.5, 0.25, -1.0], np.float32),
+            "Nuclei_Texture_Contrast": [1.0, np.nan, 2.0],
+        }
+    )
+    write_parquet(table, tmp_path / "cells.parquet", {"rule": "test"})
+    schema = pq.read_schema(tmp_path / "cells.parquet")
+    assert not schema.field("emb_000").nullable
+    assert schema.field("Nuclei_Texture_Contrast").nullable
+    assert schema.field("Metadata_Well").nullable
+    assert {b"debatch", b"pandas"} <= set(schema.metadata)  # provenance and pandas' dtypes kept
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cells.parquet"), table)
