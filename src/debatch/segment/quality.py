@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -54,14 +55,17 @@ def _low_frequency_rings(height: int, width: int, top: int):
 def power_log_log_slope(image: np.ndarray) -> float:
     """CellProfiler's PowerLogLogSlope: fit of log(ring power) on log(radius), radii 2..min/8.
     Ring power comes from the real FFT's half spectrum (the other half mirrors it), and only
-    from the low frequencies the fit uses: the same sums as over the full spectrum."""
+    from the low frequencies the fit uses: the same sums as over the full spectrum. The 2-D
+    transform is done by axes (scipy.fft, twice numpy's speed on these sizes, the same values):
+    every row's real FFT, then the column FFTs of only the low-frequency columns."""
     pixels = np.asarray(image, np.float64)
     height, width = pixels.shape
     top = int(min(height, width) / 8)
     if top <= 3 or pixels.min() == pixels.max():  # too small or blank to judge: never fails focus
         return float("nan")
     rows, cols, radius, weight = _low_frequency_rings(height, width, top)
-    spectrum = np.fft.rfft2(pixels - pixels.mean())[rows][:, cols]
+    by_row = scipy.fft.rfft(pixels - pixels.mean(), axis=1)[:, : len(cols)]
+    spectrum = scipy.fft.fft(by_row, axis=0)[rows]
     power = spectrum.real**2 + spectrum.imag**2
     radii = np.arange(2, top)
     ring_power = np.bincount(radius, power.ravel() * weight, minlength=top)[radii]
@@ -71,29 +75,57 @@ def power_log_log_slope(image: np.ndarray) -> float:
     return float(np.polyfit(np.log(radii[usable]), np.log(ring_power[usable]), 1)[0])
 
 
-def _sobel_magnitude_at(pixels: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """ndimage.sobel's gradient magnitude (its "reflect" border), at the ``where`` pixels only:
-    the contour is a few thousand of a site's million pixels."""
-    padded = np.pad(pixels, 1, mode="symmetric")  # = ndimage's "reflect"
+def _sobel_magnitude_at(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """ndimage.sobel's gradient magnitude (its "reflect" border) of ``image`` in float64, at the
+    ``where`` pixels only: the contour is a few thousand of a site's million pixels."""
+    padded = np.pad(image, 1, mode="symmetric")  # = ndimage's "reflect"
     rows, cols = np.nonzero(where)
     rows, cols = rows + 1, cols + 1
 
     def at(dr, dc):
-        return padded[rows + dr, cols + dc]
+        return padded[rows + dr, cols + dc].astype(np.float64)
 
     across_rows = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
     across_cols = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
     return np.hypot(across_rows, across_cols)
 
 
-def _half_maximum(pixels: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _median_of_levels(levels: np.ndarray, counts: np.ndarray) -> float:
+    """np.median of the values ``levels`` (ascending) repeated ``counts`` times: the mean of the
+    two middle values (one for an odd count), read off the cumulative counts."""
+    cumulative = np.cumsum(counts)
+    ranks = [(cumulative[-1] - 1) // 2, cumulative[-1] // 2]
+    middle = levels[np.searchsorted(cumulative, ranks, side="right")].astype(np.float64)
+    return float(middle.sum() / 2)
+
+
+def _half_maximum(image: np.ndarray) -> tuple[np.ndarray, float] | None:
     """The pixels above half-way between the objects' and the background's median levels
-    (Otsu splits them), and that contrast; None for a constant image."""
-    if pixels.min() == pixels.max():
+    (Otsu splits them), and that contrast; None for a constant image. An 8- or 16-bit image
+    is counted once (np.bincount) and Otsu and both medians are read off the counts, the same
+    numbers as skimage's and numpy's over the pixels in float64 in a fraction of the time."""
+    if image.min() == image.max():
         return None
-    otsu = threshold_otsu(pixels)
-    high, low = np.median(pixels[pixels > otsu]), np.median(pixels[pixels <= otsu])
-    return pixels > (high + low) / 2, float(high - low)
+    if image.dtype.kind != "u" or image.dtype.itemsize > 2:
+        pixels = np.asarray(image, np.float64)
+        otsu = threshold_otsu(pixels)
+        high, low = np.median(pixels[pixels > otsu]), np.median(pixels[pixels <= otsu])
+        return pixels > (high + low) / 2, float(high - low)
+    counts = np.bincount(image.ravel())
+    levels = np.flatnonzero(counts)
+    counts = counts[levels]
+    # skimage's histogram of a float image: np.histogram over its own range, 256 bins
+    binned, edges = np.histogram(
+        levels.astype(np.float64),
+        bins=256,
+        range=(float(levels[0]), float(levels[-1])),
+        weights=counts,
+    )
+    otsu = threshold_otsu(hist=(binned.astype(np.int64), (edges[:-1] + edges[1:]) / 2.0))
+    above = levels > otsu
+    high = _median_of_levels(levels[above], counts[above])
+    low = _median_of_levels(levels[~above], counts[~above])
+    return image > (high + low) / 2, float(high - low)
 
 
 def edge_measures(image: np.ndarray) -> tuple[float, float]:
@@ -106,15 +138,14 @@ def edge_measures(image: np.ndarray) -> tuple[float, float]:
     size that adjustment uses, as blur leaves a half-maximum outline in place where it moves a
     segmentation's lower threshold outwards (a blurred site's nuclei would look bigger, not
     blurred)."""
-    pixels = np.asarray(image, np.float64)
-    half = _half_maximum(pixels)
+    half = _half_maximum(image)
     if half is None:
         return float("nan"), float("nan")
     inside, contrast = half
     contour = inside & ~ndimage.binary_erosion(inside, border_value=1)
     if not contour.any():
         return float("nan"), float("nan")
-    gradient = _sobel_magnitude_at(pixels, contour) / 8
+    gradient = _sobel_magnitude_at(image, contour) / 8
     objects, _ = ndimage.label(inside, np.ones((3, 3), bool))
     area = float(np.median(np.bincount(objects.ravel())[1:]))
     return float(np.median(gradient) / contrast), area
