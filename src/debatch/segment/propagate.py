@@ -25,7 +25,7 @@ import numpy as np
 from centrosome.cpmorphology import fill_labeled_holes
 from scipy import ndimage
 from skimage.filters import threshold_li, threshold_multiotsu, threshold_otsu
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import watershed
 
 from debatch.core.stats import MAD_SCALE
 from debatch.segment.grow import propagate
@@ -194,12 +194,16 @@ def find_nuclei(dna: np.ndarray, params: dict | None = None) -> tuple[np.ndarray
     nuclei = watershed(-distance, markers, connectivity=2, mask=foreground)
 
     areas = np.bincount(nuclei.ravel())
-    bad = (areas < _min_area(propagate_settings)) | (
-        areas > propagate_settings["max_area"] * disc_area
+    kept = (
+        (areas > 0)
+        & (areas >= _min_area(propagate_settings))
+        & (areas <= propagate_settings["max_area"] * disc_area)
     )
-    bad[0] = False
-    nuclei[bad[nuclei]] = 0
-    return relabel_sequential(nuclei)[0].astype(np.int32), specks
+    kept[0] = False
+    # the kept labels renumbered 1..n in order (relabel_sequential's result, in one lookup)
+    renumbered = np.zeros(len(areas), np.int32)
+    renumbered[kept] = np.arange(1, kept.sum() + 1)
+    return renumbered[nuclei], specks
 
 
 def segment_nuclei(dna: np.ndarray, params: dict | None = None) -> np.ndarray:
