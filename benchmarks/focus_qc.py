@@ -31,8 +31,7 @@ from debatch.segment.qc import (
     flag_sites,
     focus_deviation,
 )
-from debatch.segment.quality import SHARPNESS
-from debatch.settings import HALF_MAXIMUM_AREA, PLATE
+from debatch.settings import HALF_MAXIMUM_AREA, PLATE, SHARPNESS
 from debatch.validate.focus_qc import focus_rates, focus_table
 from previous import BEFORE_ISSUE_24, qc_before_issue_24
 

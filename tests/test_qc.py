@@ -17,18 +17,24 @@ from debatch.segment.qc import (
     summary,
 )
 from debatch.segment.quality import (
-    FOCUS,
-    MEAN,
-    SATURATION,
-    SHARPNESS,
-    SPREAD,
     edge_measures,
     image_quality,
     percent_maximal,
     power_log_log_slope,
 )
 from debatch.segment.score import median_area
-from debatch.settings import HALF_MAXIMUM_AREA, QC, QC_FAILED, QC_PASS, SITE_SPECKS
+from debatch.settings import (
+    FOCUS,
+    HALF_MAXIMUM_AREA,
+    MEAN_INTENSITY,
+    QC,
+    QC_FAILED,
+    QC_PASS,
+    SATURATION,
+    SHARPNESS,
+    SITE_SPECKS,
+    STD_INTENSITY,
+)
 
 
 def blobs(seed=0, size=256, n=40):
@@ -180,10 +186,10 @@ def test_percent_maximal_counts_pixels_at_the_maximum():
     measures = image_quality({"DNA": image, "AGP": blobs(1)}, "DNA")
     assert set(measures) == {f"{SHARPNESS}_DNA", f"{HALF_MAXIMUM_AREA}_DNA"} | {
         f"{kind}_{channel}"
-        for kind in (FOCUS, SATURATION, MEAN, SPREAD)
+        for kind in (FOCUS, SATURATION, MEAN_INTENSITY, STD_INTENSITY)
         for channel in ("DNA", "AGP")
     }
-    assert measures[f"{MEAN}_DNA"] == pytest.approx(image.mean())
+    assert measures[f"{MEAN_INTENSITY}_DNA"] == pytest.approx(image.mean())
     assert measures[f"{HALF_MAXIMUM_AREA}_DNA"] == edge_measures(image)[1]
 
 
@@ -252,10 +258,11 @@ def test_constant_and_rescaled_channels_fail_their_site_naming_the_channel():
     """A blank channel, and a site exported at 8 bit into 16-bit files (values >> 8): each
     fails with the channel named; the other sites of the plate pass."""
     table = sites_table()
-    table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
-    table[f"{MEAN}_AGP"], table[f"{SPREAD}_AGP"] = 800.0, 100.0
-    table.loc[5, [f"{MEAN}_AGP", f"{SPREAD}_AGP"]] = [0.0, 0.0]  # blank
-    table.loc[6, [f"{MEAN}_DNA", f"{MEAN}_AGP"]] = [1000 / 256, 800 / 256]  # 8-bit export
+    table[f"{MEAN_INTENSITY}_DNA"], table[f"{STD_INTENSITY}_DNA"] = 1000.0, 200.0
+    table[f"{MEAN_INTENSITY}_AGP"], table[f"{STD_INTENSITY}_AGP"] = 800.0, 100.0
+    table.loc[5, [f"{MEAN_INTENSITY}_AGP", f"{STD_INTENSITY}_AGP"]] = [0.0, 0.0]  # blank
+    eight_bit = [f"{MEAN_INTENSITY}_DNA", f"{MEAN_INTENSITY}_AGP"]  # an 8-bit export
+    table.loc[6, eight_bit] = [1000 / 256, 800 / 256]
     flagged = flag_sites(table, "DNA")
     assert flagged.loc[5, "QC_Failed"] == "constant AGP"
     assert flagged.loc[6, "QC_Failed"] == "scale DNA x0.00391;scale AGP x0.00391"
@@ -277,8 +284,8 @@ def test_constant_and_rescaled_channels_fail_their_site_naming_the_channel():
 def test_qc_warnings_take_plates_tables_concatenated():
     """The report concatenates every plate's qc table (row labels repeat): same warnings."""
     table = sites_table()
-    table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
-    table.loc[6, f"{MEAN}_DNA"] = 1000 / 256
+    table[f"{MEAN_INTENSITY}_DNA"], table[f"{STD_INTENSITY}_DNA"] = 1000.0, 200.0
+    table.loc[6, f"{MEAN_INTENSITY}_DNA"] = 1000 / 256
     flagged = flag_sites(table, "DNA")
     plates = [flagged[flagged["Metadata_Plate"] == p].reset_index(drop=True) for p in ("P1", "P2")]
     assert qc_warnings(pd.concat(plates)) == qc_warnings(flagged) != []
@@ -293,8 +300,8 @@ def test_a_scale_fault_is_worded_from_its_ratio_and_direction():
         (1 / 40, "(40x dimmer than the plate's median: another exposure, gain or bit depth)"),
     ):
         table = sites_table()
-        table[f"{MEAN}_DNA"], table[f"{SPREAD}_DNA"] = 1000.0, 200.0
-        table.loc[6, f"{MEAN}_DNA"] *= factor
+        table[f"{MEAN_INTENSITY}_DNA"], table[f"{STD_INTENSITY}_DNA"] = 1000.0, 200.0
+        table.loc[6, f"{MEAN_INTENSITY}_DNA"] *= factor
         (warning,) = fault_warnings(flag_sites(table, "DNA"))
         assert meaning in warning and "8-bit data in 16-bit files" not in warning, warning
 

@@ -28,8 +28,7 @@ from debatch.report.html import PlateQC, render, write_report
 from debatch.report.tables import ranking_table
 from debatch.segment.qc import COUNT, flag_sites
 from debatch.segment.qc_figures import plot_heatmaps
-from debatch.segment.quality import SATURATION, SHARPNESS
-from debatch.settings import TREATMENT
+from debatch.settings import SATURATION, SHARPNESS, TREATMENT
 
 from builders import wells_table
 from conftest import docs_tool

@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from debatch.core.stats import MAD_SCALE
-from debatch.segment.quality import FOCUS, MEAN, SATURATION, SHARPNESS, SPREAD
 from debatch.settings import (
+    FOCUS,
     HALF_MAXIMUM_AREA,
+    MEAN_INTENSITY,
     MIN_SPECKS,
     NEGCON,
     PLATE,
@@ -46,9 +47,12 @@ from debatch.settings import (
     QC_FAILED,
     QC_PASS,
     ROLE,
+    SATURATION,
+    SHARPNESS,
     SITE,
     SITE_CELLS,
     SITE_SPECKS,
+    STD_INTENSITY,
     TREATMENT,
     WELL,
 )
@@ -131,9 +135,9 @@ def _channel_faults(sites: pd.DataFrame, plates: pd.Series, max_ratio: float | N
     """Per site, the channels that are constant or on another intensity scale than the plate's
     ("constant AGP;scale Mito x0.004"), empty when none (tables without these measures: none)."""
     faults = {index: [] for index in sites.index}
-    for column in [c for c in sites if c.startswith(SPREAD + "_")]:
-        channel = column.removeprefix(SPREAD + "_")
-        mean = sites[f"{MEAN}_{channel}"]
+    for column in [c for c in sites if c.startswith(STD_INTENSITY + "_")]:
+        channel = column.removeprefix(STD_INTENSITY + "_")
+        mean = sites[f"{MEAN_INTENSITY}_{channel}"]
         ratio = mean / mean.groupby(plates).transform("median")
         for index in sites.index[sites[column] == 0]:
             faults[index].append(f"constant {channel}")

@@ -31,12 +31,14 @@ import scipy.fft
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from debatch.settings import HALF_MAXIMUM_AREA
-
-FOCUS = "ImageQuality_PowerLogLogSlope"
-SHARPNESS = "ImageQuality_EdgeSharpness"
-SATURATION = "ImageQuality_PercentMaximal"
-MEAN, SPREAD = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
+from debatch.settings import (
+    FOCUS,
+    HALF_MAXIMUM_AREA,
+    MEAN_INTENSITY,
+    SATURATION,
+    SHARPNESS,
+    STD_INTENSITY,
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,6 +175,6 @@ def image_quality(raw: dict[str, np.ndarray], focus_channel: str | None = None) 
     for channel, image in raw.items():
         measures[f"{FOCUS}_{channel}"] = power_log_log_slope(image)
         measures[f"{SATURATION}_{channel}"] = percent_maximal(image)
-        measures[f"{MEAN}_{channel}"] = float(image.mean(dtype=np.float64))
-        measures[f"{SPREAD}_{channel}"] = float(image.std(dtype=np.float64))
+        measures[f"{MEAN_INTENSITY}_{channel}"] = float(image.mean(dtype=np.float64))
+        measures[f"{STD_INTENSITY}_{channel}"] = float(image.std(dtype=np.float64))
     return measures

@@ -26,6 +26,11 @@ SITE_SPECKS = "Count_Specks"  # per site: specks left out as artefacts (propagat
 # per site, px: the median object area at half maximum of the nuclei channel (its suffix), the
 # size the focus test adjusts for (debatch.segment.qc)
 HALF_MAXIMUM_AREA = "ImageQuality_HalfMaximumArea"
+# per site and channel (its suffix): CellProfiler's MeasureImageQuality measures of the raw
+# pixels (debatch.segment.quality), which QC judges (debatch.segment.qc)
+FOCUS, SHARPNESS = "ImageQuality_PowerLogLogSlope", "ImageQuality_EdgeSharpness"
+SATURATION = "ImageQuality_PercentMaximal"
+MEAN_INTENSITY, STD_INTENSITY = "ImageQuality_MeanIntensity", "ImageQuality_StdIntensity"
 CROP_AT_EDGE = "Crops_TouchingEdge"
 # a whole-site crop's cells (crops.unit: site): the site's segmented cell count, metadata that
 # travels with the site's row into embeddings; a well of sites sums it (COUNT_CELLS)
