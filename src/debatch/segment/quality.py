@@ -140,6 +140,7 @@ def edge_measures(image: np.ndarray) -> tuple[float, float]:
     size that adjustment uses, as blur leaves a half-maximum outline in place where it moves a
     segmentation's lower threshold outwards (a blurred site's nuclei would look bigger, not
     blurred)."""
+    image = np.asarray(image)
     half = _half_maximum(image)
     if half is None:
         return float("nan"), float("nan")
