@@ -1,5 +1,5 @@
 """What every output column means, per output file: the one list docs/columns.md is generated
-from (``tools/docs.py columns``) and that a workflow test holds every written column to.
+from (``tools/docs.py sync``) and that a workflow test holds every written column to.
 
 In a pattern, ``{channel}`` stands for a logical channel of ``channels:`` (no ``_``), ``{k}`` for
 digits, ``{compartment}`` for Nuclei, Cells or Cytoplasm, any other ``{name}`` for any text.
@@ -15,17 +15,23 @@ from .names import (
     COUNT_WELLS,
     CROP_AT_EDGE,
     DOSE,
+    FOCUS,
+    HALF_MAXIMUM_AREA,
+    MEAN_INTENSITY,
     OBJECT,
     PATH,
     PLATE,
     QC_FAILED,
     QC_PASS,
     ROLE,
+    SATURATION,
+    SHARPNESS,
     SITE,
     SITE_CELLS,
     SITE_CELLS_META,
     SITE_NUCLEUS_AREA,
     SITE_SPECKS,
+    STD_INTENSITY,
     TREATMENT,
     WELL,
 )
@@ -53,20 +59,23 @@ _CELLPROFILER = [
 ]
 _QUALITY = [
     (
-        "ImageQuality_PowerLogLogSlope_{channel}",
+        f"{FOCUS}_{{channel}}",
         "CellProfiler's focus measure: slope of the log-log radial power spectrum",
     ),
-    ("ImageQuality_EdgeSharpness_{channel}", "mean gradient magnitude at object edges (focus)"),
     (
-        "ImageQuality_HalfMaximumArea_{channel}",
+        f"{SHARPNESS}_{{channel}}",
+        "median gradient at the nuclei's half-maximum contour over their contrast (1/px; focus)",
+    ),
+    (
+        f"{HALF_MAXIMUM_AREA}_{{channel}}",
         "median object area (px) at half maximum, the size the focus test adjusts for",
     ),
     (
-        "ImageQuality_PercentMaximal_{channel}",
+        f"{SATURATION}_{{channel}}",
         "share of pixels at the image's maximum, 255 in 8-bit images (saturation)",
     ),
-    ("ImageQuality_MeanIntensity_{channel}", "mean intensity of the site, as read"),
-    ("ImageQuality_StdIntensity_{channel}", "standard deviation of the site's intensity"),
+    (f"{MEAN_INTENSITY}_{{channel}}", "mean intensity of the site, as read"),
+    (f"{STD_INTENSITY}_{{channel}}", "standard deviation of the site's intensity"),
     (SITE_CELLS, "cells segmented in the site"),
     (SITE_NUCLEUS_AREA, "median nucleus area of the site (px)"),
     ("Count_UnpairedNuclei", "nuclei without a cell (dropped)"),
