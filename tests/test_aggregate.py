@@ -91,7 +91,7 @@ def test_threads_odd_even_and_single_cell_wells_equal_pandas(tmp_path, method, t
         }
     )
     cells["f6"] = np.round(rng.normal(size=len(wells)), 1).astype(np.float32)  # ties
-    # finite, but their float32 sum overflows: still finite cells, never rejected
+    # finite values at float32's edge (their sum overflows): finite cells, never rejected
     cells["f7"] = (rng.choice([-1, 1], len(wells)) * 3e38).astype(np.float32)
     if shuffle:
         cells = cells.sample(frac=1, random_state=0).reset_index(drop=True)

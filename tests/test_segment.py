@@ -84,6 +84,22 @@ def test_debris_and_oversized_blobs_are_not_nuclei():
     assert nuclei.max() == 1 and nuclei[20, 20] == 1
 
 
+@pytest.mark.parametrize("min_area", [0.0, PROPAGATE.defaults["min_area"]])
+def test_nuclei_left_after_the_size_filter_are_numbered_1_to_n_in_order(min_area):
+    """Debris dropped by the size filter between nuclei leaves no gap in the labels: 1..n,
+    as skimage's relabel_sequential numbers them."""
+    shape = (96, 96)
+    image = np.full(shape, 100.0, np.float32)
+    for row, col in [(15, 15), (15, 48), (15, 80), (60, 30), (60, 70)]:
+        image[disc(shape, (row, col), 6)] = 1000.0
+    for row, col in [(15, 31), (40, 60), (85, 85)]:  # debris among them, 13 px
+        image[disc(shape, (row, col), 2)] = 1000.0
+    nuclei = segment_nuclei(image, {**SHARP, "min_area": min_area})
+    expected = 8 if min_area == 0 else 5
+    assert np.array_equal(np.unique(nuclei), np.arange(expected + 1))
+    np.testing.assert_array_equal(relabel_sequential(nuclei)[0], nuclei)
+
+
 def test_specks_are_counted_but_small_solid_objects_are_not():
     """Hot pixels (a few bright pixels, blurred into blobs by the smoothing but background in
     most of their pixels) are left out and counted as specks. Small but solid objects (an

@@ -4,10 +4,10 @@ not change behaviour did not (the demo run before and after, same machine, same 
     python tools/same_results.py BEFORE AFTER
 
 Compares every file the two folders hold by what it means, not its bytes where a file records
-how or when it was made: Parquet tables equal with the schema metadata (provenance) left out,
-.npy/.npz arrays byte-equal, .pt files' tensors torch.equal (and model.pt's other values
-equal), .h5ad data equal without uns["debatch"], JSON and TSV equal (training logs without
-their timings), TIFF pixels equal. Logs, benchmarks, PNG and HTML are skipped (timings and
+how or when it was made: Parquet tables equal with the schema metadata (provenance) and the
+columns' nullability left out, .npy/.npz arrays byte-equal, .pt files' tensors torch.equal (and
+model.pt's other values equal), .h5ad data equal without uns["debatch"], JSON and TSV equal
+(training logs without their timings), TIFF pixels equal. Logs, benchmarks, PNG and HTML are skipped (timings and
 renderings). Prints each difference; exits 1 when there is one.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 SKIPPED_FOLDERS = {"logs", "benchmarks", ".snakemake"}
@@ -26,9 +27,17 @@ SKIPPED_SUFFIXES = {".png", ".html", ".log"}
 TIMINGS = ["crops_per_s", "seconds"]  # training_log.tsv columns that measure the machine
 
 
+def _comparable(table: pa.Table) -> pa.Table:
+    """``table`` without schema metadata and with every column nullable: whether a float
+    column is written required depends on its values (core.io.write_parquet_table), and a
+    file written before that rule holds the same values as a nullable column."""
+    schema = pa.schema([field.with_nullable(True) for field in table.schema])
+    return pa.Table.from_arrays(table.columns, schema=schema)
+
+
 def same_parquet(a: Path, b: Path) -> bool:
-    left, right = (pq.read_table(p) for p in (a, b))
-    return left.replace_schema_metadata(None).equals(right.replace_schema_metadata(None))
+    left, right = (_comparable(pq.read_table(p)) for p in (a, b))
+    return left.equals(right)
 
 
 def same_arrays(a: np.ndarray, b: np.ndarray) -> bool:

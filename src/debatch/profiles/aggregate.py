@@ -133,9 +133,9 @@ def _is_finite(values: np.ndarray) -> bool:
 def _to_keys(bits: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     """``bits`` (float32 viewed as int32) -> ``out``: int32 keys ordered as the floats are
     (negative floats' magnitude bits flipped; the map is its own inverse), which numpy
-    partitions a third faster than floats; three in-cache passes (``out`` may be ``bits``; a
-    compiled loop would do it in one, but loading a compiled function costs a fresh job more
-    than these passes cost a large plate)."""
+    partitions faster than floats (a third on AVX-512, a tenth on AVX2: benchmarks/notes.md);
+    three numpy passes (``out`` may be ``bits``; a compiled loop would do it in one, but
+    loading a compiled function costs a fresh job more than these passes cost a large plate)."""
     np.right_shift(bits, 31, out=scratch)
     scratch &= 0x7FFFFFFF
     np.bitwise_xor(bits, scratch, out=out)
