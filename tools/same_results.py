@@ -7,8 +7,8 @@ Compares every file the two folders hold by what it means, not its bytes where a
 how or when it was made: Parquet tables equal with the schema metadata (provenance) and the
 columns' nullability left out, .npy/.npz arrays byte-equal, .pt files' tensors torch.equal (and
 model.pt's other values equal), .h5ad data equal without uns["debatch"], JSON and TSV equal
-(training logs without their timings), TIFF pixels equal. Logs, benchmarks, PNG and HTML are skipped (timings and
-renderings). Prints each difference; exits 1 when there is one.
+(training logs without their timings), TIFF pixels equal. Logs, benchmarks, PNG and HTML are
+skipped (timings and renderings). Prints each difference; exits 1 when there is one.
 """
 
 from __future__ import annotations
