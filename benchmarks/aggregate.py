@@ -215,14 +215,17 @@ def measure(args: argparse.Namespace, cores: int) -> tuple[dict, dict, float]:
         tables = {"": Path(tmp) / "cells.parquet", "_nan": Path(tmp) / "cells_nan.parquet"}
         table_bytes = write_table(tables[""], args.cells, args.features, args.shuffle)
         write_table(tables["_nan"], args.cells, args.features, args.shuffle, with_nan=True)
-        every_run, profiles = {}, {}
+        every_run, outs = {}, {}
         for _ in range(max(1, args.repeats)):
             for table, (name, threads) in runs:
-                out = Path(tmp) / f"{name.replace(' ', '_')}_{threads}{table}.parquet"
                 key = (name + table, threads)
-                run = fresh_process(name, threads, tables[table], out)
+                outs[key] = Path(tmp) / f"{name.replace(' ', '_')}_{threads}{table}.parquet"
+                run = fresh_process(name, threads, tables[table], outs[key])
                 every_run.setdefault(key, []).append(run)
-                profiles[key] = pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+        profiles = {
+            key: pd.read_parquet(out).sort_values(STRATA).reset_index(drop=True)
+            for key, out in outs.items()
+        }
     results = {}
     for key, runs_of_key in every_run.items():
         results[key] = min(runs_of_key, key=lambda run: run["stage_s"])

@@ -5,8 +5,8 @@ row per feature, cells sorted by well once), so a Parquet plate is never held wh
 and each well's median is one vectorised selection along the contiguous axis (``np.partition``
 with a single kth, which numpy runs with SIMD quickselect; a two-kth partition is ~10x slower,
 so the lower middle of an even count is the max of the left part instead), on int32 keys ordered
-like the float32 values (a third faster than on floats; made, with the NaN/inf check, as each
-column is copied into the block). Blocks of columns run on a thread
+like the float32 values (faster than on floats, by how much depending on the CPU; written
+from each column into the block, after its NaN/inf check). Blocks of columns run on a thread
 each (numpy's partition and pyarrow's Parquet reader release the GIL), every thread reusing one
 scratch block: on the VMs measured, faulting in fresh pages cost about as much as the selection
 itself. CellProfiler's tables, whose few NaN mean "not measurable" (``skip_nan``), take the same
@@ -152,14 +152,14 @@ def _fill_block(
         finite[i] = _is_finite(column)
         if len(order):
             np.take(column, order, out=row, mode="wrap")  # "raise" would buffer the output
-            column = row
+            column = row  # the keys are then made in place
+        elif not keys:
+            row[:] = column
         if keys:
             not_finite = None if finite[i] else ~np.isfinite(column)
             _to_keys(column.view(np.int32), row.view(np.int32), scratch)
             if not_finite is not None:
                 row.view(np.int32)[not_finite] = _NOT_FINITE
-        elif not len(order):
-            row[:] = column
     return finite
 
 

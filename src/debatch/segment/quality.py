@@ -85,7 +85,7 @@ def _sobel_magnitude_at(image: np.ndarray, where: np.ndarray) -> np.ndarray:
     rows, cols = rows + 1, cols + 1
 
     def at(dr, dc):
-        return padded[rows + dr, cols + dc].astype(np.float64)
+        return padded[rows + dr, cols + dc].astype(np.float64, copy=False)
 
     across_rows = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
     across_cols = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
