@@ -4,8 +4,10 @@ slow end-to-end Snakemake run, on pytest-xdist workers), timed against issue 29'
 
 The reference in the same run is the suite's own busy time: the seconds its tests took summed
 over the workers (pytest's JUnit XML, fixtures included), so the ratio busy / wall says how
-much the workers overlap, and the modules that take longest say where the time goes. The
-machine's load at the start is in the section's footer: the goal is for an idle machine.
+much the workers overlap, and the modules that take longest say where the time goes. A census
+(benchmarks/census/sitecustomize.py, on PYTHONPATH for the run) says who spent the CPU:
+Snakemake, the workflow's jobs by rule script, the test processes. The machine's load at the
+start is in the section's footer: the goal is for an idle machine.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GOAL_MINUTES = 15.0
 SLOWEST_MODULES = 8
+CENSUS = REPO / "benchmarks" / "census"  # its sitecustomize.py records every Python process
+LARGEST_JOBS = 6
 
 
-def run_make_test(junit: Path) -> tuple[float, float, int]:
-    """`make test` with pytest's JUnit XML written to ``junit``: wall s, CPU s of every process
-    it started, exit status."""
+def run_make_test(junit: Path, census: Path) -> tuple[float, float, int]:
+    """`make test` with pytest's JUnit XML written to ``junit`` and every Python process's CPU
+    to ``census``: wall s, CPU s of every process it started, exit status."""
     addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} --junit-xml={junit}".strip()
-    env = {**os.environ, "PYTEST_ADDOPTS": addopts}
+    path = os.pathsep.join(filter(None, [str(CENSUS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTEST_ADDOPTS": addopts, "PYTHONPATH": path, "DEBATCH_CENSUS": census}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(["make", "test"], cwd=REPO, env=env, capture_output=True, text=True)
@@ -54,6 +59,42 @@ def module_seconds(junit: Path) -> tuple[dict[str, int], dict[str, float], dict[
     return tests, seconds, outcomes
 
 
+def census_rows(census: Path) -> list[tuple[str, int, float]]:
+    """(kind, processes, CPU s) from the census, largest first: Snakemake's runs and dry runs,
+    the jobs together and the LARGEST_JOBS rule scripts that spent most, the tests, the rest."""
+    processes, seconds = defaultdict(int), defaultdict(float)
+    for line in census.read_text().splitlines() if census.exists() else []:
+        kind, cpu = line.rsplit("\t", 1)
+        processes[kind] += 1
+        seconds[kind] += float(cpu)
+    jobs = [kind for kind in seconds if kind.startswith("job: ")]
+    rows = [(kind, processes[kind], seconds[kind]) for kind in seconds if kind not in jobs]
+    rows.append(
+        ("jobs, every rule", sum(processes[k] for k in jobs), sum(seconds[k] for k in jobs))
+    )
+    largest = sorted(jobs, key=seconds.get, reverse=True)[:LARGEST_JOBS]
+    rows += [(f"{kind} (of the jobs)", processes[kind], seconds[kind]) for kind in largest]
+    return sorted(rows, key=lambda row: (row[0].endswith("(of the jobs)"), -row[2]))
+
+
+def print_census(rows: list[tuple[str, int, float]], cpu: float) -> None:
+    recorded = sum(s for kind, _, s in rows if not kind.endswith("(of the jobs)"))
+    print(
+        f"Who spent the CPU (census of every Python process that exited normally: "
+        f"{recorded / 60:.1f} CPU min, against {cpu / 60:.1f} measured for `make test`'s "
+        "processes; the census leaves out processes killed outright and counts SLURM's jobs):"
+    )
+    print()
+    print("| processes | count | CPU min | share | CPU s each |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, count, seconds in rows:
+        print(
+            f"| {kind} | {count} | {seconds / 60:.1f} | {seconds / recorded:.0%} | "
+            f"{seconds / count:.2f} |"
+        )
+    print()
+
+
 def workers() -> str:
     """The pytest-xdist workers `make test` starts (its -n): TEST_WORKERS from the environment,
     else the Makefile's default."""
@@ -66,9 +107,10 @@ def workers() -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        junit = Path(tmp) / "junit.xml"
-        wall, cpu, status = run_make_test(junit)
+        junit, census = Path(tmp) / "junit.xml", Path(tmp) / "census.tsv"
+        wall, cpu, status = run_make_test(junit, census)
         tests, seconds, outcomes = module_seconds(junit)
+        processes = census_rows(census)
     busy = sum(seconds.values())
     print(f"## The test suite (`make test`, {workers()} pytest-xdist workers)")
     print()
@@ -94,6 +136,7 @@ def main() -> None:
             f"{seconds[module] / busy:.0%} |"
         )
     print()
+    print_census(processes, cpu)
     verdict = "met" if wall / 60 <= GOAL_MINUTES and status == 0 else "NOT met"
     failing = "" if status == 0 else f"; make test exited {status}"
     print(
