@@ -84,7 +84,9 @@ settings = json.loads(sys.argv[3])
 manifest = pd.read_parquet(manifest_path)
 with np.load(illum_path) as stored:
     illum = {channel: stored[channel] for channel in stored.files}
-import torch, cellpose.models  # imported by segment_shard anyway; timed as start-up here
+import torch
+from debatch.segment.cellpose import _cellpose
+_cellpose()  # cellpose imported as segment_shard imports it (core.compiled); timed as start-up
 ready = time.perf_counter()
 cells, sites = segment_shard(
     manifest, 1, 0, Channels(list(illum), "DNA", "AGP"), illum, settings, masks, threads=1

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 
 import matplotlib.image
@@ -302,28 +301,6 @@ def test_a_umap_per_source_drawn_the_same_for_the_same_seed(report):
     first, again = umap_embedding(values, 3), umap_embedding(values, 3)
     np.testing.assert_array_equal(first, again)
     assert first.shape == (len(values), 2) and not np.allclose(first, umap_embedding(values, 4))
-
-
-def test_every_function_umap_compiles_is_kept_in_numbas_disk_cache():
-    """umap-learn compiles some functions without numba's cache, two of them while it is
-    imported: each UMAP job would compile them again (seconds before its fraction of a second
-    of work). A fresh process, so that no earlier import of umap (scanpy's) is reused."""
-    check = (
-        "import numba, sys\n"
-        "from numba.core.caching import NullCache\n"
-        "from debatch.report.figures import _import_umap_with_numba_cache\n"
-        "_import_umap_with_numba_cache()\n"
-        "import umap.distances, umap.layouts, umap.umap_, umap.utils\n"
-        "uncached = [f'{m.__name__}.{name}' for m in (umap.utils, umap.umap_, umap.layouts,"
-        " umap.distances) for name, f in vars(m).items()"
-        " if isinstance(f, numba.core.registry.CPUDispatcher) and isinstance(f._cache, NullCache)]\n"
-        "assert numba.njit.__module__.startswith('numba'), 'decorators left patched'\n"
-        "print(len(uncached), uncached[:5])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", check], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.startswith("0 "), result.stdout
 
 
 def test_a_umap_of_too_few_wells_says_why_it_is_missing():

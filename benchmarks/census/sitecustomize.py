@@ -12,12 +12,15 @@ if os.environ.get("DEBATCH_CENSUS"):
 
     def _kind(argv: list[str]) -> str:
         """Snakemake run / dry run, a job by its rule script (Snakemake runs a copy named
-        tmpXXXX.<script>.py), a pytest-xdist worker (``python -c``), or the script's name."""
+        tmpXXXX.<script>.py), a pytest-xdist worker (``python -c``), the package of
+        ``python -m`` (pytest), or the script's name."""
         program = argv[0] if argv else ""
         if program.endswith(os.path.join("snakemake", "__main__.py")):
             dry = any(arg in ("-n", "--dry-run", "--dryrun") for arg in argv)
             return "snakemake dry run" if dry else "snakemake run"
         name = os.path.basename(program)
+        if name == "__main__.py":  # python -m package: the package's name
+            return os.path.basename(os.path.dirname(program))
         if name.startswith("tmp") and name.count(".") >= 2:
             return "job: " + name.split(".", 1)[1]
         return "tests (pytest workers, python -c)" if program == "-c" else name or "other"

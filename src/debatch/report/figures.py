@@ -9,12 +9,12 @@ figure (tests/test_figures.py checks that), ``plot_*`` write it.
 
 from __future__ import annotations
 
-import functools
 import textwrap
 
 import numpy as np
 import pandas as pd
 
+from debatch.core.compiled import import_with_numba_cache
 from debatch.core.plotting import FONT, MARKERS, PALETTE, draw_plate, plate_shape, pyplot
 from debatch.core.stats import pca
 from debatch.evaluate.diagnostics import BATCH_METRICS, BIO_METRICS
@@ -147,44 +147,10 @@ UMAP_NEIGHBOURS = 15  # umap-learn's default n_neighbors (fewer on a screen of f
 UMAP_MIN_WELLS = 5
 
 
-def _import_umap_with_numba_cache():
-    """``umap`` imported with numba's on-disk cache on for every function it compiles.
-
-    umap-learn compiles some functions without the cache: two at import (their signatures
-    given, so they compile as they are decorated) and others at their first call (the exact kNN
-    of small screens, the fuzzy set, the layout epoch, the cosine distance), which cost every
-    UMAP job seconds of compilation before a fraction of a second of work. Turning the cache on
-    after the import comes too late for the first kind, so numba's decorators default to
-    ``cache=True`` while umap (and pynndescent, which it imports) are imported; compilation is
-    then a one-off per installation, the maps the same."""
-    import sys
-
-    if "umap" in sys.modules:
-        return sys.modules["umap"]
-    import numba
-
-    decorators = numba.njit, numba.jit
-
-    def cached(decorator):
-        @functools.wraps(decorator)
-        def with_cache(*args, **kwargs):
-            kwargs.setdefault("cache", True)
-            return decorator(*args, **kwargs)
-
-        return with_cache
-
-    numba.njit, numba.jit = map(cached, decorators)
-    try:
-        import umap
-    finally:
-        numba.njit, numba.jit = decorators
-    return umap
-
-
 def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
     """(n x 2) UMAP of ``values`` (umap-learn, cosine distance as the metrics use; one thread:
     the same seed gives the same map)."""
-    umap = _import_umap_with_numba_cache()
+    umap = import_with_numba_cache("umap")  # its uncached functions compile once, not per job
     model = umap.UMAP(
         n_neighbors=min(UMAP_NEIGHBOURS, len(values) - 1),
         metric="cosine",

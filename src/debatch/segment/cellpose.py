@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from debatch.core.compiled import import_with_numba_cache
 from debatch.core.device import resolve_device
 from debatch.core.io import atomic_path
 from debatch.segment.propagate import segment_cells
@@ -43,6 +44,7 @@ class CellposeError(ValueError):
 def _cellpose():
     """(cellpose.models, major version); imported lazily: cellpose pulls in numba and OpenCV."""
     try:
+        import_with_numba_cache("cellpose.models")  # cellpose.dynamics compiles as imported
         from cellpose import models, version
     except ImportError as error:
         raise CellposeError(
@@ -327,11 +329,12 @@ def train_model(
     load_model. Objects keep their size (no rescaling), so the model's diameter is the masks'.
     """
     import torch
+
+    _, major = _cellpose()  # first: cellpose imported with numba's cache
     from cellpose import train as cellpose_train
     from cellpose.resnet_torch import CPnet
     from cellpose.utils import diameters
 
-    _, major = _cellpose()
     if major >= 4:
         raise CellposeError("train_model trains cellpose 3 networks; cellpose 4 fine-tunes cpsam")
     # diam_mean = the training objects' mean diameter (as cellpose measures it), so evaluating
