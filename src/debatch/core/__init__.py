@@ -10,7 +10,9 @@
 - ``stats``: computes robust statistics (``median_and_mad``, ``pca``);
 - ``device``: resolves the torch device, importing torch only when asked (``resolve_device``);
 - ``provenance``: records how a file was made, inside the file (``job_provenance``);
-- ``shards``: splits a plate's sites into jobs and gathers their outputs back.
+- ``shards``: splits a plate's sites into jobs and gathers their outputs back;
+- ``compiled``: imports umap-learn and cellpose so that their numba functions use numba's
+  on-disk cache (``import_with_numba_cache``).
 """
 
 __all__ = [
@@ -24,4 +26,5 @@ __all__ = [
     "device",
     "provenance",
     "shards",
+    "compiled",
 ]

@@ -20,9 +20,10 @@ from types import ModuleType
 def import_with_numba_cache(name: str) -> ModuleType:
     """``importlib.import_module(name)``, numba's ``njit``/``jit`` defaulting to ``cache=True``
     for the functions of every module imported for the first time meanwhile (a decorator given
-    ``cache`` keeps its own). A module imported before is returned as it is."""
+    ``cache`` keeps its own). A module imported before is returned as it is (once complete,
+    should another thread be importing it)."""
     if name in sys.modules:
-        return sys.modules[name]
+        return importlib.import_module(name)
     import numba
 
     decorators = numba.njit, numba.jit
