@@ -44,8 +44,8 @@ class CellposeError(ValueError):
 def _cellpose():
     """(cellpose.models, major version); imported lazily: cellpose pulls in numba and OpenCV."""
     try:
-        import_with_numba_cache("cellpose.models")  # cellpose.dynamics compiles as imported
-        from cellpose import models, version
+        models = import_with_numba_cache("cellpose.models")  # dynamics compiles as imported
+        from cellpose import version
     except ImportError as error:
         raise CellposeError(
             f"segment.method is cellpose but cellpose cannot be imported "
