@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from debatch.illum.estimate import compute_plate_illum, illumination_function
+from debatch.illum.estimate import _upsample, compute_plate_illum, illumination_function
 from debatch.settings import ILLUM
 
 
@@ -39,6 +39,18 @@ def test_floor_prevents_division_by_near_zero():
     mean_image[:10, :10] = 1e-9
     function = illumination_function(mean_image, {"smoothing": 0.01, "downsample": 1})
     assert function.min() > 0.05
+
+
+@pytest.mark.parametrize(
+    ("small", "full"), [((135, 135), (1080, 1080)), ((27, 33), (216, 270)), ((10, 7), (83, 61))]
+)
+def test_upsampling_is_skimage_resize_bit_for_bit(small, full):
+    """The functions were made with skimage's resize; the same call without its import."""
+    from skimage.transform import resize
+
+    smooth = np.random.default_rng(1).random(small) + 0.1
+    expected = resize(smooth, full, order=1, mode="edge", anti_aliasing=False)
+    np.testing.assert_array_equal(_upsample(smooth, full), expected)
 
 
 def test_unknown_parameter_is_named():

@@ -4,9 +4,9 @@ Features are processed a block of columns at a time in feature-major layout (one
 row per feature, cells sorted by well once), so a Parquet plate is never held whole in memory
 and each well's median is one vectorised selection along the contiguous axis (``np.partition``
 with a single kth, which numpy runs with SIMD quickselect; a two-kth partition is ~10x slower,
-so the lower middle of an even count is the max of the left part instead), on int32 keys ordered
-like the float32 values (faster than on floats, by how much depending on the CPU; written
-from each column into the block, after its NaN/inf check). Blocks of columns run on a thread
+so the lower middle of an even count is the max of the left part instead), on the float32
+values themselves (int32 keys ordered like them partition a little faster, but making the
+keys cost more than they saved: benchmarks/notes.md). Blocks of columns run on a thread
 each (numpy's partition and pyarrow's Parquet reader release the GIL), every thread reusing one
 scratch block: on the VMs measured, faulting in fresh pages cost about as much as the selection
 itself. CellProfiler's tables, whose few NaN mean "not measurable" (``skip_nan``), take the same
@@ -121,55 +121,30 @@ def _group_wells(metadata: pd.DataFrame) -> WellGroups:
     return WellGroups(order, starts, counts, pd.DataFrame(wells), metadata[WELL])
 
 
-_NOT_FINITE = np.int32(np.iinfo(np.int32).max)  # the key of every NaN/inf: sorts last
-
-
 def _is_finite(values: np.ndarray) -> bool:
     """Whether every value of ``values`` (float) is finite: min and max are NaN where any value
     is, and +-inf where one is; two SIMD passes, faster than a sum or ``isfinite(...).all()``."""
     return not values.size or bool(np.isfinite(values.min()) and np.isfinite(values.max()))
 
 
-def _to_keys(bits: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """``bits`` (float32 viewed as int32) -> ``out``: int32 keys ordered as the floats are
-    (negative floats' magnitude bits flipped; the map is its own inverse), which numpy
-    partitions faster than floats (a third on AVX-512, a tenth on AVX2: benchmarks/notes.md);
-    three numpy passes (``out`` may be ``bits``; a compiled loop would do it in one, but
-    loading a compiled function costs a fresh job more than these passes cost a large plate)."""
-    np.right_shift(bits, 31, out=scratch)
-    scratch &= 0x7FFFFFFF
-    np.bitwise_xor(bits, scratch, out=out)
-
-
-def _fill_block(
-    block: np.ndarray, columns, order: np.ndarray, keys: bool, scratch: np.ndarray
-) -> np.ndarray:
+def _fill_block(block: np.ndarray, columns, order: np.ndarray) -> np.ndarray:
     """Copy each of ``columns`` (float32) into its row of ``block``, cells in well order
-    (``order``, empty when they already are), as ``_to_keys``'s keys when ``keys``; returns
-    which rows hold no NaN/inf. A NaN/inf's key is ``_NOT_FINITE`` (a NaN as a float)."""
+    (``order``, empty when they already are); returns which rows hold no NaN/inf. An inf is
+    made NaN, so that every value that is not finite sorts last."""
     finite = np.ones(len(block), bool)
     for i, (row, column) in enumerate(zip(block, columns)):
         finite[i] = _is_finite(column)
         if len(order):
             np.take(column, order, out=row, mode="wrap")  # "raise" would buffer the output
-            column = row  # the keys are then made in place
-        elif not keys:
+        else:
             row[:] = column
-        if keys:
-            not_finite = None if finite[i] else ~np.isfinite(column)
-            _to_keys(column.view(np.int32), row.view(np.int32), scratch)
-            if not_finite is not None:
-                row.view(np.int32)[not_finite] = _NOT_FINITE
+        if not finite[i]:
+            row[np.isinf(row)] = np.nan
     return finite
 
 
-def _floats(keys: np.ndarray) -> np.ndarray:
-    """The float32 values of ``_to_keys``'s keys."""
-    return (keys ^ ((keys >> 31) & 0x7FFFFFFF)).view(np.float32)
-
-
-def _middle_keys(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(upper, lower) middle keys of every row of ``part`` (features x a well's cells), equal
+def _middles(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower) middle values of every row of ``part`` (features x a well's cells), equal
     for an odd count; reorders ``part``. One single-kth ``partition`` (numpy's SIMD
     quickselect; a two-kth partition is ~10x slower, so the lower middle of an even count is
     the max of the left part)."""
@@ -180,17 +155,17 @@ def _middle_keys(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return upper, upper if count % 2 else part[:, :middle].max(axis=1)
 
 
-def _middle_keys_of_finite(
+def _middles_of_finite(
     part: np.ndarray, rows_with_nan: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As ``_middle_keys`` over each row's finite values only, and which rows have none.
-    ``rows_with_nan``: the rows with a NaN/inf in some well (in CellProfiler's tables a few
+    """As ``_middles`` over each row's finite values only, and which rows have none.
+    ``rows_with_nan``: the rows with a NaN in some well (in CellProfiler's tables a few
     features are NaN for some cells). Every row is partitioned as usual, which is right for
-    the others; these, whose finite counts differ, are then sorted (the NaN/inf key sorts
-    last) and read at their own middle."""
-    upper, lower = (keys.copy() for keys in _middle_keys(part))
+    the others; these, whose finite counts differ, are then sorted (NaN sorts last) and read
+    at their own middle."""
+    upper, lower = (values.copy() for values in _middles(part))
     partial = np.sort(part[rows_with_nan], axis=1)
-    finite = part.shape[1] - (partial == _NOT_FINITE).sum(axis=1)
+    finite = part.shape[1] - np.isnan(partial).sum(axis=1)
     rows, at_least_one = np.arange(len(partial)), np.maximum(finite, 1)
     upper[rows_with_nan] = partial[rows, at_least_one // 2]
     lower[rows_with_nan] = partial[rows, (at_least_one - 1) // 2]
@@ -206,8 +181,8 @@ def _aggregate_block(
     out: np.ndarray,
     rows_with_nan: np.ndarray | None = None,
 ) -> None:
-    """(features x cells, grouped contiguously) -> ``out`` (wells x features); reorders ``block``
-    (float32 values for the mean, ``_to_keys``'s int32 keys for the median).
+    """(features x cells, grouped contiguously, float32) -> ``out`` (wells x features);
+    reorders ``block``.
 
     Each well's cells are a contiguous slice of every feature row, so its median is one
     ``partition`` along the last (contiguous) axis of a (features x cells-in-well) view.
@@ -223,23 +198,23 @@ def _aggregate_block(
         sums = np.add.reduceat(block, groups.starts, axis=1, dtype=np.float64)
         out[:] = (sums / groups.counts).T
         return
-    upper = np.empty(out.shape, np.int32)
-    lower = np.empty(out.shape, np.int32)
+    upper = np.empty(out.shape, np.float32)
+    lower = np.empty(out.shape, np.float32)
     empty = np.zeros(out.shape, bool)
     for i, (start, count) in enumerate(zip(groups.starts.tolist(), groups.counts.tolist())):
         part = block[:, start : start + count]
         if with_nan:
-            upper[i], lower[i], empty[i] = _middle_keys_of_finite(part, rows_with_nan)
+            upper[i], lower[i], empty[i] = _middles_of_finite(part, rows_with_nan)
         else:
-            upper[i], lower[i] = _middle_keys(part)
+            upper[i], lower[i] = _middles(part)
     # an even count: the mean of the two middle values, in float64 like pandas
-    out[:] = (_floats(upper).astype(np.float64) + _floats(lower)) / 2
+    out[:] = (upper.astype(np.float64) + lower) / 2
     out[empty] = np.nan
 
 
 def _mean_block_skipping_nan(block: np.ndarray, groups: WellGroups, out: np.ndarray) -> None:
-    """Each well's mean over its finite values (NaN where a well has none)."""
-    block[~np.isfinite(block)] = np.nan
+    """Each well's mean over its finite values (NaN where a well has none; ``_fill_block`` made
+    every inf NaN)."""
     with warnings.catch_warnings():  # a well without any finite value: NaN, counted later
         warnings.simplefilter("ignore", RuntimeWarning)
         for i, (start, count) in enumerate(zip(groups.starts.tolist(), groups.counts.tolist())):
@@ -273,14 +248,12 @@ def _aggregate(
         names = features[first : first + step]
         if not hasattr(scratch, "block"):
             scratch.block = np.empty((step, len(metadata)), np.float32)
-            scratch.row = np.empty(len(metadata), np.int32)
         block, out = scratch.block[: len(names)], values[:, first : first + len(names)]
-        keys = method == "median"
-        finite = _fill_block(block, map(read_column, names), order, keys, scratch.row)
+        finite = _fill_block(block, map(read_column, names), order)
         if not finite.all() and not skip_nan:
-            bad = ~np.isfinite(_floats(block.view(np.int32)) if keys else block).all(axis=0)
+            bad = np.isnan(block).any(axis=0)
             return bad if groups.order is None else bad[np.argsort(groups.order)]
-        _aggregate_block(block.view(np.int32) if keys else block, groups, method, out, ~finite)
+        _aggregate_block(block, groups, method, out, ~finite)
         return None
 
     passes = range(0, len(features), step)
@@ -336,8 +309,8 @@ def aggregate_parquet(
     ``rows``: the row positions (file order) of the cells to aggregate, default all;
     ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
     a well's value is over its finite values (``_aggregate_block``) instead of
-    NaN being an error. Peak memory is about cells x (columns_per_pass + 2) x 4 bytes per thread
-    (a float32 block, the column read and a scratch row) plus the metadata, whatever the number
+    NaN being an error. Peak memory is about cells x (columns_per_pass + 1) x 4 bytes per thread
+    (a float32 block and the column read) plus the metadata, whatever the number
     of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
