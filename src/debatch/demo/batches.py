@@ -38,68 +38,73 @@ def batch_effects(batch: str, params: dict, channels=CHANNELS) -> dict:
     demo = DEMO.merge(params)
     s = demo["batch"]
     rng = np.random.default_rng([demo["seed"], zlib.crc32(str(batch).encode())])
+    d = _draws(rng, len(channels), vignetting=s["vignetting"] > 0)
+    density = float(np.exp(s["density"] * d["density"]))
+    return {
+        "batch": str(batch),
+        "gain": {c: float(np.exp(s["gain"] * z)) for c, z in zip(channels, d["gain"])},
+        "offset": {c: float(s["offset"] * abs(z)) for c, z in zip(channels, d["offset"])},
+        "background": {c: float(s["background"] * u) for c, u in zip(channels, d["background"])},
+        "vignetting_amplitude": float(s["vignetting"] * d["vignette"]),
+        # centre of the falloff relative to the image centre, in image sides (y, x)
+        "vignetting_center": [float(v) for v in d["centre"]],
+        "blur_sigma": float(s["blur"] * d["blur"]),
+        "noise": float(s["noise"] * d["noise"]),
+        "density": density,
+        # cells in denser batches are smaller (area multiplier), and a batch's own size shift
+        "cell_size": density**-0.5 * float(np.exp(s["size"] * d["size"])),
+        # detector response: stored = reference x (intensity / reference) ** gamma, per channel
+        "gamma": {c: float(np.exp(s["gamma"] * z)) for c, z in zip(channels, d["gamma"])},
+        # fraction of the bluer neighbouring stain's signal that bleeds into a channel
+        "crosstalk": {
+            c: 0.0 if i == 0 else float(s["crosstalk"] * u)
+            for i, (c, u) in enumerate(zip(channels, d["crosstalk"]))
+        },
+        # illumination shape: a linear gradient across the field (fraction, direction) and the
+        # falloff's ellipticity (x axis stretched by this factor)
+        "illumination_gradient": float(s["illumination_shape"] * d["gradient"]),
+        "illumination_angle": float(d["angle"]) if s["illumination_shape"] > 0 else 0.0,
+        "illumination_ellipse": float(np.exp(s["illumination_shape"] * d["ellipse"])),
+        # PSF: blur sigma y / x ratio, and extra blur per channel step towards the red
+        "psf_elongation": float(np.exp(s["psf"] * d["elongation"])),
+        "psf_chromatic": float(s["psf"] * d["chromatic"]),
+    }
+
+
+def _draws(rng: np.random.Generator, n_channels: int, vignetting: bool) -> dict:
+    """A batch's fixed draws, in the order effects were added to the generator: a later effect
+    draws after the earlier ones and further stains after everything, so switching an effect on
+    or adding a stain leaves every other draw as it was."""
     n = len(CHANNELS)
-    gain_z, offset_z = rng.standard_normal(n), rng.standard_normal(n)
-    background_u = rng.uniform(0.5, 1.5, n)
-    vignette_u, blur_u, noise_u = rng.uniform(0.5, 1.5, 3)
-    centre = rng.uniform(-0.15, 0.15, 2) if s["vignetting"] > 0 else np.zeros(2)
-    density = float(np.exp(s["density"] * rng.standard_normal()))
-    # Drawn after the effects above, so those stay the same when these are switched on.
-    gamma_z, crosstalk_u = rng.standard_normal(n), rng.uniform(0.5, 1.5, n)
-    gradient_u, gradient_angle, ellipse_z = (
+    gain, offset = rng.standard_normal(n), rng.standard_normal(n)
+    background = rng.uniform(0.5, 1.5, n)
+    vignette, blur, noise = rng.uniform(0.5, 1.5, 3)
+    centre = rng.uniform(-0.15, 0.15, 2) if vignetting else np.zeros(2)
+    density = rng.standard_normal()
+    gamma, crosstalk = rng.standard_normal(n), rng.uniform(0.5, 1.5, n)
+    gradient, angle, ellipse = (
         rng.uniform(0.5, 1.5),
         rng.uniform(0, 2 * np.pi),
         rng.standard_normal(),
     )
-    elongation_z, chromatic_u, size_z = (
+    elongation, chromatic, size = (
         rng.standard_normal(),
         rng.uniform(0.5, 1.5),
         rng.standard_normal(),
     )
-    extra = len(channels) - n  # further stains: their draws come last
+    extra = n_channels - n  # further stains
     if extra > 0:
-        gain_z, offset_z, background_u, gamma_z, crosstalk_u = (
-            np.concatenate([draws, more])
-            for draws, more in zip(
-                (gain_z, offset_z, background_u, gamma_z, crosstalk_u),
-                (
-                    rng.standard_normal(extra),
-                    rng.standard_normal(extra),
-                    rng.uniform(0.5, 1.5, extra),
-                    rng.standard_normal(extra),
-                    rng.uniform(0.5, 1.5, extra),
-                ),
-            )
-        )
+        gain = np.concatenate([gain, rng.standard_normal(extra)])
+        offset = np.concatenate([offset, rng.standard_normal(extra)])
+        background = np.concatenate([background, rng.uniform(0.5, 1.5, extra)])
+        gamma = np.concatenate([gamma, rng.standard_normal(extra)])
+        crosstalk = np.concatenate([crosstalk, rng.uniform(0.5, 1.5, extra)])
     return {
-        "batch": str(batch),
-        "gain": {c: float(np.exp(s["gain"] * z)) for c, z in zip(channels, gain_z)},
-        "offset": {c: float(s["offset"] * abs(z)) for c, z in zip(channels, offset_z)},
-        "background": {c: float(s["background"] * u) for c, u in zip(channels, background_u)},
-        "vignetting_amplitude": float(s["vignetting"] * vignette_u),
-        # centre of the falloff relative to the image centre, in image sides (y, x)
-        "vignetting_center": [float(v) for v in centre],
-        "blur_sigma": float(s["blur"] * blur_u),
-        "noise": float(s["noise"] * noise_u),
-        "density": density,
-        # cells in denser batches are smaller (area multiplier), and a batch's own size shift
-        "cell_size": density**-0.5 * float(np.exp(s["size"] * size_z)),
-        # detector response: stored = reference x (intensity / reference) ** gamma, per channel
-        "gamma": {c: float(np.exp(s["gamma"] * z)) for c, z in zip(channels, gamma_z)},
-        # fraction of the bluer neighbouring stain's signal that bleeds into a channel
-        "crosstalk": {
-            c: 0.0 if i == 0 else float(s["crosstalk"] * u)
-            for i, (c, u) in enumerate(zip(channels, crosstalk_u))
-        },
-        # illumination shape: a linear gradient across the field (fraction, direction) and the
-        # falloff's ellipticity (x axis stretched by this factor)
-        "illumination_gradient": float(s["illumination_shape"] * gradient_u),
-        "illumination_angle": float(gradient_angle) if s["illumination_shape"] > 0 else 0.0,
-        "illumination_ellipse": float(np.exp(s["illumination_shape"] * ellipse_z)),
-        # PSF: blur sigma y / x ratio, and extra blur per channel step towards the red
-        "psf_elongation": float(np.exp(s["psf"] * elongation_z)),
-        "psf_chromatic": float(s["psf"] * chromatic_u),
-    }
+        "gain": gain, "offset": offset, "background": background, "vignette": vignette,
+        "blur": blur, "noise": noise, "centre": centre, "density": density, "gamma": gamma,
+        "crosstalk": crosstalk, "gradient": gradient, "angle": angle, "ellipse": ellipse,
+        "elongation": elongation, "chromatic": chromatic, "size": size,
+    }  # fmt: skip
 
 
 def defocus(effects: dict, sigma: float) -> dict:
