@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -222,10 +222,11 @@ def _mean_block_skipping_nan(block: np.ndarray, groups: WellGroups, out: np.ndar
 
 
 _MAX_THREADS = 8  # default cap: each thread holds its own block of columns
+_READ_CELLS = 1 << 20  # values per Parquet read call at most (aggregate_parquet)
 
 
 def _aggregate(
-    read_column: Callable[[str], np.ndarray],
+    read_columns: Callable[[list[str]], Iterable[np.ndarray]],
     metadata: pd.DataFrame,
     features: list[str],
     method: str,
@@ -249,7 +250,7 @@ def _aggregate(
         if not hasattr(scratch, "block"):
             scratch.block = np.empty((step, len(metadata)), np.float32)
         block, out = scratch.block[: len(names)], values[:, first : first + len(names)]
-        finite = _fill_block(block, map(read_column, names), order)
+        finite = _fill_block(block, read_columns(names), order)
         if not finite.all() and not skip_nan:
             bad = np.isnan(block).any(axis=0)
             return bad if groups.order is None else bad[np.argsort(groups.order)]
@@ -289,10 +290,10 @@ def aggregate_wells(
     features = feature_columns(cells.columns)
     metadata = cells[[c for c in cells.columns if c not in features]]
 
-    def read_column(name):
-        return cells[name].to_numpy(np.float32)
+    def read_columns(names):
+        return (cells[name].to_numpy(np.float32) for name in names)
 
-    return _aggregate(read_column, metadata, features, method, columns_per_pass, threads)
+    return _aggregate(read_columns, metadata, features, method, columns_per_pass, threads)
 
 
 def aggregate_parquet(
@@ -326,27 +327,35 @@ def aggregate_parquet(
     ]
     # strings dictionary-encoded (pandas categoricals): grouping works on their codes
     metadata = pq.read_table(path, columns=columns, read_dictionary=strings).to_pandas()
+    file_rows = len(metadata)
     if rows is not None:
         metadata = metadata.iloc[rows].reset_index(drop=True)
     local = threading.local()
 
-    def read_column(name):
+    # Up to _READ_CELLS values per Parquet read: a large plate's columns one at a time (the
+    # reader's buffers are freed and reused at once, never returned to the OS: faulting fresh
+    # pages in costs more than decoding them), a small plate's whole block of columns at once
+    # (each read call has a fixed cost, which CellProfiler's thousands of columns multiply).
+    per_read = max(1, _READ_CELLS // max(1, file_rows))
+
+    def read_columns(names):
         if not hasattr(local, "file"):  # one reader per thread
             local.file = pq.ParquetFile(path)
-        # A column at a time: the reader's buffers are freed and reused at once, never
-        # returned to the OS (faulting fresh pages in costs more than decoding them).
-        column = local.file.read(columns=[name], use_threads=False).column(0)
-        values = (
-            column.chunk(0).to_numpy(zero_copy_only=False)
-            if column.num_chunks == 1
-            else column.to_numpy()
-        )  # nulls become NaN
-        values = values if rows is None else values[rows]
-        return values.astype(np.float32, copy=False)
+        for first in range(0, len(names), per_read):
+            chunk = names[first : first + per_read]
+            table = local.file.read(columns=chunk, use_threads=False)
+            for column in map(table.column, chunk):
+                values = (
+                    column.chunk(0).to_numpy(zero_copy_only=False)
+                    if column.num_chunks == 1
+                    else column.to_numpy()
+                )  # nulls become NaN
+                values = values if rows is None else values[rows]
+                yield values.astype(np.float32, copy=False)
 
     try:
         return _aggregate(
-            read_column, metadata, features, method, columns_per_pass, threads, skip_nan
+            read_columns, metadata, features, method, columns_per_pass, threads, skip_nan
         )
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None

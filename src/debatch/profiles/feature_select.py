@@ -79,13 +79,13 @@ def _correlated_columns(values: pd.DataFrame, threshold: float) -> list[str]:
         )
     else:
         correlation = values.corr(method="pearson")
-    rank = {name: i for i, name in enumerate(correlation.abs().sum().sort_values().index)}
+    names = correlation.columns
+    rank = np.empty(len(names), np.int64)  # position in ascending total |correlation|
+    rank[names.get_indexer(correlation.abs().sum().sort_values().index)] = np.arange(len(names))
     lower = np.tril(np.ones(correlation.shape, bool), k=-1)
     rows, cols = np.nonzero(lower & (correlation.to_numpy() > threshold))
-    names = correlation.columns
-    return sorted(
-        {names[r] if rank[names[r]] > rank[names[c]] else names[c] for r, c in zip(rows, cols)}
-    )
+    dropped = np.unique(np.where(rank[rows] > rank[cols], rows, cols))
+    return sorted(names[dropped])
 
 
 def select_features(wells: pd.DataFrame, params: dict | None = None) -> tuple[list[str], dict]:

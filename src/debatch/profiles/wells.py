@@ -89,8 +89,9 @@ def _selected(wells: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataF
         }
     )
     filled = int(wells[kept].isna().to_numpy().sum())
-    wells = wells[[c for c in wells.columns if c not in features] + kept].copy()
-    wells[kept] = wells[kept].fillna(0.0)
+    metadata = [c for c in wells.columns if c not in features]
+    # one concat: assigning thousands of CellProfiler columns back one by one is pandas' slow path
+    wells = pd.concat([wells[metadata], wells[kept].fillna(0.0)], axis=1)
     log.info(
         "feature selection: %d of %d features kept (%s); %d NaN well values of kept features "
         "set to 0 (the negcon median)",
