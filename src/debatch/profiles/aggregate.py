@@ -310,9 +310,9 @@ def aggregate_parquet(
     ``rows``: the row positions (file order) of the cells to aggregate, default all;
     ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
     a well's value is over its finite values (``_aggregate_block``) instead of
-    NaN being an error. Peak memory is about cells x (columns_per_pass + 1) x 4 bytes per thread
-    (a float32 block and the column read) plus the metadata, whatever the number
-    of features.
+    NaN being an error. Peak memory is about cells x columns_per_pass x 4 bytes per thread (a
+    float32 block), plus the columns being read (at most ``_READ_CELLS`` values) and the
+    metadata, whatever the number of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
     every_feature = feature_columns(schema.names)
