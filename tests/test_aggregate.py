@@ -45,6 +45,37 @@ def test_matches_pandas_groupby_in_any_row_order(method):
         np.testing.assert_array_equal(wells[COUNT_COLUMN], counts)
 
 
+@pytest.mark.parametrize("cells_per_read", [1, 400 * 2, 10**6])
+def test_columns_read_one_or_several_per_call_give_the_same_wells(
+    tmp_path, monkeypatch, cells_per_read
+):
+    """A large plate's columns are read one per Parquet call, a small one's several (here
+    blocks of 3 columns read 2 and 1 at a time): the same wells, for a subset of rows too."""
+    cells = random_cells(seed=2, n_features=7)
+    cells.to_parquet(tmp_path / "cells.parquet", index=False)
+    monkeypatch.setattr("debatch.profiles.aggregate._READ_CELLS", cells_per_read)
+    rows = np.arange(0, len(cells), 3)
+    for subset in (None, rows):
+        streamed = aggregate_parquet(tmp_path / "cells.parquet", columns_per_pass=3, rows=subset)
+        chosen = cells if subset is None else cells.iloc[subset].reset_index(drop=True)
+        pd.testing.assert_frame_equal(streamed, aggregate_wells(chosen), check_dtype=False)
+
+
+def test_a_feature_the_table_lacks_is_named(tmp_path):
+    random_cells().to_parquet(tmp_path / "cells.parquet", index=False)
+    with pytest.raises(ValueError, match=r"cells.parquet: no feature column\(s\) \['f9'\]"):
+        aggregate_parquet(tmp_path / "cells.parquet", features=["f0", "f9"])
+
+
+def test_a_median_of_zeros_is_plus_zero():
+    """-0.0 and 0.0 are equal as floats; which one a partition leaves in the middle would
+    depend on its path, so every zero is +0.0."""
+    cells = random_cells(n_cells=40, n_features=1)
+    cells["f0"] = np.where(np.arange(40) % 2, -0.0, 0.0).astype(np.float32)
+    for table in (cells, cells.sort_values(["Metadata_Plate", "Metadata_Well"])):
+        assert not np.signbit(aggregate_wells(table)["f0"]).any()
+
+
 def test_keeps_only_well_constant_metadata():
     wells = aggregate_wells(random_cells())
     assert "Metadata_Site" not in wells  # varies within a well

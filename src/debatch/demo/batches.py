@@ -30,10 +30,11 @@ def batch_effects(batch: str, params: dict, channels=CHANNELS) -> dict:
     whose per-channel effects are drawn after all the others, so the five channels' stay the
     same.
 
-    The random draws are the same whatever the strengths, and every effect is its strength
-    times a fixed draw, so zero strengths give gain 1, no offset, vignetting, extra blur,
-    background or noise, gamma 1, no crosstalk, a round centred illumination, an isotropic
-    achromatic blur, and density and cell size multipliers of 1.
+    The random draws are the same whatever the strengths (but for the vignetting centre:
+    ``_draws``), and every effect is its strength times a fixed draw, so zero strengths give
+    gain 1, no offset, vignetting, extra blur, background or noise, gamma 1, no crosstalk, a
+    round centred illumination, an isotropic achromatic blur, and density and cell size
+    multipliers of 1.
     """
     demo = DEMO.merge(params)
     s = demo["batch"]
@@ -73,8 +74,10 @@ def batch_effects(batch: str, params: dict, channels=CHANNELS) -> dict:
 
 def _draws(rng: np.random.Generator, n_channels: int, vignetting: bool) -> dict:
     """A batch's fixed draws, in the order effects were added to the generator: a later effect
-    draws after the earlier ones and further stains after everything, so switching an effect on
-    or adding a stain leaves every other draw as it was."""
+    draws after the earlier ones and further stains after everything, so adding a stain or
+    switching on an effect added later leaves the earlier draws as they were. (The vignetting
+    centre is drawn only when vignetting is on, so switching vignetting on moves every draw
+    after it.)"""
     n = len(CHANNELS)
     gain, offset = rng.standard_normal(n), rng.standard_normal(n)
     background = rng.uniform(0.5, 1.5, n)

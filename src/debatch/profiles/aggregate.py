@@ -130,14 +130,16 @@ def _is_finite(values: np.ndarray) -> bool:
 def _fill_block(block: np.ndarray, columns, order: np.ndarray) -> np.ndarray:
     """Copy each of ``columns`` (float32) into its row of ``block``, cells in well order
     (``order``, empty when they already are); returns which rows hold no NaN/inf. An inf is
-    made NaN, so that every value that is not finite sorts last."""
+    made NaN, so that every value that is not finite sorts last, and -0.0 is made 0.0 (adding
+    0.0), so that which zero a median picks does not depend on the partition's path."""
     finite = np.ones(len(block), bool)
     for i, (row, column) in enumerate(zip(block, columns)):
         finite[i] = _is_finite(column)
         if len(order):
             np.take(column, order, out=row, mode="wrap")  # "raise" would buffer the output
+            row += 0.0
         else:
-            row[:] = column
+            np.add(column, 0.0, out=row)  # the copy
         if not finite[i]:
             row[np.isinf(row)] = np.nan
     return finite
@@ -311,14 +313,18 @@ def aggregate_parquet(
     ``features``: the feature columns, default every non-``Metadata_`` column; ``skip_nan``:
     a well's value is over its finite values (``_aggregate_block``) instead of
     NaN being an error. Peak memory is about cells x columns_per_pass x 4 bytes per thread (a
-    float32 block), plus the columns being read (at most ``_READ_CELLS`` values) and the
-    metadata, whatever the number of features.
+    float32 block), plus the columns of one read (``_READ_CELLS`` values, or one column where
+    the file has more rows, in its stored type, and its float32 copy) and the metadata,
+    whatever the number of features.
     """
     schema = pq.ParquetFile(path).schema_arrow
     every_feature = feature_columns(schema.names)
     is_feature = set(every_feature)  # once: a per-column lookup made it quadratic in columns
     columns = [c for c in schema.names if c not in is_feature]
     features = every_feature if features is None else features
+    missing = sorted(set(features) - set(schema.names))
+    if missing:
+        raise ValueError(f"{path}: no feature column(s) {missing[:5]} ({len(missing)} missing)")
     strings = [
         c
         for c in columns

@@ -43,7 +43,7 @@ def _borders_growth(seeds, mask, i, j, steps):
     rows, columns = seeds.shape
     for k in range(8):
         i2, j2 = i + steps[k, 0], j + steps[k, 1]
-        if 0 <= i2 < rows and 0 <= j2 < columns and seeds[i2, j2] == 0 and mask[i2, j2]:
+        if 0 <= i2 < rows and 0 <= j2 < columns and seeds[i2, j2] <= 0 and mask[i2, j2]:
             return True
     return False
 
