@@ -224,7 +224,7 @@ def _mean_block_skipping_nan(block: np.ndarray, groups: WellGroups, out: np.ndar
 
 
 _MAX_THREADS = 8  # default cap: each thread holds its own block of columns
-_READ_CELLS = 1 << 20  # values per Parquet read call at most (aggregate_parquet)
+_READ_CELLS = 1 << 20  # values per Parquet read call at most (_parquet_columns)
 
 
 def _aggregate(
@@ -336,16 +336,27 @@ def aggregate_parquet(
     file_rows = len(metadata)
     if rows is not None:
         metadata = metadata.iloc[rows].reset_index(drop=True)
-    local = threading.local()
+    read_columns = _parquet_columns(path, rows, file_rows)
+    try:
+        return _aggregate(
+            read_columns, metadata, features, method, columns_per_pass, threads, skip_nan
+        )
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
-    # Up to _READ_CELLS values per Parquet read: a large plate's columns one at a time (the
-    # reader's buffers are freed and reused at once, never returned to the OS: faulting fresh
-    # pages in costs more than decoding them), a small plate's whole block of columns at once
-    # (each read call has a fixed cost, which CellProfiler's thousands of columns multiply).
+
+def _parquet_columns(path, rows: np.ndarray | None, file_rows: int):
+    """``read_columns(names)``: the float32 values of those columns of ``path`` (its ``rows``;
+    nulls NaN), one reader per thread. Up to _READ_CELLS values per Parquet read: a large
+    plate's columns one at a time (the reader's buffers are freed and reused at once, never
+    returned to the OS: faulting fresh pages in costs more than decoding them), a small plate's
+    whole block of columns at once (each read call has a fixed cost, which CellProfiler's
+    thousands of columns multiply)."""
+    local = threading.local()
     per_read = max(1, _READ_CELLS // max(1, file_rows))
 
     def read_columns(names):
-        if not hasattr(local, "file"):  # one reader per thread
+        if not hasattr(local, "file"):
             local.file = pq.ParquetFile(path)
         for first in range(0, len(names), per_read):
             chunk = names[first : first + per_read]
@@ -359,9 +370,4 @@ def aggregate_parquet(
                 values = values if rows is None else values[rows]
                 yield values.astype(np.float32, copy=False)
 
-    try:
-        return _aggregate(
-            read_columns, metadata, features, method, columns_per_pass, threads, skip_nan
-        )
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+    return read_columns

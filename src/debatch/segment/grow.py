@@ -59,10 +59,8 @@ def _grow(padded, seeds, mask, weight, steps):
         for j in range(columns):
             if seeds[i, j] > 0:
                 distances[i, j] = 0.0
-    for i in range(rows):
-        for j in range(columns):
-            if seeds[i, j] > 0 and mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
-                heap.append((0.0, np.int64(seeds[i, j]), np.int64(i * columns + j)))
+                if mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
+                    heap.append((0.0, np.int64(seeds[i, j]), np.int64(i * columns + j)))
     heapq.heapify(heap)
     while heap:
         distance, label, index = heapq.heappop(heap)
