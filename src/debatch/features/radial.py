@@ -124,15 +124,32 @@ class RadialGeometry:
             shape = (self.count, 8)
             totals = np.bincount(cells[in_ring], values[in_ring], self.count * 8).reshape(shape)
             counts = np.bincount(cells[in_ring], None, self.count * 8).reshape(shape)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                means = np.ma.MaskedArray(totals / counts, counts == 0)  # sectors with pixels
-                cv = np.std(means, 1) / np.mean(means, 1)
-            cv[(counts > 0).sum(1) == 0] = 0
             suffix = f"{ring + 1}of{self.bins}"
             out[f"RadialDistribution_FracAtD_{suffix}"] = fraction[:, ring]
             out[f"RadialDistribution_MeanFrac_{suffix}"] = mean_fraction[:, ring]
-            out[f"RadialDistribution_RadialCV_{suffix}"] = np.asarray(cv, float)
+            out[f"RadialDistribution_RadialCV_{suffix}"] = sector_cv(totals, counts)
         return out
+
+
+def sector_cv(totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per object (row), the coefficient of variation of its sectors' mean intensities over
+    the sectors with pixels (0 where none has any): CellProfiler's RadialCV, computed as
+    numpy.ma computes ``std / mean`` of the masked means, operation for operation (a masked
+    sector adds 0 to the sums; a quotient ma masks, |std| * tiny >= |mean|, is std), without
+    numpy.ma's cost per call, which small sites paid more for than for measuring."""
+    kept = counts > 0
+    n = kept.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.where(kept, totals / counts, 0.0)
+        mean = means.sum(1) * 1.0 / n
+        deviations = np.where(kept, means - mean[:, None], 0.0)
+        std = np.sqrt((deviations * deviations).sum(1) / n)
+        cv = std / mean
+    undefined = np.abs(std) * np.finfo(float).tiny >= np.abs(mean)
+    cv[undefined] = 0.0
+    cv += undefined * std
+    cv[n == 0] = 0
+    return cv
 
 
 @numba.njit(cache=True, nogil=True)

@@ -290,7 +290,7 @@ def measure_site(
     """
     features = FEATURES.merge(params)
     n = int(max(nuclei.max(initial=0), cells.max(initial=0)))
-    columns: dict[str, np.ndarray] = {}
+    measured: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (object ids, values)
     with warnings.catch_warnings():  # NaN are counted in the job log instead
         warnings.simplefilter("ignore", RuntimeWarning)
         site = prepare_site(images, features, scale_max, timings)
@@ -299,10 +299,13 @@ def measure_site(
             if ids.size == 0:
                 continue
             for key, values in measure_objects(clean, site, features, timings).items():
-                column = np.full(n, np.nan, np.float32)
-                column[ids - 1] = np.asarray(values, np.float64)
-                columns[f"{name}_{key}"] = column
-    table = pd.DataFrame(columns, index=pd.RangeIndex(n))
-    if names:
-        table = table.reindex(columns=feature_names(images, features))
-    return table.astype(np.float32)
+                measured[f"{name}_{key}"] = ids, np.asarray(values, np.float64)
+    columns = feature_names(images, features) if names else list(measured)
+    # One row per column: the layout of the single float32 block pandas keeps for the table
+    # (a dict of ~2,800 columns costs pandas more per site than small sites take to measure).
+    values = np.full((len(columns), n), np.nan, np.float32)
+    for row, column in enumerate(columns):
+        if column in measured:
+            ids, measured_values = measured[column]
+            values[row, ids - 1] = measured_values
+    return pd.DataFrame(values.T, index=pd.RangeIndex(n), columns=columns, copy=False)
