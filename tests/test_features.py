@@ -197,7 +197,6 @@ def test_radial_geometry_shared_across_channels_equals_cp_measure():
                 np.testing.assert_allclose(moments[channel][key], values, rtol=1e-9, atol=1e-12)
 
 
-
 def test_sector_cv_is_numpy_mas_figure_for_figure():
     """RadialCV without numpy.ma equals CellProfiler's masked-array std / mean bit for bit,
     with empty sectors, objects without any pixel in the ring and rings of zero intensity."""
@@ -211,6 +210,7 @@ def test_sector_cv_is_numpy_mas_figure_for_figure():
             expected = np.std(means, 1) / np.mean(means, 1)
         expected[(counts > 0).sum(1) == 0] = 0
         assert sector_cv(totals, counts).tobytes() == np.asarray(expected, float).tobytes()
+
 
 def cellprofiler_bisection(first, second, scale):
     """CellProfiler's MeasureColocalization.bisection_costes, written out plainly (a Pearson
