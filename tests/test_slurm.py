@@ -9,6 +9,7 @@ outside CI when SLURM cannot start; in CI (CI=true) that is a failure instead.
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,8 @@ SLURM_ARGS = [
     "2",
     "--slurm-keep-successful-logs",
 ]
+# Snakemake with the plugin's status checks every 2 s as asked (slurm_snakemake.py says why)
+SLURM_SNAKEMAKE = [sys.executable, str(Path(__file__).with_name("slurm_snakemake.py"))]
 
 
 def unavailable(reason):
@@ -77,7 +80,7 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(slurm, tmp_path):
     cluster.mkdir(), local.mkdir()
     config = tiny_run(cluster)
     planned = scheduled_rules(cluster, config)
-    result = snakemake(cluster, config, *SLURM_ARGS)
+    result = snakemake(cluster, config, *SLURM_ARGS, program=SLURM_SNAKEMAKE)
     submitted = re.findall(
         r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)", result.stdout + result.stderr
     )

@@ -66,11 +66,12 @@ def snakemake(
     *args: str,
     check: bool = True,
     snakefile: Path = REPO / "workflow" / "Snakefile",
+    program: list[str] = SNAKEMAKE,
 ) -> subprocess.CompletedProcess:
-    """``snakemake`` on ``config`` (a list: the config, then overlays in order)."""
+    """``snakemake`` (``program``) on ``config`` (a list: the config, then overlays in order)."""
     configs = config if isinstance(config, list) else [config]
     command = [
-        *SNAKEMAKE,
+        *program,
         "-s",
         str(snakefile),
         "--directory",
