@@ -197,15 +197,20 @@ def test_radial_geometry_shared_across_channels_equals_cp_measure():
                 np.testing.assert_allclose(moments[channel][key], values, rtol=1e-9, atol=1e-12)
 
 
-def test_sector_cv_is_numpy_mas_figure_for_figure():
-    """RadialCV without numpy.ma equals CellProfiler's masked-array std / mean bit for bit,
-    with empty sectors, objects without any pixel in the ring and rings of zero intensity."""
+def test_sector_cv_is_numpy_mas_std_over_mean_bit_for_bit():
+    """RadialCV without numpy.ma equals CellProfiler's masked-array std / mean bit for bit:
+    empty sectors, objects without any pixel in the ring, rings of zero intensity, and the
+    quotients numpy.ma masks (a sum past float's range, NaN, inf, negative values)."""
     rng = np.random.default_rng(0)
-    for trial in range(300):
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -1e308, 5e-324, -1.0])
+    for trial in range(400):
         counts = rng.integers(0, 6, (20, 8)) * (rng.random((20, 8)) < rng.random())
         totals = rng.random((20, 8)) * counts * 10.0 ** rng.integers(-30, 3)
         totals[rng.random((20, 8)) < trial % 3 * 0.3] = 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
+        if trial % 4 == 3:
+            odd = rng.random((20, 8)) < 0.2
+            totals[odd] = rng.choice(specials, odd.sum())
+        with np.errstate(all="ignore"):
             means = np.ma.MaskedArray(totals / counts, counts == 0)
             expected = np.std(means, 1) / np.mean(means, 1)
         expected[(counts > 0).sum(1) == 0] = 0

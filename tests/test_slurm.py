@@ -39,7 +39,7 @@ SLURM_ARGS = [
     "2",
     "--slurm-keep-successful-logs",
 ]
-# Snakemake with the plugin's status checks every 2 s as asked (slurm_snakemake.py says why)
+# Snakemake with the plugin's waits between status checks at most 2 s (slurm_snakemake.py: why)
 SLURM_SNAKEMAKE = [sys.executable, str(Path(__file__).with_name("slurm_snakemake.py"))]
 
 

@@ -133,22 +133,27 @@ class RadialGeometry:
 
 def sector_cv(totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Per object (row), the coefficient of variation of its sectors' mean intensities over
-    the sectors with pixels (0 where none has any): CellProfiler's RadialCV, computed as
-    numpy.ma computes ``std / mean`` of the masked means, operation for operation (a masked
-    sector adds 0 to the sums; a quotient ma masks, |std| * tiny >= |mean|, is std), without
-    numpy.ma's cost per call, which small sites paid more for than for measuring."""
+    the sectors with pixels: CellProfiler's RadialCV, ``std / mean`` of the masked means as
+    numpy.ma computes it, operation for operation, without numpy.ma's cost per call (small
+    sites paid more for it than for measuring). In numpy.ma a masked sector adds 0 to the
+    sums; a quotient that is not finite or whose divisor is below its dividend x tiny is masked
+    and holds the dividend; a row whose mean is masked so has every deviation masked (CV 0),
+    as has a row without pixels."""
+    tiny = np.finfo(float).tiny
     kept = counts > 0
     n = kept.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         means = np.where(kept, totals / counts, 0.0)
-        mean = means.sum(1) * 1.0 / n
+        sums = means.sum(1) * 1.0
+        mean = sums / n
         deviations = np.where(kept, means - mean[:, None], 0.0)
         std = np.sqrt((deviations * deviations).sum(1) / n)
         cv = std / mean
-    undefined = np.abs(std) * np.finfo(float).tiny >= np.abs(mean)
-    cv[undefined] = 0.0
-    cv += undefined * std
-    cv[n == 0] = 0
+        masked_quotient = ~np.isfinite(cv) | (np.abs(std) * tiny >= np.abs(mean))
+        masked_mean = ~np.isfinite(mean) | (np.abs(sums) * tiny >= n)
+    cv[masked_quotient] = 0.0
+    cv += masked_quotient * std
+    cv[masked_mean] = 0.0
     return cv
 
 

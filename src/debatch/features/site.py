@@ -300,12 +300,13 @@ def measure_site(
                 continue
             for key, values in measure_objects(clean, site, features, timings).items():
                 measured[f"{name}_{key}"] = ids, np.asarray(values, np.float64)
-    columns = feature_names(images, features) if names else list(measured)
-    # One row per column: the layout of the single float32 block pandas keeps for the table
-    # (a dict of ~2,800 columns costs pandas more per site than small sites take to measure).
-    values = np.full((len(columns), n), np.nan, np.float32)
-    for row, column in enumerate(columns):
-        if column in measured:
-            ids, measured_values = measured[column]
-            values[row, ids - 1] = measured_values
+        columns = feature_names(images, features) if names else list(measured)
+        # One row per column: the layout of the single float32 block pandas keeps for the
+        # table (a dict of ~2,800 columns cost pandas more per site than small sites take to
+        # measure).
+        values = np.full((len(columns), n), np.nan, np.float32)
+        for row, column in enumerate(columns):
+            if column in measured:
+                ids, measured_values = measured[column]
+                values[row, ids - 1] = measured_values
     return pd.DataFrame(values.T, index=pd.RangeIndex(n), columns=columns, copy=False)
