@@ -160,7 +160,7 @@ OUTPUTS = Block(
 THREADS = Block(
     "threads",
     {
-        "images": 2,
+        "images": 1,
         "train": 1,
     },
     checks=[at_least(1, "images", "train")],
