@@ -209,7 +209,7 @@ def test_pipeline_stops_with_one_line_when_weights_are_missing(tmp_path, monkeyp
         tmp_path, config, str(tmp_path / "results" / "cells" / "plate01.parquet"), check=False
     )
     assert run.returncode != 0
-    log = (tmp_path / "results" / "logs" / "segment" / "plate01" / "shard0.log").read_text()
+    log = (tmp_path / "results" / "logs" / "segment" / "plate01.log").read_text()
     errors = [line for line in log.splitlines() if "debatch error:" in line]
     assert len(errors) == 1 and "Traceback" not in log, log
     assert "cellpose model 'nuclei' (nuclei_model): weights not found at" in errors[0]

@@ -88,7 +88,7 @@ def test_killed_three_times_then_finishes_identically_and_training_resumes(refer
     config = tiny_config(tmp_path)
     results = tmp_path / "results"
     points = [
-        results / "logs" / "segment" / "plate01" / "shard0.log",  # during segmentation
+        results / "logs" / "segment" / "plate01.log",  # during segmentation
         results / "models" / "erm" / "seed0" / "checkpoints" / "last.pt",  # mid-training
         results / "logs" / "well_profiles" / "erm_seed0.log",
     ]  # during profiles
@@ -427,8 +427,8 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path):
         timeout=600,
     )
     assert "rc=1" in run.stdout and ".tmp" not in run.stdout.split("rc=1")[-1], run.stdout[-2000:]
-    log = (results / "logs" / "crops" / "bad" / "shard0.log").read_text()
+    log = (results / "logs" / "crops" / "bad.log").read_text()
     (error,) = [line for line in log.splitlines() if "ERROR" in line]
-    shard = results / "crops" / "bad" / "shard0.npy"
-    assert f"debatch error: cannot write {shard}: No space left on device" in error
+    crops = results / "crops" / "bad.npy"
+    assert f"debatch error: cannot write {crops}: No space left on device" in error
     assert "Traceback" not in log

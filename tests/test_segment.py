@@ -1,5 +1,7 @@
 """Classical segmentation: declumping, propagation, measurements, shard runs, real NF1 nuclei."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,9 +9,8 @@ import tifffile
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential
 
-from debatch.core.shards import gather_tables
 from debatch.segment.cell_table import measure_site
-from debatch.segment.gather import gather_cells, plate_summary
+from debatch.segment.gather import check_plate, plate_summary
 from debatch.segment.propagate import (
     distance_to_background,
     find_nuclei,
@@ -357,10 +358,9 @@ def test_plate_without_any_cell_is_an_error(tmp_path):
     flat = np.full((64, 64), 100.0, np.float32)
     manifest = write_plate(tmp_path, {("A01", 1): (flat, flat)})
     cells, sites, _ = segment_plate(manifest, ["DNA", "AGP"], None, tmp_path)
-    cells.to_parquet(tmp_path / "cells.parquet")
-    assert gather_tables([tmp_path / "cells.parquet"]).empty
+    assert cells.empty
     with pytest.raises(ValueError, match="plate P1: no cells found on any of its 1 sites"):
-        gather_cells([tmp_path / "cells.parquet"], len(sites), "P1")
+        check_plate(cells, sites, "P1", logging.getLogger("debatch"))
 
 
 def average_precision(found, reference):

@@ -1,5 +1,6 @@
 """Shards: a plate's sites split into contiguous blocks and gathered back to the same files."""
 
+import logging
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from debatch.features.plate import measure_shard
 from debatch.features.site import feature_names, measure_site, site_images
 from debatch.illum.estimate import compute_plate_illum
 from debatch.ingest.manifest import build_manifest, read_platemap
-from debatch.segment.gather import gather_cells, small_cells_warning
+from debatch.segment.gather import check_plate, small_cells_warning
 from debatch.segment.shards import segment_shard
 from debatch.settings import Channels
 
@@ -86,7 +87,7 @@ def run_shards(manifest, illum, shards, folder):
             frames.append(folder / f"{name}{shard}.parquet")
         masks.append(folder / f"masks{shard}.npz")
     gather_npz(masks, folder / "masks.npz")
-    return gather_cells(cells, 12, "P1"), gather_tables(sites), np.load(folder / "masks.npz")
+    return gather_tables(cells), gather_tables(sites), np.load(folder / "masks.npz")
 
 
 def test_results_are_identical_whatever_the_shard_count(plate, tmp_path):
@@ -117,12 +118,6 @@ def test_gathering_npy_and_npz_keeps_order_and_content(tmp_path):
         paths.append(tmp_path / f"p{i}.npy")
     assert gather_npy(paths, tmp_path / "all.npy", rows_per_copy=2) == (8, 2, 3, 4)
     np.testing.assert_array_equal(np.load(tmp_path / "all.npy"), np.concatenate(parts))
-    assert gather_npy(paths[:1], tmp_path / "one.npy") == (
-        3,
-        2,
-        3,
-        4,
-    )  # one shard: linked, not copied
     for i in range(2):
         with NpzWriter(tmp_path / f"m{i}.npz") as writer:
             writer.add(f"A0{i}_1_nuclei", np.full((4, 4), i, np.uint16))
@@ -139,10 +134,21 @@ def test_a_failed_writer_leaves_no_file(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_plate_without_cells_is_an_error(tmp_path):
-    pd.DataFrame().to_parquet(tmp_path / "empty.parquet")
-    with pytest.raises(ValueError, match="plate P9: no cells found on any of its 7 sites"):
-        gather_cells([tmp_path / "empty.parquet"] * 2, 7, "P9")
+def test_a_plate_is_logged_once_whole(caplog):
+    """The plate's summary and cellpose's unpaired objects, logged by whichever job holds the
+    whole plate (its only job, or the gather of its shards)."""
+    sites = pd.DataFrame(
+        {"Count_Cells": [2, 0, 1], "Count_UnpairedNuclei": [1, 0, 2], "Count_UnpairedCells": 0}
+    )
+    cells = pd.DataFrame({"Cells_AreaShape_Area": [300.0] * 3, "Nuclei_AreaShape_Area": 60.0})
+    with caplog.at_level("INFO", logger="debatch"):
+        check_plate(cells, sites, "P9", logging.getLogger("debatch"))
+    assert caplog.messages == [
+        "plate P9: 3 sites, 3 cells; cells per site min 0, median 1, max 2",
+        "cellpose objects left out for want of a partner: 3 nuclei, 0 cells",
+    ]
+    with pytest.raises(ValueError, match="plate P9: no cells found on any of its 3 sites"):
+        check_plate(cells.iloc[:0], sites, "P9", logging.getLogger("debatch"))
 
 
 def test_features_shards_are_the_cells_table_in_order(plate, tmp_path, caplog):

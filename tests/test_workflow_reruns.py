@@ -73,7 +73,7 @@ def test_a_features_change_reruns_features_and_what_follows_only(run):
     jobs = scheduled_rules(
         workdir, changed_config(run, "features", "texture_scales", [3, 5]), snakefile=snakefile
     )
-    assert jobs["features_shard"] == jobs["features"] == 2 and jobs["well_profiles"] == 1
+    assert jobs["features"] == 2 and jobs["well_profiles"] == 1 and "gather_features" not in jobs
     assert "report" in jobs and not {"illum", "segment", "crops", "train", "embed"} & set(jobs)
     jobs = scheduled_rules(
         workdir,
@@ -92,8 +92,8 @@ def test_a_report_setting_reruns_only_the_report(run):
 
 
 def test_until_stops_after_the_named_rule(run):
-    """--until segment (docs/running.md: "to inspect masks") writes the per-plate masks: the
-    rule named after the stage gathers its shards."""
+    """--until segment (docs/running.md: "to inspect masks") writes the per-plate masks: with
+    one shard (the default) the rule named after the stage writes them itself."""
     workdir, _, snakefile = run
     jobs = scheduled_rules(
         workdir,
@@ -102,14 +102,14 @@ def test_until_stops_after_the_named_rule(run):
         "segment",
         snakefile=snakefile,
     )
-    assert set(jobs) == {"illum", "segment_shard", "segment"}
+    assert set(jobs) == {"illum", "segment"}
 
 
 def test_forcerun_reruns_a_rule_and_its_dependents(run):
     workdir, config, snakefile = run
-    jobs = scheduled_rules(workdir, config, "--forcerun", "crops_shard", snakefile=snakefile)
-    assert jobs["crops_shard"] == jobs["crops"] == 2 and "train" in jobs and "report" in jobs
-    assert "segment" not in jobs and "segment_shard" not in jobs and "illum" not in jobs
+    jobs = scheduled_rules(workdir, config, "--forcerun", "crops", snakefile=snakefile)
+    assert jobs["crops"] == 2 and "train" in jobs and "report" in jobs
+    assert "segment" not in jobs and "illum" not in jobs
 
 
 def test_editing_a_script_reruns_its_rule(run):

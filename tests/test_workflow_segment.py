@@ -142,7 +142,7 @@ def test_qc_thresholds_and_unused_cellpose_settings_do_not_rerun_segmentation(ru
     results = runs[3]
     assert rules_after_change(results, "segment", "cellpose.flow_threshold", 0.0) == {}
     jobs = rules_after_change(results, "qc", "focus_mad", 20.0)
-    assert set(jobs) == {"qc", "crops_shard", "crops", "qc_figures"} and jobs["crops_shard"] == 3
+    assert set(jobs) == {"qc", "crops", "gather_crops", "qc_figures"} and jobs["crops"] == 3
     assert set(rules_after_change(results, "qc", "overlay_sites", 2)) == {"qc_figures"}
 
 

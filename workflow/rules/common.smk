@@ -26,6 +26,10 @@ ENV = "../envs/debatch.yaml"  # every rule's software (--sdm conda)
 # main Snakefile's, which is the user's own when debatch is used as a module.
 REPO = os.path.dirname(os.path.dirname(workflow.current_basedir.get_path_or_uri(secret_free=True)))
 DEFAULT_CONFIG = "config/config.yaml"  # the Snakefile's configfile, relative to the workdir
+# libyaml's loaders where PyYAML has them (its wheels do): the same documents parsed in C, at
+# every Snakemake start and each cluster job's re-parse
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+BASE_LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 
 
 def fail(message):
@@ -44,7 +48,7 @@ def check_config_loaded():
     """-d DIR or -s from another folder with --configfile: Snakemake skips config/config.yaml
     when the working directory has none, silently; say what was loaded and how to add it."""
     with open(workflow.source_path("../schemas/config.schema.yaml")) as handle:
-        required = yaml.safe_load(handle)["required"]
+        required = yaml.load(handle, Loader=SAFE_LOADER)["required"]
     missing = [key for key in required if key not in config]
     if not missing:
         return
@@ -67,10 +71,10 @@ def written_config():
     default = [str(path) for path in workflow.configfiles if str(path) not in cli]
     for path in default + cli:
         with open(path) as handle:
-            update_config(merged, yaml.load(handle, Loader=yaml.BaseLoader) or {})
+            update_config(merged, yaml.load(handle, Loader=BASE_LOADER) or {})
     for argument in workflow.config_settings.config_args or []:
         key, text = parse_key_value_arg(argument, errmsg=f"--config {argument}")
-        update_config(merged, {key: yaml.load(text, Loader=yaml.BaseLoader) if text else None})
+        update_config(merged, {key: yaml.load(text, Loader=BASE_LOADER) if text else None})
     return merged
 
 
@@ -92,7 +96,7 @@ def replace_channels():
     (Snakemake merges nested blocks: four renamed channels would keep the demo's five)."""
     for path in reversed([str(p) for p in workflow.overwrite_configfiles]):
         with open(path) as handle:
-            overlay = yaml.safe_load(handle) or {}
+            overlay = yaml.load(handle, Loader=SAFE_LOADER) or {}
         if "channels" in overlay:
             config["channels"] = overlay["channels"]
             return
@@ -234,9 +238,40 @@ def benchmark_path(stage, name="{plate}"):
     return res(f"benchmarks/{stage}/{name}.tsv")
 
 
-# --- segment rules' parameters ---
+# --- sharded stages (segment, features, crops) ---
 
 SHARDS = list(range(config["segment"].get("shards", 1)))
+# With one shard (the default) a stage's job writes the plate's files itself; with more, each
+# shard's job writes temporary parts and a gather_{stage} job joins them: a plate's fixed cost is
+# paid in job start-ups, and gathering one part would only copy it.
+WHOLE_PLATES = len(SHARDS) == 1
+
+
+def shard_part(path, shard="{shard}"):
+    """A shard's part of a plate file under the results: cells/{plate}/shard{shard}.parquet."""
+    stem, suffix = os.path.splitext(path)
+    return res(f"{stem}/shard{shard}{suffix}")
+
+
+def stage_output(path):
+    """What a sharded stage's job writes for a plate file ("cells/{plate}.parquet")."""
+    return res(path) if WHOLE_PLATES else temp(shard_part(path))
+
+
+def shard_parts(path):
+    """A gather job's inputs: every shard's part of a plate file."""
+    return [shard_part(path, shard) for shard in SHARDS]
+
+
+def stage_log(stage):
+    return log_path(stage) if WHOLE_PLATES else log_path(stage, "{plate}/shard{shard}")
+
+
+def stage_benchmark(stage):
+    return benchmark_path(stage) if WHOLE_PLATES else benchmark_path(stage, "{plate}/shard{shard}")
+
+
+# --- segment rules' parameters ---
 
 
 def segment_settings():

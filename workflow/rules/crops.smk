@@ -1,18 +1,19 @@
-rule crops_shard:
-    """Fixed-size illumination-corrected crops of the cells of one shard that pass QC (or the
-    shard's whole sites that pass QC, area-averaged: crops.unit site)."""
+rule crops:
+    """Fixed-size illumination-corrected crops of a plate's cells that pass QC (or of its whole
+    sites that pass QC, area-averaged: crops.unit site), or of one shard's (segment.shards):
+    the memory-mappable crops/{plate}.npy and its index crops/{plate}.parquet."""
     input:
         cells=res("cells/{plate}.parquet"),
         qc=res("qc/{plate}.parquet"),
         manifest=res("manifest/{plate}.parquet"),
         illum=res("illum/{plate}.npz"),
     output:
-        crops=temp(res("crops/{plate}/shard{shard}.npy")),
-        table=temp(res("crops/{plate}/shard{shard}.parquet")),
+        crops=stage_output("crops/{plate}.npy"),
+        table=stage_output("crops/{plate}.parquet"),
     log:
-        log_path("crops", "{plate}/shard{shard}"),
+        stage_log("crops"),
     benchmark:
-        benchmark_path("crops", "{plate}/shard{shard}")
+        stage_benchmark("crops")
     group:
         "plate"
     conda:
@@ -28,28 +29,29 @@ rule crops_shard:
         "../scripts/crops.py"
 
 
-rule crops:
-    """The plate's memory-mappable crops/{plate}.npy and its index crops/{plate}.parquet."""
-    input:
-        crops=expand(res("crops/{{plate}}/shard{shard}.npy"), shard=SHARDS),
-        tables=expand(res("crops/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
-        cells=res("cells/{plate}.parquet"),
-        qc=res("qc/{plate}.parquet"),
-    output:
-        # crops first: with one shard it is a hard link of the shard file (see the segment rule)
-        crops=res("crops/{plate}.npy"),
-        table=res("crops/{plate}.parquet"),
-    log:
-        log_path("crops"),
-    benchmark:
-        benchmark_path("gather_crops")
-    group:
-        "plate"
-    conda:
-        ENV
-    resources:
-        mem_mb=2000,
-    params:
-        crops=stage_params("crops"),
-    script:
-        "../scripts/gather_crops.py"
+if not WHOLE_PLATES:
+
+    rule gather_crops:
+        """The plate's crops/{plate}.npy and crops/{plate}.parquet from its shards."""
+        input:
+            crops=shard_parts("crops/{plate}.npy"),
+            tables=shard_parts("crops/{plate}.parquet"),
+            cells=res("cells/{plate}.parquet"),
+            qc=res("qc/{plate}.parquet"),
+        output:
+            crops=res("crops/{plate}.npy"),
+            table=res("crops/{plate}.parquet"),
+        log:
+            log_path("crops"),
+        benchmark:
+            benchmark_path("gather_crops")
+        group:
+            "plate"
+        conda:
+            ENV
+        resources:
+            mem_mb=2000,
+        params:
+            crops=stage_params("crops"),
+        script:
+            "../scripts/gather_crops.py"

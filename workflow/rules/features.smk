@@ -1,16 +1,18 @@
-rule features_shard:
-    """CellProfiler's measurements (cp_measure) of every cell of one shard: Nuclei, Cells, Cytoplasm."""
+rule features:
+    """CellProfiler's measurements (cp_measure) of every cell of a plate (or of one shard of its
+    sites: segment.shards): Nuclei, Cells, Cytoplasm; one row per row of cells/{plate}.parquet,
+    in order."""
     input:
         cells=res("cells/{plate}.parquet"),
         manifest=res("manifest/{plate}.parquet"),
         illum=res("illum/{plate}.npz"),
         masks=res("masks/{plate}.npz"),
     output:
-        temp(res("features/{plate}/shard{shard}.parquet")),
+        stage_output("features/{plate}.parquet"),
     log:
-        log_path("features", "{plate}/shard{shard}"),
+        stage_log("features"),
     benchmark:
-        benchmark_path("features", "{plate}/shard{shard}")
+        stage_benchmark("features")
     group:
         "features"
     conda:
@@ -26,22 +28,24 @@ rule features_shard:
         "../scripts/features.py"
 
 
-rule features:
-    """The plate's features/{plate}.parquet: one row per row of cells/{plate}.parquet, in order."""
-    input:
-        shards=expand(res("features/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
-        cells=res("cells/{plate}.parquet"),
-    output:
-        res("features/{plate}.parquet"),
-    log:
-        log_path("features"),
-    benchmark:
-        benchmark_path("gather_features")
-    group:
-        "features"
-    conda:
-        ENV
-    resources:
-        mem_mb=4000,
-    script:
-        "../scripts/gather_features.py"
+if not WHOLE_PLATES:
+
+    rule gather_features:
+        """The plate's features/{plate}.parquet from its shards, in the cells table's order."""
+        input:
+            shards=shard_parts("features/{plate}.parquet"),
+            cells=res("cells/{plate}.parquet"),
+        output:
+            res("features/{plate}.parquet"),
+        log:
+            log_path("features"),
+        benchmark:
+            benchmark_path("gather_features")
+        group:
+            "features"
+        conda:
+            ENV
+        resources:
+            mem_mb=4000,
+        script:
+            "../scripts/gather_features.py"

@@ -1,16 +1,17 @@
-rule segment_shard:
-    """Nuclei + cells of one shard of a plate's sites: cell table, per-site QC measures, label images."""
+rule segment:
+    """Nuclei + cells of a plate's sites (or of one shard of them: segment.shards): cell table,
+    per-site QC measures, label images."""
     input:
         manifest=res("manifest/{plate}.parquet"),
         illum=res("illum/{plate}.npz"),
     output:
-        cells=temp(res("cells/{plate}/shard{shard}.parquet")),
-        sites=temp(res("sites/{plate}/shard{shard}.parquet")),
-        masks=temp(res("masks/{plate}/shard{shard}.npz")),
+        cells=stage_output("cells/{plate}.parquet"),
+        sites=stage_output("sites/{plate}.parquet"),
+        masks=stage_output("masks/{plate}.npz"),
     log:
-        log_path("segment", "{plate}/shard{shard}"),
+        stage_log("segment"),
     benchmark:
-        benchmark_path("segment", "{plate}/shard{shard}")
+        stage_benchmark("segment")
     group:
         "plate"
     conda:
@@ -27,27 +28,28 @@ rule segment_shard:
         "../scripts/segment.py"
 
 
-rule segment:
-    """The plate's cells/{plate}.parquet, sites/{plate}.parquet and masks/{plate}.npz from its shards."""
-    input:
-        cells=expand(res("cells/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
-        sites=expand(res("sites/{{plate}}/shard{shard}.parquet"), shard=SHARDS),
-        masks=expand(res("masks/{{plate}}/shard{shard}.npz"), shard=SHARDS),
-    output:
-        # masks first: with one shard it is a hard link of the shard file, an input, and
-        # Snakemake touches outputs in this order after the job (later ones stay newer)
-        masks=res("masks/{plate}.npz"),
-        cells=res("cells/{plate}.parquet"),
-        sites=res("sites/{plate}.parquet"),
-    log:
-        log_path("segment"),
-    benchmark:
-        benchmark_path("gather_segment")
-    group:
-        "plate"
-    conda:
-        ENV
-    resources:
-        mem_mb=2000,
-    script:
-        "../scripts/gather_segment.py"
+if not WHOLE_PLATES:
+
+    rule gather_segment:
+        """The plate's cells/{plate}.parquet, sites/{plate}.parquet and masks/{plate}.npz from
+        its shards."""
+        input:
+            cells=shard_parts("cells/{plate}.parquet"),
+            sites=shard_parts("sites/{plate}.parquet"),
+            masks=shard_parts("masks/{plate}.npz"),
+        output:
+            cells=res("cells/{plate}.parquet"),
+            sites=res("sites/{plate}.parquet"),
+            masks=res("masks/{plate}.npz"),
+        log:
+            log_path("segment"),
+        benchmark:
+            benchmark_path("gather_segment")
+        group:
+            "plate"
+        conda:
+            ENV
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/gather_segment.py"

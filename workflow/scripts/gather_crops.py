@@ -6,7 +6,7 @@ from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.core.shards import gather_npy, gather_tables
-from debatch.crops.eligible import select_cells
+from debatch.crops.eligible import check_some_left, left_out, select_cells
 from debatch.settings import CROPS, QC_PASS
 
 log = setup_logging(snakemake.log[0])
@@ -17,24 +17,19 @@ plate = snakemake.wildcards.plate
 table = gather_tables(snakemake.input.tables)
 qc = pd.read_parquet(snakemake.input.qc)
 if CROPS.merge(snakemake.params.crops)["unit"] == "site":
-    left = f"of {len(qc)} sites, {int((~qc[QC_PASS].astype(bool)).sum())} failed QC"
+    counts = {"sites": len(qc), "failed_qc": int((~qc[QC_PASS].astype(bool)).sum())}
 else:
     _, counts = select_cells(pd.read_parquet(snakemake.input.cells), qc, snakemake.params.crops)
-    left = (
-        f"of {counts['cells']} cells, {counts['failed_qc']} on sites that failed QC and "
-        f"{counts['border']} at the border left out"
-    )
-if not len(table):
-    raise ValueError(f"plate {plate}: nothing left for crops ({left}); see {snakemake.input.qc}")
+check_some_left(len(table), plate, counts, snakemake.input.qc)
 shape = gather_npy(snakemake.input.crops, snakemake.output.crops)
 if shape[0] != len(table):
     raise AssertionError(f"crops rows {shape[0]} != crops table rows {len(table)}")
 write_parquet(table, snakemake.output.table, PROVENANCE)
 log.info(
-    "plate %s: %d crops of shape %s from %d shard(s); %s",
+    "plate %s: %d crops of shape %s from %d shards; %s",
     plate,
     shape[0],
     shape[1:],
     len(snakemake.input.crops),
-    left,
+    left_out(counts),
 )

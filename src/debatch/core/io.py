@@ -14,7 +14,6 @@ import errno
 import glob
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -169,15 +168,6 @@ class NpzWriter:
                 self._atomic.__exit__(type(closing), closing, closing.__traceback__)
                 raise
         self._atomic.__exit__(kind, error, traceback)
-
-
-def link_or_copy(source: str | os.PathLike, target: Path) -> None:
-    """``target`` becomes ``source``'s content: a hard link (no I/O), a copy across devices."""
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _json_default(value):

@@ -3,7 +3,7 @@
 Shard k of K holds the k-th contiguous block of the plate's sites in (well, site) order, so
 concatenating the shards' outputs in shard order reproduces the one-job result exactly: the
 per-plate files are identical whatever K (tests/test_shards.py checks 1 vs 3). Segmentation,
-crops and features all shard this way.
+crops and features all shard this way; with one shard the job writes the plate's files itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from debatch.core.io import NpzWriter, atomic_path, link_or_copy, open_npy
+from debatch.core.io import NpzWriter, atomic_path, open_npy
 from debatch.settings import SITE_KEY
 
 
@@ -34,11 +34,6 @@ def gather_tables(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 def gather_npz(paths: list[str | os.PathLike], out: str | os.PathLike) -> int:
     """Merge shard .npz files into ``out`` one array at a time; returns the array count."""
-    if len(paths) == 1:
-        with atomic_path(out) as tmp:
-            link_or_copy(paths[0], tmp)  # one shard: no I/O
-        with np.load(out) as stored:
-            return len(stored.files)
     count = 0
     with NpzWriter(out) as writer:
         for path in paths:
@@ -53,10 +48,6 @@ def gather_npy(
     paths: list[str | os.PathLike], out: str | os.PathLike, rows_per_copy: int = 4096
 ) -> tuple:
     """Concatenate shard .npy arrays (same trailing shape) into ``out``; returns its shape."""
-    if len(paths) == 1:
-        with atomic_path(out) as tmp:
-            link_or_copy(paths[0], tmp)  # one shard: no I/O
-        return np.load(out, mmap_mode="r").shape
     parts = [np.load(path, mmap_mode="r") for path in paths]
     shape = (sum(len(part) for part in parts), *parts[0].shape[1:])
     with atomic_path(out) as tmp:

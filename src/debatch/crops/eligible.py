@@ -68,3 +68,22 @@ def select_sites(manifest: pd.DataFrame, qc: pd.DataFrame) -> tuple[pd.DataFrame
     sites = manifest.loc[passed, metadata].reset_index(drop=True)
     sites[SITE_CELLS_META] = verdict.loc[passed, SITE_CELLS].astype("int64").to_numpy()
     return sites, {"sites": len(manifest), "failed_qc": int((~passed).sum())}
+
+
+def left_out(counts: dict[str, int]) -> str:
+    """What a plate's crops left out (``select_cells``' or ``select_sites``' counts), as the log
+    and the error say it."""
+    if "sites" in counts:
+        return f"of {counts['sites']} sites, {counts['failed_qc']} failed QC"
+    return (
+        f"of {counts['cells']} cells, {counts['failed_qc']} on sites that failed QC and "
+        f"{counts['border']} at the border left out"
+    )
+
+
+def check_some_left(rows: int, plate: str, counts: dict[str, int], qc_path: str) -> None:
+    """A plate whose every cell (or site) was left out is an error that says why."""
+    if not rows:
+        raise ValueError(
+            f"plate {plate}: nothing left for crops ({left_out(counts)}); see {qc_path}"
+        )

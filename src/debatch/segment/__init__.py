@@ -7,7 +7,7 @@
 - ``quality``: measures a site's focus, saturation and intensity (``image_quality``);
 - ``qc``: flags the sites that fail image quality control (``flag_sites``);
 - ``shards``: segments one shard of a plate's sites (``segment_shard``);
-- ``gather``: gathers a plate's cells from its shards (``gather_cells``, ``plate_summary``);
+- ``gather``: checks and logs a segmented plate (``check_plate``, ``plate_summary``);
 - ``score``: scores label images against a reference (``score_against_labels``);
 - ``qc_figures``: draws the QC overlays and plate heatmaps (``plot_overlays``).
 """

@@ -1,4 +1,5 @@
-"""The plate's cell table gathered from its segmentation shards, with the plate's log lines.
+"""A segmented plate's checks and log lines, whether one job segmented it or its shards were
+gathered.
 
 Kept apart from the segmentation code so the gather job starts without importing it (numba,
 centrosome): a plate's fixed cost is paid in job start-ups.
@@ -6,24 +7,34 @@ centrosome): a plate's fixed cost is paid in job start-ups.
 
 from __future__ import annotations
 
-import os
+import logging
 
 import numpy as np
 import pandas as pd
 
-from debatch.core.shards import gather_tables
 from debatch.settings import SITE_CELLS
 
 
-def gather_cells(paths: list[str | os.PathLike], n_sites: int, plate: str) -> pd.DataFrame:
-    """The plate's cell table from its shards; a plate without any cell is an error."""
-    cells = gather_tables(paths)
+def check_plate(cells: pd.DataFrame, sites: pd.DataFrame, plate: str, log: logging.Logger) -> None:
+    """The plate's log lines once all of its sites are segmented (one job, or its shards
+    gathered): a plate without any cell is an error, cells barely larger than their nuclei a
+    warning."""
     if not len(cells):
         raise ValueError(
-            f"plate {plate}: no cells found on any of its {n_sites} sites; check nuclei_channel "
+            f"plate {plate}: no cells found on any of its {len(sites)} sites; check nuclei_channel "
             f"and segment.propagate.nucleus_diameter (or the cellpose models)"
         )
-    return cells
+    log.info("plate %s: %s", plate, plate_summary(sites))
+    warning = small_cells_warning(cells, plate)
+    if warning:
+        log.warning(warning)
+    unpaired = sites[["Count_UnpairedNuclei", "Count_UnpairedCells"]].sum()
+    if unpaired.any():
+        log.info(
+            "cellpose objects left out for want of a partner: %d nuclei, %d cells",
+            unpaired["Count_UnpairedNuclei"],
+            unpaired["Count_UnpairedCells"],
+        )
 
 
 def plate_summary(sites: pd.DataFrame) -> str:
