@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from debatch.crops.cut import crop_site, write_plate_crops
-from debatch.crops.eligible import select_cells
+from debatch.crops.eligible import check_some_left, left_out, select_cells
 from debatch.settings import CROPS
 
 
@@ -103,6 +103,16 @@ def test_cells_of_failed_sites_and_border_cells_are_left_out_and_counted():
     assert kept["Metadata_ObjectNumber"].tolist() == [1, 1] and counts["border"] == 2
     with pytest.raises(ValueError, match="QC table has no row for well B02 site 1"):
         select_cells(cells, qc.iloc[:2])
+    failed = qc.assign(QC_Pass=False)
+    _, counts = select_cells(cells, failed, {"drop_border_cells": True})
+    check_some_left(len(kept), "P1", counts, "qc/P1.parquet")  # cells left: no error
+    with pytest.raises(ValueError) as nothing:
+        check_some_left(0, "P1", counts, "qc/P1.parquet")
+    assert str(nothing.value) == (
+        "plate P1: nothing left for crops (of 5 cells, 5 on sites that failed QC and 0 at the "
+        "border left out); see qc/P1.parquet"
+    )
+    assert left_out({"sites": 3, "failed_qc": 1}) == "of 3 sites, 1 failed QC"
 
 
 def reference_crops(raw, illum, centers, size, scale=65535.0):

@@ -202,8 +202,8 @@ def test_cells_no_bigger_than_their_nuclei_are_warned_about():
 
 
 def test_gathering_a_plate_imports_no_segmentation_or_measuring_code():
-    """The gather jobs run once per plate: their start-up is the plate's fixed cost, so they must
-    not import what only segmenting and measuring need."""
+    """With several shards the gather jobs run once per plate: their start-up is the plate's
+    fixed cost, so they must not import what only segmenting and measuring need."""
     heavy = ["numba", "centrosome", "cp_measure", "skimage", "debatch.illum.estimate"]
     code = (
         "import sys, debatch.segment.gather, debatch.features.gather, debatch.core.images; "

@@ -1,5 +1,5 @@
-"""End to end: segmentation and crops split into shards give the same files as one job, and
-sites failing image QC are flagged, logged and left out of the crops."""
+"""End to end: segmentation, features and crops split into shards give the same files as one
+job, and sites failing image QC are flagged, logged and left out of the crops."""
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ def plate(tmp_path_factory):
     return root
 
 
-TARGETS = ("crops/P1.npy", "qc/overlays/P1.png", "qc/heatmaps/P1.png")
+TARGETS = ("crops/P1.npy", "features/P1.parquet", "qc/overlays/P1.png", "qc/heatmaps/P1.png")
 
 
 def run(plate, workdir, shards):
@@ -100,7 +100,8 @@ def rules_after_change(results, section, key, value):
 
 def test_every_plate_file_is_identical_whatever_the_shard_count(runs):
     one, three = runs[1], runs[3]
-    for name in ("cells/P1.parquet", "sites/P1.parquet", "qc/P1.parquet", "crops/P1.parquet"):
+    for stage in ("cells", "sites", "qc", "crops", "features"):
+        name = f"{stage}/P1.parquet"
         pd.testing.assert_frame_equal(pd.read_parquet(one / name), pd.read_parquet(three / name))
     np.testing.assert_array_equal(np.load(one / "crops/P1.npy"), np.load(three / "crops/P1.npy"))
     with np.load(one / "masks/P1.npz") as a, np.load(three / "masks/P1.npz") as b:

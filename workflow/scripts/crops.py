@@ -21,7 +21,8 @@ illum = read_illum(snakemake.input.illum, params.channels)
 shard = int(snakemake.wildcards.get("shard", 0))  # no shard wildcard: the job is the whole plate
 manifest = shard_sites(pd.read_parquet(snakemake.input.manifest), params.shards, shard)
 qc = pd.read_parquet(snakemake.input.qc)
-if CROPS.merge(params.crops)["unit"] == "site":
+unit = CROPS.merge(params.crops)["unit"]
+if unit == "site":
     rows, counts = select_sites(manifest, qc)
     write = write_plate_sites
 else:
@@ -31,15 +32,12 @@ else:
     write = write_plate_crops
 if params.shards == 1:
     check_some_left(len(rows), plate, counts, snakemake.input.qc)
-log.info(
-    "plate %s, shard %d/%d: %d sites, %d crops; %s",
-    plate,
-    shard + 1,
-    params.shards,
-    len(manifest),
-    len(rows),
-    left_out(counts),
+where = (
+    f"plate {plate}" if params.shards == 1 else f"plate {plate}, shard {shard + 1}/{params.shards}"
 )
+log.info("%s: %d sites, %d crops", where, len(manifest), len(rows))
+# select_cells counts the plate's cells, select_sites the shard's sites
+log.info("%s: %s", where if unit == "site" else f"plate {plate}", left_out(counts))
 table = write(
     rows,
     manifest,

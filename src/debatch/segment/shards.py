@@ -126,7 +126,7 @@ def segment_shard(
     ``settings`` is the ``segment`` config block (method, save_masks, propagate, cellpose).
     Returns (cells: one row per cell, Metadata_ columns of its site first; sites: one row per
     site with image-quality measures, the cell count and, for cellpose, the objects left
-    unpaired). A shard without any cell is fine here; the gather checks the whole plate.
+    unpaired). A shard without any cell is fine here; ``gather.check_plate`` checks the whole plate.
     """
     settings = SEGMENT.merge(settings)
     sites = shard_sites(manifest, shards, shard)
