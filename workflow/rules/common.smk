@@ -263,12 +263,8 @@ def shard_parts(path):
     return [shard_part(path, shard) for shard in SHARDS]
 
 
-def stage_log(stage):
-    return log_path(stage) if WHOLE_PLATES else log_path(stage, "{plate}/shard{shard}")
-
-
-def stage_benchmark(stage):
-    return benchmark_path(stage) if WHOLE_PLATES else benchmark_path(stage, "{plate}/shard{shard}")
+# a sharded stage's job: its log and benchmark file name (log_path, benchmark_path)
+STAGE_JOB = "{plate}" if WHOLE_PLATES else "{plate}/shard{shard}"
 
 
 # --- segment rules' parameters ---

@@ -11,9 +11,9 @@ rule crops:
         crops=stage_output("crops/{plate}.npy"),
         table=stage_output("crops/{plate}.parquet"),
     log:
-        stage_log("crops"),
+        log_path("crops", STAGE_JOB),
     benchmark:
-        stage_benchmark("crops")
+        benchmark_path("crops", STAGE_JOB)
     group:
         "plate"
     conda:

@@ -10,9 +10,9 @@ rule features:
     output:
         stage_output("features/{plate}.parquet"),
     log:
-        stage_log("features"),
+        log_path("features", STAGE_JOB),
     benchmark:
-        stage_benchmark("features")
+        benchmark_path("features", STAGE_JOB)
     group:
         "features"
     conda:

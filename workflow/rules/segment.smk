@@ -9,9 +9,9 @@ rule segment:
         sites=stage_output("sites/{plate}.parquet"),
         masks=stage_output("masks/{plate}.npz"),
     log:
-        stage_log("segment"),
+        log_path("segment", STAGE_JOB),
     benchmark:
-        stage_benchmark("segment")
+        benchmark_path("segment", STAGE_JOB)
     group:
         "plate"
     conda:

@@ -144,7 +144,7 @@ def sector_cv(totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
     n = kept.sum(1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         means = np.where(kept, totals / counts, 0.0)
-        sums = means.sum(1) * 1.0
+        sums = means.sum(1)
         mean = sums / n
         deviations = np.where(kept, means - mean[:, None], 0.0)
         std = np.sqrt((deviations * deviations).sum(1) / n)
