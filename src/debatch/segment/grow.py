@@ -14,9 +14,9 @@ compiled, it is faster and releases the GIL, so a shard's threads propagate in p
 
 No pixel reaches another connected component of the mask (8-connected, as the steps are), so
 each component is grown on its own, with its own heap, inside its bounding box: the same labels
-(the heap's pixel order within a component is the image's), and on a dense 1080 px field about
-twice as fast as one heap over the whole field, whose pops jump between cells across ~30 MB of
-per-pixel arrays (benchmarks/notes.md).
+(the heap's pixel order within a component is the image's), and on a dense field faster than
+one heap over the whole field, whose pops jump between cells across the field's per-pixel
+arrays (benchmarks/notes.md).
 """
 
 from __future__ import annotations
