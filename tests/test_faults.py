@@ -26,7 +26,7 @@ def tiny_config(workdir: Path, epochs: int = 40) -> Path:
     return tiny_workdir(workdir, {"train": train}, sheet="plates_two.tsv")
 
 
-def start(workdir: Path, config: Path) -> subprocess.Popen:
+def start(workdir: Path, config: Path, *targets: str) -> subprocess.Popen:
     command = [
         *SNAKEMAKE,
         "-s",
@@ -38,6 +38,7 @@ def start(workdir: Path, config: Path) -> subprocess.Popen:
         "--cores",
         str(CORES),
         "--rerun-incomplete",
+        *targets,
     ]
     return subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -75,28 +76,33 @@ COMPARED = [
 ]
 
 
+def compared(workdir: Path) -> list[str]:
+    """The targets of the runs compared: the profiles, not the figures and report after them
+    (nor the CellProfiler features beside them), which a kill would add nothing to."""
+    return [str(workdir / "results" / path) for path in COMPARED]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run's profiles (only what the killed run is compared on: the figures
-    and report after them are not made)."""
+    """An uninterrupted run's profiles."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    snakemake(workdir, tiny_config(workdir), *(str(workdir / "results" / p) for p in COMPARED))
+    snakemake(workdir, tiny_config(workdir), *compared(workdir))
     return workdir / "results"
 
 
 def test_killed_three_times_then_finishes_identically_and_training_resumes(reference, tmp_path):
     config = tiny_config(tmp_path)
-    results = tmp_path / "results"
+    results, targets = tmp_path / "results", compared(tmp_path)
     points = [
         results / "logs" / "segment" / "plate01.log",  # during segmentation
         results / "models" / "erm" / "seed0" / "checkpoints" / "last.pt",  # mid-training
         results / "logs" / "well_profiles" / "erm_seed0.log",
     ]  # during profiles
     for marker in points:
-        kill_when(start(tmp_path, config), marker)
+        kill_when(start(tmp_path, config, *targets), marker)
         assert_no_half_written_outputs(results)
         snakemake(tmp_path, config, "--unlock")  # a killed Snakemake leaves its lock behind
-    snakemake(tmp_path, config, "--rerun-incomplete")
+    snakemake(tmp_path, config, "--rerun-incomplete", *targets)
 
     train_log = (results / "logs" / "train" / "erm" / "seed0.log").read_text()
     assert "resuming from" in train_log and "after epoch" in train_log
