@@ -203,24 +203,6 @@ def test_resume_runs_only_new_epochs_and_finished_run_only_rewrites_model(tmp_pa
     assert same_weights(weights(run), final)
 
 
-def test_cpu_training_runs_deterministic_algorithms_and_leaves_the_callers_setting():
-    """On the CPU torch's deterministic algorithms are on (warn-only) while training and the
-    caller's setting is back afterwards; torch.compile's config (1.3 s to import) stays out."""
-    script = """
-import sys, torch
-from debatch.cnn.checkpoint import torch_runtime
-inside = []
-with torch_runtime({"num_threads": 1}, torch.device("cpu")):
-    inside = [torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled()]
-after = [torch.are_deterministic_algorithms_enabled(),
-         torch.is_deterministic_algorithms_warn_only_enabled()]
-print(inside, after, "torch._inductor" in sys.modules)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.stdout.split("\n")[0] == "[True, True] [False, False] False", result.stderr
-
-
 @pytest.mark.parametrize("method", TRAIN_METHODS)
 def test_interrupted_run_ends_bit_identical_to_uninterrupted(tmp_path, method):
     """Stopping after epoch 1 and resuming must give exactly the weights of one 2-epoch run."""

@@ -96,13 +96,6 @@ def _resume_problem(checkpoint: dict, params: dict, data_key: dict) -> str | Non
     return None
 
 
-def set_deterministic(mode: bool, warn_only: bool) -> None:
-    """torch.use_deterministic_algorithms without its import of torch._inductor.config, which
-    only sets the flag for torch.compile (never used here) and costs a train job about
-    1.3 CPU-seconds at its start."""
-    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
-
-
 @contextlib.contextmanager
 def torch_runtime(train: dict, device: torch.device):
     """torch threads and determinism for the run (cuDNN autotuning on a GPU, deterministic
@@ -116,12 +109,14 @@ def torch_runtime(train: dict, device: torch.device):
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     else:
-        set_deterministic(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.set_num_threads(previous_threads)
-        set_deterministic(*previous_deterministic)
+        torch.use_deterministic_algorithms(
+            previous_deterministic[0], warn_only=previous_deterministic[1]
+        )
 
 
 @dataclass
