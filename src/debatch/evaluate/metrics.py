@@ -19,7 +19,7 @@ from debatch.settings import NEGCON, ROLE, TREATMENT, feature_columns
 
 # scikit-learn and scipy.sparse are imported in the functions that use them: the figure and
 # report jobs import this module (through debatch.report.figures) for its numpy-only functions,
-# and importing them would add about 0.7 and 0.25 CPU-seconds to each of those jobs' start.
+# and importing them would lengthen each of those jobs' start-up (scikit-learn most).
 
 
 def result(value=None, score=None, reason: str | None = None, **extra) -> dict:

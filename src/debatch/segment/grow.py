@@ -6,17 +6,18 @@ difference of the two pixels' 3 x 3 neighbourhoods (edges clamped) and steps the
 length of the step (1 or 2). A pixel goes to the seed that reaches it first (Dijkstra), so
 borders fall on intensity ridges or, with a large regularisation, half-way between seeds.
 
-This is centrosome's ``propagate`` (the code CellProfiler runs) with the same distance, visiting
-order and tie-breaking (distance, then label, then pixel), so the same labels (tests compare
-them on a real field and on plateaus full of ties; only at regularisation 0, where a flat
-region's distances are exactly equal, may a tied pixel go to the other, equally near seed);
-compiled, it is faster and releases the GIL, so a shard's threads propagate in parallel.
+This is centrosome's ``propagate`` (the code CellProfiler runs) with the same distance and
+visiting order, so the same labels (tests compare them on a real field and on noisy plateaus).
+Where two seeds reach a pixel at exactly the same distance, ours takes the lower label (the heap
+orders by distance, then label, then pixel) while centrosome's queue takes whichever its heap
+holds first, so such a tied pixel may go to the other, equally near seed: at regularisation 0 on
+any flat region, and on symmetric toy images at any regularisation. Compiled, it is faster and
+releases the GIL, so a shard's threads propagate in parallel.
 
 No pixel reaches another connected component of the mask (8-connected, as the steps are), so
-each component is grown on its own, with its own heap, inside its bounding box: the same labels
-(the heap's pixel order within a component is the image's), and on a dense field faster than
-one heap over the whole field, whose pops jump between cells across the field's per-pixel
-arrays (benchmarks/notes.md).
+each component is grown on its own, with its own heap: the same labels (the heap's keys are
+unique, so a component's pops come in the order one heap over the field would pop them), and
+on a dense field faster than one heap over the whole field (benchmarks/notes.md).
 """
 
 from __future__ import annotations
@@ -56,19 +57,32 @@ def _borders_growth(seeds, mask, i, j, steps):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_component(padded, seeds, mask, weight, steps, components, k, box, labels, distances):
-    """Dijkstra over connected component ``k`` of the mask, inside its bounding ``box`` (rows
-    box[0]:box[1], columns box[2]:box[3]), writing into ``labels`` and ``distances``."""
-    top, bottom, left, right = box[0], box[1], box[2], box[3]
-    columns = seeds.shape[1]
-    heap = [(0.0, np.int64(0), np.int64(0))]
-    heap.pop()
-    for i in range(top, bottom):
-        for j in range(left, right):
-            if components[i, j] == k and seeds[i, j] > 0:
-                distances[i, j] = 0.0
-                if _borders_growth(seeds, mask, i, j, steps):
-                    heap.append((0.0, np.int64(seeds[i, j]), np.int64(i * columns + j)))
+def _starts(seeds, mask, components, n_components, steps):
+    """The seed pixels that border growth (_borders_growth), as flat indices in raster order,
+    grouped by component: component k's are ``starts[ends[k - 1]:ends[k]]``."""
+    rows, columns = seeds.shape
+    counts = np.zeros(n_components + 1, np.int64)  # component 0 is outside the mask: none
+    for i in range(rows):
+        for j in range(columns):
+            if seeds[i, j] > 0 and mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
+                counts[components[i, j]] += 1
+    ends = np.cumsum(counts)
+    filled = ends - counts
+    starts = np.empty(ends[-1], np.int64)
+    for i in range(rows):
+        for j in range(columns):
+            if seeds[i, j] > 0 and mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
+                starts[filled[components[i, j]]] = i * columns + j
+                filled[components[i, j]] += 1
+    return starts, ends
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distances):
+    """Dijkstra from the seed pixels ``starts`` (flat indices) over their component of the
+    mask, writing into ``labels`` and ``distances``."""
+    rows, columns = seeds.shape
+    heap = [(0.0, np.int64(seeds.flat[index]), index) for index in starts]
     heapq.heapify(heap)
     while heap:
         distance, label, index = heapq.heappop(heap)
@@ -78,8 +92,8 @@ def _grow_component(padded, seeds, mask, weight, steps, components, k, box, labe
         labels[i1, j1] = label
         for q in range(8):
             i2, j2 = i1 + steps[q, 0], j1 + steps[q, 1]
-            if i2 < top or i2 >= bottom or j2 < left or j2 >= right:
-                continue  # outside the box is outside the component
+            if i2 < 0 or i2 >= rows or j2 < 0 or j2 >= columns:
+                continue
             if labels[i2, j2] > 0 or not mask[i2, j2]:
                 continue
             reached = distance + _step_cost(padded, i1, j1, i2, j2, weight)
@@ -89,13 +103,18 @@ def _grow_component(padded, seeds, mask, weight, steps, components, k, box, labe
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(padded, seeds, mask, weight, steps, components, boxes):
+def _grow(padded, seeds, mask, weight, steps, components, n_components):
     rows, columns = seeds.shape
     labels = np.zeros((rows, columns), np.int32)
     distances = np.full((rows, columns), -1.0)
-    for k in range(boxes.shape[0]):
+    for i in range(rows):
+        for j in range(columns):
+            if seeds[i, j] > 0:
+                distances[i, j] = 0.0  # never beaten: a seed pixel stays its seed's
+    starts, ends = _starts(seeds, mask, components, n_components, steps)
+    for k in range(1, n_components + 1):
         _grow_component(
-            padded, seeds, mask, weight, steps, components, k + 1, boxes[k], labels, distances
+            padded, seeds, mask, weight, steps, starts[ends[k - 1] : ends[k]], labels, distances
         )
     for i in range(rows):
         for j in range(columns):
@@ -115,14 +134,13 @@ def propagate(
         )
     padded = np.pad(np.asarray(image, np.float64), 2, mode="edge")
     mask = np.asarray(mask, bool)
-    components, _ = ndimage.label(mask, np.ones((3, 3), bool))
-    boxes = np.array(
-        [
-            (rows.start, rows.stop, cols.start, cols.stop)
-            for rows, cols in ndimage.find_objects(components)
-        ],
-        np.int64,
-    ).reshape(-1, 4)
+    components, n_components = ndimage.label(mask, np.ones((3, 3), bool))
     return _grow(
-        padded, np.asarray(seeds, np.int32), mask, float(regularisation), _STEPS, components, boxes
+        padded,
+        np.ascontiguousarray(seeds, np.int32),
+        mask,
+        float(regularisation),
+        _STEPS,
+        components,
+        n_components,
     )
