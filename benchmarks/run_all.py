@@ -48,6 +48,7 @@ ORDER = [
     "rxrx1_demo.py",
     "test_suite.py",
     "report_size.py",
+    "umap_wells.py",
     "cost_model.py",
     "verdict_weights.py",
     "verdict.py",

@@ -17,6 +17,7 @@ from debatch.core.provenance import code_version
 from debatch.evaluate.diagnostics import compute_metrics
 from debatch.illum.plot import plot_functions
 from debatch.report.figures import (
+    cosine_distances,
     plot_cells_per_well,
     plot_metric_bars,
     plot_pca,
@@ -301,6 +302,18 @@ def test_a_umap_per_source_drawn_the_same_for_the_same_seed(report):
     first, again = umap_embedding(values, 3), umap_embedding(values, 3)
     np.testing.assert_array_equal(first, again)
     assert first.shape == (len(values), 2) and not np.allclose(first, umap_embedding(values, 4))
+
+
+def test_umaps_distances_are_umap_learns_cosine_on_every_pair():
+    """The matrix UMAP is given below UMAP_EXACT_WELLS wells is umap-learn's own cosine metric,
+    zero profiles included (1 to any other, 0 to each other)."""
+    from debatch.core.compiled import import_with_numba_cache
+
+    cosine = import_with_numba_cache("umap.distances").cosine
+    values = np.random.default_rng(0).normal(size=(30, 12))
+    values[[4, 9]] = 0.0
+    expected = np.array([[cosine(a, b) for b in values] for a in values])
+    np.testing.assert_allclose(cosine_distances(values), expected, rtol=0, atol=1e-12)
 
 
 def test_a_umap_of_too_few_wells_says_why_it_is_missing():

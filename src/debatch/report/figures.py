@@ -10,6 +10,7 @@ figure (tests/test_figures.py checks that), ``plot_*`` write it.
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -147,17 +148,38 @@ UMAP_NEIGHBOURS = 15  # umap-learn's default n_neighbors (fewer on a screen of f
 UMAP_MIN_WELLS = 5
 
 
+UMAP_EXACT_WELLS = 4096  # below this many rows umap-learn finds neighbours from every pair
+
+
+def cosine_distances(values: np.ndarray) -> np.ndarray:
+    """Pairwise cosine distances (n x n), umap-learn's ``cosine`` metric on every pair: 1 for a
+    zero row against any other, 0 between two zero rows and on the diagonal."""
+    norms = np.linalg.norm(values, axis=1)
+    unit = np.divide(values, norms[:, None], out=np.zeros_like(values), where=norms[:, None] > 0)
+    distances = np.maximum(1.0 - unit @ unit.T, 0.0)
+    zero = norms == 0
+    distances[np.ix_(zero, zero)] = 0.0
+    np.fill_diagonal(distances, 0.0)
+    return distances
+
+
 def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
     """(n x 2) UMAP of ``values`` (umap-learn, cosine distance as the metrics use; one thread:
-    the same seed gives the same map)."""
+    the same seed gives the same map). Below UMAP_EXACT_WELLS the distances are one matrix
+    product here: umap-learn would call its compiled metric once per pair from Python
+    (benchmarks/umap_wells.py times both)."""
     umap = import_with_numba_cache("umap")  # its uncached functions compile once, not per job
+    values = np.asarray(values, np.float64)
+    exact = len(values) < UMAP_EXACT_WELLS
     model = umap.UMAP(
         n_neighbors=min(UMAP_NEIGHBOURS, len(values) - 1),
-        metric="cosine",
+        metric="precomputed" if exact else "cosine",
         random_state=seed,
         n_jobs=1,
     )
-    return np.asarray(model.fit_transform(np.asarray(values, np.float64)))
+    with warnings.catch_warnings():  # we never invert the map
+        warnings.filterwarnings("ignore", "using precomputed metric; inverse_transform")
+        return np.asarray(model.fit_transform(cosine_distances(values) if exact else values))
 
 
 def umap_figure(profiles: dict[str, pd.DataFrame], title: str, seed: int, max_wells: int):
