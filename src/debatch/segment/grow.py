@@ -61,20 +61,18 @@ def _starts(seeds, mask, components, n_components, steps):
     """The seed pixels that border growth (_borders_growth), as flat indices in raster order,
     grouped by component: component k's are ``starts[ends[k - 1]:ends[k]]``."""
     rows, columns = seeds.shape
+    found = np.empty(np.count_nonzero(seeds > 0), np.int64)
+    owners = np.empty(len(found), np.int64)
     counts = np.zeros(n_components + 1, np.int64)  # component 0 is outside the mask: none
+    n = 0
     for i in range(rows):
         for j in range(columns):
             if seeds[i, j] > 0 and mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
+                found[n], owners[n] = i * columns + j, components[i, j]
                 counts[components[i, j]] += 1
-    ends = np.cumsum(counts)
-    filled = ends - counts
-    starts = np.empty(ends[-1], np.int64)
-    for i in range(rows):
-        for j in range(columns):
-            if seeds[i, j] > 0 and mask[i, j] and _borders_growth(seeds, mask, i, j, steps):
-                starts[filled[components[i, j]]] = i * columns + j
-                filled[components[i, j]] += 1
-    return starts, ends
+                n += 1
+    order = np.argsort(owners[:n], kind="mergesort")  # stable: raster order within a component
+    return found[:n][order], np.cumsum(counts)
 
 
 @numba.njit(cache=True, nogil=True)
