@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from cp_measure._sanitize import sanitize_masks
 from cp_measure.core import measureobjectsizeshape
-from cp_measure.core.numba import _feret, measureobjectintensity, measuretexture
+from cp_measure.core.numba import _feret, measuretexture
 
 from debatch.core.images import cellprofiler_scale
-from debatch.features import colocalization
+from debatch.features import colocalization, intensity
 from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
 from debatch.features.objects import object_sets
 from debatch.features.radial import RadialGeometry, ZernikeBasis
@@ -54,7 +54,7 @@ def site_images(raw: Mapping[str, np.ndarray], illum=None) -> dict[str, np.ndarr
 
 def _intensity(labels, pixels, channel, features) -> Measured:
     # legacy: CellProfiler's own quartile convention (n * q), not numpy's ((n - 1) * q)
-    measured = measureobjectintensity.get_intensity(labels, pixels, legacy=True)
+    measured = intensity.get_intensity(labels, pixels, legacy=True)
     return {f"{key}_{channel}": value for key, value in measured.items()}
 
 
