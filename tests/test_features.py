@@ -171,13 +171,13 @@ def test_granularity_spectrum_shared_across_objects_equals_cp_measure():
 
 def test_intensity_quartiles_by_selection_equal_cp_measures_sorted_ones():
     """Every intensity feature equals cp_measure's bit for bit, in both quartile conventions:
-    on the demo's objects and on small random fields with ties, NaN pixels, one-pixel objects
-    and no objects at all."""
+    on the demo's objects (its channels, a blank and a saturated one) and on small random
+    fields with ties, NaN pixels, one-pixel objects and no objects at all."""
     nuclei, cells, images = demo_field()
     cases = [
         (labels, image)
         for labels in object_sets(nuclei, cells).values()
-        for image in images.values()
+        for image in [*images.values(), np.zeros(cells.shape), np.ones(cells.shape)]
     ]
     rng = np.random.default_rng(0)
     for i in range(200):

@@ -60,27 +60,30 @@ _EDGE_FEATURES = [
 @numba.njit(cache=True, nogil=True)
 def _select(values: np.ndarray, first: int, last: int, k: int) -> None:  # pragma: no cover
     """Reorders values[first..last] so values[k] is its (k - first)-th smallest, the smaller
-    ones before it and the larger after (quickselect, median-of-three pivot)."""
+    ones before it and the larger after: quickselect with a median-of-three pivot and a
+    three-way partition, so an object of one value (a blank or saturated channel) or of a few
+    takes one pass per distinct value, not one per pixel."""
     while last > first:
-        middle = (first + last) // 2
-        if values[middle] < values[first]:
-            values[middle], values[first] = values[first], values[middle]
-        if values[last] < values[first]:
-            values[last], values[first] = values[first], values[last]
-        if values[middle] < values[last]:
-            values[middle], values[last] = values[last], values[middle]
-        pivot, store = values[last], first
-        for j in range(first, last):
-            if values[j] < pivot:
-                values[store], values[j] = values[j], values[store]
-                store += 1
-        values[store], values[last] = values[last], values[store]
-        if store == k:
-            return
-        if k < store:
-            last = store - 1
+        a, b, c = values[first], values[(first + last) // 2], values[last]
+        pivot = max(min(a, b), min(max(a, b), c))
+        below, i, above = first, first, last
+        while i <= above:  # [first, below) < pivot, [below, i) == pivot, (above, last] > pivot
+            value = values[i]
+            if value < pivot:
+                values[i], values[below] = values[below], value
+                below += 1
+                i += 1
+            elif value > pivot:
+                values[i], values[above] = values[above], value
+                above -= 1
+            else:
+                i += 1
+        if k < below:
+            last = below - 1
+        elif k > above:
+            first = above + 1
         else:
-            first = store + 1
+            return
 
 
 @numba.njit(cache=True, nogil=True)
