@@ -1,6 +1,7 @@
 """The features stage: CellProfiler's numbers on CellProfiler's own objects, the shared-work
 modules equal to cp_measure's, names as CellProfiler's, and bad objects giving NaN, not errors."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -11,6 +12,7 @@ from cp_measure.core import measureobjectintensitydistribution as distribution
 from cp_measure.core.measuregranularity import get_granularity
 from cp_measure.core.measureobjectsizeshape import get_zernike
 from cp_measure.core.numba import measureobjectintensity
+from cp_measure.primitives._segment_numba import segment_quantiles
 from scipy import stats
 from skimage.morphology import disk
 from skimage.morphology import reconstruction as skimage_reconstruction
@@ -178,6 +180,7 @@ def test_intensity_quartiles_by_selection_equal_cp_measures_sorted_ones():
         (labels, image)
         for labels in object_sets(nuclei, cells).values()
         for image in [*images.values(), np.zeros(cells.shape), np.ones(cells.shape)]
+        + [images["DNA"].astype(np.float32)]  # the segment stage's images are float32
     ]
     rng = np.random.default_rng(0)
     for i in range(200):
@@ -194,6 +197,21 @@ def test_intensity_quartiles_by_selection_equal_cp_measures_sorted_ones():
             assert list(ours) == list(theirs)
             for key, values in theirs.items():
                 np.testing.assert_array_equal(ours[key], values, err_msg=key)
+
+
+def test_intensity_selection_reads_the_sorted_order_statistics_of_every_small_object():
+    """Every object of up to 7 pixels of 3 levels, in every order: quartiles, median and MAD
+    by selection equal cp_measure's, read from its sorted pixels."""
+    for size in range(1, 8):
+        pixels = np.array(list(itertools.product([0.0, 1.0, 2.0], repeat=size)))
+        values = pixels.ravel()
+        segment = np.repeat(np.arange(len(pixels)), size)
+        counts = np.full(len(pixels), size)
+        for legacy in (True, False):
+            theirs = segment_quantiles(values, segment, counts, len(pixels), 0.5, legacy)
+            ours = intensity._segment_quantiles(values, segment, counts, legacy)
+            for mine, cp in zip(ours, theirs):
+                np.testing.assert_array_equal(mine, cp)
 
 
 def test_reconstruction_equals_scikit_image():

@@ -4,10 +4,12 @@ selection instead of sorting.
 cp_measure's ``get_intensity`` sorts every object's pixels twice (values, then absolute
 deviations from the median) to read four order statistics; on a dense 1080 px field that sort
 was most of the module. ``_segment_quantiles`` reads the same order statistics with
-quickselect (Hoare's partition, average time linear in the object's pixels) and interpolates
-them with cp_measure's formula, so every number equals cp_measure's bit for bit
-(tests/test_features.py compares the two). The other reductions are cp_measure's own kernels,
-called as its ``get_intensity`` calls them.
+quickselect (a three-way partition: average time linear in the object's pixels, also where
+many pixels share a value) and interpolates them with cp_measure's formula, so every number
+equals cp_measure's bit for bit (tests/test_features.py compares the two), but for the sign of
+a zero: where an object holds both -0.0 and 0.0, which of them a quartile reads can differ
+(equal as numbers; raw images of unsigned pixels have no -0.0). The other reductions are
+cp_measure's own kernels, called as its ``get_intensity`` calls them.
 """
 
 from __future__ import annotations
@@ -87,27 +89,60 @@ def _select(values: np.ndarray, first: int, last: int, k: int) -> None:  # pragm
 
 
 @numba.njit(cache=True, nogil=True)
-def _quantile(values, first, last, fraction, legacy):  # pragma: no cover
-    """(cp_measure's interpolated ``fraction`` quantile of all of ``values``, the position
-    below it), selecting within values[first..last], which must hold that position: everything
-    before ``first`` is no larger and everything after ``last`` no smaller than what lies
-    between."""
-    n = values.shape[0]
+def _pair(values, first, last, k):  # pragma: no cover
+    """The k-th and the next order statistic of values[first..last] (the k-th twice when k is
+    ``last``), k in [first, last]. Reorders the range: its k-th smallest at k, no larger ones
+    before it, no smaller ones after."""
+    _select(values, first, last, k)
+    following = values[k]
+    if k < last:
+        following = values[k + 1]
+        for j in range(k + 2, last + 1):
+            following = min(following, values[j])
+    return values[k], following
+
+
+@numba.njit(cache=True, nogil=True)
+def _position(n, fraction, legacy):  # pragma: no cover
+    """cp_measure's interpolation of the ``fraction`` quantile of n sorted values: (the lower
+    position, the weight of the next value)."""
     position = n * fraction if legacy else (n - 1) * fraction
     low = min(int(position), n - 1)
-    high = min(low + 1, n - 1)
-    _select(values, first, last, low)
-    above = values[high]
-    for j in range(low + 1, (last if high <= last else n - 1) + 1):
-        above = min(above, values[j])  # the next order statistic: the least of what follows
-    weight = position - low
-    return values[low] * (1.0 - weight) + above * weight, low
+    return low, position - low
+
+
+@numba.njit(cache=True, nogil=True)
+def _object_quantiles(pixels, legacy):  # pragma: no cover
+    """(lower quartile, median, upper quartile, MAD) of one object's pixels, reordering them.
+    The median's selection splits the pixels at its position; each quartile is then selected in
+    its own side, so the two selections never move each other's values."""
+    last = pixels.shape[0] - 1
+    middle, weight = _position(pixels.shape[0], 0.5, legacy)
+    at_middle, after_middle = _pair(pixels, 0, last, middle)
+    out = np.empty(4)
+    out[1] = at_middle * (1.0 - weight) + after_middle * weight
+    for i, fraction in ((0, 0.25), (2, 0.75)):
+        low, weight = _position(pixels.shape[0], fraction, legacy)
+        if low == middle:
+            value, following = at_middle, after_middle
+        elif low < middle:  # the lower side; the value after its last is the median's
+            value, following = _pair(pixels, 0, middle - 1, low)
+            if low == middle - 1:
+                following = at_middle
+        else:
+            value, following = _pair(pixels, middle + 1, last, low)
+        out[i] = value * (1.0 - weight) + following * weight
+    deviations = np.abs(pixels - out[1])
+    low, weight = _position(pixels.shape[0], 0.5, legacy)
+    value, following = _pair(deviations, 0, last, low)
+    out[3] = value * (1.0 - weight) + following * weight
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _segment_quantiles(values, segment, counts, legacy):  # pragma: no cover
     """Per object (segment 0..n-1): lower quartile, median, upper quartile and MAD (the median
-    of absolute deviations from the median; CellProfiler's 2D convention when ``legacy``)."""
+    of absolute deviations from the median; cp_measure's 2D convention), as four arrays."""
     n = counts.shape[0]
     starts = np.zeros(n + 1, np.int64)
     for k in range(n):
@@ -117,18 +152,12 @@ def _segment_quantiles(values, segment, counts, legacy):  # pragma: no cover
     for i in range(values.shape[0]):
         grouped[cursor[segment[i]]] = values[i]
         cursor[segment[i]] += 1
-    result = np.zeros((4, n))
+    lower, median, upper, mad = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     for k in range(n):
-        if counts[k] == 0:
-            continue
-        pixels = grouped[starts[k] : starts[k + 1]]
-        last = pixels.shape[0] - 1
-        median, middle = _quantile(pixels, 0, last, 0.5, legacy)
-        result[0, k] = _quantile(pixels, 0, middle, 0.25, legacy)[0]
-        result[1, k] = median
-        result[2, k] = _quantile(pixels, middle, last, 0.75, legacy)[0]
-        result[3, k] = _quantile(np.abs(pixels - median), 0, last, 0.5, legacy)[0]
-    return result
+        if counts[k] > 0:
+            quantiles = _object_quantiles(grouped[starts[k] : starts[k + 1]], legacy)
+            lower[k], median[k], upper[k], mad[k] = quantiles
+    return lower, median, upper, mad
 
 
 def get_intensity(labels: np.ndarray, image: np.ndarray, legacy: bool = True) -> dict:
