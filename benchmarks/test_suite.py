@@ -46,17 +46,23 @@ def run_make_test(junit: Path, census: Path) -> tuple[float, float, int]:
     return wall, cpu, result.returncode
 
 
-def module_seconds(junit: Path) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
-    """Tests and busy seconds per test module, and the outcome counts, from the JUnit XML."""
+def module_seconds(junit: Path) -> tuple[dict, dict, dict, list[str]]:
+    """Tests and busy seconds per test module, the outcome counts, and each failed test with
+    the first line of its failure, from the JUnit XML."""
     tests, seconds, outcomes = defaultdict(int), defaultdict(float), defaultdict(int)
+    failures = []
     for case in ElementTree.parse(junit).iter("testcase"):
         module = case.get("classname", "").removeprefix("tests.") + ".py"
         tests[module] += 1
         seconds[module] += float(case.get("time", 0))
-        failed = case.find("failure") is not None or case.find("error") is not None
+        failure = case.find("failure")
+        failure = failure if failure is not None else case.find("error")
         skipped = case.find("skipped") is not None
-        outcomes["failed" if failed else "skipped" if skipped else "passed"] += 1
-    return tests, seconds, outcomes
+        outcomes["failed" if failure is not None else "skipped" if skipped else "passed"] += 1
+        if failure is not None:
+            message = (failure.get("message") or "").strip().splitlines()
+            failures.append(f"`{module}::{case.get('name')}`: {message[0] if message else '?'}")
+    return tests, seconds, outcomes, failures
 
 
 def census_rows(census: Path) -> list[tuple[str, int, float]]:
@@ -109,7 +115,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         junit, census = Path(tmp) / "junit.xml", Path(tmp) / "census.tsv"
         wall, cpu, status = run_make_test(junit, census)
-        tests, seconds, outcomes = module_seconds(junit)
+        tests, seconds, outcomes, failures = module_seconds(junit)
         processes = census_rows(census)
     busy = sum(seconds.values())
     print(f"## The test suite (`make test`, {workers()} pytest-xdist workers)")
@@ -126,6 +132,10 @@ def main() -> None:
         f"{busy / wall:.2f} |"
     )
     print()
+    for failure in failures:
+        print(f"Failed: {failure[:300]}")
+    if failures:
+        print()
     print(f"The {SLOWEST_MODULES} slowest modules (busy seconds, their fixtures included):")
     print()
     print("| module | tests | s | share of busy time |")
