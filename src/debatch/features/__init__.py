@@ -4,10 +4,21 @@
 - ``site``: measures every module on one site, named as CellProfiler names it (``measure_site``);
 - ``granularity``, ``radial``, ``colocalization``: measure the modules whose image-level work is
   shared across object sets or channels instead of repeated (same numbers as cp_measure);
+- ``intensity``: MeasureObjectIntensity, its quartiles read by selection, not by sorting
+  (``get_intensity``, cp_measure's numbers);
 - ``plate``: measures a plate's sites, or one shard of them, in the cells table's row order
   (``measure_shard``);
 - ``gather``: gathers a plate's features from its shards, checked against the cells table
   (``gather_features``, ``check_cells_order``).
 """
 
-__all__ = ["objects", "site", "granularity", "radial", "colocalization", "plate", "gather"]
+__all__ = [
+    "objects",
+    "site",
+    "granularity",
+    "radial",
+    "colocalization",
+    "intensity",
+    "plate",
+    "gather",
+]
