@@ -117,10 +117,10 @@ def _object_quantiles(pixels, legacy):  # pragma: no cover
     The median's selection splits the pixels at its position; each quartile is then selected in
     its own side, so the two selections never move each other's values."""
     last = pixels.shape[0] - 1
-    middle, weight = _position(pixels.shape[0], 0.5, legacy)
+    middle, middle_weight = _position(pixels.shape[0], 0.5, legacy)
     at_middle, after_middle = _pair(pixels, 0, last, middle)
     out = np.empty(4)
-    out[1] = at_middle * (1.0 - weight) + after_middle * weight
+    out[1] = at_middle * (1.0 - middle_weight) + after_middle * middle_weight
     for i, fraction in ((0, 0.25), (2, 0.75)):
         low, weight = _position(pixels.shape[0], fraction, legacy)
         if low == middle:
@@ -132,10 +132,8 @@ def _object_quantiles(pixels, legacy):  # pragma: no cover
         else:
             value, following = _pair(pixels, middle + 1, last, low)
         out[i] = value * (1.0 - weight) + following * weight
-    deviations = np.abs(pixels - out[1])
-    low, weight = _position(pixels.shape[0], 0.5, legacy)
-    value, following = _pair(deviations, 0, last, low)
-    out[3] = value * (1.0 - weight) + following * weight
+    value, following = _pair(np.abs(pixels - out[1]), 0, last, middle)  # the MAD: a median
+    out[3] = value * (1.0 - middle_weight) + following * middle_weight
     return out
 
 
