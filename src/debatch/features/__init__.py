@@ -6,6 +6,8 @@
   shared across object sets or channels instead of repeated (same numbers as cp_measure);
 - ``intensity``: MeasureObjectIntensity, its quartiles read by selection, not by sorting
   (``get_intensity``, cp_measure's numbers);
+- ``shape``: MeasureObjectSizeShape, every object measured in passes over the label image, not
+  by per-object regionprops (``get_sizeshape``, cp_measure's numbers);
 - ``plate``: measures a plate's sites, or one shard of them, in the cells table's row order
   (``measure_shard``);
 - ``gather``: gathers a plate's features from its shards, checked against the cells table
@@ -19,6 +21,7 @@ __all__ = [
     "radial",
     "colocalization",
     "intensity",
+    "shape",
     "plate",
     "gather",
 ]

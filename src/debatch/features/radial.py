@@ -66,10 +66,11 @@ def _from_centres(labels, seed_rows, seed_cols):  # pragma: no cover
     return distances
 
 
-def _to_edges(labels: np.ndarray) -> np.ndarray:
+def to_edges(labels: np.ndarray) -> np.ndarray:
     """centrosome's ``distance_to_edge``: each object pixel's Euclidean distance to the nearest
     pixel outside its object. That pixel touches the object, so each object's transform is
-    taken in its bounding box grown by one pixel (the image's edge is no edge, as before)."""
+    taken in its bounding box grown by one pixel (the image's edge is no edge, as before).
+    AreaShape's radii are the same distances for objects clear of the image's edge."""
     out = np.zeros(labels.shape)
     rows, cols = labels.shape
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -86,9 +87,10 @@ def _to_edges(labels: np.ndarray) -> np.ndarray:
 class RadialGeometry:
     """Ring and sector of every measurable pixel of one object set (labels 1..N)."""
 
-    def __init__(self, labels: np.ndarray, bins: int):
+    def __init__(self, labels: np.ndarray, bins: int, to_edge: np.ndarray | None = None):
+        """``to_edge``: ``to_edges(labels)`` where already made."""
         self.count, self.bins = int(labels.max()), bins
-        to_edge = _to_edges(labels)
+        to_edge = to_edges(labels) if to_edge is None else to_edge
         ci, cj = _centres(to_edge, labels, self.count)
         from_centre = _from_centres(labels, ci.astype(np.int64), cj.astype(np.int64))
         self.index = np.flatnonzero(from_centre >= 0)

@@ -26,14 +26,13 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 from cp_measure._sanitize import sanitize_masks
-from cp_measure.core import measureobjectsizeshape
 from cp_measure.core.numba import _feret, measuretexture
 
 from debatch.core.images import cellprofiler_scale
-from debatch.features import colocalization, intensity
+from debatch.features import colocalization, intensity, shape
 from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
 from debatch.features.objects import object_sets
-from debatch.features.radial import RadialGeometry, ZernikeBasis
+from debatch.features.radial import RadialGeometry, ZernikeBasis, to_edges
 from debatch.settings import FEATURES
 
 Measured = dict[str, np.ndarray]  # feature name (without the object prefix) -> value per object
@@ -125,7 +124,8 @@ class Site:
 class Objects:
     """One object set of a site (labels 1..N) and what its modules share, made on first use:
     the Zernike moments of the shape and of every channel come from one pass (AreaShape and
-    radial Zernikes use the same polynomials on the same enclosing circles)."""
+    radial Zernikes use the same polynomials on the same enclosing circles), and each pixel's
+    distance to its object's edge serves the radial distribution and AreaShape's radii."""
 
     def __init__(self, labels: np.ndarray, site: Site, features: dict):
         self.labels, self.site, self.features = labels, site, features
@@ -137,12 +137,14 @@ class Objects:
         basis = ZernikeBasis(self.labels, self.features["zernike_degree"])
         return basis.measure(self.site.images if wanted else {})
 
+    @cached_property
+    def to_edge(self) -> np.ndarray:
+        return to_edges(self.labels)
+
 
 def _shape(objects: Objects) -> Measured:
     labels = objects.labels
-    measured = measureobjectsizeshape.get_sizeshape(
-        labels, None, calculate_advanced=False, new_features=False
-    )
+    measured = shape.get_sizeshape(labels, objects.to_edge)
     measured |= objects.zernikes[0]
     measured |= _feret.get_feret(labels, None)
     return {f"AreaShape_{key}": value for key, value in measured.items()}
@@ -194,7 +196,7 @@ def _radial_name(key: str, channel: str) -> str:
 
 
 def _radial_distribution(objects: Objects) -> Measured:
-    geometry = RadialGeometry(objects.labels, objects.features["radial_bins"])
+    geometry = RadialGeometry(objects.labels, objects.features["radial_bins"], objects.to_edge)
     out = {}
     for channel, image in objects.site.images.items():
         out |= {_radial_name(k, channel): v for k, v in geometry.measure(image).items()}
