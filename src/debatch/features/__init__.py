@@ -8,6 +8,8 @@
   (``get_intensity``, cp_measure's numbers);
 - ``shape``: MeasureObjectSizeShape, every object measured in passes over the label image, not
   by per-object regionprops (``get_sizeshape``, cp_measure's numbers);
+- ``texture``: MeasureTexture, every object's crop cut and measured in one compiled loop
+  (``get_texture``, cp_measure's numbers);
 - ``plate``: measures a plate's sites, or one shard of them, in the cells table's row order
   (``measure_shard``);
 - ``gather``: gathers a plate's features from its shards, checked against the cells table
@@ -22,6 +24,7 @@ __all__ = [
     "colocalization",
     "intensity",
     "shape",
+    "texture",
     "plate",
     "gather",
 ]

@@ -26,10 +26,10 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 from cp_measure._sanitize import sanitize_masks
-from cp_measure.core.numba import _feret, measuretexture
+from cp_measure.core.numba import _feret
 
 from debatch.core.images import cellprofiler_scale
-from debatch.features import colocalization, intensity, shape
+from debatch.features import colocalization, intensity, shape, texture
 from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
 from debatch.features.objects import object_sets
 from debatch.features.radial import RadialGeometry, ZernikeBasis, to_edges
@@ -57,15 +57,16 @@ def _intensity(labels, pixels, channel, features) -> Measured:
     return {f"{key}_{channel}": value for key, value in measured.items()}
 
 
-def _texture(labels, pixels, channel, features) -> Measured:
+def _texture(objects: Objects) -> Measured:
     out = {}
-    for scale in features["texture_scales"]:
-        measured = measuretexture.get_texture(
-            labels, pixels, scale, features["texture_gray_levels"]
-        )
-        for key, value in measured.items():
-            feature, suffix = key.split("_", 1)
-            out[f"Texture_{feature}_{channel}_{suffix}"] = value
+    for channel, quantised in objects.site.quantised.items():
+        for scale in objects.features["texture_scales"]:
+            measured = texture.get_texture(
+                objects.labels, quantised, scale, objects.features["texture_gray_levels"]
+            )
+            for key, value in measured.items():
+                feature, suffix = key.split("_", 1)
+                out[f"Texture_{feature}_{channel}_{suffix}"] = value
     return out
 
 
@@ -114,11 +115,13 @@ def _correlation(labels, images, features, costes) -> Measured:
 @dataclass
 class Site:
     """What every object set of one site shares: its images and their image-level results
-    (Costes' thresholds per channel pair, the granular spectrum per channel)."""
+    (Costes' thresholds per channel pair, the granular spectrum per channel, each channel
+    quantised to the texture's grey levels)."""
 
     images: Mapping[str, np.ndarray]
     costes: dict = field(default_factory=dict)
     spectra: dict = field(default_factory=dict)
+    quantised: dict = field(default_factory=dict)
 
 
 class Objects:
@@ -163,8 +166,8 @@ def prepare_site(
     images: Mapping[str, np.ndarray], features: dict, scale_max: int, timings: dict | None = None
 ) -> Site:
     """The image-level work of a site, done once for Nuclei, Cells and Cytoplasm: Costes'
-    thresholds (CellProfiler finds them on the whole image and applies them to every object)
-    and each channel's granular spectrum."""
+    thresholds (CellProfiler finds them on the whole image and applies them to every object),
+    each channel's granular spectrum and its texture grey levels."""
     site = Site(images)
     if "correlation" in features["measurements"]:
         with _timed(timings, "correlation"):
@@ -175,6 +178,10 @@ def prepare_site(
     if "granularity" in features["measurements"]:
         with _timed(timings, "granularity"):
             site.spectra = {c: granular_spectrum(image, features) for c, image in images.items()}
+    if "texture" in features["measurements"]:
+        with _timed(timings, "texture"):
+            levels = features["texture_gray_levels"]
+            site.quantised = {c: texture.grey_levels(image, levels) for c, image in images.items()}
     return site
 
 
@@ -226,7 +233,7 @@ def _per_channel(function: Callable) -> Callable:
 _MODULES: dict[str, Callable] = {
     "areashape": _shape,
     "intensity": _per_channel(_intensity),
-    "texture": _per_channel(_texture),
+    "texture": _texture,
     "granularity": _granularity,
     "radial_distribution": _radial_distribution,
     "radial_zernikes": _radial_zernikes,
