@@ -436,7 +436,8 @@ def speed_section() -> None:
     print(
         "Where the time goes (1080 px synthetic field, CPU seconds per module, all three "
         "object sets; AreaShape includes the Zernike moments of the shape and of every channel, "
-        "computed in one pass, so radial Zernikes only name them; cp_measure: its default "
+        "computed in one pass, so radial Zernikes only name them, and each pixel's distance to "
+        "its object's edge, which the radial distribution reuses; cp_measure: its default "
         "functions, as cp_measure.bulk gives them; notes.md says what bounds each module):\n"
     )
     print(markdown(modules_table(*modules["synthetic 1080 px"])) + "\n")

@@ -16,6 +16,7 @@ from cp_measure.primitives._segment_numba import segment_quantiles
 from scipy import stats
 from skimage.morphology import disk
 from skimage.morphology import reconstruction as skimage_reconstruction
+from skimage.segmentation import relabel_sequential
 
 from debatch.features import intensity, shape, texture
 from debatch.features.colocalization import costes_thresholds
@@ -218,11 +219,21 @@ def test_sizeshape_in_one_pass_equals_cp_measures_regionprops():
     """Every AreaShape feature equals cp_measure's bit for bit, with the radii read from the
     radial distribution's distances or computed alone: on the demo's objects (one cut by the
     image's edge) and on small random fields whose objects are broken in pieces, hold holes,
-    are one pixel or one line wide."""
+    are one pixel or one line wide; and on larger ones: scattered pixels (many pixel centres on
+    hull edges), a tiling touching every edge, a large disc, one-row and one-column images."""
     nuclei, cells, _ = demo_field()
     cells[100:, 140:] = 10  # an object at the image's edge
     cases = [labels for labels in object_sets(nuclei, cells).values()]
     rng = np.random.default_rng(0)
+    scattered = rng.integers(1, 4, (200, 200)) * (rng.random((200, 200)) < 0.01)
+    yy, xx = np.mgrid[:320, :320]
+    disc = ((yy - 160) ** 2 + (xx - 150) ** 2 < 150**2).astype(np.int32)
+    seeds = rng.integers(0, 120, (6, 2))
+    tiling = 1 + np.argmin(
+        [(yy[:120, :120] - r) ** 2 + (xx[:120, :120] - c) ** 2 for r, c in seeds], axis=0
+    ).astype(np.int32)
+    line = relabel_sequential(rng.integers(0, 3, (1, 40)))[0].astype(np.int32)
+    cases += [relabel_sequential(scattered)[0].astype(np.int32), disc, tiling, line, line.T]
     for _ in range(300):
         size = rng.integers(1, 14, 2)
         labels = rng.integers(0, rng.integers(2, 5), size) * (rng.random(size) < rng.random())

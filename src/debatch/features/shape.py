@@ -4,19 +4,20 @@ features: no advanced moments, no new features) without scikit-image's per-objec
 
 ``regionprops`` builds each object's convex hull with Qhull and rasterises it point by point,
 then its perimeter and Euler number with a convolution each; on a dense 1080 px field those
-per-object calls were most of the module. Here one pass over the label image measures every
-object:
+per-object calls were most of the module. Here a few compiled sweeps measure every object:
 
-- convex area: scikit-image counts the pixel centres inside the hull of each pixel's edge
-  midpoints (``convex_hull_image``'s diamond offsets). In doubled coordinates those midpoints
-  are integers, so the hull (Andrew's monotone chain on each row's end pixels, which span the
-  same hull) and the count of centres in it, row by row, are exact integer arithmetic;
-- perimeter: scikit-image's histogram of border-pixel neighbourhood codes, per object, dotted
-  with its weights as it does;
+- convex area (a sweep of each object's bounding box): scikit-image counts the pixel
+  centres inside the hull of each pixel's edge midpoints (``convex_hull_image``'s diamond
+  offsets). In doubled coordinates those midpoints are integers, so the hull (Andrew's
+  monotone chain on each row's end pixels, which span the same hull) and the count of centres
+  in it, row by row, are exact integer arithmetic;
+- perimeter (sweeps of the label image): scikit-image's histogram of border-pixel
+  neighbourhood codes, per object, dotted with its weights as it does;
 - Euler number (8-connectivity): its 2x2 configuration counts, per object, with its table.
 
 Area, bounding box, centroid and extent are sums per label; the moments are cp_measure's own
-batched ones and the radii its per-object distance transforms. Every number equals
+batched ones; the radii are its per-object distance transforms, read from the radial
+distribution's distances to the edge for objects clear of the image's edge. Every number equals
 cp_measure's bit for bit (tests/test_features.py compares them).
 """
 
@@ -226,7 +227,9 @@ def get_sizeshape(labels: np.ndarray, to_edge: np.ndarray | None = None) -> dict
     distribution's), so most radii need no transform of their own."""
     count = int(labels.max())
     slices = ndimage.find_objects(labels)
-    boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices], np.int64)
+    boxes = np.array(
+        [[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices], np.int64
+    ).reshape(-1, 4)
     rows, cols = np.indices(labels.shape)
     flat = labels.ravel()
     area = np.bincount(flat, minlength=count + 1)[1:].astype(float)
