@@ -75,17 +75,16 @@ def _turn(o0, o1, a0, a1, b0, b1):  # pragma: no cover
 
 @numba.njit(cache=True, nogil=True)
 def _hull(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
-    """Vertices of the convex hull of integer ``points``, counter-clockwise, and their count
-    (Andrew's monotone chain; collinear and repeated points dropped)."""
+    """Vertices of the convex hull of integer ``points`` sorted by row, then column,
+    counter-clockwise, and their count (Andrew's monotone chain; collinear and repeated
+    points dropped)."""
     n = points.shape[0]
-    span = points[:, 1].max() - points[:, 1].min() + 1
-    order = np.argsort(points[:, 0] * span + points[:, 1])
     hull = np.empty((2 * n + 1, 2), np.int64)
     k = 0
     for chain in range(2):  # lower chain, then upper
         start = k
         for j in range(n):
-            p = order[j] if chain == 0 else order[n - 1 - j]
+            p = j if chain == 0 else n - 1 - j
             while (
                 k >= start + 2
                 and _turn(
@@ -99,7 +98,7 @@ def _hull(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
                 <= 0
             ):
                 k -= 1
-            hull[k] = points[p]
+            hull[k, 0], hull[k, 1] = points[p, 0], points[p, 1]
             k += 1
         k -= 1  # a chain's last point is the other's first
     return hull, k
@@ -109,12 +108,16 @@ def _hull(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
 def _convex_areas(labels, boxes) -> np.ndarray:  # pragma: no cover
     """Pixel centres inside (or on) the convex hull of each object's pixel edge midpoints,
     counted as scikit-image's ``convex_hull_image`` counts them, in each object's box.
-    Coordinates are doubled, so a pixel (r, c) is (2r, 2c) and its midpoints integers."""
+    Coordinates are doubled, so a pixel (r, c) is (2r, 2c) and its midpoints integers: a
+    row's first and last pixels give the leftmost and rightmost midpoint of doubled rows
+    2r - 1, 2r and 2r + 1, and those extremes of each doubled row, in row order, are the
+    hull's candidates already sorted (no sort to compile or run)."""
     areas = np.zeros(boxes.shape[0], np.int64)
     for o in range(boxes.shape[0]):
         top, bottom, left, right = boxes[o, 0], boxes[o, 1], boxes[o, 2], boxes[o, 3]
-        points = np.empty((6 * (bottom - top), 2), np.int64)
-        n = 0
+        levels = 2 * (bottom - top) + 1  # doubled rows -1 .. 2 (bottom - top) - 1
+        lowest = np.full(levels, 1 << 40, np.int64)
+        highest = np.full(levels, -(1 << 40), np.int64)
         for r in range(top, bottom):
             first, last = -1, -1
             for c in range(left, right):
@@ -124,10 +127,21 @@ def _convex_areas(labels, boxes) -> np.ndarray:  # pragma: no cover
                         first = c
             if first < 0:
                 continue
-            u, a, b = 2 * (r - top), 2 * (first - left), 2 * (last - left)
-            for du, dv, v in ((0, -1, a), (-1, 0, a), (1, 0, a), (0, 1, b), (-1, 0, b), (1, 0, b)):
-                points[n, 0], points[n, 1] = u + du, v + dv
+            level, a, b = 2 * (r - top) + 1, 2 * (first - left), 2 * (last - left)
+            lowest[level] = min(lowest[level], a - 1)
+            highest[level] = max(highest[level], b + 1)
+            for side in (level - 1, level + 1):  # the top and bottom edges' midpoints
+                lowest[side] = min(lowest[side], a)
+                highest[side] = max(highest[side], b)
+        points = np.empty((2 * levels, 2), np.int64)
+        n = 0
+        for level in range(levels):
+            if lowest[level] <= highest[level]:
+                points[n, 0], points[n, 1] = level - 1, lowest[level]
                 n += 1
+                if highest[level] > lowest[level]:
+                    points[n, 0], points[n, 1] = level - 1, highest[level]
+                    n += 1
         hull, k = _hull(points[:n])
         for r in range(bottom - top):
             # centres (2r, 2c) on the inner side of every edge a -> b:

@@ -44,7 +44,10 @@ def _haralick_objects(labels, quantised, boxes, offsets):  # pragma: no cover
             for c in range(left, right):
                 if labels[r, c] == o + 1:
                     crop[0, r - top, c - left] = quantised[r, c]
-        out[:, :, o] = haralick_object(crop, offsets)
+        features = haralick_object(crop, offsets)
+        for d in range(offsets.shape[0]):
+            for f in range(13):
+                out[d, f, o] = features[d, f]
     return out
 
 
