@@ -248,10 +248,11 @@ def test_sizeshape_in_one_pass_equals_cp_measures_regionprops():
                 np.testing.assert_array_equal(ours[key], values, err_msg=key)
 
 
-def test_texture_in_one_compiled_loop_equals_cp_measures():
+def test_texture_on_crops_cut_in_one_loop_equals_cp_measures():
     """Every Haralick feature equals cp_measure's numba get_texture bit for bit: on the demo's
     objects (its channels, a flat one) and on small random fields (one-pixel objects, whose
-    features are NaN, objects in pieces), at two scales and two grey-level counts."""
+    features are NaN, objects in pieces, uint16 labels; float32, negative and NaN pixels), at
+    scales up to larger than every object and two to 256 grey levels."""
     nuclei, cells, images = demo_field()
     cases = [
         (labels, image)
@@ -259,20 +260,25 @@ def test_texture_in_one_compiled_loop_equals_cp_measures():
         for image in [*images.values(), np.full(cells.shape, 0.5)]
     ]
     rng = np.random.default_rng(0)
-    for _ in range(100):
+    for i in range(100):
         size = rng.integers(1, 14, 2)
         labels = rng.integers(0, rng.integers(2, 5), size) * (rng.random(size) < rng.random())
-        labels = np.unique(labels, return_inverse=True)[1].reshape(size).astype(np.int32)
+        labels = np.unique(labels, return_inverse=True)[1].reshape(size)
+        image = rng.uniform(-0.2 if i % 3 == 0 else 0, 1, size)
+        image[rng.random(size) < (0.1 if i % 4 == 0 else 0)] = np.nan
         if labels.max() > 0:
-            cases.append((labels, rng.random(size)))
-    for labels, image in cases:
-        for scale, levels in ((3, 256), (1, 8)):
-            theirs = measuretexture.get_texture(labels, image, scale, levels)
-            quantised = texture.grey_levels(image, levels)
-            ours = texture.get_texture(labels, quantised, scale, levels)
-            assert list(ours) == list(theirs)
-            for key, values in theirs.items():
-                np.testing.assert_array_equal(ours[key], values, err_msg=key)
+            dtype = np.uint16 if i % 2 else np.int32
+            cases.append((labels.astype(dtype), image.astype(np.float32 if i % 5 else float)))
+    with warnings.catch_warnings():  # NaN pixels cast to 8 bits warn, in both
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for labels, image in cases:
+            for scale, levels in ((3, 256), (1, 8), (2, 2), (1, 255), (20, 256)):
+                theirs = measuretexture.get_texture(labels, image, scale, levels)
+                quantised = texture.grey_levels(image, levels)
+                ours = texture.get_texture(labels, quantised, scale, levels)
+                assert list(ours) == list(theirs)
+                for key, values in theirs.items():
+                    np.testing.assert_array_equal(ours[key], values, err_msg=key)
 
 
 def test_reconstruction_equals_scikit_image():

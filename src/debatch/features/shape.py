@@ -75,9 +75,9 @@ def _turn(o0, o1, a0, a1, b0, b1):  # pragma: no cover
 
 @numba.njit(cache=True, nogil=True)
 def _hull(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover
-    """Vertices of the convex hull of integer ``points`` sorted by row, then column,
-    counter-clockwise, and their count (Andrew's monotone chain; collinear and repeated
-    points dropped)."""
+    """Vertices of the convex hull of integer ``points`` (which must come sorted by row, then
+    column, without repeats), counter-clockwise in (row, column), and their count (Andrew's
+    monotone chain; collinear points dropped)."""
     n = points.shape[0]
     hull = np.empty((2 * n + 1, 2), np.int64)
     k = 0

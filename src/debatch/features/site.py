@@ -58,11 +58,15 @@ def _intensity(labels, pixels, channel, features) -> Measured:
 
 
 def _texture(objects: Objects) -> Measured:
-    out = {}
-    for channel, quantised in objects.site.quantised.items():
+    """MeasureTexture of every channel at every scale; each channel is quantised to the grey
+    levels once per site (Site.quantised), for all object sets and scales."""
+    levels, out = objects.features["texture_gray_levels"], {}
+    for channel, image in objects.site.images.items():
+        if channel not in objects.site.quantised:
+            objects.site.quantised[channel] = texture.grey_levels(image, levels)
         for scale in objects.features["texture_scales"]:
             measured = texture.get_texture(
-                objects.labels, quantised, scale, objects.features["texture_gray_levels"]
+                objects.labels, objects.site.quantised[channel], scale, levels
             )
             for key, value in measured.items():
                 feature, suffix = key.split("_", 1)
@@ -116,7 +120,7 @@ def _correlation(labels, images, features, costes) -> Measured:
 class Site:
     """What every object set of one site shares: its images and their image-level results
     (Costes' thresholds per channel pair, the granular spectrum per channel, each channel
-    quantised to the texture's grey levels)."""
+    quantised to the texture's grey levels, made by the first object set measured)."""
 
     images: Mapping[str, np.ndarray]
     costes: dict = field(default_factory=dict)
@@ -166,8 +170,8 @@ def prepare_site(
     images: Mapping[str, np.ndarray], features: dict, scale_max: int, timings: dict | None = None
 ) -> Site:
     """The image-level work of a site, done once for Nuclei, Cells and Cytoplasm: Costes'
-    thresholds (CellProfiler finds them on the whole image and applies them to every object),
-    each channel's granular spectrum and its texture grey levels."""
+    thresholds (CellProfiler finds them on the whole image and applies them to every object)
+    and each channel's granular spectrum (the texture's grey levels are made on first use)."""
     site = Site(images)
     if "correlation" in features["measurements"]:
         with _timed(timings, "correlation"):
@@ -178,10 +182,6 @@ def prepare_site(
     if "granularity" in features["measurements"]:
         with _timed(timings, "granularity"):
             site.spectra = {c: granular_spectrum(image, features) for c, image in images.items()}
-    if "texture" in features["measurements"]:
-        with _timed(timings, "texture"):
-            levels = features["texture_gray_levels"]
-            site.quantised = {c: texture.grey_levels(image, levels) for c, image in images.items()}
     return site
 
 

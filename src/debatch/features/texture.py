@@ -1,13 +1,15 @@
 """MeasureTexture of a 2D site: cp_measure's numba ``get_texture`` with every object's crop
-cut and measured in one compiled loop.
+cut in one compiled loop.
 
 cp_measure quantises the channel to grey levels for each call, then builds scikit-image
 ``regionprops`` and, object by object in Python, its masked crop for the compiled Haralick
 kernel; on a dense 1080 px field that host-side work cost about as much as the kernel. Here the
 quantised channel (``grey_levels``) is made once per channel, shared by the object sets and
-scales, and one compiled loop cuts each object's crop (its bounding box, 0 outside the object,
-as ``regionprops``' ``image_intensity``) and calls cp_measure's own ``haralick_object`` on it,
-so every number is cp_measure's bit for bit (tests/test_features.py compares them).
+scales, and one compiled loop cuts every object's crop (its bounding box, 0 outside the object,
+as ``regionprops``' ``image_intensity``) into one buffer; cp_measure's own ``haralick_object``
+then measures each crop (called from Python: a compiled caller would keep a copy of it in its
+numba cache that an upgrade of cp_measure would not refresh), so every number is cp_measure's
+numba backend's bit for bit (tests/test_features.py compares them).
 """
 
 from __future__ import annotations
@@ -33,34 +35,43 @@ def grey_levels(pixels: np.ndarray, levels: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _haralick_objects(labels, quantised, boxes, offsets):  # pragma: no cover
-    """(directions, 13, objects) Haralick features of each object's crop."""
-    count = boxes.shape[0]
-    out = np.empty((offsets.shape[0], 13, count))
-    for o in range(count):
+def _crops(labels, quantised, boxes):  # pragma: no cover
+    """Every object's crop (its bounding box of ``quantised``, 0 outside the object), one after
+    another in a flat buffer, and where each starts."""
+    starts = np.zeros(boxes.shape[0] + 1, np.int64)
+    for o in range(boxes.shape[0]):
+        starts[o + 1] = starts[o] + (boxes[o, 1] - boxes[o, 0]) * (boxes[o, 3] - boxes[o, 2])
+    crops = np.zeros(starts[-1], np.uint8)
+    for o in range(boxes.shape[0]):
         top, bottom, left, right = boxes[o, 0], boxes[o, 1], boxes[o, 2], boxes[o, 3]
-        crop = np.zeros((1, bottom - top, right - left), np.uint8)
+        at = starts[o]
         for r in range(top, bottom):
             for c in range(left, right):
                 if labels[r, c] == o + 1:
-                    crop[0, r - top, c - left] = quantised[r, c]
-        features = haralick_object(crop, offsets)
-        for d in range(offsets.shape[0]):
-            for f in range(13):
-                out[d, f, o] = features[d, f]
-    return out
+                    crops[at] = quantised[r, c]
+                at += 1
+    return crops, starts
 
 
 def get_texture(
     labels: np.ndarray, quantised: np.ndarray, scale: int, levels: int
 ) -> dict[str, np.ndarray]:
-    """cp_measure's ``get_texture(labels, pixels, scale, levels)`` of a 2D label image
-    (labels 1..N, no gaps), given ``quantised = grey_levels(pixels, levels)``."""
+    """cp_measure's numba ``get_texture(labels, pixels, scale, levels)`` of a 2D label image
+    (labels 1..N, no gaps), given ``quantised = grey_levels(pixels, levels)`` (``levels``
+    names the features; it must be the count the channel was quantised to)."""
     if scale < 1:
         raise ValueError(f"scale must be at least 1 pixel, got {scale}")
-    boxes = np.array(
-        [[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in ndimage.find_objects(labels)],
-        np.int64,
-    ).reshape(-1, 4)
+    if labels.ndim != 2 or labels.shape != quantised.shape:
+        raise ValueError(f"labels {labels.shape} and image {quantised.shape} differ or are not 2D")
+    slices = ndimage.find_objects(labels)
+    if None in slices:
+        raise ValueError("labels must be 1..N without gaps")
+    boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices], np.int64)
+    boxes = boxes.reshape(-1, 4)
     offsets = np.ascontiguousarray(scale * DELTAS_2D)
-    return _pack(_haralick_objects(labels, quantised, boxes, offsets), scale, levels)
+    crops, starts = _crops(labels, quantised, boxes)
+    features = np.empty((len(offsets), 13, len(boxes)))
+    for o, (top, bottom, left, right) in enumerate(boxes):
+        crop = crops[starts[o] : starts[o + 1]].reshape(1, bottom - top, right - left)
+        features[:, :, o] = haralick_object(crop, offsets)  # cp_measure's compiled kernel
+    return _pack(features, scale, levels)
