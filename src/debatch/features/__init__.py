@@ -8,7 +8,7 @@
   (``get_intensity``, cp_measure's numbers);
 - ``shape``: MeasureObjectSizeShape, every object measured in passes over the label image, not
   by per-object regionprops (``get_sizeshape``, cp_measure's numbers);
-- ``texture``: MeasureTexture, every object's crop cut and measured in one compiled loop
+- ``texture``: MeasureTexture, every object's crop cut in one compiled loop
   (``get_texture``, cp_measure's numbers);
 - ``plate``: measures a plate's sites, or one shard of them, in the cells table's row order
   (``measure_shard``);
