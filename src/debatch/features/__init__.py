@@ -1,6 +1,7 @@
 """Features stage: CellProfiler's per-cell measurements (cp_measure) of Nuclei, Cells, Cytoplasm.
 
-- ``objects``: makes the three object sets of a segmented site (``object_sets``);
+- ``objects``: makes the three object sets of a segmented site (``object_sets``) and their
+  bounding boxes (``bounding_boxes``);
 - ``site``: measures every module on one site, named as CellProfiler names it (``measure_site``);
 - ``granularity``, ``radial``, ``colocalization``: measure the modules whose image-level work is
   shared across object sets or channels instead of repeated (same numbers as cp_measure);

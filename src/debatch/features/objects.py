@@ -10,6 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 from centrosome.outline import outline
+from scipy import ndimage
+
+
+def bounding_boxes(labels: np.ndarray) -> np.ndarray:
+    """(N, 4) int64 rows of top, bottom, left, right (exclusive) of objects 1..N of a 2D
+    label image, for the compiled per-object loops (shape, texture)."""
+    slices = ndimage.find_objects(labels)
+    if None in slices:
+        raise ValueError("labels must be 1..N without gaps")
+    boxes = [[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices]
+    return np.array(boxes, np.int64).reshape(-1, 4)
 
 
 def cytoplasm(cells: np.ndarray, nuclei: np.ndarray, shrink_nuclei: bool = True) -> np.ndarray:

@@ -57,6 +57,8 @@ from cp_measure.primitives._moments import (
 )
 from scipy import ndimage
 
+from debatch.features.objects import bounding_boxes
+
 # scikit-image's perimeter: weight of each border pixel's code (1 for itself, 2 per border
 # 4-neighbour, 10 per border diagonal neighbour) and its Euler table (8-connectivity) of the
 # 2x2 configuration codes (1 the pixel, 2 above, 4 left, 8 above-left)
@@ -215,16 +217,17 @@ def _topology_counts(labels, count) -> tuple[np.ndarray, np.ndarray]:  # pragma:
 
 
 def _radii(
-    labels: np.ndarray, boxes: list, to_edge: np.ndarray | None
+    labels: np.ndarray, boxes: np.ndarray, to_edge: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximum, mean and median distance of each object's pixels to its outside: cp_measure's
     distance transform of the object padded by one pixel, which for an object clear of the
     image's edge is ``to_edge`` (radial.to_edges) where given."""
     radii = np.zeros((3, len(boxes)))
     rows, cols = labels.shape
-    for index, box in enumerate(boxes):
+    for index, (top, bottom, left, right) in enumerate(boxes):
+        box = slice(top, bottom), slice(left, right)
         mask = labels[box] == index + 1
-        inner = box[0].start > 0 and box[1].start > 0 and box[0].stop < rows and box[1].stop < cols
+        inner = top > 0 and left > 0 and bottom < rows and right < cols
         if to_edge is not None and inner:
             inside = to_edge[box][mask]
         else:
@@ -234,16 +237,16 @@ def _radii(
     return radii[0], radii[1], radii[2]
 
 
-def get_sizeshape(labels: np.ndarray, to_edge: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def get_sizeshape(
+    labels: np.ndarray, to_edge: np.ndarray | None = None, boxes: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """cp_measure's ``get_sizeshape(labels, None, calculate_advanced=False,
     new_features=False)`` of a 2D label image (labels 1..N, no gaps), feature -> value per
     object. ``to_edge``: ``radial.to_edges(labels)`` where already made (the radial
-    distribution's), so most radii need no transform of their own."""
+    distribution's), so most radii need no transform of their own; ``boxes``:
+    ``objects.bounding_boxes(labels)`` where already made."""
     count = int(labels.max())
-    slices = ndimage.find_objects(labels)
-    boxes = np.array(
-        [[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices], np.int64
-    ).reshape(-1, 4)
+    boxes = bounding_boxes(labels) if boxes is None else boxes
     rows, cols = np.indices(labels.shape)
     flat = labels.ravel()
     area = np.bincount(flat, minlength=count + 1)[1:].astype(float)
@@ -257,7 +260,7 @@ def get_sizeshape(labels: np.ndarray, to_edge: np.ndarray | None = None) -> dict
     axis_major, axis_minor, eccentricity, orientation = axes_eccentricity_orientation(
         inertia_2d(central)
     )
-    maximum_radius, mean_radius, median_radius = _radii(labels, slices, to_edge)
+    maximum_radius, mean_radius, median_radius = _radii(labels, boxes, to_edge)
     return {
         F_AREA: area,
         F_BBOX_AREA: box_area,

@@ -31,7 +31,7 @@ from cp_measure.core.numba import _feret
 from debatch.core.images import cellprofiler_scale
 from debatch.features import colocalization, intensity, shape, texture
 from debatch.features.granularity import ObjectMeans, granular_spectrum, object_granularity
-from debatch.features.objects import object_sets
+from debatch.features.objects import bounding_boxes, object_sets
 from debatch.features.radial import RadialGeometry, ZernikeBasis, to_edges
 from debatch.settings import FEATURES
 
@@ -66,7 +66,7 @@ def _texture(objects: Objects) -> Measured:
             objects.site.quantised[channel] = texture.grey_levels(image, levels)
         for scale in objects.features["texture_scales"]:
             measured = texture.get_texture(
-                objects.labels, objects.site.quantised[channel], scale, levels
+                objects.labels, objects.site.quantised[channel], scale, levels, objects.boxes
             )
             for key, value in measured.items():
                 feature, suffix = key.split("_", 1)
@@ -148,10 +148,14 @@ class Objects:
     def to_edge(self) -> np.ndarray:
         return to_edges(self.labels)
 
+    @cached_property
+    def boxes(self) -> np.ndarray:
+        return bounding_boxes(self.labels)
+
 
 def _shape(objects: Objects) -> Measured:
     labels = objects.labels
-    measured = shape.get_sizeshape(labels, objects.to_edge)
+    measured = shape.get_sizeshape(labels, objects.to_edge, objects.boxes)
     measured |= objects.zernikes[0]
     measured |= _feret.get_feret(labels, None)
     return {f"AreaShape_{key}": value for key, value in measured.items()}

@@ -20,7 +20,8 @@ import skimage.exposure
 import skimage.util
 from cp_measure.core.measuretexture import _pack
 from cp_measure.core.numba._texture import DELTAS_2D, haralick_object
-from scipy import ndimage
+
+from debatch.features.objects import bounding_boxes
 
 
 def grey_levels(pixels: np.ndarray, levels: int) -> np.ndarray:
@@ -54,20 +55,21 @@ def _crops(labels, quantised, boxes):  # pragma: no cover
 
 
 def get_texture(
-    labels: np.ndarray, quantised: np.ndarray, scale: int, levels: int
+    labels: np.ndarray,
+    quantised: np.ndarray,
+    scale: int,
+    levels: int,
+    boxes: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """cp_measure's numba ``get_texture(labels, pixels, scale, levels)`` of a 2D label image
     (labels 1..N, no gaps), given ``quantised = grey_levels(pixels, levels)`` (``levels``
-    names the features; it must be the count the channel was quantised to)."""
+    names the features; it must be the count the channel was quantised to). ``boxes``:
+    ``objects.bounding_boxes(labels)`` where already made."""
     if scale < 1:
         raise ValueError(f"scale must be at least 1 pixel, got {scale}")
     if labels.ndim != 2 or labels.shape != quantised.shape:
         raise ValueError(f"labels {labels.shape} and image {quantised.shape} differ or are not 2D")
-    slices = ndimage.find_objects(labels)
-    if None in slices:
-        raise ValueError("labels must be 1..N without gaps")
-    boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop] for s in slices], np.int64)
-    boxes = boxes.reshape(-1, 4)
+    boxes = bounding_boxes(labels) if boxes is None else boxes
     offsets = np.ascontiguousarray(scale * DELTAS_2D)
     crops, starts = _crops(labels, quantised, boxes)
     features = np.empty((len(offsets), 13, len(boxes)))
