@@ -14,38 +14,55 @@ SNAKEMAKE_ARGS ?=
 CPU_ONLY = $(shell $(VENV)/bin/python -c "import torch; print(int(not torch.cuda.is_available()))" 2>/dev/null)
 GPU_RESOURCES = $(if $(filter 1,$(CPU_ONLY)),--resources=gpu=$(CORES))
 STAMP := $(VENV)/.debatch-installed
+DEV_STAMP := $(VENV)/.debatch-dev-installed
+SITE_PACKAGES = "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 
-.PHONY: venv demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
+.PHONY: venv dev-venv demo demo-seeds demo-abra demo-rotate demo-figures rxrx1-demo rxrx1-figures test test-fast lint docs docs-check dry-run bench clean-results
 
 # The packages' bytecode is written by compileall on every core, not by pip one file at a time
-# (the larger part of this build: torch's thousands of files), leaving out the one file of the
-# pinned packages that is not Python 3.11 (a test of torch's, which pip passes over too). It
-# must be written: where PYTHONDONTWRITEBYTECODE is set, every job would compile its imports
-# from source.
-$(STAMP): workflow/envs/requirements.txt workflow/envs/dev-requirements.txt workflow/envs/cellpose-requirements.txt workflow/envs/anndata-requirements.txt workflow/envs/scanpy-requirements.txt pyproject.toml
+# (the larger part of this build: torch's thousands of files). It must be written: where
+# PYTHONDONTWRITEBYTECODE is set, every job would compile its imports from source. Left out:
+# the packages' own test suites (their tests/ folders: pandas', scipy's, sympy's...; no job
+# imports them) and the one file of the pinned packages that is not Python 3.11 (a test of
+# torch's, which pip passes over too).
+COMPILE_BYTECODE = $(VENV)/bin/python -m compileall -q -j 0 -x '/tests/|/torch/testing/_internal/py312_intrinsics\.py$$' $(SITE_PACKAGES)
+
+# What the workflow runs on (the demos need nothing more): a new user's `make demo` installs
+# no test tools.
+$(STAMP): workflow/envs/requirements.txt workflow/envs/cellpose-requirements.txt workflow/envs/anndata-requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet --no-compile -r workflow/envs/requirements.txt -r workflow/envs/dev-requirements.txt
-	$(VENV)/bin/python -m pip install --quiet --no-compile --no-deps -r workflow/envs/cellpose-requirements.txt -r workflow/envs/anndata-requirements.txt -r workflow/envs/scanpy-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-compile -r workflow/envs/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-compile --no-deps -r workflow/envs/cellpose-requirements.txt -r workflow/envs/anndata-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-compile --no-deps -e .
-	$(VENV)/bin/python -m compileall -q -j 0 -x '/torch/testing/_internal/py312_intrinsics\.py$$' "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	$(COMPILE_BYTECODE)
 	touch $(STAMP)
 
-# the virtual environment alone (every other target builds it first when missing or stale)
+# ...and the test, lint and benchmark tools, with scanpy (the tests read our AnnData with it).
+$(DEV_STAMP): $(STAMP) workflow/envs/dev-requirements.txt workflow/envs/scanpy-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-compile -r workflow/envs/requirements.txt -r workflow/envs/dev-requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-compile --no-deps -r workflow/envs/scanpy-requirements.txt
+	$(COMPILE_BYTECODE)
+	touch $(DEV_STAMP)
+
+# the virtual environment alone, as the workflow needs it (every other target builds what it
+# needs first when missing or stale); dev-venv adds the test and lint tools
 venv: $(STAMP)
+
+dev-venv: $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 	@echo "debatch demo finished. Report: report/index.html in the config's results folder (default $(CURDIR)/results/)"
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -v --durations=15
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 # Python style and errors (ruff), Snakemake formatting (snakefmt) and Snakemake's own lint.
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check workflow/Snakefile workflow/rules
@@ -54,10 +71,10 @@ lint: $(STAMP)
 # Figures quoted in README.md and docs/ are copied from files a command regenerates
 # (benchmarks/README.md by `make bench`, docs/demo/ by `make demo-figures`): `make docs`
 # refreshes the copies, `make docs-check` (also a test) fails when one is stale.
-docs: $(STAMP)
+docs: $(DEV_STAMP)
 	$(VENV)/bin/python tools/docs.py sync
 
-docs-check: $(STAMP)
+docs-check: $(DEV_STAMP)
 	$(VENV)/bin/python tools/docs.py check
 
 # The method comparison over three seeds (config/seeds.yaml), into results_seeds/.
@@ -105,7 +122,7 @@ rxrx1-figures: $(STAMP) $(RXRX1_DEMO)/sheet/plates.tsv
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/rxrx1.yaml config/rxrx1_figures.yaml --until train $(GPU_RESOURCES) $(SNAKEMAKE_ARGS)
 	$(VENV)/bin/python tools/docs.py rxrx1 results_rxrx1_figures
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py
 	$(VENV)/bin/python tools/docs.py sync
 

@@ -19,14 +19,13 @@ import time
 
 import numpy as np
 
-from debatch.core.compiled import import_with_numba_cache
-from debatch.report.figures import UMAP_NEIGHBOURS, cosine_distances, umap_embedding
+from debatch.report.figures import UMAP_NEIGHBOURS, cosine_distances, import_umap, umap_embedding
 
 FEATURES = 40
 
 
 def umap_learns(values: np.ndarray, seed: int) -> np.ndarray:
-    umap = import_with_numba_cache("umap")
+    umap = import_umap()
     model = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", random_state=seed, n_jobs=1)
     return np.asarray(model.fit_transform(values))
 

@@ -163,12 +163,18 @@ def cosine_distances(values: np.ndarray) -> np.ndarray:
     return distances
 
 
+def import_umap():
+    """umap-learn, its numba functions compiled once per environment rather than per job, and
+    pynndescent's at their first call rather than at the import (debatch.core.compiled)."""
+    return import_with_numba_cache("umap", compile_when_called=("pynndescent",))
+
+
 def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
     """(n x 2) UMAP of ``values`` (umap-learn, cosine distance as the metrics use; one thread:
     the same seed gives the same map). Below UMAP_EXACT_WELLS the distances are one matrix
     product here: umap-learn would call its compiled metric once per pair from Python
     (benchmarks/umap_wells.py times both)."""
-    umap = import_with_numba_cache("umap")  # its uncached functions compile once, not per job
+    umap = import_umap()
     values = np.asarray(values, np.float64)
     exact = len(values) < UMAP_EXACT_WELLS
     model = umap.UMAP(
