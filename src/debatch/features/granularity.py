@@ -62,7 +62,8 @@ def _reconstruct(marker: np.ndarray, mask: np.ndarray) -> np.ndarray:  # pragma:
                 if out[qy, qx] < out[y, x] and out[qy, qx] != mask[qy, qx]:
                     out[qy, qx] = min(out[y, x], mask[qy, qx])
                     if tail == queue.shape[0]:  # compact the queue (never in practice)
-                        queue[: tail - head] = queue[head:tail]
+                        for k in range(tail - head):  # by element: a slice copy compiles slowly
+                            queue[k] = queue[head + k]
                         tail -= head
                         head = 0
                     queue[tail] = qy * cols + qx

@@ -71,8 +71,17 @@ def _starts(seeds, mask, components, n_components, steps):
                 found[n], owners[n] = i * columns + j, components[i, j]
                 counts[components[i, j]] += 1
                 n += 1
-    order = np.argsort(owners[:n], kind="mergesort")  # stable: raster order within a component
-    return found[:n][order], np.cumsum(counts)
+    # grouped by a counting sort, which keeps raster order within a component (and compiles in
+    # a fraction of the time numba's argsort takes)
+    ends = np.cumsum(counts)
+    slots = np.empty_like(ends)
+    for k in range(len(ends)):
+        slots[k] = ends[k] - counts[k]
+    starts = np.empty(n, np.int64)
+    for m in range(n):
+        starts[slots[owners[m]]] = found[m]
+        slots[owners[m]] += 1
+    return starts, ends
 
 
 @numba.njit(cache=True, nogil=True)
