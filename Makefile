@@ -22,8 +22,8 @@ SITE_PACKAGES = "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get
 # The packages' bytecode is written by compileall on every core, not by pip one file at a time
 # (the larger part of this build: torch's thousands of files). It must be written: where
 # PYTHONDONTWRITEBYTECODE is set, every job would compile its imports from source. Left out:
-# the packages' own test suites (their tests/ folders: pandas', scipy's, sympy's...; no job
-# imports them) and the one file of the pinned packages that is not Python 3.11 (a test of
+# the packages' own test suites (their tests/ folders: pandas', scipy's, sympy's...; the
+# workflow runs none of them) and the one file of the pinned packages that is not Python 3.11 (a test of
 # torch's, which pip passes over too).
 COMPILE_BYTECODE = $(VENV)/bin/python -m compileall -q -j 0 -x '/tests/|/torch/testing/_internal/py312_intrinsics\.py$$' $(SITE_PACKAGES)
 

@@ -163,10 +163,17 @@ def cosine_distances(values: np.ndarray) -> np.ndarray:
     return distances
 
 
+# pynndescent's modules whose functions, declared with signatures, compile when first called
+# rather than when umap-learn is imported: the random-projection trees and the distances, most
+# of which a UMAP of wells never calls (debatch.core.compiled). Its utils keep their signatures:
+# compiled at a call, their random numbers would take other types and other values.
+UMAP_COMPILED_WHEN_CALLED = ("pynndescent.rp_trees", "pynndescent.distances")
+
+
 def import_umap():
-    """umap-learn, its numba functions compiled once per environment rather than per job, and
-    pynndescent's at their first call rather than at the import (debatch.core.compiled)."""
-    return import_with_numba_cache("umap", compile_when_called=("pynndescent",))
+    """umap-learn, its numba functions compiled once per environment rather than per job
+    (debatch.core.compiled), those of UMAP_COMPILED_WHEN_CALLED at their first call."""
+    return import_with_numba_cache("umap", compile_when_called=UMAP_COMPILED_WHEN_CALLED)
 
 
 def umap_embedding(values: np.ndarray, seed: int) -> np.ndarray:
