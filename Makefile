@@ -38,7 +38,8 @@ $(STAMP): workflow/envs/requirements.txt workflow/envs/cellpose-requirements.txt
 	$(COMPILE_BYTECODE)
 	touch $(STAMP)
 
-# ...and the test, lint and benchmark tools, with scanpy (the tests read our AnnData with it).
+# ...and the test, lint and benchmark tools, with scanpy (the tests read our AnnData with it);
+# the runtime pins are given again so that no tool's dependency moves them.
 $(DEV_STAMP): $(STAMP) workflow/envs/dev-requirements.txt workflow/envs/scanpy-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-compile -r workflow/envs/requirements.txt -r workflow/envs/dev-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-compile --no-deps -r workflow/envs/scanpy-requirements.txt
