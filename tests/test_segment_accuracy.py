@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import tifffile
 import yaml
+from centrosome.cpmorphology import fill_labeled_holes
 from centrosome.propagate import propagate as centrosome_propagate
 from scipy import ndimage
 
@@ -14,6 +15,7 @@ from debatch.core.images import cellprofiler_scale, read_site
 from debatch.demo.plate import demo_manifest
 from debatch.illum.estimate import compute_plate_illum
 from debatch.segment.grow import propagate
+from debatch.segment.holes import fill_background_holes
 from debatch.segment.propagate import cell_foreground, segment_cells, segment_nuclei, segment_site
 from debatch.segment.score import (
     drop_border_objects,
@@ -196,3 +198,44 @@ def test_a_cell_ringed_by_another_keeps_its_nucleus():
     np.testing.assert_array_equal(cells[nuclei > 0], nuclei[nuclei > 0])
     assert set(np.unique(cells)) == {0, 1, 2}
     assert (cells == 2).sum() > 2 * (nuclei == 2).sum()  # the inner cell keeps its cytoplasm
+
+
+def _label_images(rng, n):
+    """Label images of every shape hole filling meets: blobs, Voronoi cells with gaps, rings
+    with objects inside them, and noise, at sizes from a few pixels."""
+    for case in range(n):
+        shape = tuple(rng.integers(5, 60, 2))
+        yy, xx = np.indices(shape)
+        if case % 4 == 0:
+            labels, _ = ndimage.label(ndimage.binary_opening(rng.random(shape) < 0.6))
+        elif case % 4 == 1:
+            points = rng.integers(0, min(shape), (rng.integers(1, 12), 2))
+            squared = (yy[..., None] - points[:, 0]) ** 2 + (xx[..., None] - points[:, 1]) ** 2
+            labels = squared.argmin(-1) + 1
+            labels[rng.random(shape) < rng.uniform(0, 0.4)] = 0
+        elif case % 4 == 2:
+            labels = np.zeros(shape, int)
+            for label in range(1, rng.integers(2, 6)):
+                radius = np.hypot(yy - rng.integers(0, shape[0]), xx - rng.integers(0, shape[1]))
+                outer = rng.integers(2, 15)
+                labels[(radius < outer) & (radius >= outer - rng.integers(1, 4))] = label
+                labels[radius < rng.integers(0, outer)] = label + 10
+        else:
+            labels = rng.integers(0, 4, shape)
+        yield labels.astype(np.int32)
+
+
+def test_hole_filling_is_centrosomes_on_the_background():
+    """fill_background_holes fills exactly the background pixels that CellProfiler's
+    fill_labeled_holes fills, with the same cell, and leaves every cell as it is (also one
+    that centrosome would swallow into the cell ringing it)."""
+    rng = np.random.default_rng(11)
+    filled_some = 0
+    for labels in _label_images(rng, 300):
+        theirs = np.where(labels > 0, labels, fill_labeled_holes(labels))
+        ours = fill_background_holes(labels)
+        np.testing.assert_array_equal(ours, theirs)
+        filled_some += not np.array_equal(ours, labels)
+    assert filled_some > 30  # the cases hold holes, not only open background
+    for labels in (np.zeros((8, 9), np.int32), np.ones((8, 9), np.int32)):
+        np.testing.assert_array_equal(fill_background_holes(labels), labels)

@@ -145,12 +145,14 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 class NpzWriter:
     """An .npz written one array at a time (np.savez_compressed's format), renamed on close, so
-    a job streams label images to disk instead of holding a plate's worth in memory."""
+    a job streams label images to disk instead of holding a plate's worth in memory. Deflate
+    at level 3, not zlib's default 6: a dense 1080 px site's two label images compress in
+    about a third of the time and read back faster, in files under twice the size."""
 
     def __init__(self, path: str | os.PathLike):
         self._atomic = atomic_path(path)
         self._zip = zipfile.ZipFile(
-            self._atomic.__enter__(), "w", zipfile.ZIP_DEFLATED, allowZip64=True
+            self._atomic.__enter__(), "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=3
         )
 
     def add(self, name: str, array: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 - ``propagate``: segments a site the CellProfiler way: nuclei, then propagation (``segment_site``);
 - ``grow``: propagates seeds over a mask, compiled with numba (``propagate``);
+- ``holes``: fills the background holes of grown cells, as CellProfiler (``fill_background_holes``);
 - ``cellpose``: segments with a cellpose model (``CellposeSegmenter``);
 - ``cell_table``: measures a segmented site into the cells table's rows (``measure_site``);
 - ``quality``: measures a site's focus, saturation and intensity (``image_quality``);
@@ -15,6 +16,7 @@
 __all__ = [
     "propagate",
     "grow",
+    "holes",
     "cellpose",
     "cell_table",
     "quality",

@@ -22,11 +22,11 @@ on a dense field faster than one heap over the whole field (benchmarks/notes.md)
 
 from __future__ import annotations
 
-import heapq
-
 import numba
 import numpy as np
 from scipy import ndimage
+
+from debatch.core import heap
 
 _STEPS = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
 
@@ -85,17 +85,19 @@ def _starts(seeds, mask, components, n_components, steps):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distances):
+def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distances, queue):
     """Dijkstra from the seed pixels ``starts`` (flat indices) over their component of the
-    mask, writing into ``labels`` and ``distances``."""
+    mask, writing into ``labels`` and ``distances``; ``queue`` is an empty heap (core.heap)
+    ordered by distance, then label, then pixel."""
     rows, columns = seeds.shape
-    heap = [(0.0, np.int64(seeds.flat[index]), index) for index in starts]
-    heapq.heapify(heap)
-    while heap:
-        distance, label, index = heapq.heappop(heap)
+    keys, ties, where = queue
+    size = 0
+    for index in starts:
+        size = heap.push(keys, ties, where, size, 0.0, (np.int64(seeds.flat[index]) << 32) | index)
+    while size > 0:
+        distance, tie, size = heap.pop(keys, ties, where, size)
+        label, index = tie >> 32, tie & heap.PIXEL
         i1, j1 = index // columns, index % columns
-        if labels[i1, j1] != 0:
-            continue
         labels[i1, j1] = label
         for q in range(8):
             i2, j2 = i1 + steps[q, 0], j1 + steps[q, 1]
@@ -106,11 +108,13 @@ def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distance
             reached = distance + _step_cost(padded, i1, j1, i2, j2, weight)
             if distances[i2, j2] == -1.0 or distances[i2, j2] > reached:
                 distances[i2, j2] = reached
-                heapq.heappush(heap, (reached, label, np.int64(i2 * columns + j2)))
+                size = heap.push(
+                    keys, ties, where, size, reached, (label << 32) | (i2 * columns + j2)
+                )
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(padded, seeds, mask, weight, steps, components, n_components):
+def _grow(padded, seeds, mask, weight, steps, components, n_components, queue):
     rows, columns = seeds.shape
     labels = np.zeros((rows, columns), np.int32)
     distances = np.full((rows, columns), -1.0)
@@ -121,8 +125,9 @@ def _grow(padded, seeds, mask, weight, steps, components, n_components):
     starts, ends = _starts(seeds, mask, components, n_components, steps)
     for k in range(1, n_components + 1):
         _grow_component(
-            padded, seeds, mask, weight, steps, starts[ends[k - 1] : ends[k]], labels, distances
-        )
+            padded, seeds, mask, weight, steps, starts[ends[k - 1] : ends[k]], labels, distances,
+            queue,
+        )  # fmt: skip
     for i in range(rows):
         for j in range(columns):
             if seeds[i, j] > 0:
@@ -150,4 +155,5 @@ def propagate(
         _STEPS,
         components,
         n_components,
+        heap.empty(np.count_nonzero(mask), mask.size),  # emptied by each component in turn
     )

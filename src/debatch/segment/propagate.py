@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from centrosome.cpmorphology import fill_labeled_holes
 from scipy import ndimage
 from skimage.filters import threshold_li, threshold_multiotsu, threshold_otsu
 from skimage.segmentation import watershed
 
+from debatch.core.sorting import (
+    median_deviation_of_sorted,
+    median_of_sorted,
+    smallest_gap,
+    sort_float32,
+)
 from debatch.core.stats import MAD_SCALE
 from debatch.segment.grow import propagate
+from debatch.segment.holes import fill_background_holes
 from debatch.settings import PROPAGATE, THRESHOLD_METHODS, Channels
 
 _EIGHT = np.ones((3, 3), bool)  # objects are 8-connected, as in CellProfiler
@@ -61,10 +67,16 @@ def _log_otsu_three_class(smooth: np.ndarray) -> float:
 
 
 def _minimum_cross_entropy(smooth: np.ndarray) -> float:
-    """Li's minimum cross-entropy threshold (CellProfiler's "Minimum Cross-Entropy")."""
+    """Li's minimum cross-entropy threshold (CellProfiler's "Minimum Cross-Entropy"). For a
+    float32 image, scikit-image's default tolerance (half the smallest gap between the values
+    above the minimum) is found by a radix sort: the same threshold, a quarter of the time."""
     if not smooth.size or smooth.min() == smooth.max():
         return np.inf
-    return float(threshold_li(smooth))
+    tolerance = None
+    if smooth.dtype == np.float32:
+        ascending = sort_float32(smooth)
+        tolerance = smallest_gap(ascending - ascending[0])
+    return float(threshold_li(smooth, tolerance=tolerance))
 
 
 _THRESHOLDS = {
@@ -103,12 +115,13 @@ def _fill_small_holes(mask: np.ndarray, max_hole: float) -> np.ndarray:
 
 
 def _background(image: np.ndarray, foreground: np.ndarray) -> tuple[float, float]:
-    """Median and robust SD (MAD_SCALE x MAD) of the pixels outside ``foreground``."""
-    values = image[~foreground]
-    if values.size == 0:
+    """Median and robust SD (MAD_SCALE x MAD) of the float32 pixels outside ``foreground``
+    (np.median's numbers, from one radix sort)."""
+    if foreground.all():
         return float(image.min()), 0.0
-    level = float(np.median(values))
-    return level, MAD_SCALE * float(np.median(np.abs(values - level)))
+    ascending = sort_float32(image[~foreground])
+    level = float(median_of_sorted(ascending))
+    return level, MAD_SCALE * float(median_deviation_of_sorted(ascending, level))
 
 
 def _nuclei_foreground(
@@ -260,9 +273,7 @@ def segment_cells(
     # every nucleus seeds its cell, also where the cell channel is below the threshold
     cells = propagate(image, nuclei, mask | (nuclei > 0), propagate_settings["regularisation"])
     if propagate_settings["fill_holes"]:
-        # only background is filled: a hole may hold a whole other cell (a small one ringed by
-        # a large one), which stays its own
-        cells = np.where(cells > 0, cells, fill_labeled_holes(cells))
+        cells = fill_background_holes(cells)
     return cells.astype(np.int32)
 
 
