@@ -173,6 +173,16 @@ def test_a_raw_image_without_its_scale_is_refused():
         segment_cells(nuclei, np.full((32, 32), 5000.0), {"nucleus_diameter": 4.0}, 1.0)
 
 
+def test_a_cell_image_with_nan_is_refused():
+    """NaN has no order, so no seed could be said to reach a NaN pixel first."""
+    nuclei = np.zeros((32, 32), np.int32)
+    nuclei[14:18, 14:18] = 1
+    image = np.full((32, 32), 0.5)
+    image[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        segment_cells(nuclei, image, {"nucleus_diameter": 4.0}, 1.0)
+
+
 def test_fill_holes_fills_a_cells_dark_pocket():
     """A dark vacuole inside one cell is part of it with fill_holes, a hole without."""
     yy, xx = np.mgrid[0:64, 0:64]

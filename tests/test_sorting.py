@@ -3,7 +3,6 @@ the value sets segmentation meets: smooth intensities, integer-valued pixels wit
 negatives and zeros, and tiny values."""
 
 import numpy as np
-import pytest
 from skimage.filters import threshold_li
 
 from debatch.core import sorting
@@ -29,8 +28,8 @@ def test_sort_and_medians_are_numpys():
         )
 
 
-def test_smallest_gap_is_scikit_images_li_tolerance():
-    """threshold_li's default tolerance is half np.min(np.diff(np.unique(x - x.min())))."""
+def test_smallest_gap_is_the_gap_of_scikit_images_li_tolerance():
+    """threshold_li's default tolerance is half of np.min(np.diff(np.unique(x - x.min())))."""
     for values in _value_sets(np.random.default_rng(3)):
         shifted = values - values.min()
         ascending = sorting.sort_float32(values)
@@ -41,8 +40,16 @@ def test_smallest_gap_is_scikit_images_li_tolerance():
             assert gap == np.min(np.diff(np.unique(shifted)))
 
 
-@pytest.mark.parametrize("shape", [(1080, 1080), (37, 53)])
-def test_li_threshold_with_the_sorted_tolerance_is_scikit_images(shape):
+def _li_images():
     rng = np.random.default_rng(4)
-    image = rng.gamma(2.0, 50.0, shape).astype(np.float32)
-    assert _minimum_cross_entropy(image) == float(threshold_li(image))
+    yield rng.gamma(2.0, 50.0, (1080, 1080)).astype(np.float32)  # smooth: tiny gaps
+    yield rng.gamma(2.0, 50.0, (37, 53)).astype(np.float32)
+    yield np.float32([[6, 1, 9, 5, 4, 0]])  # integer values: gaps of 1, where half matters
+    for _ in range(20):
+        yield np.round(rng.gamma(2.0, 30.0, (40, 40))).astype(np.float32)
+        yield (rng.integers(0, 256, (40, 40)) / 255).astype(np.float32)  # an 8-bit export
+
+
+def test_li_threshold_with_the_sorted_tolerance_is_scikit_images():
+    for image in _li_images():
+        assert _minimum_cross_entropy(image) == float(threshold_li(image))

@@ -13,7 +13,6 @@
 - ``shards``: splits a plate's sites into jobs and gathers their outputs back;
 - ``compiled``: imports umap-learn and cellpose so that their numba functions use numba's
   on-disk cache (``import_with_numba_cache``);
-- ``heap``: queues pixels by distance for the compiled shortest-path searches (``push``, ``pop``);
 - ``sorting``: sorts a site's float32 pixels by radix for medians and Li's tolerance
   (``sort_float32``).
 """
@@ -30,6 +29,5 @@ __all__ = [
     "provenance",
     "shards",
     "compiled",
-    "heap",
     "sorting",
 ]

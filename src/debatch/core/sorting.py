@@ -3,9 +3,9 @@ and MAD that nuclei are judged against, and the tolerance of Li's threshold (hal
 gap between two pixel values), which scikit-image finds with ``np.unique``.
 
 A million float32 pixels sort in two counting passes over 16 bits of their bit patterns, a few
-times faster than numpy's comparison sort on them, and the results are numpy's bit for bit
-(tests/test_sorting.py): the same medians (as ``np.median`` computes them in float32) and the
-same tolerance, so thresholds and objects are unchanged.
+times faster than numpy's comparison sort on them, into numpy's order (only -0.0 and 0.0, which
+compare equal, may come in another order), so the medians are ``np.median``'s (in float32) and
+the tolerance scikit-image's (tests/test_sorting.py): thresholds and objects are unchanged.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ def _radix_sort(bits):  # pragma: no cover
 
 
 def sort_float32(values: np.ndarray) -> np.ndarray:
-    """``np.sort(values.ravel())`` for float32 values without NaN (bit for bit; -0.0 sorts
-    before 0.0)."""
+    """``np.sort(values.ravel())`` for float32 values without NaN (-0.0 sorts before 0.0)."""
     values = np.ascontiguousarray(values, np.float32).ravel()
     return _radix_sort(values.view(np.uint32)).view(np.float32)
 
@@ -61,38 +60,31 @@ def median_of_sorted(ascending: np.ndarray) -> np.float32:
     return (ascending[middle - 1] + ascending[middle]) / 2
 
 
-@numba.njit(cache=True, nogil=True)
-def _deviations_at(ascending, centre, right, ranks):  # pragma: no cover
-    """The ``ranks``-th smallest of |ascending - centre| (float32), merging the values below
-    the centre (their deviations rise leftwards from ``right - 1``) with those from ``right``
-    on (rising rightwards)."""
-    left = right - 1
-    out = np.empty(len(ranks), np.float32)
-    taken = 0
-    for r in range(len(ranks)):
-        while True:
-            below = abs(ascending[left] - centre) if left >= 0 else np.float32(np.inf)
-            above = abs(ascending[right] - centre) if right < len(ascending) else np.float32(np.inf)
-            smaller = min(below, above)
-            if below <= above:
-                left -= 1
-            else:
-                right += 1
-            taken += 1
-            if taken > ranks[r]:
-                out[r] = smaller
-                break
-    return out
+def _deviation_at(ascending: np.ndarray, centre: np.float32, rank: int) -> np.float32:
+    """The ``rank``-th smallest (from 0) of |ascending - centre| in float32. Deviations fall
+    towards the centre and rise away from it (float32 rounding keeps that order), so the
+    rank + 1 smallest are a window of the sorted values: the window of the k closest values is
+    found by bisection, and its larger end is the answer."""
+    size = rank + 1
+    low, high = 0, len(ascending) - size
+    while low < high:  # the window starting at middle, or one starting further right?
+        middle = (low + high) // 2
+        if abs(ascending[middle] - centre) > abs(ascending[middle + size] - centre):
+            low = middle + 1
+        else:
+            high = middle
+    return max(abs(ascending[low] - centre), abs(ascending[low + size - 1] - centre))
 
 
 def median_deviation_of_sorted(ascending: np.ndarray, centre: float) -> np.float32:
     """``np.median(np.abs(ascending - centre))`` (in float32, as numpy with a float32 array) of
     float32 values already sorted, without computing and sorting every deviation."""
-    n = len(ascending)
-    ranks = np.array([n // 2] if n % 2 else [n // 2 - 1, n // 2], np.int64)
-    centre = np.float32(centre)
-    at = _deviations_at(ascending, centre, np.searchsorted(ascending, centre), ranks)
-    return at[0] if n % 2 else (at[0] + at[1]) / 2
+    n, centre = len(ascending), np.float32(centre)
+    if n % 2:
+        return _deviation_at(ascending, centre, n // 2)
+    return (
+        _deviation_at(ascending, centre, n // 2 - 1) + _deviation_at(ascending, centre, n // 2)
+    ) / 2
 
 
 def smallest_gap(ascending: np.ndarray) -> np.float32 | None:

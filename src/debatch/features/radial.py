@@ -13,12 +13,12 @@ the point farthest from the edge (first in row-major order on ties).
 
 from __future__ import annotations
 
+import heapq
+
 import numba
 import numpy as np
 from centrosome import zernike
 from scipy import ndimage
-
-from debatch.core import heap
 
 
 def _centres(distance: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,7 @@ def _centres(distance: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
-def _from_centres(labels, seed_rows, seed_cols, queue):  # pragma: no cover
+def _from_centres(labels, seed_rows, seed_cols):  # pragma: no cover
     """Each pixel's distance from its object's seed along 8-connected steps that stay inside
     the object (-1 where no such path reaches it): centrosome's ``propagate`` on a flat image
     (steps cost sqrt(1) or sqrt(2), added to the pixel's own distance as it is taken off the
@@ -42,14 +42,17 @@ def _from_centres(labels, seed_rows, seed_cols, queue):  # pragma: no cover
     rows, cols = labels.shape
     distances = np.full((rows, cols), -1.0)
     done = np.zeros((rows, cols), np.bool_)
-    keys, ties, where = queue
-    size = 0
+    heap = [(0.0, np.int64(0))]
+    heap.pop()
     for s in range(seed_rows.shape[0]):
         distances[seed_rows[s], seed_cols[s]] = 0.0
-        size = heap.push(keys, ties, where, size, 0.0, np.int64(seed_rows[s] * cols + seed_cols[s]))
-    while size > 0:
-        _, index, size = heap.pop(keys, ties, where, size)
+        heap.append((0.0, np.int64(seed_rows[s] * cols + seed_cols[s])))
+    heapq.heapify(heap)
+    while heap:
+        _, index = heapq.heappop(heap)
         i1, j1 = index // cols, index % cols
+        if done[i1, j1]:
+            continue
         done[i1, j1] = True
         label, here = labels[i1, j1], distances[i1, j1]
         for i2 in range(max(i1 - 1, 0), min(i1 + 2, rows)):
@@ -59,7 +62,7 @@ def _from_centres(labels, seed_rows, seed_cols, queue):  # pragma: no cover
                 reached = np.sqrt(float(abs(i2 - i1) + abs(j2 - j1))) + here
                 if distances[i2, j2] == -1.0 or distances[i2, j2] > reached:
                     distances[i2, j2] = reached
-                    size = heap.push(keys, ties, where, size, reached, np.int64(i2 * cols + j2))
+                    heapq.heappush(heap, (reached, np.int64(i2 * cols + j2)))
     return distances
 
 
@@ -89,12 +92,7 @@ class RadialGeometry:
         self.count, self.bins = int(labels.max()), bins
         to_edge = to_edges(labels) if to_edge is None else to_edge
         ci, cj = _centres(to_edge, labels, self.count)
-        from_centre = _from_centres(
-            labels,
-            ci.astype(np.int64),
-            cj.astype(np.int64),
-            heap.empty(np.count_nonzero(labels), labels.size),
-        )
+        from_centre = _from_centres(labels, ci.astype(np.int64), cj.astype(np.int64))
         self.index = np.flatnonzero(from_centre >= 0)
         self.objects = labels.ravel()[self.index].astype(np.intp) - 1
         scaled = from_centre.ravel()[self.index] / (

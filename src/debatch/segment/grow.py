@@ -26,8 +26,6 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-from debatch.core import heap
-
 _STEPS = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
 
 
@@ -84,19 +82,102 @@ def _starts(seeds, mask, components, n_components, steps):
     return starts, ends
 
 
+# The queue: an indexed 4-ary min-heap over two arrays, ``keys`` (float64 distances) and ``ties``
+# (int64, compared when keys are equal: label << 32 | pixel, the pixel a flat index). A pixel is
+# queued at most once: reached again by a shorter path, its entry is lowered where it stands
+# (``where``) instead of a second entry pushed and skipped when popped, as a heapq of tuples
+# does. Entries are unique, so the pops come in a heapq's order (tests/test_heap.py), from a
+# heap that holds each frontier pixel once. It lives here, beside its one caller, because numba's
+# cache of a function is not renewed when a function it calls in another file changes.
+
+_PIXEL = 0xFFFFFFFF  # the low 32 bits of a tie: the entry's pixel
+
+
+def _empty_queue(capacity: int, pixels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, ties, where) of an empty queue for ``capacity`` entries over ``pixels`` pixels,
+    made before the compiled search (numba then compiles none of numpy's constructors)."""
+    if pixels > 2**31 - 1:  # ``where`` is int32 and a tie holds 32 bits of the pixel
+        raise ValueError(f"an image of {pixels} pixels is too large to propagate over (2**31)")
+    return (
+        np.empty(capacity, np.float64),
+        np.empty(capacity, np.int64),
+        np.full(pixels, -1, np.int32),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _before(key, tie, other_key, other_tie):
+    """Whether entry (key, tie) comes off the queue before (other_key, other_tie)."""
+    return key < other_key or (key == other_key and tie < other_tie)
+
+
+@numba.njit(cache=True, nogil=True)
+def _settle_up(keys, ties, where, slot, key, tie):
+    """Put (key, tie) at ``slot`` or above it, moving larger parents down."""
+    while slot > 0:
+        parent = (slot - 1) >> 2
+        if not _before(key, tie, keys[parent], ties[parent]):
+            break
+        keys[slot], ties[slot] = keys[parent], ties[parent]
+        where[ties[slot] & _PIXEL] = slot
+        slot = parent
+    keys[slot], ties[slot] = key, tie
+    where[tie & _PIXEL] = slot
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(keys, ties, where, size, key, tie):
+    """Add (key, tie), or lower the pixel's entry to it if the pixel is queued (``key`` must not
+    be larger than its queued key, nor NaN); returns the new size."""
+    slot = where[tie & _PIXEL]
+    if slot < 0:
+        slot = size
+        size += 1
+    _settle_up(keys, ties, where, slot, key, tie)
+    return size
+
+
+@numba.njit(cache=True, nogil=True)
+def _pop(keys, ties, where, size):
+    """(key, tie, new size) of the smallest entry, taken off the heap."""
+    key, tie = keys[0], ties[0]
+    where[tie & _PIXEL] = -1
+    size -= 1
+    if size == 0:
+        return key, tie, size
+    last_key, last_tie = keys[size], ties[size]
+    slot = 0
+    while True:
+        child = 4 * slot + 1
+        if child >= size:
+            break
+        best = child
+        for other in range(child + 1, min(child + 4, size)):
+            if _before(keys[other], ties[other], keys[best], ties[best]):
+                best = other
+        if not _before(keys[best], ties[best], last_key, last_tie):
+            break
+        keys[slot], ties[slot] = keys[best], ties[best]
+        where[ties[slot] & _PIXEL] = slot
+        slot = best
+    keys[slot], ties[slot] = last_key, last_tie
+    where[last_tie & _PIXEL] = slot
+    return key, tie, size
+
+
 @numba.njit(cache=True, nogil=True)
 def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distances, queue):
     """Dijkstra from the seed pixels ``starts`` (flat indices) over their component of the
-    mask, writing into ``labels`` and ``distances``; ``queue`` is an empty heap (core.heap)
-    ordered by distance, then label, then pixel."""
+    mask, writing into ``labels`` and ``distances``; ``queue`` is an empty queue (above):
+    pixels come off it by distance, then label, then pixel."""
     rows, columns = seeds.shape
     keys, ties, where = queue
     size = 0
     for index in starts:
-        size = heap.push(keys, ties, where, size, 0.0, (np.int64(seeds.flat[index]) << 32) | index)
+        size = _push(keys, ties, where, size, 0.0, (np.int64(seeds.flat[index]) << 32) | index)
     while size > 0:
-        distance, tie, size = heap.pop(keys, ties, where, size)
-        label, index = tie >> 32, tie & heap.PIXEL
+        distance, tie, size = _pop(keys, ties, where, size)
+        label, index = tie >> 32, tie & _PIXEL
         i1, j1 = index // columns, index % columns
         labels[i1, j1] = label
         for q in range(8):
@@ -108,9 +189,7 @@ def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distance
             reached = distance + _step_cost(padded, i1, j1, i2, j2, weight)
             if distances[i2, j2] == -1.0 or distances[i2, j2] > reached:
                 distances[i2, j2] = reached
-                size = heap.push(
-                    keys, ties, where, size, reached, (label << 32) | (i2 * columns + j2)
-                )
+                size = _push(keys, ties, where, size, reached, (label << 32) | (i2 * columns + j2))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -138,8 +217,9 @@ def _grow(padded, seeds, mask, weight, steps, components, n_components, queue):
 def propagate(
     image: np.ndarray, seeds: np.ndarray, mask: np.ndarray, regularisation: float
 ) -> np.ndarray:
-    """Labels (int32) grown from ``seeds`` (labelled pixels) over ``mask``, steered by ``image``;
-    every seed pixel keeps its label, pixels outside the mask that no seed covers stay 0."""
+    """Labels (int32) grown from ``seeds`` (labelled pixels) over ``mask``, steered by ``image``
+    (without NaN, which has no order); every seed pixel keeps its label, pixels outside the mask
+    that no seed covers stay 0."""
     if not image.shape == seeds.shape == mask.shape:
         raise ValueError(
             f"shapes differ: image {image.shape}, seeds {seeds.shape}, mask {mask.shape}"
@@ -155,5 +235,5 @@ def propagate(
         _STEPS,
         components,
         n_components,
-        heap.empty(np.count_nonzero(mask), mask.size),  # emptied by each component in turn
+        _empty_queue(np.count_nonzero(mask), mask.size),  # emptied by each component in turn
     )
