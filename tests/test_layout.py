@@ -1,5 +1,6 @@
 """The library's shape: files short enough to read whole, and imports that run only down its
-layers (a package may use the ones below it and its own layer, never one above), with no cycle."""
+layers (a package may use the ones below it and its own layer, never one above), with no cycle;
+compiled functions that call no compiled function of another file (numba's cache)."""
 
 import ast
 from graphlib import CycleError, TopologicalSorter
@@ -127,3 +128,44 @@ def test_debatch_init_names_its_packages():
     packages = {p.parent.name for p in (SRC / "debatch").glob("*/__init__.py")}
     assert sorted(names) == sorted(packages)
     assert {p for p in packages if f"``{p}``" not in doc} == set()
+
+
+def _is_compiled(function: ast.FunctionDef) -> bool:
+    """Decorated with numba's njit or jit (with or without arguments)."""
+    targets = (d.func if isinstance(d, ast.Call) else d for d in function.decorator_list)
+    return any(ast.unparse(t) in {"numba.njit", "njit", "numba.jit", "jit"} for t in targets)
+
+
+def compiled_calls_across_files(root: Path) -> list[str]:
+    """Calls from a numba-compiled function to a compiled function of another debatch module
+    (imported by name, or as a module and called as ``module.function``)."""
+    trees = {module_name(p): ast.parse(p.read_text()) for p in (root / "debatch").rglob("*.py")}
+    compiled = {
+        module: {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and _is_compiled(n)}
+        for module, tree in trees.items()
+    }
+    found = []
+    for module, tree in trees.items():
+        aliases = {}  # a name in this module -> the debatch module or function it stands for
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("debatch"):
+                aliases |= {a.asname or a.name: f"{node.module}.{a.name}" for a in node.names}
+        for function in tree.body:
+            if not (isinstance(function, ast.FunctionDef) and _is_compiled(function)):
+                continue
+            for call in ast.walk(function):
+                if isinstance(call, ast.Call):
+                    head, *rest = ast.unparse(call.func).split(".")
+                    target = ".".join([aliases.get(head, head), *rest])
+                    source, _, name = target.rpartition(".")
+                    if source != module and name in compiled.get(source, ()):
+                        found.append(f"{module}.{function.name} calls {target}")
+    return found
+
+
+def test_compiled_functions_call_no_compiled_function_of_another_file():
+    """numba's on-disk cache of a function is renewed when its own file changes, not when a
+    compiled function it calls in another file does: such a call would keep running the old
+    code after an edit (or a `git pull`) until the cache is cleared. So compiled functions call
+    only compiled functions of their own module."""
+    assert compiled_calls_across_files(SRC) == []
