@@ -1,5 +1,6 @@
 """core.compiled: umap-learn and cellpose imported so that every numba function they compile is
-kept in numba's on-disk cache (each of their jobs compiled seconds of them again before)."""
+kept in numba's on-disk cache (each of their jobs compiled seconds of them again before); and
+debatch's own compiled functions compiled once each for a site, not once per argument type."""
 
 import json
 import subprocess
@@ -97,3 +98,51 @@ def test_pynndescent_compiled_at_first_call_runs_the_declared_code(tmp_path):
         assert set(signatures) <= set(declared[name]), name
     for key in ("neighbours", "small"):
         np.testing.assert_array_equal(called_results[key], declared_results[key])
+
+
+ONE_SITE = """
+import pathlib
+import sys
+
+import numba
+import numpy as np
+import tifffile
+
+from debatch.demo.design import CHANNELS
+from debatch.demo.plate import generate_plate
+from debatch.features.site import measure_site, site_images
+from debatch.segment.propagate import find_site
+from debatch.settings import Channels
+
+folder = pathlib.Path(sys.argv[1])
+one_site = {"rows": 1, "cols": 1, "sites": 1, "n_treatments": 0, "n_inactive": 0}
+generate_plate(folder, "P1", "b1", {**one_site, "replicates": 1})
+raw = {
+    name: tifffile.imread(folder / "images" / f"r01c01f01p01-ch{i}sk1fk1fl1.tiff")
+    for i, name in enumerate(CHANNELS, start=1)
+}
+images = {name: image.astype(np.float32) for name, image in raw.items()}
+nuclei, cells, _ = find_site(images, Channels(tuple(raw), "DNA", "AGP"), None, 1 / 65535)
+assert nuclei.max() > 5, nuclei.max()
+measure_site(nuclei, cells, site_images(raw))
+twice = [
+    f"{name}: {function.signatures}"
+    for module_name, module in list(sys.modules.items())
+    if module_name.startswith("debatch.")
+    for name, function in vars(module).items()
+    if isinstance(function, numba.core.registry.CPUDispatcher)
+    and function.py_func.__module__ == module_name
+    and len(function.signatures) > 1
+]
+print(twice)
+"""
+
+
+def test_a_sites_compiled_functions_compile_once_each(tmp_path):
+    """A literal argument (a 0 passed as such) makes numba compile a second copy of the
+    function for it: seconds more in the first segment and features jobs of a new install."""
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_SITE, str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", result.stdout

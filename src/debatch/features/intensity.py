@@ -116,9 +116,9 @@ def _object_quantiles(pixels, legacy):  # pragma: no cover
     """(lower quartile, median, upper quartile, MAD) of one object's pixels, reordering them.
     The median's selection splits the pixels at its position; each quartile is then selected in
     its own side, so the two selections never move each other's values."""
-    last = pixels.shape[0] - 1
+    first, last = np.int64(0), pixels.shape[0] - 1  # typed: a literal 0 compiles _pair twice
     middle, middle_weight = _position(pixels.shape[0], 0.5, legacy)
-    at_middle, after_middle = _pair(pixels, 0, last, middle)
+    at_middle, after_middle = _pair(pixels, first, last, middle)
     out = np.empty(4)
     out[1] = at_middle * (1.0 - middle_weight) + after_middle * middle_weight
     for i, fraction in ((0, 0.25), (2, 0.75)):
@@ -126,13 +126,13 @@ def _object_quantiles(pixels, legacy):  # pragma: no cover
         if low == middle:
             value, following = at_middle, after_middle
         elif low < middle:  # the lower side; the value after its last is the median's
-            value, following = _pair(pixels, 0, middle - 1, low)
+            value, following = _pair(pixels, first, middle - 1, low)
             if low == middle - 1:
                 following = at_middle
         else:
             value, following = _pair(pixels, middle + 1, last, low)
         out[i] = value * (1.0 - weight) + following * weight
-    value, following = _pair(np.abs(pixels - out[1]), 0, last, middle)  # the MAD: a median
+    value, following = _pair(np.abs(pixels - out[1]), first, last, middle)  # the MAD: a median
     out[3] = value * (1.0 - middle_weight) + following * middle_weight
     return out
 

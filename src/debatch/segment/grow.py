@@ -172,7 +172,7 @@ def _grow_component(padded, seeds, mask, weight, steps, starts, labels, distance
     pixels come off it by distance, then label, then pixel."""
     rows, columns = seeds.shape
     keys, ties, where = queue
-    size = 0
+    size = np.int64(0)  # typed: a literal 0 would compile _push and _pop twice
     for index in starts:
         size = _push(keys, ties, where, size, 0.0, (np.int64(seeds.flat[index]) << 32) | index)
     while size > 0:
