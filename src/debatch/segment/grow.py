@@ -112,17 +112,22 @@ def _before(key, tie, other_key, other_tie):
 
 
 @numba.njit(cache=True, nogil=True)
+def _place(keys, ties, where, slot, key, tie):
+    """Put entry (key, tie) at ``slot`` and note where its pixel now is."""
+    keys[slot], ties[slot] = key, tie
+    where[tie & _PIXEL] = slot
+
+
+@numba.njit(cache=True, nogil=True)
 def _settle_up(keys, ties, where, slot, key, tie):
     """Put (key, tie) at ``slot`` or above it, moving larger parents down."""
     while slot > 0:
         parent = (slot - 1) >> 2
         if not _before(key, tie, keys[parent], ties[parent]):
             break
-        keys[slot], ties[slot] = keys[parent], ties[parent]
-        where[ties[slot] & _PIXEL] = slot
+        _place(keys, ties, where, slot, keys[parent], ties[parent])
         slot = parent
-    keys[slot], ties[slot] = key, tie
-    where[tie & _PIXEL] = slot
+    _place(keys, ties, where, slot, key, tie)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -157,11 +162,9 @@ def _pop(keys, ties, where, size):
                 best = other
         if not _before(keys[best], ties[best], last_key, last_tie):
             break
-        keys[slot], ties[slot] = keys[best], ties[best]
-        where[ties[slot] & _PIXEL] = slot
+        _place(keys, ties, where, slot, keys[best], ties[best])
         slot = best
-    keys[slot], ties[slot] = last_key, last_tie
-    where[last_tie & _PIXEL] = slot
+    _place(keys, ties, where, slot, last_key, last_tie)
     return key, tie, size
 
 

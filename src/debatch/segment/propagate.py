@@ -264,11 +264,12 @@ def segment_cells(
     if nuclei.max() == 0:
         return np.zeros(nuclei.shape, np.int32)
     image = np.asarray(cell_image, np.float64) * scale
-    if np.isnan(image.max()):
+    top = image.max()
+    if np.isnan(top):
         raise ValueError("cell image holds NaN pixels: cells cannot grow over them")
-    if image.max() > 64:  # illumination correction lifts dim corners a few-fold, never 64x
+    if top > 64:  # illumination correction lifts dim corners a few-fold, never 64x
         raise ValueError(
-            f"cell image reaches {image.max():.3g} on CellProfiler's 0-1 scale: pass the scale "
+            f"cell image reaches {top:.3g} on CellProfiler's 0-1 scale: pass the scale "
             "of its pixel type (debatch.core.images.cellprofiler_scale)"
         )
     image = np.clip(image, 0.0, 1.0)  # as CellProfiler's CorrectIlluminationApply leaves it
