@@ -188,7 +188,7 @@ def get_intensity(labels: np.ndarray, image: np.ndarray, legacy: bool = True) ->
     boundary = inner_boundary(np.ascontiguousarray(labels)) > 0
     edge_values = image[boundary].astype(np.float64)
     if edge_values.size:
-        edge_segment = labels[boundary] - 1
+        edge_segment = labels[boundary].astype(np.int64) - 1  # flatten_numba's type: one compile
         edge_count, edge_sum, edge_min, edge_max = segment_stats(edge_values, edge_segment, n)
         on_edge, edge_pixels = edge_count > 0, edge_count.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -311,6 +311,10 @@ def measure_site(
             clean, ids = sanitize_masks(labels)
             if ids.size == 0:
                 continue
+            # One label type whatever the masks were stored as (uint16 on disk, int32 from
+            # segmentation and feature_names' discs): each compiled function then compiles
+            # once per process, not once per type (seconds each, in every fresh environment).
+            clean = clean.astype(np.int32, copy=False)
             for key, values in measure_objects(clean, site, features, timings).items():
                 measured[f"{name}_{key}"] = ids, np.asarray(values, np.float64)
         columns = feature_names(images, features) if names else list(measured)

@@ -151,7 +151,7 @@ def _pop(keys, ties, where, size):
     if size == 0:
         return key, tie, size
     last_key, last_tie = keys[size], ties[size]
-    slot = 0
+    slot = np.int64(0)  # typed: a literal 0 compiles _place a second time
     while True:
         child = 4 * slot + 1
         if child >= size:
