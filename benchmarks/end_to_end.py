@@ -10,10 +10,17 @@
 2. Runs a small screen with 2, 4 and 8 plates (erm, 1 epoch) and prints the peak RSS of each
    rule: per-plate rules must stay flat as plates double (the DAG never loads a whole screen).
 Prints markdown tables.
+
+The goal is in minutes on this machine, whose speed drifts by tens of percent from hour to hour.
+So the run also times a fixed single-threaded workload (``REFERENCE``: the demo's network
+training on random crops, then image filtering and sorting, the demo's two kinds of work) in a
+fresh process before the clone and again after the demo, and prints it beside the previous
+run's: a slower demo with a slower reference is the machine, not the code.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +35,44 @@ from clone import REPO, fresh_clone, timed_make
 
 UNSAMPLED_MB = 20  # a Python job's RSS is never this small: Snakemake's sampler missed the job
 SMALL_PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 256, "cells_per_site": 40}
+
+
+REFERENCE = """
+import time
+import numpy as np
+import torch
+from scipy import ndimage
+from debatch.cnn.models import CellResNet
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = CellResNet(5, 9, width=16)
+optimiser = torch.optim.AdamW(model.parameters())
+crops = torch.randn(256, 5, 32, 32).contiguous(memory_format=model.memory_format)
+labels = torch.randint(0, 9, (256,))
+image = np.random.default_rng(0).random((1080, 1080), np.float32)
+started = None
+for step in range(21):  # the first step warms up
+    if step == 1:
+        started = time.perf_counter()
+    loss = torch.nn.functional.cross_entropy(model(crops), labels)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+for _ in range(30):
+    ndimage.gaussian_filter(image, 2.0)
+    np.sort(image, axis=None)
+print(time.perf_counter() - started)
+"""
+
+
+def reference_s() -> float:
+    """Seconds of ``REFERENCE`` in a fresh single-threaded process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", REFERENCE], capture_output=True, text=True, check=True, env=env
+    )
+    return float(result.stdout.split()[-1])
 
 
 def run(workdir: Path, config: dict) -> float:
@@ -69,6 +114,21 @@ def rule_table(results: Path) -> pd.DataFrame:
     )
 
 
+def machine_speed(reference: float, previous: dict) -> str:
+    """The reference workload's time in this run, against the previous run's."""
+    line = (
+        f"This machine's speed: the reference workload (end_to_end.REFERENCE, one thread, before "
+        f"and after) took {reference:.2f} s"
+    )
+    if "reference_s" not in previous:
+        return line + " (no earlier run timed it)."
+    ratio = reference / previous["reference_s"]
+    return line + (
+        f", {previous['reference_s']:.2f} s in the previous run (at {previous['commit']}): "
+        f"{ratio:.2f}x its time."
+    )
+
+
 def rss_mb(value: float) -> str:
     return f"{value:.0f}" if value >= UNSAMPLED_MB else "n/s"
 
@@ -94,12 +154,15 @@ def plates_sheet(workdir: Path, n_plates: int) -> str:
 
 
 def main() -> None:
+    previous = figures.load(__file__) or {}
+    reference_before = reference_s()
     with tempfile.TemporaryDirectory() as tmp:
         clone, commit, venv_s = fresh_clone(Path(tmp))
         demo_s = timed_make(clone, "demo")
         results = clone / "results"
         table = rule_table(results)
         report_mb = (results / "report" / "index.html").stat().st_size / 1e6
+    reference = (reference_before + reference_s()) / 2
     seconds = venv_s + demo_s
     verdict = "met" if seconds <= 300 else "NOT met"
     mean_s = table.total_s / table.jobs
@@ -112,6 +175,8 @@ def main() -> None:
             # what a job costs however little it does (start-up, imports, its script's wrapper)
             "job_floor_s": float(mean_s.min()),
             "job_floor_rule": str(mean_s.idxmin()),
+            "commit": commit,
+            "reference_s": reference,
         },
     )
     print(f"## `make demo` from a fresh clone of {commit} (2 cores): {seconds:.0f} s wall\n")
@@ -123,6 +188,7 @@ def main() -> None:
         "The report is "
         f"{report_mb:.1f} MB (goal < 10 MB: {'met' if report_mb < 10 else 'NOT met'}).\n"
     )
+    print(machine_speed(reference, previous) + "\n")
     print("| rule | jobs | total s | max s per job | max peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for rule, row in table.iterrows():
