@@ -108,11 +108,13 @@ import sys
 import numba
 import numpy as np
 import tifffile
+from numba.core.types import Literal
 
 from debatch.demo.design import CHANNELS
 from debatch.demo.plate import generate_plate
 from debatch.features.site import measure_site, site_images
 from debatch.segment.propagate import find_site
+from debatch.segment.shards import stored_labels
 from debatch.settings import Channels
 
 folder = pathlib.Path(sys.argv[1])
@@ -127,12 +129,22 @@ nuclei, cells, _ = find_site(images, Channels(tuple(raw), "DNA", "AGP"), None, 1
 assert nuclei.max() > 5, nuclei.max()
 # as the features job gets them: stored as the segment stage keeps them (uint16 here), and the
 # column names measured on feature_names' own small label image
-stored = nuclei.max() < 2**16
-nuclei, cells = (labels.astype(np.uint16 if stored else np.int32) for labels in (nuclei, cells))
+nuclei, cells = (stored_labels(labels, nuclei.max()) for labels in (nuclei, cells))
+assert nuclei.dtype == np.uint16, nuclei.dtype
 measure_site(nuclei, cells, site_images(raw))
-# cp_measure's kernels too, which debatch calls with its own arrays; but for the one copy that
-# cp_measure compiles itself (its haralick_object passes _haralick_13 a literal 0)
-ITS_OWN = {"cp_measure.core.numba._texture._haralick_13"}
+# cp_measure's kernels too, which debatch calls with its own arrays; but for the copy that
+# cp_measure compiles itself (its haralick_object passes _haralick_13 a literal 0): there,
+# only the copies for non-literal arguments count
+ITS_OWN_LITERAL = {"cp_measure.core.numba._texture._haralick_13"}
+
+
+def copies(name, function):
+    signatures = function.signatures
+    if name in ITS_OWN_LITERAL:
+        signatures = [s for s in signatures if not any(isinstance(a, Literal) for a in s)]
+    return signatures
+
+
 twice = [
     f"{module_name}.{name}: {function.signatures}"
     for module_name, module in list(sys.modules.items())
@@ -140,8 +152,7 @@ twice = [
     for name, function in vars(module).items()
     if isinstance(function, numba.core.registry.CPUDispatcher)
     and function.py_func.__module__ == module_name
-    and len(function.signatures) > 1
-    and f"{module_name}.{name}" not in ITS_OWN
+    and len(copies(f"{module_name}.{name}", function)) > 1
 ]
 print(twice)
 """

@@ -76,6 +76,12 @@ def _segmented(
                 yield row, quality, nuclei, cells, table, lost_nuclei, lost_cells, 0
 
 
+def stored_labels(labels: np.ndarray, largest: int) -> np.ndarray:
+    """``labels`` as the plate's label images keep them: uint16 (half of int32's bytes) while
+    the site's ``largest`` label fits."""
+    return labels.astype(np.uint16 if largest < 2**16 else np.int32)
+
+
 def _record_site(
     segmented: tuple, site_metadata: pd.DataFrame, masks: NpzWriter | None
 ) -> tuple[dict, pd.DataFrame]:
@@ -84,9 +90,8 @@ def _record_site(
     Empty sites and unpaired objects are logged."""
     row, quality, nuclei, cells, table, lost_nuclei, lost_cells, specks = segmented
     if masks is not None:
-        dtype = np.uint16 if nuclei.max() < 2**16 else np.int32
-        masks.add(f"{row[WELL]}_{row[SITE]}_nuclei", nuclei.astype(dtype))
-        masks.add(f"{row[WELL]}_{row[SITE]}_cells", cells.astype(dtype))
+        masks.add(f"{row[WELL]}_{row[SITE]}_nuclei", stored_labels(nuclei, nuclei.max()))
+        masks.add(f"{row[WELL]}_{row[SITE]}_cells", stored_labels(cells, nuclei.max()))
     if not len(table):
         log.info("well %s site %s: no cells found", row[WELL], row[SITE])
     if lost_nuclei or lost_cells:
