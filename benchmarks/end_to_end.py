@@ -15,8 +15,8 @@ The goal is in minutes on this machine, whose speed drifts by tens of percent fr
 So the run also times a fixed single-threaded workload (``REFERENCE``) in a fresh process
 before the clone and again after the demo, and prints both beside the previous run's (when it
 timed the same workload on the same library versions): a slower demo with a slower reference
-points at the machine. The reference is compute only; start-up, imports and disk, about a third
-of the demo's job-seconds, can drift on their own.
+points at the machine. The reference is compute only, in a warm process: start-up, imports,
+disk and the second core can drift on their own.
 """
 
 from __future__ import annotations
@@ -40,10 +40,8 @@ UNSAMPLED_MB = 20  # a Python job's RSS is never this small: Snakemake's sampler
 SMALL_PLATE = {"rows": 4, "cols": 6, "sites": 2, "image_size": 256, "cells_per_site": 40}
 
 
-# A fixed workload (it imports nothing of debatch's, so a change to our code cannot change it):
-# training steps of a small plain-torch CNN on random crops, then image filtering and sorting,
-# the demo's two kinds of work. Compute only, one thread, in a warm process: it says nothing
-# of start-up, imports, disk or the second core.
+# It imports nothing of debatch's, so a change to our code cannot change it: training steps of a
+# small plain-torch CNN on random crops, then image filtering and sorting (the demo's two kinds).
 REFERENCE = """
 import json
 import time

@@ -90,8 +90,9 @@ def _record_site(
     Empty sites and unpaired objects are logged."""
     row, quality, nuclei, cells, table, lost_nuclei, lost_cells, specks = segmented
     if masks is not None:
-        masks.add(f"{row[WELL]}_{row[SITE]}_nuclei", stored_labels(nuclei, nuclei.max()))
-        masks.add(f"{row[WELL]}_{row[SITE]}_cells", stored_labels(cells, nuclei.max()))
+        largest = nuclei.max()  # cell i pairs with nucleus i
+        masks.add(f"{row[WELL]}_{row[SITE]}_nuclei", stored_labels(nuclei, largest))
+        masks.add(f"{row[WELL]}_{row[SITE]}_cells", stored_labels(cells, largest))
     if not len(table):
         log.info("well %s site %s: no cells found", row[WELL], row[SITE])
     if lost_nuclei or lost_cells:
