@@ -358,8 +358,9 @@ def shard_job(args) -> tuple[float, float, int]:
     """measure_shard of four sites on ``threads``: (wall s, CPU s of this process and the
     workers it forked, the larger of their peak RSS in MiB)."""
     cells, manifest, masks_path, threads = args
+    out = Path(masks_path).with_name(f"features_{threads}.parquet")
     started, cpu = time.perf_counter(), time.process_time()
-    measure_shard(cells, manifest, 1, 0, list(CHANNELS), None, masks_path, {}, threads=threads)
+    measure_shard(cells, manifest, 1, 0, list(CHANNELS), None, masks_path, out, {}, threads=threads)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, children.ru_maxrss) // 1024
     spent = time.process_time() - cpu + children.ru_utime + children.ru_stime

@@ -41,6 +41,7 @@ ORDER = [
     "site_cost.py",
     "focus_qc.py",
     "features.py",
+    "features_memory.py",
     "aggregate.py",
     "train_step.py",
     "dag_scaling.py",

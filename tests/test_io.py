@@ -99,9 +99,10 @@ def test_parquet_float_columns_are_plain_encoded_and_labels_keep_their_dictionar
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cells.parquet"), table)
 
 
-def test_parquet_float_columns_without_nulls_are_required_and_read_back_equal(tmp_path):
-    """A required column stores no definition levels (half the read time); pandas' NaN is
-    written as a null (pyarrow's from_pandas), so a column with one stays nullable."""
+def test_parquet_float_columns_are_required_with_nan_a_value_and_read_back_equal(tmp_path):
+    """A required column stores no definition levels (half the read time); pandas' NaN, which
+    Arrow's conversion makes a null, is written as the value NaN (CellProfiler's "not
+    measurable"), so every float column is required. Labels keep their nulls."""
     table = pd.DataFrame(
         {
             "Metadata_Well": ["A01", None, "B01"],
@@ -112,7 +113,45 @@ def test_parquet_float_columns_without_nulls_are_required_and_read_back_equal(tm
     write_parquet(table, tmp_path / "cells.parquet", {"rule": "test"})
     schema = pq.read_schema(tmp_path / "cells.parquet")
     assert not schema.field("emb_000").nullable
-    assert schema.field("Nuclei_Texture_Contrast").nullable
+    assert not schema.field("Nuclei_Texture_Contrast").nullable
     assert schema.field("Metadata_Well").nullable
     assert {b"debatch", b"pandas"} <= set(schema.metadata)  # provenance and pandas' dtypes kept
+    contrast = pq.read_table(tmp_path / "cells.parquet").column("Nuclei_Texture_Contrast")
+    assert contrast.null_count == 0 and np.isnan(contrast.to_numpy()[1])
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cells.parquet"), table)
+
+
+def test_a_streamed_parquet_file_is_laid_out_by_its_rows_not_by_how_they_came(
+    tmp_path, monkeypatch
+):
+    """ParquetStream writes row groups of a fixed number of rows (ROW_GROUP_BYTES of values)
+    whatever blocks the rows come in, so a table streamed a site at a time, by shards or whole
+    is the same file; nothing is committed when the writer fails half-way."""
+    import pyarrow as pa
+
+    from debatch.core import io
+
+    monkeypatch.setattr(io, "ROW_GROUP_BYTES", 10 * (8 + 4 * 3))  # 10 rows of these columns
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(47, 3)).astype(np.float32)
+    values[rng.random(values.shape) < 0.1] = np.nan
+    table = pd.DataFrame(values, columns=["a", "b", "c"]).assign(Metadata_Site=np.arange(47))[
+        ["Metadata_Site", "a", "b", "c"]
+    ]
+    write_parquet(table, tmp_path / "whole.parquet", {"rule": "test"})
+    schema = pa.Schema.from_pandas(table.head(0), preserve_index=False)
+    with io.ParquetStream(tmp_path / "sites.parquet", schema, {"rule": "test"}) as stream:
+        for first, last in [(0, 3), (3, 4), (4, 25), (25, 25), (25, 47)]:  # sites, one empty
+            stream.write(table.iloc[first:last])
+    assert stream.rows == 47
+    files = [pq.ParquetFile(tmp_path / name) for name in ("whole.parquet", "sites.parquet")]
+    for file in files:
+        groups = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+        assert groups == [10, 10, 10, 10, 7]
+        assert file.schema_arrow.equals(files[0].schema_arrow, check_metadata=True)
+        pd.testing.assert_frame_equal(file.read().to_pandas(), table)
+    with pytest.raises(RuntimeError):
+        with io.ParquetStream(tmp_path / "failed.parquet", schema) as stream:
+            stream.write(table)  # four row groups on disk already
+            raise RuntimeError("killed")
+    assert sorted(os.listdir(tmp_path)) == ["sites.parquet", "whole.parquet"]

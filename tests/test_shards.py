@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from debatch.core.images import read_raw_site
@@ -158,22 +159,32 @@ def test_features_shards_are_the_cells_table_in_order(plate, tmp_path, caplog):
     (tmp_path / "seg").mkdir()
     cells, _, masks = run_shards(manifest, illum, 1, tmp_path / "seg")
     channels, features = list(CHANNELS), {"measurements": ["areashape", "intensity", "correlation"]}
-    paths = []
+    paths = [tmp_path / f"features{shard}.parquet" for shard in range(3)]
     with caplog.at_level("INFO"):
-        for shard in range(3):
-            table = measure_shard(
-                cells, manifest, 3, shard, channels, illum, tmp_path / "seg" / "masks.npz", features
-            )
-            paths.append(tmp_path / f"features{shard}.parquet")
-            table.to_parquet(paths[-1])
-    gathered = gather_features(paths, cells)
-    one = measure_shard(
-        cells, manifest, 1, 0, channels, illum, tmp_path / "seg" / "masks.npz", features, threads=2
-    )
-    pd.testing.assert_frame_equal(gathered, one)
+        for shard, path in enumerate(paths):
+            measure_shard(
+                cells, manifest, 3, shard, channels, illum, tmp_path / "seg" / "masks.npz", path,
+                features,
+            )  # fmt: skip
+    shape = gather_features(paths, cells, tmp_path / "gathered.parquet")
+    gathered = pd.read_parquet(tmp_path / "gathered.parquet")
+    one_path = tmp_path / "one.parquet"
+    measure_shard(
+        cells, manifest, 1, 0, channels, illum, tmp_path / "seg" / "masks.npz", one_path,
+        features, threads=2,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(gathered, pd.read_parquet(one_path))
+    schema = pq.read_schema(one_path)  # float columns required, NaN a value
+    assert pq.read_schema(tmp_path / "gathered.parquet").equals(schema, check_metadata=True)
+    assert sum(not field.nullable for field in schema) == len(feature_names(channels, features))
     metadata = [c for c in cells if c.startswith("Metadata_")]
     pd.testing.assert_frame_equal(gathered[metadata], cells[metadata])
     assert list(gathered.columns[len(metadata) :]) == feature_names(channels, features)
+    assert (
+        shape
+        == gathered.shape
+        == (len(cells), len(metadata) + len(feature_names(channels, features)))
+    )
     row = manifest.sort_values(["Metadata_Well", "Metadata_Site"]).iloc[0]
     name = f"{row['Metadata_Well']}_{row['Metadata_Site']}"
     raw = read_raw_site(row, channels)
@@ -190,7 +201,8 @@ def test_features_shards_are_the_cells_table_in_order(plate, tmp_path, caplog):
     )
     assert "CPU seconds per module" in caplog.text and "features" in caplog.text
     with pytest.raises(ValueError, match="not the cells table's"):
-        gather_features(paths[:2], cells)
+        gather_features(paths[:2], cells, tmp_path / "two.parquet")
+    assert not (tmp_path / "two.parquet").exists()
 
 
 def test_cells_no_bigger_than_their_nuclei_are_warned_about():

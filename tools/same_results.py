@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SKIPPED_FOLDERS = {"logs", "benchmarks", ".snakemake"}
@@ -28,11 +29,15 @@ TIMINGS = ["crops_per_s", "seconds"]  # training_log.tsv columns that measure th
 
 
 def _comparable(table: pa.Table) -> pa.Table:
-    """``table`` without schema metadata and with every column nullable: whether a float
-    column is written required depends on its values (core.io.write_parquet_table), and a
-    file written before that rule holds the same values as a nullable column."""
+    """``table`` without schema metadata, every column nullable and a float column's NaN a
+    null: a file written before core.io wrote NaN as a value (and float columns required)
+    holds the same values as nulls, and Arrow's ``equals`` never finds NaN equal to NaN."""
+    columns = [
+        pc.if_else(pc.is_nan(column), None, column) if pa.types.is_floating(column.type) else column
+        for column in table.columns
+    ]
     schema = pa.schema([field.with_nullable(True) for field in table.schema])
-    return pa.Table.from_arrays(table.columns, schema=schema)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def same_parquet(a: Path, b: Path) -> bool:

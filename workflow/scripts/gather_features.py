@@ -2,7 +2,6 @@
 
 import pandas as pd
 
-from debatch.core.io import write_parquet
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
 from debatch.features.gather import gather_features
@@ -11,6 +10,10 @@ log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(
     snakemake.rule, snakemake.params, snakemake.input, made_from=snakemake.input.shards[0]
 )
-table = gather_features(snakemake.input.shards, pd.read_parquet(snakemake.input.cells))
-write_parquet(table, snakemake.output[0], PROVENANCE)
-log.info("plate %s: features of %d cells, %d columns", snakemake.wildcards.plate, *table.shape)
+shape = gather_features(
+    snakemake.input.shards,
+    pd.read_parquet(snakemake.input.cells),
+    snakemake.output[0],
+    PROVENANCE,
+)
+log.info("plate %s: features of %d cells, %d columns", snakemake.wildcards.plate, *shape)

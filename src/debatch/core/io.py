@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import itertools
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from debatch.core.provenance import KEY, encode
@@ -93,39 +95,133 @@ def open_npy(path: str | os.PathLike, dtype, shape: tuple) -> np.memmap:
 def write_parquet(
     df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None
 ) -> None:
-    """``df`` as Parquet (no index); ``provenance`` (debatch.core.provenance) goes into the
-    file's key-value metadata."""
+    """``df`` as Parquet (no index), laid out as :class:`ParquetStream` writes it;
+    ``provenance`` (debatch.core.provenance) goes into the file's key-value metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    if provenance is not None:
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), KEY.encode(): encode(provenance)}
-        )
-    write_parquet_table(table, path)
+    with ParquetStream(path, table.schema, provenance) as stream:
+        stream.write(table)
 
 
 def write_parquet_table(table: pa.Table, path: str | os.PathLike) -> None:
-    """``table`` as Parquet, atomically; float columns plain-encoded, and required where they
-    hold no null.
+    """``table`` as Parquet, atomically, laid out as :class:`ParquetStream` writes it."""
+    with ParquetStream(path, table.schema) as stream:
+        stream.write(table)
 
-    pyarrow dictionary-encodes every column's first megabyte by default, which suits labels and
-    counts but not measured floats (nearly all distinct): the dictionary and its indices are
-    larger than the values and slower to decode. A nullable column stores a definition level
-    per value, which the reader decodes before the values: a required one (NaN is a value, not
-    a null) reads in about half the time. Every later stage reads the feature columns again
-    (``benchmarks/aggregate.py``). Other columns keep the dictionary and their nullability.
+
+# The rows a Parquet row group holds: about this many bytes of fixed-width values. A streamed
+# table's writer holds about one row group, whatever the table's length.
+ROW_GROUP_BYTES = 256 * 2**20
+
+
+def parquet_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as debatch writes it: float columns required.
+
+    A nullable column stores a definition level per value, which the reader decodes before the
+    values: a required one reads in about half the time, and every later stage reads the
+    feature columns again (``benchmarks/aggregate.py``). NaN is a value there, "not
+    measurable" as CellProfiler writes it, not a null (:func:`_nan_for_null`).
     """
-    floats = [pa.types.is_floating(field.type) for field in table.schema]
-    schema = pa.schema(
-        [
-            field.with_nullable(False) if is_float and column.null_count == 0 else field
-            for field, column, is_float in zip(table.schema, table.columns, floats)
-        ],
-        metadata=table.schema.metadata,
+    return pa.schema(
+        [field.with_nullable(not pa.types.is_floating(field.type)) for field in schema],
+        metadata=schema.metadata,
     )
-    table = pa.Table.from_arrays(table.columns, schema=schema)
-    dictionary = [field.name for field, is_float in zip(schema, floats) if not is_float]
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, use_dictionary=dictionary)
+
+
+def _nan_for_null(table: pa.Table) -> pa.Table:
+    """``table`` with NaN where a float column holds a null (pandas' NaN becomes a null in
+    Arrow), so that it fits :func:`parquet_schema`."""
+    columns = [
+        pc.fill_null(column, np.nan)
+        if pa.types.is_floating(column.type) and column.null_count
+        else column
+        for column in table.columns
+    ]
+    return pa.Table.from_arrays(columns, schema=parquet_schema(table.schema))
+
+
+class ParquetStream:
+    """A Parquet file written a block of rows at a time, renamed into place on a clean exit
+    (atomic_path), for tables too large to hold whole: a full plate's CellProfiler features
+    are gigabytes. Rows are buffered and written as row groups of a fixed number of rows
+    (``ROW_GROUP_BYTES`` of values), so the writer holds about one row group and the file's
+    layout depends on its rows alone, not on how they were handed in: a plate's features
+    measured in one job or gathered from shards are the same file.
+
+    Buffered pandas blocks are converted to Arrow when a row group is written, a row group's
+    at once: Arrow columns of a few rows each (a site's cells) cost several times their
+    values in allocations and headers.
+
+    Float columns are required (:func:`parquet_schema`) and plain-encoded: pyarrow
+    dictionary-encodes every column's first megabyte by default, which suits labels and
+    counts but not measured floats (nearly all distinct): the dictionary and its indices are
+    larger than the values and slower to decode. Other columns keep the dictionary.
+    ``provenance`` (debatch.core.provenance) goes into the file's key-value metadata.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, provenance: dict | None = None):
+        metadata = dict(schema.metadata or {})
+        if provenance is not None:
+            metadata[KEY.encode()] = encode(provenance)
+        self.schema = parquet_schema(schema).with_metadata(metadata)
+        self.rows = 0
+        self._rows_per_group = max(1, ROW_GROUP_BYTES // _row_bytes(self.schema))
+        self._pending: list[pd.DataFrame | pa.Table] = []  # in order, not yet written
+        self._pending_rows = 0
+        self._atomic = atomic_path(path)
+        floats = {field.name for field in self.schema if pa.types.is_floating(field.type)}
+        self._writer = pq.ParquetWriter(
+            self._atomic.__enter__(),
+            self.schema,
+            use_dictionary=[name for name in self.schema.names if name not in floats],
+        )
+
+    def write(self, rows: pd.DataFrame | pa.Table) -> None:
+        """Append ``rows`` (the schema's columns, in its order)."""
+        self._pending.append(rows)
+        self._pending_rows += len(rows)
+        self.rows += len(rows)
+        if self._pending_rows >= self._rows_per_group:
+            self._write_groups(final=False)
+
+    def _write_groups(self, final: bool) -> None:
+        """Every whole row group of the pending rows (and, when ``final``, the rest)."""
+        tables = []
+        for is_frame, pieces in itertools.groupby(
+            self._pending, lambda piece: isinstance(piece, pd.DataFrame)
+        ):
+            if is_frame:  # one conversion of the row group's blocks, not one per block
+                pieces = [pa.Table.from_pandas(pd.concat(pieces), preserve_index=False)]
+            tables += [_nan_for_null(piece).cast(self.schema) for piece in pieces]
+        self._pending = []  # the blocks, now in ``tables``
+        table = pa.concat_tables(tables)
+        del tables
+        groups, rest = divmod(len(table), self._rows_per_group)
+        written = (groups + (final and rest > 0)) * self._rows_per_group
+        self._writer.write_table(table.slice(0, written), row_group_size=self._rows_per_group)
+        rest = table.slice(written).combine_chunks()  # a copy: the slice would pin the group
+        self._pending, self._pending_rows = ([rest] if len(rest) else []), len(rest)
+
+    def __enter__(self) -> ParquetStream:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if error is None and self._pending_rows:
+                self._write_groups(final=True)
+            self._writer.close()
+        except OSError as closing:  # e.g. the disk filled up as the last row group was written
+            if error is None:
+                self._atomic.__exit__(type(closing), closing, closing.__traceback__)
+                raise
+        self._atomic.__exit__(kind, error, traceback)
+
+
+def _row_bytes(schema: pa.Schema) -> int:
+    """Bytes of one row's values: fixed-width columns' widths, 16 for a string or the like."""
+    widths = [
+        field.type.bit_width // 8 if pa.types.is_primitive(field.type) else 16 for field in schema
+    ]
+    return max(1, sum(widths))
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

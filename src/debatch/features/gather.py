@@ -8,25 +8,40 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from debatch.core.shards import gather_tables
+from debatch.core.io import ParquetStream
 from debatch.settings import OBJECT, SITE_KEY
 
-
-def gather_features(paths: list[str | os.PathLike], cells: pd.DataFrame) -> pd.DataFrame:
-    """The plate's features from its shards, checked to be the cells table's rows in order."""
-    return check_cells_order(gather_tables(paths), cells)
+CELL_KEY = [*SITE_KEY, OBJECT]  # the columns that name a cell, in the cells table and features
 
 
-def check_cells_order(table: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (a plate's features), checked to hold the cells table's rows in order: what
-    every later stage reads them by."""
-    key = [*SITE_KEY, OBJECT]
-    if len(table) != len(cells) or not table[key].reset_index(drop=True).equals(
-        cells[key].reset_index(drop=True)
+def gather_features(
+    paths: list[str | os.PathLike],
+    cells: pd.DataFrame,
+    out: str | os.PathLike,
+    provenance: dict | None = None,
+) -> tuple[int, int]:
+    """The plate's features from its shards' files, written to ``out`` a row group at a time
+    (ParquetStream: a plate's table need not fit in memory), after checking that together
+    they are the cells table's rows in order; returns (rows, columns)."""
+    keys = pd.concat([pd.read_parquet(path, columns=CELL_KEY) for path in paths])
+    check_cells_order(keys.reset_index(drop=True), cells)
+    with ParquetStream(out, pq.ParquetFile(paths[0]).schema_arrow, provenance) as stream:
+        for path in paths:  # pyarrow's pre-buffering keeps the bytes of the row group read
+            shard = pq.ParquetFile(path, pre_buffer=False)  # beside the table made of them
+            for group in range(shard.num_row_groups):
+                stream.write(shard.read_row_group(group))
+    return stream.rows, len(stream.schema)
+
+
+def check_cells_order(keys: pd.DataFrame, cells: pd.DataFrame) -> None:
+    """Check that ``keys`` (the ``CELL_KEY`` columns of a plate's features) are the cells
+    table's rows in order: what every later stage reads the features by."""
+    if len(keys) != len(cells) or not keys[CELL_KEY].reset_index(drop=True).equals(
+        cells[CELL_KEY].reset_index(drop=True)
     ):
         raise ValueError(
-            f"the features hold {len(table)} cells that are not the cells table's "
+            f"the features hold {len(keys)} cells that are not the cells table's "
             f"{len(cells)} in order; rerun the features stage of this plate"
         )
-    return table

@@ -1,11 +1,12 @@
 """One shard of a plate through the features stage, in the cells table's row order.
 
 A shard is the same contiguous block of sites as in segmentation (``shard_sites``), so the
-shards' tables, concatenated in order, are the plate's ``features/{plate}.parquet``: one row
-per row of ``cells/{plate}.parquet``, its ``Metadata_`` columns first. Sites are read, corrected
-and measured in ``threads`` worker processes, a few ahead of the writer; the job log gets
-progress, the CPU seconds of each measurement module and the features that came out NaN (with
-how many cells), since NaN is what CellProfiler also gives for what it cannot measure.
+shards' files, gathered in order, are the plate's ``features/{plate}.parquet``: one row per row
+of ``cells/{plate}.parquet``, its ``Metadata_`` columns first. Sites are read, corrected and
+measured in ``threads`` worker processes, a few ahead of the writer, which streams each site's
+rows to the file (a plate's table is gigabytes); the job log gets progress, the CPU seconds of
+each measurement module and the features that came out NaN (with how many cells), since NaN is
+what CellProfiler also gives for what it cannot measure.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from debatch.core.images import check_illum, read_raw_site
+from debatch.core.io import ParquetStream
 from debatch.core.parallel import ordered_map
 from debatch.core.shards import shard_sites
+from debatch.features.gather import CELL_KEY, check_cells_order
 from debatch.features.site import feature_names, measure_site, site_images
 from debatch.settings import FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
 
@@ -92,10 +96,10 @@ def _sites(tasks: list, setup: tuple, processes: int) -> Iterator[tuple[pd.DataF
         yield from ordered_map(pool, _measure, tasks, 2 * processes)
 
 
-def _log_missing(features: pd.DataFrame) -> None:
-    """One line on the NaN features and the most affected, so a reader sees what failed."""
-    missing = features.isna().sum()
-    missing = missing[missing > 0].sort_values(ascending=False)
+def _log_missing(nan_counts: pd.Series) -> None:
+    """One line on the features that came out NaN for some cells (``nan_counts``: cells per
+    feature) and the most affected, so a reader sees what failed."""
+    missing = nan_counts[nan_counts > 0].sort_values(ascending=False)
     if missing.empty:
         log.info("features: no NaN")
         return
@@ -104,9 +108,17 @@ def _log_missing(features: pd.DataFrame) -> None:
         "features: %d of %d features NaN for some cells (CellProfiler gives NaN there too: "
         "objects too small or empty, undefined correlations); most cells: %s",
         len(missing),
-        features.shape[1],
+        len(nan_counts),
         worst,
     )
+
+
+def features_schema(metadata: pd.DataFrame, names: list[str]) -> pa.Schema:
+    """A features file's columns: those of ``metadata`` (the cells table's ``Metadata_``
+    columns), then ``names`` as float32."""
+    features = pd.DataFrame(np.empty((0, len(names)), np.float32), columns=names)
+    empty = pd.concat([metadata.head(0), features], axis=1)
+    return pa.Schema.from_pandas(empty, preserve_index=False)
 
 
 def measure_shard(
@@ -117,45 +129,55 @@ def measure_shard(
     channels: list[str],
     illum: dict[str, np.ndarray] | None,
     masks_path: str | os.PathLike,
+    out: str | os.PathLike,
     params: dict | None = None,
     threads: int = 1,
-) -> pd.DataFrame:
-    """CellProfiler features of the cells of shard ``shard`` of ``shards``: the cells table's
-    ``Metadata_`` columns, then float32 features (``feature_names``), one row per cell."""
+    provenance: dict | None = None,
+) -> tuple[int, int]:
+    """Write the CellProfiler features of the cells of shard ``shard`` of ``shards`` to the
+    Parquet file ``out`` (``features_schema``: the cells table's ``Metadata_`` columns, then
+    ``feature_names``), one row per cell, and return its (rows, columns).
+
+    Each site's rows go to the file as they are measured (ParquetStream), so the job holds
+    about one row group, not the plate's table: a 384-well plate of 9 dense sites has
+    hundreds of thousands of cells x thousands of features. A whole plate (one shard) is
+    checked to be the cells table's rows in order before the file is committed.
+    """
     features_settings = FEATURES.merge(params)
     sites = shard_sites(manifest, shards, shard)
     by_site = dict(tuple(cells.groupby(SITE_KEY, sort=False)))
     rows = [row for row in sites.to_dict("records") if (row[WELL], row[SITE]) in by_site]
     metadata = [c for c in cells.columns if c.startswith(METADATA)]
+    names = feature_names(channels, features_settings)
     tasks = [(row, by_site[row[WELL], row[SITE]][OBJECT].to_numpy()) for row in rows]
     timings: dict[str, float] = {}
-    tables = []
+    keys, nan_counts = [cells[CELL_KEY].head(0)], np.zeros(len(names), np.int64)
     step = max(1, round(len(rows) / 10))
     measured = _sites(tasks, (masks_path, channels, illum, features_settings), threads)
-    for done, (row, (features, spent)) in enumerate(zip(rows, measured), start=1):
-        site_cells = by_site[row[WELL], row[SITE]][metadata].reset_index(drop=True)
-        tables.append(pd.concat([site_cells, features], axis=1))
-        for module, seconds in spent.items():
-            timings[module] = timings.get(module, 0.0) + seconds
-        if done % step == 0 or done == len(rows):
-            log.info(
-                "shard %d/%d: measured %d/%d sites, %d cells",
-                shard + 1,
-                shards,
-                done,
-                len(rows),
-                sum(map(len, tables)),
-            )
-    if not tables:  # a shard without cells: the right columns, no rows
-        columns = metadata + feature_names(channels, features_settings)
-        return pd.DataFrame(columns=columns).astype(
-            {c: np.float32 for c in columns[len(metadata) :]}
-        )
-    table = pd.concat(tables, ignore_index=True)
+    with ParquetStream(out, features_schema(cells[metadata], names), provenance) as stream:
+        for done, (row, (features, spent)) in enumerate(zip(rows, measured), start=1):
+            site_cells = by_site[row[WELL], row[SITE]][metadata].reset_index(drop=True)
+            stream.write(pd.concat([site_cells, features], axis=1))
+            keys.append(site_cells[CELL_KEY])
+            nan_counts += np.isnan(features.to_numpy()).sum(axis=0)
+            for module, seconds in spent.items():
+                timings[module] = timings.get(module, 0.0) + seconds
+            if done % step == 0 or done == len(rows):
+                log.info(
+                    "shard %d/%d: measured %d/%d sites, %d cells",
+                    shard + 1,
+                    shards,
+                    done,
+                    len(rows),
+                    stream.rows,
+                )
+        if shards == 1:
+            check_cells_order(pd.concat(keys, ignore_index=True), cells)
     if timings:
         spent = sorted(timings.items(), key=lambda item: -item[1])
         log.info(
             "features: CPU seconds per module: %s", ", ".join(f"{k} {v:.1f}" for k, v in spent)
         )
-    _log_missing(table.drop(columns=metadata))
-    return table
+    if rows:
+        _log_missing(pd.Series(nan_counts, names))
+    return stream.rows, len(stream.schema)
