@@ -1,6 +1,6 @@
 """The features stage's memory at a screen's plate size: does a job hold the plate's table?
 
-    .venv/bin/python benchmarks/features_memory.py    # ~5 min; ~30 GB of temporary files
+    .venv/bin/python benchmarks/features_memory.py    # ~4 min; up to ~17 GB of temporary files
 
 A 384-well plate of 9 sites at the dense field's cells per site (site_cost.json), each cell
 with the default measurements' float32 features of the demo's five channels (``feature_names``)
@@ -13,8 +13,8 @@ reset first):
 - a features job of the whole plate (``measure_shard``'s writer: ``ParquetStream``, site by
   site), and one of a quarter of it (``segment.shards: 4``);
 - the gather of the four shards' files into the plate's (``gather_features``);
-- the reference: a quarter plate's table held whole and then written, as the features stage
-  did before (its sites' tables concatenated, then ``write_parquet``).
+- the reference: a quarter plate's table held whole and then written, the features stage's way
+  before it streamed (its sites' tables concatenated, then ``write_parquet``).
 
 Goal: every job's peak at a screen's plate within its rule's ``mem_mb``
 (workflow/rules/features.smk). Prints markdown.

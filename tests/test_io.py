@@ -154,4 +154,7 @@ def test_a_streamed_parquet_file_is_laid_out_by_its_rows_not_by_how_they_came(
         with io.ParquetStream(tmp_path / "failed.parquet", schema) as stream:
             stream.write(table)  # four row groups on disk already
             raise RuntimeError("killed")
+    with pytest.raises(pa.ArrowInvalid):  # rows that do not fit, found as the last group is cut
+        with io.ParquetStream(tmp_path / "unfit.parquet", schema) as stream:
+            stream.write(table.head(3).assign(a="text"))
     assert sorted(os.listdir(tmp_path)) == ["sites.parquet", "whole.parquet"]

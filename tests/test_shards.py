@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -225,3 +226,25 @@ def test_gathering_a_plate_imports_no_segmentation_or_measuring_code():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert imported == "[]"
+
+
+def test_a_features_file_takes_its_metadata_types_from_the_values(tmp_path):
+    """pandas 2 reads text as ``object``, whose empty column Arrow cannot type: the schema
+    comes from the cells' values, and a shard of other columns is refused by name."""
+    from debatch.core.io import write_parquet
+    from debatch.features.plate import features_schema
+
+    cells = pd.DataFrame(
+        {"Metadata_Well": np.array(["A01", "A02"], object), "Metadata_Site": [1, 1]}
+    ).assign(Metadata_ObjectNumber=[1, 1])
+    schema = features_schema(cells, ["Cells_AreaShape_Area"])
+    assert pa.types.is_large_string(schema.field("Metadata_Well").type) or pa.types.is_string(
+        schema.field("Metadata_Well").type
+    )
+    assert schema.field("Cells_AreaShape_Area").type == pa.float32()
+    first, other = tmp_path / "shard0.parquet", tmp_path / "shard1.parquet"
+    write_parquet(cells.head(1).assign(Cells_AreaShape_Area=np.float32(1)), first)
+    write_parquet(cells.tail(1).assign(Cells_AreaShape_Perimeter=np.float32(1)), other)
+    with pytest.raises(ValueError, match=f"^{other}: not the columns of {first}"):
+        gather_features([first, other], cells, tmp_path / "plate.parquet")
+    assert not (tmp_path / "plate.parquet").exists()

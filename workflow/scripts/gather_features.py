@@ -4,7 +4,7 @@ import pandas as pd
 
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.features.gather import gather_features
+from debatch.features.gather import CELL_KEY, gather_features
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(
@@ -12,7 +12,7 @@ PROVENANCE = job_provenance(
 )
 shape = gather_features(
     snakemake.input.shards,
-    pd.read_parquet(snakemake.input.cells),
+    pd.read_parquet(snakemake.input.cells, columns=CELL_KEY),
     snakemake.output[0],
     PROVENANCE,
 )

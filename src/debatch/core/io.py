@@ -109,7 +109,8 @@ def write_parquet_table(table: pa.Table, path: str | os.PathLike) -> None:
 
 
 # The rows a Parquet row group holds: about this many bytes of fixed-width values. A streamed
-# table's writer holds about one row group, whatever the table's length.
+# table's writer holds a few row groups, whatever the table's length; a smaller group holds
+# less, but a reader then reads each column in more chunks.
 ROW_GROUP_BYTES = 256 * 2**20
 
 
@@ -122,7 +123,10 @@ def parquet_schema(schema: pa.Schema) -> pa.Schema:
     measurable" as CellProfiler writes it, not a null (:func:`_nan_for_null`).
     """
     return pa.schema(
-        [field.with_nullable(not pa.types.is_floating(field.type)) for field in schema],
+        [
+            field.with_nullable(False) if pa.types.is_floating(field.type) else field
+            for field in schema
+        ],
         metadata=schema.metadata,
     )
 
@@ -143,7 +147,8 @@ class ParquetStream:
     """A Parquet file written a block of rows at a time, renamed into place on a clean exit
     (atomic_path), for tables too large to hold whole: a full plate's CellProfiler features
     are gigabytes. Rows are buffered and written as row groups of a fixed number of rows
-    (``ROW_GROUP_BYTES`` of values), so the writer holds about one row group and the file's
+    (``ROW_GROUP_BYTES`` of values), so the writer holds a few row groups (the buffered blocks,
+    their concatenation, Arrow's table of it) whatever the table's length, and the file's
     layout depends on its rows alone, not on how they were handed in: a plate's features
     measured in one job or gathered from shards are the same file.
 
@@ -167,13 +172,16 @@ class ParquetStream:
         self._rows_per_group = max(1, ROW_GROUP_BYTES // _row_bytes(self.schema))
         self._pending: list[pd.DataFrame | pa.Table] = []  # in order, not yet written
         self._pending_rows = 0
-        self._atomic = atomic_path(path)
         floats = {field.name for field in self.schema if pa.types.is_floating(field.type)}
-        self._writer = pq.ParquetWriter(
-            self._atomic.__enter__(),
-            self.schema,
-            use_dictionary=[name for name in self.schema.names if name not in floats],
-        )
+        self._atomic = atomic_path(path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._writer = pq.ParquetWriter(
+                tmp, self.schema, use_dictionary=[n for n in self.schema.names if n not in floats]
+            )
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
 
     def write(self, rows: pd.DataFrame | pa.Table) -> None:
         """Append ``rows`` (the schema's columns, in its order)."""
@@ -205,15 +213,25 @@ class ParquetStream:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
+        """Write the last rows and rename the file into place; on any failure (the caller's,
+        a last block that does not fit the schema, a full disk) close the writer and remove
+        the temporary file instead."""
+        failed = error
         try:
-            if error is None and self._pending_rows:
+            if failed is None and self._pending_rows:
                 self._write_groups(final=True)
+        except BaseException as writing:
+            failed = writing
+        try:
             self._writer.close()
-        except OSError as closing:  # e.g. the disk filled up as the last row group was written
-            if error is None:
-                self._atomic.__exit__(type(closing), closing, closing.__traceback__)
-                raise
-        self._atomic.__exit__(kind, error, traceback)
+        except BaseException as closing:
+            failed = failed or closing
+        if failed is None:
+            self._atomic.__exit__(None, None, None)
+            return
+        self._atomic.__exit__(type(failed), failed, failed.__traceback__)  # a disk's WriteError
+        if failed is not error:
+            raise failed
 
 
 def _row_bytes(schema: pa.Schema) -> int:

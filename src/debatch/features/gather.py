@@ -23,11 +23,16 @@ def gather_features(
     provenance: dict | None = None,
 ) -> tuple[int, int]:
     """The plate's features from its shards' files, written to ``out`` a row group at a time
-    (ParquetStream: a plate's table need not fit in memory), after checking that together
-    they are the cells table's rows in order; returns (rows, columns)."""
+    (ParquetStream: a plate's table need not fit in memory), after checking that they have the
+    same columns and together are the cells table's rows in order (``cells``: its
+    ``CELL_KEY`` columns are enough); returns (rows, columns)."""
+    schema = pq.read_schema(paths[0])
+    for path in paths[1:]:
+        if not pq.read_schema(path).equals(schema):
+            raise ValueError(f"{path}: not the columns of {paths[0]}; rerun its features job")
     keys = pd.concat([pd.read_parquet(path, columns=CELL_KEY) for path in paths])
     check_cells_order(keys.reset_index(drop=True), cells)
-    with ParquetStream(out, pq.ParquetFile(paths[0]).schema_arrow, provenance) as stream:
+    with ParquetStream(out, schema, provenance) as stream:
         for path in paths:  # pyarrow's pre-buffering keeps the bytes of the row group read
             shard = pq.ParquetFile(path, pre_buffer=False)  # beside the table made of them
             for group in range(shard.num_row_groups):

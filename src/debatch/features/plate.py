@@ -115,10 +115,10 @@ def _log_missing(nan_counts: pd.Series) -> None:
 
 def features_schema(metadata: pd.DataFrame, names: list[str]) -> pa.Schema:
     """A features file's columns: those of ``metadata`` (the cells table's ``Metadata_``
-    columns), then ``names`` as float32."""
-    features = pd.DataFrame(np.empty((0, len(names)), np.float32), columns=names)
-    empty = pd.concat([metadata.head(0), features], axis=1)
-    return pa.Schema.from_pandas(empty, preserve_index=False)
+    columns, their types read from their values: pandas 2 holds text as ``object``), then
+    ``names`` as float32."""
+    features = pa.schema([(name, pa.float32()) for name in names])
+    return pa.unify_schemas([pa.Schema.from_pandas(metadata, preserve_index=False), features])
 
 
 def measure_shard(
@@ -152,13 +152,15 @@ def measure_shard(
     tasks = [(row, by_site[row[WELL], row[SITE]][OBJECT].to_numpy()) for row in rows]
     timings: dict[str, float] = {}
     keys, nan_counts = [cells[CELL_KEY].head(0)], np.zeros(len(names), np.int64)
+    whole_plate = shards == 1  # then checked against the cells table before it is committed
     step = max(1, round(len(rows) / 10))
     measured = _sites(tasks, (masks_path, channels, illum, features_settings), threads)
     with ParquetStream(out, features_schema(cells[metadata], names), provenance) as stream:
         for done, (row, (features, spent)) in enumerate(zip(rows, measured), start=1):
             site_cells = by_site[row[WELL], row[SITE]][metadata].reset_index(drop=True)
             stream.write(pd.concat([site_cells, features], axis=1))
-            keys.append(site_cells[CELL_KEY])
+            if whole_plate:
+                keys.append(site_cells[CELL_KEY])
             nan_counts += np.isnan(features.to_numpy()).sum(axis=0)
             for module, seconds in spent.items():
                 timings[module] = timings.get(module, 0.0) + seconds
@@ -171,7 +173,7 @@ def measure_shard(
                     len(rows),
                     stream.rows,
                 )
-        if shards == 1:
+        if whole_plate:
             check_cells_order(pd.concat(keys, ignore_index=True), cells)
     if timings:
         spent = sorted(timings.items(), key=lambda item: -item[1])
