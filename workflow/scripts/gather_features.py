@@ -4,7 +4,8 @@ import pandas as pd
 
 from debatch.core.logs import setup_logging
 from debatch.core.provenance import job_provenance
-from debatch.features.gather import CELL_KEY, gather_features
+from debatch.features.gather import gather_features
+from debatch.settings import CELL_KEY
 
 log = setup_logging(snakemake.log[0])
 PROVENANCE = job_provenance(

@@ -95,16 +95,16 @@ def open_npy(path: str | os.PathLike, dtype, shape: tuple) -> np.memmap:
 def write_parquet(
     df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None
 ) -> None:
-    """``df`` as Parquet (no index), laid out as :class:`ParquetStream` writes it;
+    """``df`` as Parquet (no index): :func:`write_parquet_table`."""
+    write_parquet_table(pa.Table.from_pandas(df, preserve_index=False), path, provenance)
+
+
+def write_parquet_table(
+    table: pa.Table, path: str | os.PathLike, provenance: dict | None = None
+) -> None:
+    """``table`` as Parquet, atomically, laid out as :class:`ParquetStream` writes it;
     ``provenance`` (debatch.core.provenance) goes into the file's key-value metadata."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
     with ParquetStream(path, table.schema, provenance) as stream:
-        stream.write(table)
-
-
-def write_parquet_table(table: pa.Table, path: str | os.PathLike) -> None:
-    """``table`` as Parquet, atomically, laid out as :class:`ParquetStream` writes it."""
-    with ParquetStream(path, table.schema) as stream:
         stream.write(table)
 
 

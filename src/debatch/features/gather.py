@@ -11,9 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from debatch.core.io import ParquetStream
-from debatch.settings import OBJECT, SITE_KEY
-
-CELL_KEY = [*SITE_KEY, OBJECT]  # the columns that name a cell, in the cells table and features
+from debatch.settings import CELL_KEY
 
 
 def gather_features(

@@ -25,9 +25,9 @@ from debatch.core.images import check_illum, read_raw_site
 from debatch.core.io import ParquetStream
 from debatch.core.parallel import ordered_map
 from debatch.core.shards import shard_sites
-from debatch.features.gather import CELL_KEY, check_cells_order
+from debatch.features.gather import check_cells_order
 from debatch.features.site import feature_names, measure_site, site_images
-from debatch.settings import FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
+from debatch.settings import CELL_KEY, FEATURES, METADATA, OBJECT, SITE, SITE_KEY, WELL
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,12 @@ def _sites(tasks: list, setup: tuple, processes: int) -> Iterator[tuple[pd.DataF
         yield from ordered_map(pool, _measure, tasks, 2 * processes)
 
 
+def _log_timings(timings: dict[str, float]) -> None:
+    """One line on the CPU seconds each measurement module took, the costliest first."""
+    spent = sorted(timings.items(), key=lambda item: -item[1])
+    log.info("features: CPU seconds per module: %s", ", ".join(f"{k} {v:.1f}" for k, v in spent))
+
+
 def _log_missing(nan_counts: pd.Series) -> None:
     """One line on the features that came out NaN for some cells (``nan_counts``: cells per
     feature) and the most affected, so a reader sees what failed."""
@@ -139,7 +145,7 @@ def measure_shard(
     ``feature_names``), one row per cell, and return its (rows, columns).
 
     Each site's rows go to the file as they are measured (ParquetStream), so the job holds
-    about one row group, not the plate's table: a 384-well plate of 9 dense sites has
+    a few row groups, not the plate's table: a 384-well plate of 9 dense sites has
     hundreds of thousands of cells x thousands of features. A whole plate (one shard) is
     checked to be the cells table's rows in order before the file is committed.
     """
@@ -176,10 +182,7 @@ def measure_shard(
         if whole_plate:
             check_cells_order(pd.concat(keys, ignore_index=True), cells)
     if timings:
-        spent = sorted(timings.items(), key=lambda item: -item[1])
-        log.info(
-            "features: CPU seconds per module: %s", ", ".join(f"{k} {v:.1f}" for k, v in spent)
-        )
+        _log_timings(timings)
     if rows:
         _log_missing(pd.Series(nan_counts, names))
     return stream.rows, len(stream.schema)

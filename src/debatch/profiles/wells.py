@@ -31,6 +31,7 @@ from debatch.profiles.aggregate import aggregate_parquet
 from debatch.profiles.feature_select import select_features
 from debatch.profiles.normalise import normalise_plates
 from debatch.settings import (
+    CELL_KEY,
     COUNT_CELLS,
     GUARDS,
     OBJECT,
@@ -38,6 +39,7 @@ from debatch.settings import (
     POSITIONAL_FEATURES,
     PROFILES,
     SITE_KEY,
+    WELL,
     feature_columns,
 )
 
@@ -51,16 +53,15 @@ def profiled_rows(features_path, cells_path) -> np.ndarray:
         table = pq.read_table(features_path, columns=SITE_KEY).to_pandas()
         sites = pd.MultiIndex.from_frame(pd.read_parquet(cells_path, columns=SITE_KEY))
         return np.flatnonzero(pd.MultiIndex.from_frame(table).isin(sites))
-    key = [*SITE_KEY, OBJECT]
-    table = pq.read_table(features_path, columns=key).to_pandas()
-    wanted = pd.read_parquet(cells_path, columns=key)
+    table = pq.read_table(features_path, columns=CELL_KEY).to_pandas()
+    wanted = pd.read_parquet(cells_path, columns=CELL_KEY)
     position = pd.Series(np.arange(len(table)), index=pd.MultiIndex.from_frame(table))
     found = pd.MultiIndex.from_frame(wanted)
     missing = ~found.isin(position.index)
     if missing.any():
         raise ValueError(
             f"{features_path}: {int(missing.sum())} cells of {cells_path} have no features "
-            f"(first: well {wanted[key[0]].iloc[np.argmax(missing)]}); rerun the features stage"
+            f"(first: well {wanted[WELL].iloc[np.argmax(missing)]}); rerun the features stage"
         )
     return position.loc[found].to_numpy()
 

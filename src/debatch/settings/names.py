@@ -18,6 +18,7 @@ CELL_TYPE, DATASET = "Metadata_cell_type", "Metadata_dataset"
 # a well's cell count under pycytominer.aggregate's name; a treatment's well count
 COUNT_CELLS, COUNT_WELLS = "Metadata_Object_Count", "Metadata_Count_Wells"
 SITE_KEY = [WELL, SITE]  # a site within a plate; every per-site table is sorted by it
+CELL_KEY = [*SITE_KEY, OBJECT]  # a cell within a plate: the cells table's rows, in its order
 PATH = "Path_"  # manifest: Path_{channel} per logical channel
 CENTER_X, CENTER_Y = "Nuclei_Location_Center_X", "Nuclei_Location_Center_Y"
 QC_PASS, QC_FAILED, SITE_CELLS = "QC_Pass", "QC_Failed", "Count_Cells"
